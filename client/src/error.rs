@@ -1,0 +1,53 @@
+//! Errors of the fgrab client library.
+
+use std::path::PathBuf;
+
+/// Result type of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What went wrong, with the context a user needs to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The device node could not be opened.
+    #[error("cannot open {path}: {source}")]
+    Open {
+        /// The node.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The io_uring instance could not be created or used.
+    #[error("io_uring {operation} failed: {source}")]
+    Ring {
+        /// Which ring operation.
+        operation: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The driver rejected a command.
+    #[error("{command} rejected by the driver: {}", std::io::Error::from_raw_os_error(*.errno))]
+    Command {
+        /// Which command.
+        command: &'static str,
+        /// Positive errno.
+        errno: i32,
+    },
+    /// The driver speaks another ABI version than this library.
+    #[error("driver ABI version {driver}, library expects {library}")]
+    AbiMismatch {
+        /// What the driver reported.
+        driver: u32,
+        /// What this library was built for.
+        library: u32,
+    },
+}
+
+impl Error {
+    /// The errno of a rejected command, if this is one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Command { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+}

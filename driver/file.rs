@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! File operations of `/dev/fgrabN`, called from the table in `shim.c`.
+
+use core::ffi::{c_int, c_uint};
+use kernel::{bindings, prelude::*, sync::Arc, types::ForeignOwnable};
+
+use crate::{
+    card::Card,
+    shim::{MiscNode, RawUringCmd, UringCmd},
+    uring,
+};
+
+/// What one open file of a card owns.
+pub(crate) struct OpenFile {
+    card: Arc<Card>,
+}
+
+impl OpenFile {
+    /// The card this file was opened on.
+    pub(crate) fn card(&self) -> &Card {
+        &self.card
+    }
+}
+
+/// `->open`: attaches an [`OpenFile`] to the file.
+///
+/// # Safety
+///
+/// Called by the VFS through `misc_open()`, which stored the `struct miscdevice` in
+/// `file->private_data` and holds `misc_mtx` for the duration.
+#[no_mangle]
+unsafe extern "C" fn fgrab_file_open(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+    // SAFETY: `file` is valid during open; `misc_open()` set `private_data` to our node's
+    // `struct miscdevice`, which stays registered while `misc_mtx` is held.
+    let node = unsafe { MiscNode::from_raw((*file).private_data.cast()) };
+    let open = match KBox::new(
+        OpenFile {
+            card: node.card().clone(),
+        },
+        GFP_KERNEL,
+    ) {
+        Ok(open) => open,
+        Err(error) => return Error::from(error).to_errno(),
+    };
+    // SAFETY: the file is being opened, so we own `private_data`; `release` takes it back.
+    unsafe { (*file).private_data = open.into_foreign().cast() };
+    0
+}
+
+/// `->release`: drops the file's [`OpenFile`].
+///
+/// # Safety
+///
+/// Called by the VFS once, after the last reference to a file opened by `fgrab_file_open`.
+#[no_mangle]
+unsafe extern "C" fn fgrab_file_release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+    // SAFETY: `private_data` was set by `fgrab_file_open` from `KBox::into_foreign`, and
+    // release runs once, after every other file operation finished.
+    drop(unsafe { KBox::<OpenFile>::from_foreign((*file).private_data.cast()) });
+    0
+}
+
+/// `->uring_cmd`: decodes and answers one io_uring command.
+///
+/// # Safety
+///
+/// Called by io_uring with a valid command on a file opened by `fgrab_file_open`.
+#[no_mangle]
+unsafe extern "C" fn fgrab_file_uring_cmd(cmd: *mut RawUringCmd, issue_flags: c_uint) -> c_int {
+    // SAFETY: `cmd` is the command of this `->uring_cmd` call and is used only during it.
+    let cmd = unsafe { UringCmd::from_raw(cmd, issue_flags) };
+    let file = cmd.file();
+    // SAFETY: the file is open (io_uring holds a reference for the request), so its
+    // `private_data` is the `OpenFile` set in `fgrab_file_open` and not yet released.
+    let open = unsafe { <KBox<OpenFile> as ForeignOwnable>::borrow((*file).private_data.cast()) };
+    match uring::handle(open, &cmd) {
+        Ok(result) => result,
+        Err(error) => error.to_errno(),
+    }
+}

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! PCI binding: probe brings a card up as `/dev/fgrabN`, unbind takes it down.
+//!
+//! Probe is a straight line: each acquired resource is owned by a value whose `Drop`
+//! releases it, so an early `?` undoes exactly what was done.
+
+use kernel::{
+    device::Core,
+    dma::{DmaMask, Device as _},
+    io::Io,
+    pci,
+    prelude::*,
+    str::CString,
+    sync::Arc,
+};
+
+use crate::{
+    card::Card,
+    regs,
+    shim::{self, CardIndex, MiscRegistration},
+    uapi::{DeviceInfo, ABI_VERSION},
+};
+
+/// Address bits the card drives on the bus (`docs/hardware.md`: 64-bit descriptors).
+const DMA_ADDRESS_BITS: u32 = 64;
+
+/// The PCI driver.
+pub(crate) struct FgrabDriver;
+
+/// Per-binding data; dropped at unbind, fields in declaration order.
+pub(crate) struct BoundCard<'bound> {
+    /// `/dev/fgrabN`: removed first, so no new file can reach the card.
+    _misc: MiscRegistration,
+    /// BAR0, unmapped last.
+    _bar: pci::Bar<'bound, { regs::BAR0_SIZE }>,
+}
+
+kernel::pci_device_table!(
+    PCI_TABLE,
+    <FgrabDriver as pci::Driver>::IdInfo,
+    [(pci::DeviceId::from_id(pci::Vendor::XILINX, 0xf9a0), ())]
+);
+
+impl pci::Driver for FgrabDriver {
+    type IdInfo = ();
+    type Data<'bound> = BoundCard<'bound>;
+
+    const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
+
+    fn probe<'bound>(
+        pdev: &'bound pci::Device<Core<'_>>,
+        _info: Option<&'bound Self::IdInfo>,
+    ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
+        pdev.enable_device_mem()?;
+        pdev.set_master();
+        let bar = pdev.iomap_region_sized::<{ regs::BAR0_SIZE }>(0, c"fgrab")?;
+
+        let magic = bar.read(regs::ID).magic().get();
+        if magic != regs::MAGIC {
+            dev_err!(pdev, "not an fgrab card (ID register {:#010x})\n", magic);
+            return Err(ENODEV);
+        }
+        let version = bar.read(regs::VERSION);
+        if version.major().get() != regs::INTERFACE_MAJOR {
+            dev_err!(
+                pdev,
+                "hardware interface v{}.{} is not supported (driver implements v{})\n",
+                version.major().get(),
+                version.minor().get(),
+                regs::INTERFACE_MAJOR
+            );
+            return Err(ENODEV);
+        }
+        // SAFETY: probe runs before any DMA allocation or mapping for this device.
+        unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<DMA_ADDRESS_BITS>())? };
+
+        let index = CardIndex::alloc()?;
+        let info = DeviceInfo {
+            // CAST: the structure is 88 bytes.
+            struct_size: core::mem::size_of::<DeviceInfo>() as u32,
+            abi_version: ABI_VERSION,
+            card_index: index.get(),
+            hw_version: version.into_raw(),
+            vendor_id: pdev.vendor_id().as_raw(),
+            device_id: pdev.device_id(),
+            subsystem_vendor_id: pdev.subsystem_vendor_id(),
+            subsystem_id: pdev.subsystem_device_id(),
+            pci_location: shim::pci_location(pdev),
+            revision: pdev.revision_id(),
+            max_segment_bytes: bar.read(regs::MAX_SEGMENT_BYTES).bytes().get(),
+            max_descriptors_per_frame: bar.read(regs::MAX_DESCRIPTORS).count().get(),
+            frame_bytes: bar.read(regs::FRAME_BYTES).bytes().get(),
+            dma_address_bits: DMA_ADDRESS_BITS,
+            frame_period_ns: u64::from(bar.read(regs::FRAME_PERIOD_NS).nanoseconds().get()),
+            ..DeviceInfo::default()
+        };
+        let name = CString::try_from_fmt(fmt!("fgrab{}", index.get()))?;
+        let card = Arc::new(Card::new(index, info), GFP_KERNEL)?;
+        let misc = MiscRegistration::new(name, card.clone(), pdev)?;
+        dev_info!(
+            pdev,
+            "card {} ready as /dev/fgrab{}: interface v{}.{}\n",
+            card.index(),
+            card.index(),
+            version.major().get(),
+            version.minor().get()
+        );
+        Ok(BoundCard {
+            _misc: misc,
+            _bar: bar,
+        })
+    }
+}

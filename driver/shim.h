@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Interface between the fgrab C shim (shim.c) and the Rust driver. Rust declares the
+ * fgrab_shim_* functions in shim.rs and implements the fgrab_file_* callbacks in file.rs.
+ */
+#ifndef FGRAB_SHIM_H
+#define FGRAB_SHIM_H
+
+#include <linux/types.h>
+
+struct file;
+struct inode;
+struct io_uring_cmd;
+struct miscdevice;
+struct pci_dev;
+
+/* Implemented in Rust (driver/file.rs), called through fgrab's file_operations. */
+int fgrab_file_open(struct inode *inode, struct file *file);
+int fgrab_file_release(struct inode *inode, struct file *file);
+int fgrab_file_uring_cmd(struct io_uring_cmd *cmd, unsigned int issue_flags);
+
+/* Implemented in shim.c, called from Rust (driver/shim.rs). */
+int fgrab_shim_misc_register(struct miscdevice *misc, const char *name,
+			     struct pci_dev *pdev);
+void fgrab_shim_misc_deregister(struct miscdevice *misc);
+u32 fgrab_shim_pci_location(struct pci_dev *pdev);
+int fgrab_shim_card_index_alloc(void);
+void fgrab_shim_card_index_free(int index);
+u32 fgrab_shim_cmd_op(const struct io_uring_cmd *cmd);
+struct file *fgrab_shim_cmd_file(const struct io_uring_cmd *cmd);
+int fgrab_shim_cmd_payload(const struct io_uring_cmd *cmd, unsigned int issue_flags,
+			   void *dst, size_t len);
+
+#endif /* FGRAB_SHIM_H */

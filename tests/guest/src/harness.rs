@@ -1,0 +1,102 @@
+//! The guest half of the harness protocol, read by `xtask/src/report.rs`.
+//!
+//! Lines starting with `@@fgrab ` carry results: `start NAME`, `pass NAME 12ms`,
+//! `fail NAME 12ms REASON`, `info TEXT`, `kmemleak clean|VERDICT`, `done`.
+
+use crate::tests;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A guest test's verdict: `Err` carries the reason.
+pub type TestResult = Result<(), String>;
+
+/// Limit for one test; a test that needs longer is broken or hung.
+const TEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Returns `Err(message)` from the enclosing test unless `condition` holds.
+#[macro_export]
+macro_rules! ensure {
+    ($condition:expr, $($message:tt)+) => {
+        if !$condition {
+            return Err(format!($($message)+));
+        }
+    };
+}
+
+/// Prints a figure or note that the host shows and keeps.
+pub fn info(text: &str) {
+    println!("@@fgrab info {text}");
+}
+
+/// Runs the named test in this process: 0 on success, 1 on failure (reason printed).
+pub fn run_in_process(name: &str) -> i32 {
+    let Some(test) = tests::ALL.iter().find(|test| test.name == name) else {
+        println!("error: no test named `{name}`");
+        return 1;
+    };
+    match (test.run)() {
+        Ok(()) => 0,
+        Err(reason) => {
+            println!("error: {reason}");
+            1
+        }
+    }
+}
+
+/// Runs tests one process each and prints their results; returns how many failed.
+pub fn run_tests(names: &[String]) -> usize {
+    let mut failed = 0;
+    for name in names {
+        println!("@@fgrab start {name}");
+        let started = Instant::now();
+        let outcome = run_child(name);
+        let millis = started.elapsed().as_millis();
+        match outcome {
+            Ok(()) => println!("@@fgrab pass {name} {millis}ms"),
+            Err(reason) => {
+                failed += 1;
+                println!("@@fgrab fail {name} {millis}ms {reason}");
+            }
+        }
+    }
+    failed
+}
+
+fn run_child(name: &str) -> TestResult {
+    let mut child = Command::new("/bin/fgrab-guest")
+        .args(["run-test", name])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("cannot start test process: {error}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout pipe")?;
+    let reader = std::thread::spawn(move || {
+        let mut reason = None;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            if let Some(text) = line.strip_prefix("error: ") {
+                reason = Some(text.to_string());
+            }
+        }
+        reason
+    });
+    let deadline = Instant::now() + TEST_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("timed out after {}s", TEST_TIMEOUT.as_secs()));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(error) => return Err(format!("waiting for the test process: {error}")),
+        }
+    };
+    let reason = reader.join().unwrap_or(None);
+    if status.success() {
+        Ok(())
+    } else {
+        Err(reason.unwrap_or_else(|| format!("test process ended with {status}")))
+    }
+}

@@ -1,0 +1,100 @@
+//! PID 1 of the test VM.
+
+use crate::{harness, sys, tests};
+use std::time::Duration;
+
+const MODULE: &str = "/lib/modules/fgrab.ko";
+const KMEMLEAK: &str = "/sys/kernel/debug/kmemleak";
+
+/// Sets up the guest, runs the requested mode and powers off.
+pub fn main() -> ! {
+    for (source, target, fstype) in [
+        ("proc", "/proc", "proc"),
+        ("sysfs", "/sys", "sysfs"),
+        ("devtmpfs", "/dev", "devtmpfs"),
+        ("debugfs", "/sys/kernel/debug", "debugfs"),
+        ("tmpfs", "/tmp", "tmpfs"),
+    ] {
+        if let Err(error) = sys::mount(source, target, fstype) {
+            println!("init: mounting {target}: {error}");
+        }
+    }
+    // Boot-time allocations are not ours to judge: only leaks from here on count.
+    let kmemleak = std::path::Path::new(KMEMLEAK).exists();
+    if kmemleak {
+        let _ = std::fs::write(KMEMLEAK, "clear");
+    }
+    let mode = std::env::var("fgrab_mode").unwrap_or_else(|_| "test".into());
+    let requested: Vec<String> = std::env::var("fgrab_tests")
+        .map(|list| list.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+
+    let selftest =
+        requested.iter().all(|name| name.starts_with("selftest-")) && !requested.is_empty();
+    if !selftest {
+        println!("@@fgrab start module-load");
+        match sys::load_module(MODULE, "") {
+            Ok(()) => println!("@@fgrab pass module-load 0ms"),
+            Err(error) => {
+                println!("@@fgrab fail module-load 0ms finit_module({MODULE}): {error}");
+                finish(kmemleak);
+            }
+        }
+    }
+
+    match mode.as_str() {
+        "shell" => shell(),
+        "demo" => crate::tests::demo(),
+        _ => {
+            let names: Vec<String> = if requested.is_empty() {
+                tests::ALL
+                    .iter()
+                    .filter(|test| test.in_default_run)
+                    .map(|test| test.name.to_string())
+                    .collect()
+            } else {
+                requested
+            };
+            harness::run_tests(&names);
+        }
+    }
+    if !selftest {
+        println!("@@fgrab start module-unload");
+        match sys::unload_module("fgrab") {
+            Ok(()) => println!("@@fgrab pass module-unload 0ms"),
+            Err(error) => println!("@@fgrab fail module-unload 0ms delete_module(fgrab): {error}"),
+        }
+    }
+    finish(kmemleak)
+}
+
+/// Final kmemleak scan, then power off.
+fn finish(kmemleak: bool) -> ! {
+    if kmemleak {
+        // kmemleak ignores objects younger than 5 s; give everything freed above time to age.
+        std::thread::sleep(Duration::from_millis(5500));
+        let _ = std::fs::write(KMEMLEAK, "scan");
+        let _ = std::fs::write(KMEMLEAK, "scan");
+        match std::fs::read_to_string(KMEMLEAK) {
+            Ok(report) if report.trim().is_empty() => println!("@@fgrab kmemleak clean"),
+            Ok(report) => {
+                println!("{report}");
+                let count = report.matches("unreferenced object").count();
+                println!("@@fgrab kmemleak {count} suspected leaks");
+            }
+            Err(error) => println!("@@fgrab kmemleak unreadable: {error}"),
+        }
+    }
+    println!("@@fgrab done");
+    sys::power_off()
+}
+
+fn shell() {
+    let _ = std::process::Command::new("/bin/busybox")
+        .args(["--install", "-s", "/bin"])
+        .status();
+    println!("fgrab guest shell: the module is loaded; `poweroff -f` leaves.");
+    let _ = std::process::Command::new("/bin/busybox")
+        .args(["setsid", "cttyhack", "sh"])
+        .status();
+}

@@ -1,0 +1,32 @@
+//! `fgrab-guest`: `/init` of the test VM, and the runner of each guest test.
+//!
+//! As PID 1 it prepares the system, loads `fgrab.ko` and does what the kernel command line
+//! says (`fgrab_mode=test|demo|shell`, `fgrab_tests=a,b`). Each test runs in its own process
+//! (`fgrab-guest run-test NAME`) so a crash or hang is contained and reported.
+
+mod harness;
+mod init;
+mod sys;
+mod tests;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if std::process::id() == 1 {
+        init::main();
+    }
+    match args.get(1).map(String::as_str) {
+        Some("run-test") => {
+            let name = args.get(2).map(String::as_str).unwrap_or("");
+            std::process::exit(harness::run_in_process(name));
+        }
+        Some("list") => {
+            for test in tests::ALL {
+                println!("{}", test.name);
+            }
+        }
+        _ => {
+            eprintln!("usage: fgrab-guest run-test NAME | list");
+            std::process::exit(2);
+        }
+    }
+}

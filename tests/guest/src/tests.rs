@@ -1,0 +1,239 @@
+//! Guest tests: each runs in its own process on the real kernel, driver and emulated card.
+
+use crate::ensure;
+use crate::harness::{self, TestResult};
+use fgrab::Card;
+use fgrab_uapi::{ops, DeviceInfo, InfoCmd};
+use zerocopy::{FromZeros, IntoBytes};
+
+/// A guest test.
+pub struct Test {
+    /// Name used on the command line and in reports.
+    pub name: &'static str,
+    /// The test body.
+    pub run: fn() -> TestResult,
+    /// Whether a run without an explicit list includes it (self-tests are opt-in).
+    pub in_default_run: bool,
+}
+
+const fn test(name: &'static str, run: fn() -> TestResult) -> Test {
+    Test {
+        name,
+        run,
+        in_default_run: true,
+    }
+}
+
+/// Every guest test, in run order.
+pub const ALL: &[Test] = &[
+    test("driver-bound", driver_bound),
+    test("info", info_roundtrip),
+    test("info-rejects-bad-payload", info_rejects_bad_payload),
+    test("unknown-op", unknown_op),
+    test("small-sqe-ring-rejected", small_sqe_ring_rejected),
+    Test {
+        name: "selftest-fail",
+        run: selftest_fail,
+        in_default_run: false,
+    },
+    Test {
+        name: "selftest-warn",
+        run: selftest_warn,
+        in_default_run: false,
+    },
+];
+
+const CARD0: &str = "/dev/fgrab0";
+const PCI_DRIVER: &str = "/sys/bus/pci/drivers/fgrab";
+
+/// PCI addresses of the devices bound to fgrab, sorted.
+fn bound_devices() -> Vec<String> {
+    let mut devices: Vec<String> = std::fs::read_dir(PCI_DRIVER)
+        .map(|dir| {
+            dir.filter_map(|entry| entry.ok())
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.contains(':'))
+                .collect()
+        })
+        .unwrap_or_default();
+    devices.sort();
+    devices
+}
+
+fn open_card0() -> Result<Card, String> {
+    Card::open(CARD0).map_err(|error| error.to_string())
+}
+
+fn driver_bound() -> TestResult {
+    let devices = bound_devices();
+    ensure!(!devices.is_empty(), "no PCI device bound to {PCI_DRIVER}");
+    for (index, device) in devices.iter().enumerate() {
+        let node = format!("/dev/fgrab{index}");
+        let meta = std::fs::metadata(&node).map_err(|error| format!("{node}: {error}"))?;
+        use std::os::unix::fs::FileTypeExt;
+        ensure!(
+            meta.file_type().is_char_device(),
+            "{node} is not a character device"
+        );
+        harness::info(&format!("card {index}: {device} -> {node}"));
+    }
+    Ok(())
+}
+
+fn info_roundtrip() -> TestResult {
+    let mut card = open_card0()?;
+    let info = card.info().map_err(|error| error.to_string())?;
+    ensure!(
+        info.struct_size as usize == size_of::<DeviceInfo>(),
+        "struct_size {}",
+        info.struct_size
+    );
+    ensure!(info.vendor_id == 0x10ee, "vendor {:#06x}", info.vendor_id);
+    ensure!(info.device_id == 0xf9a0, "device {:#06x}", info.device_id);
+    ensure!(info.card_index == 0, "card_index {}", info.card_index);
+    ensure!(
+        info.hw_version != 0,
+        "hardware version not read from the card"
+    );
+    ensure!(info.max_segment_bytes != 0, "max_segment_bytes is 0");
+    ensure!(
+        info.reserved0 == [0; 3] && info.reserved == [0; 4],
+        "reserved fields not zero"
+    );
+    let devices = bound_devices();
+    let location = format!(
+        "{:04x}:{:02x}:{:02x}.{}",
+        info.pci_location >> 16,
+        (info.pci_location >> 8) & 0xff,
+        (info.pci_location >> 3) & 0x1f,
+        info.pci_location & 0x7
+    );
+    ensure!(
+        devices.first() == Some(&location),
+        "location {location}, sysfs has {devices:?}"
+    );
+    harness::info(&format!(
+        "card 0 at {location}: {:04x}:{:04x} rev {} hw v{:#x} abi {} max segment {} B, {} descriptors/frame",
+        info.vendor_id, info.device_id, info.revision, info.hw_version, info.abi_version,
+        info.max_segment_bytes, info.max_descriptors_per_frame
+    ));
+    Ok(())
+}
+
+/// Sends INFO with `mutate` applied and returns the CQE result.
+fn info_with(card: &mut Card, mutate: impl FnOnce(&mut InfoCmd)) -> Result<i32, String> {
+    let mut target = DeviceInfo::new_zeroed();
+    let mut request = InfoCmd {
+        addr: target.as_mut_bytes().as_mut_ptr() as u64,
+        size: size_of::<DeviceInfo>() as u32,
+        ..InfoCmd::new_zeroed()
+    };
+    mutate(&mut request);
+    card.raw_command(ops::INFO, request.as_bytes())
+        .map_err(|error| error.to_string())
+}
+
+fn info_rejects_bad_payload() -> TestResult {
+    let mut card = open_card0()?;
+    type Mutation = fn(&mut InfoCmd);
+    let cases: [(&str, Mutation, i32); 4] = [
+        ("nonzero flags", |request| request.flags = 1, libc::EINVAL),
+        (
+            "nonzero reserved",
+            |request| request.reserved[7] = 1,
+            libc::EINVAL,
+        ),
+        ("zero size", |request| request.size = 0, libc::EINVAL),
+        (
+            "unmapped address",
+            |request| request.addr = 0x10,
+            libc::EFAULT,
+        ),
+    ];
+    for (what, mutate, errno) in cases {
+        let result = info_with(&mut card, mutate)?;
+        ensure!(result == -errno, "{what}: expected -{errno}, got {result}");
+    }
+    // A short buffer gets a prefix: an older, smaller DeviceInfo keeps working.
+    let result = info_with(&mut card, |request| request.size = 8)?;
+    ensure!(
+        result == 8,
+        "size 8: expected 8 bytes written, got {result}"
+    );
+    // Nothing above disturbed the card.
+    card.info().map_err(|error| error.to_string())?;
+    Ok(())
+}
+
+fn unknown_op() -> TestResult {
+    let mut card = open_card0()?;
+    for op in [0, 0x4647_00ff, 0xffff_ffff, ops::INFO ^ 0x0100_0000] {
+        let result = card
+            .raw_command(op, &[])
+            .map_err(|error| error.to_string())?;
+        ensure!(
+            result == -libc::EOPNOTSUPP,
+            "op {op:#x}: expected -EOPNOTSUPP, got {result}"
+        );
+    }
+    Ok(())
+}
+
+/// A ring without `IORING_SETUP_SQE128` gives the driver a 16-byte payload: rejected.
+fn small_sqe_ring_rejected() -> TestResult {
+    use io_uring::{opcode, types, IoUring};
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(CARD0)
+        .map_err(|error| error.to_string())?;
+    let mut ring = IoUring::new(4).map_err(|error| error.to_string())?;
+    let entry = opcode::UringCmd16::new(types::Fd(file.as_raw_fd()), ops::INFO).build();
+    // SAFETY: the entry points to no memory.
+    unsafe { ring.submission().push(&entry) }.map_err(|error| error.to_string())?;
+    ring.submit_and_wait(1).map_err(|error| error.to_string())?;
+    let cqe = ring.completion().next().ok_or("no completion")?;
+    ensure!(
+        cqe.result() == -libc::EINVAL,
+        "expected -EINVAL, got {}",
+        cqe.result()
+    );
+    Ok(())
+}
+
+fn selftest_fail() -> TestResult {
+    Err("deliberate failure: the harness must report this test as failed".into())
+}
+
+fn selftest_warn() -> TestResult {
+    std::fs::write("/sys/kernel/debug/provoke-crash/DIRECT", "WARNING")
+        .map_err(|error| format!("lkdtm: {error}"))
+}
+
+/// `fgrab_mode=demo`: show what the driver exposes.
+pub fn demo() {
+    let devices = bound_devices();
+    println!("fgrab: {} card(s) bound to the driver", devices.len());
+    for (index, device) in devices.iter().enumerate() {
+        let path = format!("/dev/fgrab{index}");
+        match Card::open(&path).and_then(|mut card| card.info()) {
+            Ok(info) => harness::info(&format!(
+                "{path}: {} {:04x}:{:04x} rev {} hw v{:#x}, ABI {}, frame {} B every {} us, \
+                 max segment {} B, {} descriptors/frame, {}-bit DMA",
+                device,
+                info.vendor_id,
+                info.device_id,
+                info.revision,
+                info.hw_version,
+                info.abi_version,
+                info.frame_bytes,
+                info.frame_period_ns / 1000,
+                info.max_segment_bytes,
+                info.max_descriptors_per_frame,
+                info.dma_address_bits
+            )),
+            Err(error) => println!("@@fgrab fail demo 0ms {path}: {error}"),
+        }
+    }
+}

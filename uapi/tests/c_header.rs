@@ -1,0 +1,66 @@
+//! The C header must describe exactly the Rust layout: compile a C program against
+//! `include/fgrab.h` that prints every size and offset, and compare with `offset_of!`.
+
+use fgrab_uapi::{DeviceInfo, InfoCmd};
+use std::mem::{offset_of, size_of};
+use std::process::Command;
+
+/// `(C expression, Rust value)` for every layout fact of the ABI.
+fn expected() -> Vec<(&'static str, usize)> {
+    macro_rules! fields {
+        ($c:literal, $rust:ty: $($field:ident),*) => {
+            vec![
+                (concat!("sizeof(struct ", $c, ")"), size_of::<$rust>()),
+                $((concat!("offsetof(struct ", $c, ", ", stringify!($field), ")"),
+                   offset_of!($rust, $field)),)*
+            ]
+        };
+    }
+    let mut all = fields!("fgrab_info_cmd", InfoCmd: addr, size, flags, reserved);
+    all.extend(
+        fields!("fgrab_device_info", DeviceInfo: struct_size, abi_version, card_index,
+        hw_version, vendor_id, device_id, subsystem_vendor_id, subsystem_id, pci_location,
+        revision, reserved0, max_segment_bytes, max_descriptors_per_frame, frame_bytes,
+        dma_address_bits, frame_period_ns, reserved),
+    );
+    all.push(("FGRAB_ABI_VERSION", fgrab_uapi::ABI_VERSION as usize));
+    all.push(("FGRAB_CMD_PAYLOAD_BYTES", fgrab_uapi::CMD_PAYLOAD_BYTES));
+    all.push(("FGRAB_OP_INFO", fgrab_uapi::ops::INFO as usize));
+    all
+}
+
+#[test]
+fn c_header_matches_rust_layout() {
+    let expected = expected();
+    let dir = std::env::temp_dir().join(format!("fgrab-c-header-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut program = String::from(
+        "#include <stddef.h>\n#include <stdio.h>\n#include \"fgrab.h\"\nint main(void) {\n",
+    );
+    for (expression, _) in &expected {
+        program.push_str(&format!("  printf(\"%zu\\n\", (size_t)({expression}));\n"));
+    }
+    program.push_str("  return 0;\n}\n");
+    let source = dir.join("layout.c");
+    let binary = dir.join("layout");
+    std::fs::write(&source, program).unwrap();
+    let include = concat!(env!("CARGO_MANIFEST_DIR"), "/include");
+    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-std=c11", "-Wall", "-Werror", "-I", include, "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .status()
+        .expect("a C compiler (cc) is needed for this test");
+    assert!(status.success(), "the C header does not compile");
+    let output = Command::new(&binary).output().unwrap();
+    let values: Vec<usize> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| line.parse().unwrap())
+        .collect();
+    assert_eq!(values.len(), expected.len());
+    for ((expression, rust), c) in expected.iter().zip(values) {
+        assert_eq!(*rust, c, "{expression}: Rust says {rust}, C says {c}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,156 @@
+//! Guest user space: static musl binaries and the initramfs that carries them.
+
+use crate::{cmd, host, kernel, paths};
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Guest programs built from this workspace, installed as `/bin/<name>`.
+const GUEST_BINARIES: &[&str] = &["fgrab-guest"];
+
+/// Builds the guest binaries for the musl target and returns their directory.
+pub fn build_binaries(env: &paths::Env) -> Result<PathBuf> {
+    cmd::step("building guest programs (static musl)");
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .current_dir(&env.root)
+        .args(["build", "--release", "--target", host::GUEST_TARGET]);
+    for binary in GUEST_BINARIES {
+        cargo.args(["--bin", binary]);
+    }
+    cargo.args(["--package", "fgrab-guest"]);
+    cmd::run(&mut cargo)?;
+    Ok(env.target().join(host::GUEST_TARGET).join("release"))
+}
+
+/// Writes the initramfs for one kernel profile and returns its path.
+///
+/// `/init` is `fgrab-guest`, which mounts the pseudo file systems, loads the module and runs
+/// what the kernel command line asks for. Busybox is there for the interactive shell.
+pub fn initramfs(
+    env: &paths::Env,
+    kernel: &kernel::Built,
+    binaries: &Path,
+    module: &Path,
+) -> Result<PathBuf> {
+    let mut archive = Cpio::default();
+    for dir in [
+        "bin",
+        "dev",
+        "proc",
+        "sys",
+        "tmp",
+        "run",
+        "lib",
+        "lib/modules",
+        "mnt",
+    ] {
+        archive.dir(dir);
+    }
+    archive.file("init", &read(&binaries.join("fgrab-guest"))?, 0o755);
+    for binary in GUEST_BINARIES {
+        archive.file(
+            &format!("bin/{binary}"),
+            &read(&binaries.join(binary))?,
+            0o755,
+        );
+    }
+    let busybox = kernel.sysroot.root.join("usr/bin/busybox");
+    archive.file("bin/busybox", &read(&busybox)?, 0o755);
+    archive.symlink("bin/sh", "busybox");
+    archive.file("lib/modules/fgrab.ko", &read(module)?, 0o644);
+
+    let out = env
+        .target()
+        .join("vm")
+        .join(kernel.profile.name())
+        .join("initramfs.cpio");
+    std::fs::create_dir_all(out.parent().unwrap_or(Path::new(".")))?;
+    std::fs::write(&out, archive.finish()).with_context(|| format!("writing {}", out.display()))?;
+    Ok(out)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// A `newc` cpio archive writer (the format the kernel unpacks as initramfs).
+#[derive(Default)]
+struct Cpio {
+    bytes: Vec<u8>,
+    next_inode: u32,
+}
+
+impl Cpio {
+    fn dir(&mut self, name: &str) {
+        self.entry(name, 0o040_755, &[]);
+    }
+
+    fn file(&mut self, name: &str, data: &[u8], permissions: u32) {
+        self.entry(name, 0o100_000 | permissions, data);
+    }
+
+    fn symlink(&mut self, name: &str, target: &str) {
+        self.entry(name, 0o120_777, target.as_bytes());
+    }
+
+    fn entry(&mut self, name: &str, mode: u32, data: &[u8]) {
+        self.next_inode += 1;
+        let fields = [
+            self.next_inode,
+            mode,
+            0, // uid
+            0, // gid
+            1, // nlink
+            0, // mtime: fixed, so the archive is reproducible
+            data.len() as u32,
+            0,
+            0,
+            0,
+            0,
+            name.len() as u32 + 1,
+            0, // checksum, unused by newc
+        ];
+        self.bytes.extend_from_slice(b"070701");
+        for field in fields {
+            self.bytes
+                .extend_from_slice(format!("{field:08x}").as_bytes());
+        }
+        self.bytes.extend_from_slice(name.as_bytes());
+        self.bytes.push(0);
+        self.pad();
+        self.bytes.extend_from_slice(data);
+        self.pad();
+    }
+
+    fn pad(&mut self) {
+        while !self.bytes.len().is_multiple_of(4) {
+            self.bytes.push(0);
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.entry("TRAILER!!!", 0, &[]);
+        self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newc_layout() {
+        let mut archive = Cpio::default();
+        archive.file("init", b"abc", 0o755);
+        let bytes = archive.finish();
+        assert_eq!(&bytes[..6], b"070701");
+        // Header is 110 bytes, then "init\0" padded to a multiple of 4, then data padded.
+        assert_eq!(&bytes[110..115], b"init\0");
+        assert_eq!(&bytes[116..119], b"abc");
+        assert_eq!(bytes.len() % 4, 0);
+        let trailer = 120;
+        assert_eq!(&bytes[trailer..trailer + 6], b"070701");
+        assert_eq!(&bytes[trailer + 110..trailer + 120], b"TRAILER!!!");
+    }
+}

@@ -1,0 +1,152 @@
+//! What the host itself needs: a few Debian packages, a rustup target, and the Debian mirror.
+//!
+//! Everything heavier (kernel toolchain, QEMU) lives in the trixie sysroot, so the host's own
+//! system stays as it was apart from the packages listed here.
+
+use crate::cmd;
+use anyhow::{bail, Result};
+use std::path::Path;
+use std::process::Command;
+
+/// Host packages: `debootstrap` builds the sysroot; `liburing-dev` serves the C examples.
+const HOST_PACKAGES: &[&str] = &["debootstrap", "liburing-dev"];
+
+/// Guest programs are static musl binaries: no libc to ship in the initramfs.
+pub const GUEST_TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// Installs missing host packages (apt) and the guest Rust target (rustup). Idempotent.
+pub fn ensure() -> Result<()> {
+    let missing: Vec<&str> = HOST_PACKAGES
+        .iter()
+        .copied()
+        .filter(|package| !is_installed(package))
+        .collect();
+    if !missing.is_empty() {
+        cmd::step(&format!("installing host packages: {}", missing.join(" ")));
+        cmd::run(Command::new("apt-get").args(["update", "-q"]))?;
+        cmd::run(
+            Command::new("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["install", "-y", "-q", "--no-install-recommends"])
+                .args(&missing),
+        )?;
+    }
+    let installed = cmd::output(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    if !installed.lines().any(|line| line.trim() == GUEST_TARGET) {
+        cmd::step(&format!("adding rustup target {GUEST_TARGET}"));
+        cmd::run(Command::new("rustup").args(["target", "add", GUEST_TARGET]))?;
+    }
+    Ok(())
+}
+
+fn is_installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
+}
+
+/// The Debian mirror this machine is configured with.
+///
+/// Never hard-coded: read from the machine's apt sources (deb822 `.sources` files first, then
+/// one-line `sources.list`), taking the first URI that serves a non-security suite.
+/// `FGRAB_DEBIAN_MIRROR` overrides it.
+pub fn debian_mirror() -> Result<String> {
+    if let Ok(mirror) = std::env::var("FGRAB_DEBIAN_MIRROR") {
+        return Ok(mirror);
+    }
+    let mut files: Vec<_> = std::fs::read_dir("/etc/apt/sources.list.d")
+        .map(|dir| {
+            dir.filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .filter(|path| path.extension().is_some_and(|ext| ext == "sources"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    for file in &files {
+        let text = std::fs::read_to_string(file)?;
+        if let Some(uri) = mirror_from_deb822(&text) {
+            return Ok(uri);
+        }
+    }
+    let list = Path::new("/etc/apt/sources.list");
+    if let Ok(text) = std::fs::read_to_string(list) {
+        if let Some(uri) = mirror_from_one_line(&text) {
+            return Ok(uri);
+        }
+    }
+    bail!("no Debian mirror found in /etc/apt; set FGRAB_DEBIAN_MIRROR")
+}
+
+fn mirror_from_deb822(text: &str) -> Option<String> {
+    for stanza in text.split("\n\n") {
+        let field = |name: &str| {
+            stanza.lines().find_map(|line| {
+                let (key, value) = line.split_once(':')?;
+                (key.trim().eq_ignore_ascii_case(name)).then(|| value.trim().to_string())
+            })
+        };
+        let (Some(uris), Some(suites)) = (field("URIs"), field("Suites")) else {
+            continue;
+        };
+        let is_debian = field("Signed-By").is_none_or(|keyring| keyring.contains("debian"));
+        let plain_suite = suites
+            .split_whitespace()
+            .any(|suite| !suite.contains("security"));
+        if is_debian && plain_suite {
+            if let Some(uri) = uris
+                .split_whitespace()
+                .find(|uri| !uri.contains("security"))
+            {
+                return Some(uri.trim_end_matches('/').to_string());
+            }
+        }
+    }
+    None
+}
+
+fn mirror_from_one_line(text: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("deb "))
+        .filter_map(|line| {
+            line.split_whitespace()
+                .skip(1)
+                .find(|word| word.contains("://"))
+        })
+        .find(|uri| !uri.contains("security"))
+        .map(|uri| uri.trim_end_matches('/').to_string())
+}
+
+/// Number of CPUs to build with.
+pub fn jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, |count| count.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deb822_skips_security_and_foreign_keyrings() {
+        let text = "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n\
+                    Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n\
+                    Types: deb\nURIs: https://vendor.example/apt\nSuites: nodistro\n\
+                    Signed-By: /usr/share/keyrings/vendor.gpg\n\n\
+                    Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm bookworm-updates\n\
+                    Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
+        assert_eq!(
+            mirror_from_deb822(text).as_deref(),
+            Some("http://mirror.example/debian")
+        );
+    }
+
+    #[test]
+    fn one_line_format() {
+        let text = "# comment\ndeb [arch=amd64] http://mirror.example/debian bookworm main\n";
+        assert_eq!(
+            mirror_from_one_line(text).as_deref(),
+            Some("http://mirror.example/debian")
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! `cargo xtask`: everything needed to build, boot and test fgrab on a fresh machine.
+//!
+//! The kernel, its Rust toolchain and QEMU come from a Debian trixie sysroot (see
+//! `sysroot.rs` for why); the host only needs `debootstrap` and the rustup toolchain that runs
+//! this program. Every expensive artifact is cached under `~/.cache/fgrab` (or `$FGRAB_CACHE`),
+//! keyed by its inputs, so a second run only rebuilds what changed.
+
+mod cmd;
+mod guest;
+mod hash;
+mod host;
+mod kernel;
+mod module;
+mod paths;
+mod report;
+mod sysroot;
+mod test;
+mod vm;
+
+use anyhow::{bail, Result};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  demo              boot the VM with emulated cameras and show the driver at work
+  test              run every test (host checks and VM tests); ends with `N passed, N failed`
+  setup             install and build everything the other commands need
+  kernel [--debug]  build the guest kernel (fast profile unless --debug)
+  module [--debug]  build fgrab.ko against the guest kernel (also with CLIPPY=1)
+  vm [--debug] [--iommu] [--cards N]
+                    boot the guest with an interactive shell (Ctrl-A X quits)
+
+environment:
+  FGRAB_CACHE       cache directory (default: ~/.cache/fgrab)
+  FGRAB_VERBOSE=1   stream build and serial output instead of progress lines
+";
+
+fn main() {
+    if let Err(error) = run() {
+        eprintln!("xtask: error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first() else {
+        print!("{USAGE}");
+        bail!("no command given");
+    };
+    let flags = &args[1..];
+    let profile = if flags.iter().any(|flag| flag == "--debug") {
+        kernel::Profile::Debug
+    } else {
+        kernel::Profile::Fast
+    };
+    match command.as_str() {
+        "demo" => vm::demo(),
+        "test" => test::run_all(),
+        "setup" => {
+            let env = paths::Env::new()?;
+            let artifacts = vm::prepare(&env, kernel::Profile::Debug)?;
+            vm::prepare(&env, kernel::Profile::Fast)?;
+            println!("setup complete: {}", artifacts.kernel.display());
+            Ok(())
+        }
+        "kernel" => {
+            let env = paths::Env::new()?;
+            let built = kernel::build(&env, profile)?;
+            println!("{}", built.bzimage().display());
+            Ok(())
+        }
+        "module" => {
+            let env = paths::Env::new()?;
+            let built = kernel::build(&env, profile)?;
+            let ko = module::build(&env, &built)?;
+            println!("{}", ko.display());
+            Ok(())
+        }
+        "vm" => {
+            let cards = flag_value(flags, "--cards").unwrap_or(Ok(1))?;
+            vm::interactive(profile, flags.iter().any(|flag| flag == "--iommu"), cards)
+        }
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            print!("{USAGE}");
+            bail!("unknown command `{other}`")
+        }
+    }
+}
+
+fn flag_value(flags: &[String], name: &str) -> Option<Result<u32>> {
+    let position = flags.iter().position(|flag| flag == name)?;
+    Some(match flags.get(position + 1) {
+        Some(value) => value
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name} expects a number, got `{value}`")),
+        None => Err(anyhow::anyhow!("{name} expects a value")),
+    })
+}

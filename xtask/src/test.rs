@@ -1,0 +1,200 @@
+//! `cargo xtask test`: host checks, then the VM suites on the debug kernel.
+//!
+//! Prints one line per check or test and ends with the plain `N passed, N failed` line.
+
+use crate::report::Outcome;
+use crate::vm::{self, VmConfig, VmOutcome};
+use crate::{cmd, kernel, module, paths};
+use anyhow::Result;
+use std::process::Command;
+use std::time::Instant;
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, name: &str, result: Result<()>) {
+        match result {
+            Ok(()) => {
+                println!("ok    {name}");
+                self.passed += 1;
+            }
+            Err(error) => {
+                println!("FAIL  {name}: {error:#}");
+                self.failed.push(name.to_string());
+            }
+        }
+    }
+
+    /// Counts each guest test, plus one entry for the run's kernel reports and completion.
+    fn vm(&mut self, suite: &str, outcome: &VmOutcome) {
+        for (test, result, _) in &outcome.results {
+            match result {
+                Outcome::Pass => self.passed += 1,
+                Outcome::Fail(_) => self.failed.push(format!("{suite}/{test}")),
+            }
+        }
+        let mut problems = Vec::new();
+        if let Some(failure) = &outcome.failure {
+            problems.push(failure.clone());
+        }
+        if !outcome.reports.is_empty() {
+            problems.push(format!("{} kernel report line(s)", outcome.reports.len()));
+        }
+        let name = format!("{suite}: guest finished with no kernel report");
+        if problems.is_empty() {
+            self.record(&name, Ok(()));
+        } else {
+            self.record(
+                &name,
+                Err(anyhow::anyhow!(
+                    "{}; serial log kept at {}",
+                    problems.join("; "),
+                    outcome.log.display()
+                )),
+            );
+        }
+    }
+}
+
+fn cargo(env: &paths::Env) -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.current_dir(&env.root);
+    command
+}
+
+/// Runs `cargo test` for the host crates and adds its per-test counts to the tally.
+fn host_unit_tests(env: &paths::Env, tally: &mut Tally) -> Result<()> {
+    let log = env.target().join("host-tests.log");
+    std::fs::create_dir_all(env.target())?;
+    let result = cmd::run_logged(
+        cargo(env).args(["test", "--workspace", "--exclude", "fgrab-guest"]),
+        "cargo test",
+        &log,
+        env.verbose,
+    );
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let mut counted = false;
+    for line in text.lines().filter(|line| line.starts_with("test result:")) {
+        counted = true;
+        let number = |word: &str| {
+            line.split(';')
+                .find(|part| part.trim_end().ends_with(word))
+                .and_then(|part| part.split_whitespace().rev().nth(1)?.parse::<usize>().ok())
+                .unwrap_or(0)
+        };
+        tally.passed += number("passed");
+        let failed = number("failed");
+        for index in 0..failed {
+            tally
+                .failed
+                .push(format!("host unit test #{index} ({line})"));
+        }
+    }
+    for line in text.lines().filter(|line| line.ends_with("FAILED")) {
+        println!("FAIL  host {line}");
+    }
+    if result.is_err() && !counted {
+        tally.record("cargo test (host crates)", result);
+    } else {
+        println!("ok    cargo test (host crates): see {}", log.display());
+    }
+    Ok(())
+}
+
+/// Runs one VM suite and records it.
+fn suite(env: &paths::Env, artifacts: &vm::Artifacts, tally: &mut Tally, config: VmConfig) {
+    cmd::step(&format!("VM suite `{}`", config.name));
+    let name = config.name.clone();
+    match vm::run(env, artifacts, &config) {
+        Ok(outcome) => tally.vm(&name, &outcome),
+        Err(error) => tally.record(&format!("{name}: VM run"), Err(error)),
+    }
+}
+
+/// Proves the harness can fail: a deliberately failing guest test and a real kernel WARN
+/// (provoked through lkdtm) must both be detected.
+fn harness_self_test(env: &paths::Env, artifacts: &vm::Artifacts, tally: &mut Tally) {
+    cmd::step("harness self-test: a failing test and an injected kernel WARN must be caught");
+    let mut config = VmConfig::test("selftest");
+    config.cards = 0;
+    config.tests = vec!["selftest-fail".into(), "selftest-warn".into()];
+    let result = vm::run(env, artifacts, &config).and_then(|outcome| {
+        let failing_caught = outcome
+            .results
+            .iter()
+            .any(|(name, result, _)| name == "selftest-fail" && *result != Outcome::Pass);
+        let warn_caught = outcome.reports.iter().any(|line| line.contains("WARNING:"));
+        if failing_caught && warn_caught && !outcome.clean() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!(
+                "failing test caught: {failing_caught}, WARN caught: {warn_caught}; log {}",
+                outcome.log.display()
+            ))
+        }
+    });
+    tally.record(
+        "harness self-test (failing test and kernel WARN detected)",
+        result,
+    );
+}
+
+/// `cargo xtask test`.
+pub fn run_all() -> Result<()> {
+    let env = paths::Env::new()?;
+    let start = Instant::now();
+    let mut tally = Tally::default();
+
+    cmd::step("host checks");
+    tally.record(
+        "cargo fmt --check",
+        cmd::run(cargo(&env).args(["fmt", "--all", "--", "--check"])),
+    );
+    tally.record(
+        "cargo clippy -D warnings",
+        cmd::run(cargo(&env).args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--quiet",
+            "--",
+            "-D",
+            "warnings",
+        ])),
+    );
+    host_unit_tests(&env, &mut tally)?;
+
+    match vm::prepare(&env, kernel::Profile::Debug) {
+        Err(error) => tally.record(
+            "debug kernel, module (CLIPPY=1) and guest build",
+            Err(error),
+        ),
+        Ok(artifacts) => {
+            tally.record("debug kernel, module (CLIPPY=1) and guest build", Ok(()));
+            tally.record(
+                "driver rustfmt (kernel .rustfmt.toml)",
+                module::rustfmt_check(&env, &artifacts.built),
+            );
+            suite(&env, &artifacts, &mut tally, VmConfig::test("vm"));
+            let mut iommu = VmConfig::test("vm-iommu");
+            iommu.iommu = true;
+            suite(&env, &artifacts, &mut tally, iommu);
+            harness_self_test(&env, &artifacts, &mut tally);
+        }
+    }
+
+    println!();
+    println!("finished in {}s", start.elapsed().as_secs());
+    for name in &tally.failed {
+        println!("failed: {name}");
+    }
+    println!("{} passed, {} failed", tally.passed, tally.failed.len());
+    if !tally.failed.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
+}

@@ -1,0 +1,382 @@
+//! Booting the guest: QEMU (TCG) from the sysroot, one emulated card per `fgrab-emu` process
+//! on the host, the serial log streamed, parsed and kept.
+
+use crate::report::{self, Event, Outcome};
+use crate::{cmd, guest, kernel, module, paths, sysroot};
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Guest RAM. Shared memfd-backed, so the device model can DMA into it.
+const GUEST_MEMORY_MIB: u32 = 1024;
+
+/// Everything a VM run boots.
+pub struct Artifacts {
+    /// The kernel build (and the sysroot QEMU runs in).
+    pub built: kernel::Built,
+    /// `bzImage`.
+    pub kernel: PathBuf,
+    /// The initramfs with `/init`, busybox and the module.
+    pub initramfs: PathBuf,
+    /// The host-side device model binary.
+    pub emulator: PathBuf,
+}
+
+/// Builds (or finds cached) everything needed to boot `profile`.
+pub fn prepare(env: &paths::Env, profile: kernel::Profile) -> Result<Artifacts> {
+    let built = kernel::build(env, profile)?;
+    let ko = module::build(env, &built)?;
+    let binaries = guest::build_binaries(env)?;
+    let emulator = build_emulator(env)?;
+    let initramfs = guest::initramfs(env, &built, &binaries, &ko)?;
+    Ok(Artifacts {
+        kernel: built.bzimage(),
+        built,
+        initramfs,
+        emulator,
+    })
+}
+
+fn build_emulator(env: &paths::Env) -> Result<PathBuf> {
+    cmd::step("building the device model (fgrab-emu)");
+    cmd::run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&env.root)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "fgrab-emu",
+                "--bin",
+                "fgrab-emu",
+            ]),
+    )?;
+    Ok(env.target().join("release/fgrab-emu"))
+}
+
+/// One VM run.
+pub struct VmConfig {
+    /// Run name: names the run directory and log.
+    pub name: String,
+    /// Put the cards behind an emulated Intel IOMMU (`intel_iommu=on`).
+    pub iommu: bool,
+    /// Force every streaming DMA mapping through swiotlb bounce buffers.
+    pub swiotlb_force: bool,
+    /// Number of emulated cards.
+    pub cards: u32,
+    /// What the guest's `/init` does: `test`, `demo` or `shell`.
+    pub mode: &'static str,
+    /// Guest tests to run (mode `test`); empty means all.
+    pub tests: Vec<String>,
+    /// Extra `key=value` words for the guest (passed as environment of `/init`).
+    pub guest_args: Vec<String>,
+    /// Extra arguments for every device model process.
+    pub emulator_args: Vec<String>,
+    /// Wall-clock limit for the whole run.
+    pub timeout: Duration,
+}
+
+impl VmConfig {
+    /// A test run with defaults: one card, no IOMMU, ten minutes.
+    pub fn test(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            iommu: false,
+            swiotlb_force: false,
+            cards: 1,
+            mode: "test",
+            tests: Vec::new(),
+            guest_args: Vec::new(),
+            emulator_args: Vec::new(),
+            timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What a run produced.
+pub struct VmOutcome {
+    /// The kept serial log.
+    pub log: PathBuf,
+    /// Guest test results in order.
+    pub results: Vec<(String, Outcome, u64)>,
+    /// Kernel report lines (WARN, BUG, KASAN, lockdep, kmemleak, DMA-API ...).
+    pub reports: Vec<String>,
+    /// `@@fgrab info` lines.
+    pub infos: Vec<String>,
+    /// Whether the guest reached its end (`@@fgrab done`).
+    pub finished: bool,
+    /// Why the run ended early, if it did.
+    pub failure: Option<String>,
+}
+
+impl VmOutcome {
+    /// True when the guest finished, every test passed and the kernel reported nothing.
+    pub fn clean(&self) -> bool {
+        self.finished
+            && self.failure.is_none()
+            && self.reports.is_empty()
+            && self
+                .results
+                .iter()
+                .all(|(_, outcome, _)| *outcome == Outcome::Pass)
+    }
+}
+
+/// Device model processes; killed when dropped so no run leaves one behind.
+struct Emulators(Vec<Child>);
+
+impl Drop for Emulators {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start_emulators(artifacts: &Artifacts, config: &VmConfig, run: &Path) -> Result<Emulators> {
+    let mut children = Emulators(Vec::new());
+    for card in 0..config.cards {
+        let socket = run.join(format!("card{card}.sock"));
+        let log = std::fs::File::create(run.join(format!("card{card}.log")))?;
+        let child = Command::new(&artifacts.emulator)
+            .arg("--socket")
+            .arg(&socket)
+            .args(&config.emulator_args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", artifacts.emulator.display()))?;
+        children.0.push(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            if Instant::now() > deadline {
+                bail!(
+                    "device model for card {card} did not create {}",
+                    socket.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(children)
+}
+
+fn qemu_script(artifacts: &Artifacts, config: &VmConfig, run: &Path, interactive: bool) -> String {
+    let mut append = vec![
+        "console=ttyS0".to_string(),
+        "panic=-1".to_string(),
+        "printk.time=1".to_string(),
+        format!("fgrab_mode={}", config.mode),
+    ];
+    if !config.tests.is_empty() {
+        append.push(format!("fgrab_tests={}", config.tests.join(",")));
+    }
+    if config.iommu {
+        append.push("intel_iommu=on".into());
+    }
+    if config.swiotlb_force {
+        append.push("swiotlb=force".into());
+    }
+    append.extend(config.guest_args.iter().cloned());
+
+    let mut qemu = vec![
+        "qemu-system-x86_64".to_string(),
+        "-accel tcg".into(),
+        "-cpu max".into(),
+        "-smp 2".into(),
+        format!("-m {GUEST_MEMORY_MIB}M"),
+        format!("-object memory-backend-memfd,id=mem,size={GUEST_MEMORY_MIB}M,share=on"),
+        "-machine q35,memory-backend=mem".into(),
+        "-nodefaults -display none -no-reboot".into(),
+        format!("-kernel {}", sysroot::quote(&artifacts.kernel)),
+        format!("-initrd {}", sysroot::quote(&artifacts.initramfs)),
+        format!("-append '{}'", append.join(" ")),
+        format!(
+            "-monitor unix:{},server,nowait",
+            sysroot::quote(&run.join("monitor.sock"))
+        ),
+    ];
+    qemu.push(if interactive {
+        "-serial mon:stdio".into()
+    } else {
+        "-serial stdio".into()
+    });
+    if config.iommu {
+        // Must come before the devices it translates for.
+        qemu.push("-device intel-iommu,caching-mode=on".into());
+    }
+    for card in 0..config.cards {
+        let socket = run.join(format!("card{card}.sock"));
+        qemu.push(format!(
+            "-device pcie-root-port,id=rp{card},chassis={chassis},slot={chassis}",
+            chassis = card + 1
+        ));
+        qemu.push(format!(
+            "-device '{{\"driver\":\"vfio-user-pci\",\"id\":\"card{card}\",\"bus\":\"rp{card}\",\
+             \"socket\":{{\"type\":\"unix\",\"path\":\"{}\"}}}}'",
+            socket.display()
+        ));
+    }
+    format!("exec {}", qemu.join(" "))
+}
+
+/// Boots the guest non-interactively and collects its results.
+pub fn run(env: &paths::Env, artifacts: &Artifacts, config: &VmConfig) -> Result<VmOutcome> {
+    let run = env.run_dir(&config.name)?;
+    let _emulators = start_emulators(artifacts, config, &run)?;
+    let script = qemu_script(artifacts, config, &run, false);
+    let log_path = run.join("serial.log");
+    let mut log = std::fs::File::create(&log_path)?;
+    let initramfs_dir = artifacts.initramfs.parent().unwrap_or(Path::new("/"));
+    let binds: [&Path; 3] = [&artifacts.built.build, initramfs_dir, &run];
+    let mut child = artifacts
+        .built
+        .sysroot
+        .command(&binds, &script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting QEMU")?;
+
+    let (sender, receiver) = mpsc::channel::<String>();
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                if sender.send(text).is_err() {
+                    break;
+                }
+                line.clear();
+            }
+        });
+    }
+    drop(sender);
+
+    let mut outcome = VmOutcome {
+        log: log_path,
+        results: Vec::new(),
+        reports: Vec::new(),
+        infos: Vec::new(),
+        finished: false,
+        failure: None,
+    };
+    let deadline = Instant::now() + config.timeout;
+    let mut current: Option<(String, Instant)> = None;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            outcome.failure = Some(format!("timed out after {}s", config.timeout.as_secs()));
+            let _ = child.kill();
+            break;
+        }
+        match receiver.recv_timeout(deadline - now) {
+            Ok(line) => {
+                writeln!(log, "{line}")?;
+                if env.verbose {
+                    println!("    | {line}");
+                }
+                if report::is_kernel_report(&line) {
+                    println!("    KERNEL REPORT: {line}");
+                    outcome.reports.push(line.clone());
+                }
+                match report::parse(&line) {
+                    Some(Event::Start(name)) => current = Some((name, Instant::now())),
+                    Some(Event::End(name, result, millis)) => {
+                        match &result {
+                            Outcome::Pass => println!("    ok    {name} ({millis} ms)"),
+                            Outcome::Fail(why) => println!("    FAIL  {name}: {why}"),
+                        }
+                        current = None;
+                        outcome.results.push((name, result, millis));
+                    }
+                    Some(Event::Info(text)) => {
+                        println!("    {text}");
+                        outcome.infos.push(text);
+                    }
+                    Some(Event::Kmemleak(verdict)) if verdict != "clean" => {
+                        outcome.reports.push(format!("kmemleak: {verdict}"));
+                    }
+                    Some(Event::Done) => outcome.finished = true,
+                    Some(Event::Kmemleak(_)) | None => {}
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let status = child.wait()?;
+    if let Some((name, started)) = current {
+        let why = format!(
+            "did not finish (guest stopped after {}s)",
+            started.elapsed().as_secs()
+        );
+        println!("    FAIL  {name}: {why}");
+        outcome.results.push((name, Outcome::Fail(why), 0));
+    }
+    if !outcome.finished && outcome.failure.is_none() {
+        outcome.failure = Some(format!("guest ended without finishing (QEMU: {status})"));
+    }
+    Ok(outcome)
+}
+
+/// `cargo xtask vm`: an interactive guest shell.
+pub fn interactive(profile: kernel::Profile, iommu: bool, cards: u32) -> Result<()> {
+    let env = paths::Env::new()?;
+    let artifacts = prepare(&env, profile)?;
+    let mut config = VmConfig::test("interactive");
+    config.mode = "shell";
+    config.iommu = iommu;
+    config.cards = cards;
+    let run = env.run_dir(&config.name)?;
+    let _emulators = start_emulators(&artifacts, &config, &run)?;
+    cmd::step("booting the guest; the module is loaded, `poweroff -f` or Ctrl-A X leaves");
+    let script = qemu_script(&artifacts, &config, &run, true);
+    let initramfs_dir = artifacts.initramfs.parent().unwrap_or(Path::new("/"));
+    let binds: [&Path; 3] = [&artifacts.built.build, initramfs_dir, &run];
+    cmd::run(&mut artifacts.built.sysroot.command(&binds, &script))
+}
+
+/// `cargo xtask demo`: boots the guest with emulated cameras and shows the driver.
+pub fn demo() -> Result<()> {
+    let env = paths::Env::new()?;
+    let artifacts = prepare(&env, kernel::Profile::Fast)?;
+    let mut config = VmConfig::test("demo");
+    config.mode = "demo";
+    config.cards = 2;
+    config.timeout = Duration::from_secs(300);
+    cmd::step("booting the guest with 2 emulated frame grabbers (QEMU TCG)");
+    let outcome = run(&env, &artifacts, &config)?;
+    if !outcome.clean() {
+        bail!(
+            "demo failed: {}; serial log: {}",
+            outcome
+                .failure
+                .clone()
+                .unwrap_or_else(|| format!("{} kernel reports", outcome.reports.len())),
+            outcome.log.display()
+        );
+    }
+    println!("demo finished; serial log: {}", outcome.log.display());
+    Ok(())
+}
