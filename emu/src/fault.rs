@@ -1,0 +1,195 @@
+//! Fault injection selected per run (`--fault KIND@FRAME[:ARG]`).
+//!
+//! Faults are keyed by frame sequence number and fire once per process run (sequence
+//! numbers restart at 0 after a device reset; a fault that already fired stays off).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// What goes wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The frame's data write faults as if its middle segment were unmapped.
+    DmaError,
+    /// The frame completes normally but its vector 0 message is not sent.
+    LostIrq,
+    /// The frame's completion is published only after this delay.
+    StallCompletion(Duration),
+    /// The submission taken for the frame is rejected with DESC_ERROR.
+    DescReject,
+    /// The device halts and asks for a reset (FAULT_STATUS.RESET_REQUIRED).
+    ResetRequest,
+    /// The device stops responding: reads return all ones, no DMA, no interrupts.
+    Remove,
+    /// The device asks the host to unplug it (VFIO REQ interrupt), then keeps running.
+    UnplugRequest,
+}
+
+/// One injected fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// What happens.
+    pub kind: FaultKind,
+    /// Sequence number of the frame it happens at.
+    pub frame: u64,
+}
+
+/// Malformed `--fault` argument.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum FaultParseError {
+    /// Not `KIND@FRAME[:ARG]`.
+    #[error("fault `{0}`: expected KIND@FRAME[:ARG], e.g. dma-error@100 or stall@50:200ms")]
+    Syntax(String),
+    /// Unknown kind.
+    #[error("fault `{0}`: unknown kind (dma-error, lost-irq, stall, desc-reject, reset-request, remove, unplug-request)")]
+    Kind(String),
+    /// Bad number or duration.
+    #[error("fault `{0}`: bad frame number or duration")]
+    Number(String),
+}
+
+impl FromStr for Fault {
+    type Err = FaultParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (kind, rest) = s
+            .split_once('@')
+            .ok_or_else(|| FaultParseError::Syntax(s.into()))?;
+        let (frame, arg) = match rest.split_once(':') {
+            Some((f, a)) => (f, Some(a)),
+            None => (rest, None),
+        };
+        let frame = frame
+            .parse()
+            .map_err(|_| FaultParseError::Number(s.into()))?;
+        let kind = match (kind, arg) {
+            ("dma-error", None) => FaultKind::DmaError,
+            ("lost-irq", None) => FaultKind::LostIrq,
+            ("stall", arg) => FaultKind::StallCompletion(
+                parse_duration(arg.unwrap_or("100ms"))
+                    .ok_or_else(|| FaultParseError::Number(s.into()))?,
+            ),
+            ("desc-reject", None) => FaultKind::DescReject,
+            ("reset-request", None) => FaultKind::ResetRequest,
+            ("remove", None) => FaultKind::Remove,
+            ("unplug-request", None) => FaultKind::UnplugRequest,
+            (_, Some(_)) => return Err(FaultParseError::Syntax(s.into())),
+            _ => return Err(FaultParseError::Kind(s.into())),
+        };
+        Ok(Fault { kind, frame })
+    }
+}
+
+/// `250ms`, `2s`, `500us` or a bare number of milliseconds.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let (digits, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, ""), |i| text.split_at(i));
+    let value: u64 = digits.parse().ok()?;
+    match unit {
+        "" | "ms" => Some(Duration::from_millis(value)),
+        "s" => Some(Duration::from_secs(value)),
+        "us" => Some(Duration::from_micros(value)),
+        _ => None,
+    }
+}
+
+/// The faults of a run and which have fired.
+#[derive(Clone, Debug, Default)]
+pub struct FaultPlan {
+    pending: Vec<Fault>,
+}
+
+impl FaultPlan {
+    /// A plan with `faults`.
+    pub fn new(faults: Vec<Fault>) -> Self {
+        Self { pending: faults }
+    }
+
+    /// Fires (removes and returns) the first pending fault for frame `sequence` that
+    /// `matches` accepts.
+    pub fn take(
+        &mut self,
+        sequence: u64,
+        matches: impl Fn(FaultKind) -> bool,
+    ) -> Option<FaultKind> {
+        let i = self
+            .pending
+            .iter()
+            .position(|f| f.frame == sequence && matches(f.kind))?;
+        let fault = self.pending.remove(i);
+        log::warn!("fault injection: {:?} at frame {}", fault.kind, fault.frame);
+        Some(fault.kind)
+    }
+
+    /// Fires the fault of exactly `kind` for frame `sequence`.
+    pub fn take_kind(&mut self, sequence: u64, kind: FaultKind) -> bool {
+        self.take(sequence, |k| k == kind).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_every_kind() {
+        let cases = [
+            ("dma-error@5", FaultKind::DmaError, 5),
+            ("lost-irq@0", FaultKind::LostIrq, 0),
+            (
+                "stall@7:250ms",
+                FaultKind::StallCompletion(Duration::from_millis(250)),
+                7,
+            ),
+            (
+                "stall@7:2s",
+                FaultKind::StallCompletion(Duration::from_secs(2)),
+                7,
+            ),
+            (
+                "stall@7",
+                FaultKind::StallCompletion(Duration::from_millis(100)),
+                7,
+            ),
+            ("desc-reject@9", FaultKind::DescReject, 9),
+            ("reset-request@10", FaultKind::ResetRequest, 10),
+            ("remove@11", FaultKind::Remove, 11),
+            ("unplug-request@12", FaultKind::UnplugRequest, 12),
+        ];
+        for (text, kind, frame) in cases {
+            assert_eq!(text.parse(), Ok(Fault { kind, frame }), "{text}");
+        }
+        assert!(matches!(
+            "x@1".parse::<Fault>(),
+            Err(FaultParseError::Kind(_))
+        ));
+        assert!(matches!(
+            "dma-error".parse::<Fault>(),
+            Err(FaultParseError::Syntax(_))
+        ));
+        assert!(matches!(
+            "dma-error@x".parse::<Fault>(),
+            Err(FaultParseError::Number(_))
+        ));
+        assert!(matches!(
+            "dma-error@1:3".parse::<Fault>(),
+            Err(FaultParseError::Syntax(_))
+        ));
+        assert!(matches!(
+            "stall@1:3h".parse::<Fault>(),
+            Err(FaultParseError::Number(_))
+        ));
+    }
+
+    #[test]
+    fn faults_fire_once() {
+        let mut plan = FaultPlan::new(vec!["lost-irq@3".parse().unwrap()]);
+        assert!(!plan.take_kind(2, FaultKind::LostIrq));
+        assert!(!plan.take_kind(3, FaultKind::DmaError));
+        assert!(plan.take_kind(3, FaultKind::LostIrq));
+        assert!(!plan.take_kind(3, FaultKind::LostIrq));
+    }
+}
