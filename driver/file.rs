@@ -30,7 +30,10 @@ impl OpenFile {
 /// Called by the VFS through `misc_open()`, which stored the `struct miscdevice` in
 /// `file->private_data` and holds `misc_mtx` for the duration.
 #[no_mangle]
-unsafe extern "C" fn fgrab_file_open(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+unsafe extern "C" fn fgrab_file_open(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
     // SAFETY: `file` is valid during open; `misc_open()` set `private_data` to our node's
     // `struct miscdevice`, which stays registered while `misc_mtx` is held.
     let node = unsafe { MiscNode::from_raw((*file).private_data.cast()) };
@@ -54,7 +57,10 @@ unsafe extern "C" fn fgrab_file_open(_inode: *mut bindings::inode, file: *mut bi
 ///
 /// Called by the VFS once, after the last reference to a file opened by `fgrab_file_open`.
 #[no_mangle]
-unsafe extern "C" fn fgrab_file_release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+unsafe extern "C" fn fgrab_file_release(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
     // SAFETY: `private_data` was set by `fgrab_file_open` from `KBox::into_foreign`, and
     // release runs once, after every other file operation finished.
     drop(unsafe { KBox::<OpenFile>::from_foreign((*file).private_data.cast()) });

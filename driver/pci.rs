@@ -7,7 +7,7 @@
 
 use kernel::{
     device::Core,
-    dma::{DmaMask, Device as _},
+    dma::{Device as _, DmaMask},
     io::Io,
     pci,
     prelude::*,

@@ -123,7 +123,11 @@ pub(crate) struct MiscRegistration(Pin<KBox<MiscNode>>);
 
 impl MiscRegistration {
     /// Registers `/dev/<name>` for `card`, as a child of `parent` in sysfs.
-    pub(crate) fn new(name: CString, card: Arc<Card>, parent: &kernel::pci::Device) -> Result<Self> {
+    pub(crate) fn new(
+        name: CString,
+        card: Arc<Card>,
+        parent: &kernel::pci::Device,
+    ) -> Result<Self> {
         let node = KBox::pin(
             MiscNode {
                 raw: Opaque::zeroed(),

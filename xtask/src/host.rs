@@ -8,8 +8,9 @@ use anyhow::{bail, Result};
 use std::path::Path;
 use std::process::Command;
 
-/// Host packages: `debootstrap` builds the sysroot; `liburing-dev` serves the C examples.
-const HOST_PACKAGES: &[&str] = &["debootstrap", "liburing-dev"];
+/// Host packages: `debootstrap` builds the sysroot, `xz-utils` unpacks the kernel source,
+/// `liburing-dev` serves the C examples.
+const HOST_PACKAGES: &[&str] = &["debootstrap", "xz-utils", "liburing-dev"];
 
 /// Guest programs are static musl binaries: no libc to ship in the initramfs.
 pub const GUEST_TARGET: &str = "x86_64-unknown-linux-musl";

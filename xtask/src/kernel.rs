@@ -108,6 +108,7 @@ pub fn build(env: &paths::Env, profile: Profile) -> Result<Built> {
     if paths::is_complete(&built.build, &key) {
         return Ok(built);
     }
+    paths::prune_stale(&built.build)?;
     std::fs::create_dir_all(&built.build)?;
     let logs = env.cache.join("logs");
     std::fs::create_dir_all(&logs)?;

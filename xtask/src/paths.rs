@@ -70,3 +70,29 @@ pub fn mark_complete(dir: &Path, key: &str) -> Result<()> {
 pub fn is_complete(dir: &Path, key: &str) -> bool {
     std::fs::read_to_string(dir.join(".fgrab-complete")).is_ok_and(|stamp| stamp == key)
 }
+
+/// Removes siblings of `current` named like it (`<prefix>-<key>`) but for another key.
+///
+/// Cached artifacts are keyed by their inputs; once an input changes, nothing leads back to
+/// the old artifact, and kernel builds and sysroots hold gigabytes each.
+pub fn prune_stale(current: &Path) -> Result<()> {
+    let (Some(parent), Some(name)) = (current.parent(), current.file_name()) else {
+        return Ok(());
+    };
+    let name = name.to_string_lossy();
+    let Some((prefix, _)) = name.rsplit_once('-') else {
+        return Ok(());
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let other = entry.file_name().to_string_lossy().into_owned();
+        if other != name && other.rsplit_once('-').is_some_and(|(p, _)| p == prefix) {
+            println!("    removing stale cache entry {}", entry.path().display());
+            std::fs::remove_dir_all(entry.path())
+                .with_context(|| format!("removing {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}

@@ -70,6 +70,7 @@ pub fn ensure(env: &paths::Env) -> Result<Sysroot> {
     }
     host::ensure()?;
     let mirror = host::debian_mirror()?;
+    paths::prune_stale(&root)?;
     let partial = root.with_extension("partial");
     if partial.exists() {
         std::fs::remove_dir_all(&partial)

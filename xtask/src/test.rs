@@ -118,7 +118,10 @@ fn suite(env: &paths::Env, artifacts: &vm::Artifacts, tally: &mut Tally, config:
 /// Proves the harness can fail: a deliberately failing guest test and a real kernel WARN
 /// (provoked through lkdtm) must both be detected.
 fn harness_self_test(env: &paths::Env, artifacts: &vm::Artifacts, tally: &mut Tally) {
-    cmd::step("harness self-test: a failing test and an injected kernel WARN must be caught");
+    cmd::step(
+        "harness self-test: the FAIL and KERNEL REPORT lines below are provoked on purpose \
+         and must be caught",
+    );
     let mut config = VmConfig::test("selftest");
     config.cards = 0;
     config.tests = vec!["selftest-fail".into(), "selftest-warn".into()];

@@ -80,13 +80,13 @@ pub struct VmConfig {
 }
 
 impl VmConfig {
-    /// A test run with defaults: one card, no IOMMU, ten minutes.
+    /// A test run with defaults: two cards, no IOMMU, ten minutes.
     pub fn test(name: &str) -> Self {
         Self {
             name: name.to_string(),
             iommu: false,
             swiotlb_force: false,
-            cards: 1,
+            cards: 2,
             mode: "test",
             tests: Vec::new(),
             guest_args: Vec::new(),
@@ -143,7 +143,7 @@ fn start_emulators(artifacts: &Artifacts, config: &VmConfig, run: &Path) -> Resu
         let socket = run.join(format!("card{card}.sock"));
         let log = std::fs::File::create(run.join(format!("card{card}.log")))?;
         let child = Command::new(&artifacts.emulator)
-            .arg("--socket")
+            .args(["serve", "--socket"])
             .arg(&socket)
             .args(&config.emulator_args)
             .stdin(Stdio::null())
@@ -172,6 +172,7 @@ fn qemu_script(artifacts: &Artifacts, config: &VmConfig, run: &Path, interactive
         "panic=-1".to_string(),
         "printk.time=1".to_string(),
         format!("fgrab_mode={}", config.mode),
+        format!("fgrab_cards={}", config.cards),
     ];
     if !config.tests.is_empty() {
         append.push(format!("fgrab_tests={}", config.tests.join(",")));

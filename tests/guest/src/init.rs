@@ -74,7 +74,6 @@ fn finish(kmemleak: bool) -> ! {
         // kmemleak ignores objects younger than 5 s; give everything freed above time to age.
         std::thread::sleep(Duration::from_millis(5500));
         let _ = std::fs::write(KMEMLEAK, "scan");
-        let _ = std::fs::write(KMEMLEAK, "scan");
         match std::fs::read_to_string(KMEMLEAK) {
             Ok(report) if report.trim().is_empty() => println!("@@fgrab kmemleak clean"),
             Ok(report) => {

@@ -26,7 +26,9 @@ const fn test(name: &'static str, run: fn() -> TestResult) -> Test {
 
 /// Every guest test, in run order.
 pub const ALL: &[Test] = &[
+    test("enumerate", enumerate),
     test("driver-bound", driver_bound),
+    test("cards-independent", cards_independent),
     test("info", info_roundtrip),
     test("info-rejects-bad-payload", info_rejects_bad_payload),
     test("unknown-op", unknown_op),
@@ -58,6 +60,122 @@ fn bound_devices() -> Vec<String> {
         .unwrap_or_default();
     devices.sort();
     devices
+}
+
+/// Number of emulated cards the host started (`fgrab_cards` on the kernel command line).
+fn expected_cards() -> usize {
+    std::env::var("fgrab_cards")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1)
+}
+
+fn read_sysfs(device: &str, attribute: &str) -> Result<String, String> {
+    let path = format!("/sys/bus/pci/devices/{device}/{attribute}");
+    std::fs::read_to_string(&path)
+        .map(|text| text.trim().to_string())
+        .map_err(|error| format!("{path}: {error}"))
+}
+
+/// Every PCI function with the card's IDs, with the documented configuration
+/// (docs/hardware.md section 2), whether or not a driver is bound.
+fn enumerate() -> TestResult {
+    let mut cards = Vec::new();
+    for entry in std::fs::read_dir("/sys/bus/pci/devices").map_err(|error| error.to_string())? {
+        let device = entry.map_err(|error| error.to_string())?.file_name();
+        let device = device.to_string_lossy().into_owned();
+        if read_sysfs(&device, "vendor")? == "0x10ee" && read_sysfs(&device, "device")? == "0xf9a0"
+        {
+            cards.push(device);
+        }
+    }
+    cards.sort();
+    ensure!(
+        cards.len() == expected_cards(),
+        "found {} cards, expected {}: {cards:?}",
+        cards.len(),
+        expected_cards()
+    );
+    for device in &cards {
+        for (attribute, want) in [
+            ("subsystem_vendor", "0x10ee"),
+            ("subsystem_device", "0x0001"),
+            ("revision", "0x01"),
+            ("class", "0x040000"),
+        ] {
+            let got = read_sysfs(device, attribute)?;
+            ensure!(got == want, "{device} {attribute}: {got}, expected {want}");
+        }
+        // First line of `resource` is BAR0: start, end, flags.
+        let resource = read_sysfs(device, "resource")?;
+        let bar0: Vec<u64> = resource
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .filter_map(|word| u64::from_str_radix(word.trim_start_matches("0x"), 16).ok())
+            .collect();
+        ensure!(
+            bar0.len() == 3,
+            "{device}: cannot parse BAR0 from `{resource}`"
+        );
+        let size = bar0[1] - bar0[0] + 1;
+        ensure!(
+            size == 64 * 1024,
+            "{device}: BAR0 is {size} bytes, expected 64 KiB"
+        );
+        ensure!(
+            bar0[2] & 0x200 != 0,
+            "{device}: BAR0 is not a memory BAR (flags {:#x})",
+            bar0[2]
+        );
+        let iommu_group =
+            std::fs::read_link(format!("/sys/bus/pci/devices/{device}/iommu_group")).is_ok();
+        harness::info(&format!(
+            "PCI {device}: 10ee:f9a0 subsystem 10ee:0001 rev 01 class 040000, BAR0 64 KiB at {:#x}{}",
+            bar0[0],
+            if iommu_group { ", behind an IOMMU" } else { "" }
+        ));
+    }
+    Ok(())
+}
+
+/// Each card answers for itself: INFO on /dev/fgrabN reports card N at its own location.
+fn cards_independent() -> TestResult {
+    let devices = bound_devices();
+    ensure!(
+        devices.len() == expected_cards(),
+        "{} cards bound, expected {}",
+        devices.len(),
+        expected_cards()
+    );
+    for (index, device) in devices.iter().enumerate() {
+        let mut card =
+            Card::open(format!("/dev/fgrab{index}")).map_err(|error| error.to_string())?;
+        let info = card.info().map_err(|error| error.to_string())?;
+        ensure!(
+            info.card_index as usize == index,
+            "/dev/fgrab{index} reports card {}",
+            info.card_index
+        );
+        let location = location_name(info.pci_location);
+        ensure!(
+            &location == device,
+            "/dev/fgrab{index} at {location}, sysfs says {device}"
+        );
+    }
+    Ok(())
+}
+
+/// `DeviceInfo::pci_location` in sysfs notation (`dddd:bb:dd.f`).
+fn location_name(location: u32) -> String {
+    format!(
+        "{:04x}:{:02x}:{:02x}.{}",
+        location >> 16,
+        (location >> 8) & 0xff,
+        (location >> 3) & 0x1f,
+        location & 0x7
+    )
 }
 
 fn open_card0() -> Result<Card, String> {
@@ -101,13 +219,7 @@ fn info_roundtrip() -> TestResult {
         "reserved fields not zero"
     );
     let devices = bound_devices();
-    let location = format!(
-        "{:04x}:{:02x}:{:02x}.{}",
-        info.pci_location >> 16,
-        (info.pci_location >> 8) & 0xff,
-        (info.pci_location >> 3) & 0x1f,
-        info.pci_location & 0x7
-    );
+    let location = location_name(info.pci_location);
     ensure!(
         devices.first() == Some(&location),
         "location {location}, sysfs has {devices:?}"
