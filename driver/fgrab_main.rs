@@ -6,8 +6,10 @@
 //! io_uring `URING_CMD` submissions (`docs/abi.md`); the hardware interface is described in
 //! `docs/hardware.md`.
 //!
-//! Layout: `pci` binds cards, `card` holds per-card state shared with open files, `file` is
-//! the file operations, `uring` decodes and answers commands, `regs` is the register map,
+//! Layout: `pci` binds cards, `card` holds per-card state shared with open files, `stream`
+//! the attach/detach state machine and teardown order, `region` a fixed-buffer region and
+//! its per-frame DMA mappings, `descriptors` the card's scatter/gather lists, `file` the
+//! file operations, `uring` decodes and answers commands, `regs` is the register map, and
 //! `shim` the only place with raw bindings to the C shim (`shim.c`).
 
 // The ABI source is shared with user space, where it is a `#![no_std]` crate root; here it is
@@ -17,10 +19,13 @@
 pub mod uapi;
 
 mod card;
+mod descriptors;
 mod file;
 mod pci;
+mod region;
 mod regs;
 mod shim;
+mod stream;
 mod uring;
 
 kernel::module_pci_driver! {

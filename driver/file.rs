@@ -2,7 +2,10 @@
 
 //! File operations of `/dev/fgrabN`, called from the table in `shim.c`.
 
-use core::ffi::{c_int, c_uint};
+use core::{
+    ffi::{c_int, c_uint},
+    sync::atomic::{AtomicU64, Ordering},
+};
 use kernel::{bindings, prelude::*, sync::Arc, types::ForeignOwnable};
 
 use crate::{
@@ -11,15 +14,31 @@ use crate::{
     uring,
 };
 
+/// Source of [`OpenFile::id`]s; 64 bits never wrap in practice.
+static NEXT_FILE_ID: AtomicU64 = AtomicU64::new(1);
+
 /// What one open file of a card owns.
 pub(crate) struct OpenFile {
     card: Arc<Card>,
+    /// Identifies the file as owner of a region (addresses of freed files get reused).
+    id: u64,
 }
 
 impl OpenFile {
     /// The card this file was opened on.
     pub(crate) fn card(&self) -> &Card {
         &self.card
+    }
+
+    /// This file's identity.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        self.card.release(self.id);
     }
 }
 
@@ -40,6 +59,7 @@ unsafe extern "C" fn fgrab_file_open(
     let open = match KBox::new(
         OpenFile {
             card: node.card().clone(),
+            id: NEXT_FILE_ID.fetch_add(1, Ordering::Relaxed),
         },
         GFP_KERNEL,
     ) {
@@ -75,12 +95,14 @@ unsafe extern "C" fn fgrab_file_release(
 #[no_mangle]
 unsafe extern "C" fn fgrab_file_uring_cmd(cmd: *mut RawUringCmd, issue_flags: c_uint) -> c_int {
     // SAFETY: `cmd` is the command of this `->uring_cmd` call and is used only during it.
-    let cmd = unsafe { UringCmd::from_raw(cmd, issue_flags) };
+    let Some(cmd) = (unsafe { UringCmd::from_raw(cmd, issue_flags) }) else {
+        return EINVAL.to_errno();
+    };
     let file = cmd.file();
     // SAFETY: the file is open (io_uring holds a reference for the request), so its
     // `private_data` is the `OpenFile` set in `fgrab_file_open` and not yet released.
     let open = unsafe { <KBox<OpenFile> as ForeignOwnable>::borrow((*file).private_data.cast()) };
-    match uring::handle(open, &cmd) {
+    match uring::handle(open, cmd) {
         Ok(result) => result,
         Err(error) => error.to_errno(),
     }

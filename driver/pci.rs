@@ -19,7 +19,7 @@ use crate::{
     card::Card,
     regs,
     shim::{self, CardIndex, MiscRegistration},
-    uapi::{DeviceInfo, ABI_VERSION},
+    uapi::{DeviceInfo, ABI_VERSION, MAX_FRAMES},
 };
 
 /// Address bits the card drives on the bus (`docs/hardware.md`: 64-bit descriptors).
@@ -32,6 +32,8 @@ pub(crate) struct FgrabDriver;
 pub(crate) struct BoundCard<'bound> {
     /// `/dev/fgrabN`: removed first, so no new file can reach the card.
     _misc: MiscRegistration,
+    /// Shared with open files, which may outlive the binding.
+    card: Arc<Card>,
     /// BAR0, unmapped last.
     _bar: pci::Bar<'bound, { regs::BAR0_SIZE }>,
 }
@@ -72,8 +74,12 @@ impl pci::Driver for FgrabDriver {
             );
             return Err(ENODEV);
         }
+        let max_segment_bytes = bar.read(regs::MAX_SEGMENT_BYTES).bytes().get();
         // SAFETY: probe runs before any DMA allocation or mapping for this device.
         unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<DMA_ADDRESS_BITS>())? };
+        // Let mappings produce entries as long as one descriptor can carry (the PCI default
+        // is 64 KiB). SAFETY: as above, no DMA operation runs concurrently.
+        unsafe { pdev.dma_set_max_seg_size(max_segment_bytes) };
 
         let index = CardIndex::alloc()?;
         let info = DeviceInfo {
@@ -88,15 +94,21 @@ impl pci::Driver for FgrabDriver {
             subsystem_id: pdev.subsystem_device_id(),
             pci_location: shim::pci_location(pdev),
             revision: pdev.revision_id(),
-            max_segment_bytes: bar.read(regs::MAX_SEGMENT_BYTES).bytes().get(),
+            max_segment_bytes,
             max_descriptors_per_frame: bar.read(regs::MAX_DESCRIPTORS).count().get(),
             frame_bytes: bar.read(regs::FRAME_BYTES).bytes().get(),
             dma_address_bits: DMA_ADDRESS_BITS,
             frame_period_ns: u64::from(bar.read(regs::FRAME_PERIOD_NS).nanoseconds().get()),
+            max_frame_bytes: bar.read(regs::MAX_FRAME_BYTES).bytes().get(),
+            max_frames: bar
+                .read(regs::MAX_FRAME_SLOTS)
+                .count()
+                .get()
+                .min(MAX_FRAMES),
             ..DeviceInfo::default()
         };
         let name = CString::try_from_fmt(fmt!("fgrab{}", index.get()))?;
-        let card = Arc::new(Card::new(index, info), GFP_KERNEL)?;
+        let card = Arc::pin_init(Card::new(index, info, pdev.into()), GFP_KERNEL)?;
         let misc = MiscRegistration::new(name, card.clone(), pdev)?;
         dev_info!(
             pdev,
@@ -108,7 +120,13 @@ impl pci::Driver for FgrabDriver {
         );
         Ok(BoundCard {
             _misc: misc,
+            card,
             _bar: bar,
         })
+    }
+
+    fn unbind<'bound>(_pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        // End any attached region now: its DMA mappings must not outlive the binding.
+        this.card.shutdown();
     }
 }

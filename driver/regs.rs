@@ -36,6 +36,16 @@ register! {
         31:0 count;
     }
 
+    /// Most submissions the card holds at once (a full submit ring).
+    pub(crate) MAX_FRAME_SLOTS(u32) @ 0x014 {
+        31:0 count;
+    }
+
+    /// Largest value `FRAME_BYTES` accepts.
+    pub(crate) MAX_FRAME_BYTES(u32) @ 0x020 {
+        31:0 bytes;
+    }
+
     /// Bytes per frame the sensor produces.
     pub(crate) FRAME_BYTES(u32) @ 0x060 {
         31:0 bytes;

@@ -9,13 +9,17 @@
  * - struct io_uring_cmd accessors (linux/io_uring/cmd.h has no Rust bindings).
  * - the IDA that numbers /dev/fgrabN.
  */
+#include <linux/dma-mapping.h>
 #include <linux/fs.h>
 #include <linux/idr.h>
 #include <linux/io_uring/cmd.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/pci.h>
+#include <linux/scatterlist.h>
+#include <linux/slab.h>
 #include <linux/string.h>
+#include <linux/uio.h>
 
 #include "shim.h"
 
@@ -88,4 +92,194 @@ int fgrab_shim_cmd_payload(const struct io_uring_cmd *cmd, unsigned int issue_fl
 		return -EINVAL;
 	memcpy(dst, cmd->sqe->cmd, len);
 	return 0;
+}
+
+bool fgrab_shim_cmd_is_fixed(const struct io_uring_cmd *cmd)
+{
+	return cmd->flags & IORING_URING_CMD_FIXED;
+}
+
+bool fgrab_shim_issue_is_cancel(unsigned int issue_flags)
+{
+	return issue_flags & IO_URING_F_CANCEL;
+}
+
+/* Identifies the ring a command came from (its io_ring_ctx), for comparison only. */
+const void *fgrab_shim_cmd_ring(struct io_uring_cmd *cmd)
+{
+	return io_uring_cmd_ctx_handle(cmd);
+}
+
+void fgrab_shim_cmd_mark_cancelable(struct io_uring_cmd *cmd, unsigned int issue_flags)
+{
+	io_uring_cmd_mark_cancelable(cmd, issue_flags);
+}
+
+/* Completes @cmd now; only with the issue_flags of @cmd's own ->uring_cmd call. */
+void fgrab_shim_cmd_done(struct io_uring_cmd *cmd, s32 res, u64 res2,
+			 unsigned int issue_flags)
+{
+	io_uring_cmd_done32(cmd, res, res2, issue_flags);
+}
+
+struct fgrab_cmd_pdu {
+	s32 res;
+	u64 res2;
+};
+
+static void fgrab_cmd_done_tw(struct io_tw_req tw_req, io_tw_token_t tw)
+{
+	struct io_uring_cmd *cmd = io_uring_cmd_from_tw(tw_req);
+	struct fgrab_cmd_pdu *pdu = io_uring_cmd_to_pdu(cmd, struct fgrab_cmd_pdu);
+
+	io_uring_cmd_done32(cmd, pdu->res, pdu->res2, IO_URING_CMD_TASK_WORK_ISSUE_FLAGS);
+}
+
+/*
+ * Completes @cmd from any context (another command, release, unbind, interrupt
+ * thread): the CQE is posted from task work in the submitter's context, with the issue
+ * flags io_uring gives there. The caller must not touch @cmd afterwards.
+ */
+void fgrab_shim_cmd_done_in_task(struct io_uring_cmd *cmd, s32 res, u64 res2)
+{
+	struct fgrab_cmd_pdu *pdu = io_uring_cmd_to_pdu(cmd, struct fgrab_cmd_pdu);
+
+	pdu->res = res;
+	pdu->res2 = res2;
+	io_uring_cmd_complete_in_task(cmd, fgrab_cmd_done_tw);
+}
+
+/*
+ * A region of an io_uring fixed buffer, imported by the command that attaches it. The
+ * bvec array belongs to io_uring's buffer and stays valid (and pinned) while that command
+ * is in flight: the region must be released before the command completes.
+ */
+struct fgrab_region {
+	struct iov_iter iter;
+};
+
+struct fgrab_region *fgrab_shim_region_import(struct io_uring_cmd *cmd,
+					      unsigned int issue_flags, u64 addr,
+					      u64 len, int *err)
+{
+	struct fgrab_region *region;
+	int ret;
+
+	if (!(cmd->flags & IORING_URING_CMD_FIXED)) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	region = kzalloc(sizeof(*region), GFP_KERNEL);
+	if (!region) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	ret = io_uring_cmd_import_fixed(addr, len, ITER_DEST, &region->iter, cmd,
+					issue_flags);
+	if (!ret && !iov_iter_is_bvec(&region->iter))
+		ret = -EINVAL;
+	if (ret) {
+		kfree(region);
+		*err = ret;
+		return NULL;
+	}
+	return region;
+}
+
+void fgrab_shim_region_release(struct fgrab_region *region)
+{
+	kfree(region);
+}
+
+/* Longest sg entry the DMA layer maps as one piece for @dev (swiotlb limits it). */
+static size_t fgrab_max_sg_entry(struct device *dev)
+{
+	size_t max = min_t(size_t, dma_get_max_seg_size(dev), dma_max_mapping_size(dev));
+
+	return max(round_down(max, PAGE_SIZE), (size_t)PAGE_SIZE);
+}
+
+/*
+ * Visits the bvec pieces of @region's bytes [@offset, @offset + @len), each split at @max
+ * bytes. Returns the number of pieces; fills @sgt's entries when @sgt is not NULL.
+ */
+static unsigned int fgrab_region_walk(const struct fgrab_region *region, u64 offset,
+				      u64 len, size_t max, struct sg_table *sgt)
+{
+	const struct bio_vec *bv = region->iter.bvec;
+	u64 skip = region->iter.iov_offset + offset;
+	struct scatterlist *sg = sgt ? sgt->sgl : NULL;
+	unsigned int count = 0;
+	unsigned long i;
+
+	for (i = 0; i < region->iter.nr_segs && len; i++) {
+		u64 in_bvec, piece_off;
+
+		if (skip >= bv[i].bv_len) {
+			skip -= bv[i].bv_len;
+			continue;
+		}
+		in_bvec = min_t(u64, bv[i].bv_len - skip, len);
+		piece_off = bv[i].bv_offset + skip;
+		len -= in_bvec;
+		skip = 0;
+		while (in_bvec) {
+			size_t piece = min_t(u64, in_bvec, max);
+
+			if (sg) {
+				sg_set_page(sg, bv[i].bv_page + (piece_off >> PAGE_SHIFT),
+					    piece, piece_off & ~PAGE_MASK);
+				sg = sg_next(sg);
+			}
+			piece_off += piece;
+			in_bvec -= piece;
+			count++;
+		}
+	}
+	return count;
+}
+
+/*
+ * Builds and DMA-maps the scatterlist of @region's bytes [@offset, @offset + @len) for
+ * device writes. Each frame gets its own mapping so that it can be synced for the CPU on
+ * its own (the DMA API syncs whole sg mappings, never a part of one).
+ */
+struct sg_table *fgrab_shim_frame_map(const struct fgrab_region *region, u64 offset,
+				      u64 len, struct pci_dev *pdev, int *err)
+{
+	size_t max = fgrab_max_sg_entry(&pdev->dev);
+	unsigned int nents = fgrab_region_walk(region, offset, len, max, NULL);
+	struct sg_table *sgt;
+	int ret;
+
+	if (!nents || offset + len > iov_iter_count(&region->iter)) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	sgt = kzalloc(sizeof(*sgt), GFP_KERNEL);
+	if (!sgt) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	ret = sg_alloc_table(sgt, nents, GFP_KERNEL);
+	if (ret)
+		goto free;
+	fgrab_region_walk(region, offset, len, max, sgt);
+	ret = dma_map_sgtable(&pdev->dev, sgt, DMA_FROM_DEVICE, 0);
+	if (ret)
+		goto table;
+	return sgt;
+table:
+	sg_free_table(sgt);
+free:
+	kfree(sgt);
+	*err = ret;
+	return NULL;
+}
+
+void fgrab_shim_frame_unmap(struct sg_table *sgt, struct pci_dev *pdev)
+{
+	dma_unmap_sgtable(&pdev->dev, sgt, DMA_FROM_DEVICE, 0);
+	sg_free_table(sgt);
+	kfree(sgt);
 }

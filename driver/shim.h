@@ -8,11 +8,13 @@
 
 #include <linux/types.h>
 
+struct fgrab_region;
 struct file;
 struct inode;
 struct io_uring_cmd;
 struct miscdevice;
 struct pci_dev;
+struct sg_table;
 
 /* Implemented in Rust (driver/file.rs), called through fgrab's file_operations. */
 int fgrab_file_open(struct inode *inode, struct file *file);
@@ -30,5 +32,19 @@ u32 fgrab_shim_cmd_op(const struct io_uring_cmd *cmd);
 struct file *fgrab_shim_cmd_file(const struct io_uring_cmd *cmd);
 int fgrab_shim_cmd_payload(const struct io_uring_cmd *cmd, unsigned int issue_flags,
 			   void *dst, size_t len);
+bool fgrab_shim_cmd_is_fixed(const struct io_uring_cmd *cmd);
+bool fgrab_shim_issue_is_cancel(unsigned int issue_flags);
+const void *fgrab_shim_cmd_ring(struct io_uring_cmd *cmd);
+void fgrab_shim_cmd_mark_cancelable(struct io_uring_cmd *cmd, unsigned int issue_flags);
+void fgrab_shim_cmd_done(struct io_uring_cmd *cmd, s32 res, u64 res2,
+			 unsigned int issue_flags);
+void fgrab_shim_cmd_done_in_task(struct io_uring_cmd *cmd, s32 res, u64 res2);
+struct fgrab_region *fgrab_shim_region_import(struct io_uring_cmd *cmd,
+					      unsigned int issue_flags, u64 addr,
+					      u64 len, int *err);
+void fgrab_shim_region_release(struct fgrab_region *region);
+struct sg_table *fgrab_shim_frame_map(const struct fgrab_region *region, u64 offset,
+				      u64 len, struct pci_dev *pdev, int *err);
+void fgrab_shim_frame_unmap(struct sg_table *sgt, struct pci_dev *pdev);
 
 #endif /* FGRAB_SHIM_H */

@@ -3,10 +3,22 @@
 //! Rust side of the C shim (`shim.c`): its raw declarations, and the safe types built on
 //! them. No other module declares `extern "C"` items.
 
-use core::ffi::{c_int, c_uint, c_void};
-use kernel::{bindings, error::to_result, prelude::*, str::CString, sync::Arc, types::Opaque};
+use core::{
+    ffi::{c_int, c_uint, c_void},
+    ptr::NonNull,
+};
+use kernel::{
+    bindings,
+    error::to_result,
+    pci,
+    prelude::*,
+    scatterlist::SGTable,
+    str::CString,
+    sync::{aref::ARef, Arc},
+    types::Opaque,
+};
 
-use crate::card::Card;
+use crate::{card::Card, descriptors::Extent};
 
 /// `kernel::pci::Device` is `#[repr(transparent)]` over `struct pci_dev`, which is what lets
 /// [`raw_pci_dev`] hand it to C. Fence that assumption.
@@ -53,6 +65,39 @@ extern "C" {
         dst: *mut c_void,
         len: usize,
     ) -> c_int;
+    fn fgrab_shim_cmd_is_fixed(cmd: *const RawUringCmd) -> bool;
+    fn fgrab_shim_issue_is_cancel(issue_flags: c_uint) -> bool;
+    fn fgrab_shim_cmd_ring(cmd: *mut RawUringCmd) -> *const c_void;
+    fn fgrab_shim_cmd_mark_cancelable(cmd: *mut RawUringCmd, issue_flags: c_uint);
+    fn fgrab_shim_cmd_done(cmd: *mut RawUringCmd, res: i32, res2: u64, issue_flags: c_uint);
+    fn fgrab_shim_cmd_done_in_task(cmd: *mut RawUringCmd, res: i32, res2: u64);
+    fn fgrab_shim_region_import(
+        cmd: *mut RawUringCmd,
+        issue_flags: c_uint,
+        addr: u64,
+        len: u64,
+        err: *mut c_int,
+    ) -> *mut c_void;
+    fn fgrab_shim_region_release(region: *mut c_void);
+    fn fgrab_shim_frame_map(
+        region: *const c_void,
+        offset: u64,
+        len: u64,
+        pdev: *mut c_void,
+        err: *mut c_int,
+    ) -> *mut c_void;
+    fn fgrab_shim_frame_unmap(sgt: *mut c_void, pdev: *mut c_void);
+}
+
+/// Turns the shim's "pointer or NULL with `*err`" convention into a `Result`.
+fn non_null_or<T>(ptr: *mut c_void, err: c_int) -> Result<NonNull<T>> {
+    NonNull::new(ptr.cast()).ok_or_else(|| {
+        if err < 0 {
+            Error::from_errno(err)
+        } else {
+            EINVAL
+        }
+    })
 }
 
 /// A card number (the N of `/dev/fgrabN`), returned to the pool when dropped.
@@ -160,7 +205,7 @@ impl Drop for MiscRegistration {
 
 /// One `URING_CMD` submission, valid for the duration of the `->uring_cmd` call.
 pub(crate) struct UringCmd {
-    raw: *mut RawUringCmd,
+    raw: NonNull<RawUringCmd>,
     issue_flags: c_uint,
 }
 
@@ -170,20 +215,74 @@ impl UringCmd {
     /// # Safety
     ///
     /// `raw` must be the command passed to `->uring_cmd`, used only during that call.
-    pub(crate) unsafe fn from_raw(raw: *mut RawUringCmd, issue_flags: c_uint) -> Self {
-        Self { raw, issue_flags }
+    pub(crate) unsafe fn from_raw(raw: *mut RawUringCmd, issue_flags: c_uint) -> Option<Self> {
+        Some(Self {
+            raw: NonNull::new(raw)?,
+            issue_flags,
+        })
     }
 
     /// `sqe->cmd_op`.
     pub(crate) fn op(&self) -> u32 {
         // SAFETY: `raw` is valid for this call (type invariant).
-        unsafe { fgrab_shim_cmd_op(self.raw) }
+        unsafe { fgrab_shim_cmd_op(self.raw.as_ptr()) }
     }
 
     /// The file the command was submitted on.
     pub(crate) fn file(&self) -> *mut bindings::file {
         // SAFETY: `raw` is valid for this call (type invariant).
-        unsafe { fgrab_shim_cmd_file(self.raw) }.cast()
+        unsafe { fgrab_shim_cmd_file(self.raw.as_ptr()) }.cast()
+    }
+
+    /// Whether this is io_uring asking to cancel a command marked cancelable (ring exit).
+    pub(crate) fn is_cancel(&self) -> bool {
+        // SAFETY: pure flag test.
+        unsafe { fgrab_shim_issue_is_cancel(self.issue_flags) }
+    }
+
+    /// Whether the SQE set `IORING_URING_CMD_FIXED` (a fixed buffer is named by `buf_index`).
+    pub(crate) fn is_fixed(&self) -> bool {
+        // SAFETY: `raw` is valid for this call (type invariant).
+        unsafe { fgrab_shim_cmd_is_fixed(self.raw.as_ptr()) }
+    }
+
+    /// The ring the command was submitted on, as an identity to compare.
+    pub(crate) fn ring(&self) -> RingId {
+        // SAFETY: `raw` is valid for this call (type invariant).
+        RingId(unsafe { fgrab_shim_cmd_ring(self.raw.as_ptr()) } as usize)
+    }
+
+    /// Whether `pending` is this very command.
+    pub(crate) fn is(&self, pending: &PendingCmd) -> bool {
+        pending.raw == self.raw
+    }
+
+    /// Imports bytes `addr..addr + len` of the fixed buffer the SQE names.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` without `IORING_URING_CMD_FIXED`; `EFAULT` for a bad `buf_index` or a range
+    /// outside the buffer; `ENOMEM`.
+    pub(crate) fn import_region(&self, addr: u64, len: u64) -> Result<RegionImport> {
+        if !self.is_fixed() {
+            // io_uring_cmd_import_fixed() would WARN; refuse before calling it.
+            return Err(EINVAL);
+        }
+        let mut err = 0;
+        // SAFETY: `raw` is valid for this call; `err` is writable.
+        let raw = unsafe {
+            fgrab_shim_region_import(self.raw.as_ptr(), self.issue_flags, addr, len, &mut err)
+        };
+        Ok(RegionImport(non_null_or(raw, err)?))
+    }
+
+    /// Keeps the command in flight beyond this call, cancelable on ring exit. The caller
+    /// must then return `-EIOCBQUEUED` from `->uring_cmd`.
+    pub(crate) fn into_pending(self) -> PendingCmd {
+        // SAFETY: `raw` is valid for this call and `issue_flags` are this call's.
+        unsafe { fgrab_shim_cmd_mark_cancelable(self.raw.as_ptr(), self.issue_flags) };
+        // INVARIANT: the command now stays in flight until the `PendingCmd` completes it.
+        PendingCmd { raw: self.raw }
     }
 
     /// Copies the 80-byte payload out of the SQE (read once; user space may change the SQE).
@@ -196,12 +295,132 @@ impl UringCmd {
         // SAFETY: `raw` is valid for this call; `payload` is writable for its length.
         to_result(unsafe {
             fgrab_shim_cmd_payload(
-                self.raw,
+                self.raw.as_ptr(),
                 self.issue_flags,
                 payload.as_mut_ptr().cast(),
                 payload.len(),
             )
         })?;
         Ok(payload)
+    }
+}
+
+/// Identity of an io_uring instance, for "same ring" checks only.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RingId(usize);
+
+/// A command kept in flight beyond its `->uring_cmd` call. Completed exactly once: by one of
+/// the consuming methods, or, as a safety net, with `-ECANCELED` when dropped.
+///
+/// # Invariants
+///
+/// `raw` is an in-flight `struct io_uring_cmd` that nothing else completes.
+pub(crate) struct PendingCmd {
+    raw: NonNull<RawUringCmd>,
+}
+
+// SAFETY: an in-flight command may be completed from any thread (through task work).
+unsafe impl Send for PendingCmd {}
+// SAFETY: shared references only compare the pointer.
+unsafe impl Sync for PendingCmd {}
+
+impl PendingCmd {
+    /// Completes the command from any context; the CQE is posted from task work in the
+    /// submitter's context.
+    pub(crate) fn complete_in_task(self, res: i32) {
+        let raw = self.raw.as_ptr();
+        core::mem::forget(self);
+        // SAFETY: `raw` is in flight and completed only here (type invariant; `self` is
+        // forgotten so `Drop` does not complete it again).
+        unsafe { fgrab_shim_cmd_done_in_task(raw, res, 0) };
+    }
+
+    /// Completes the command inside its own cancel call, with that call's issue flags.
+    pub(crate) fn complete_canceled(self, cancel: &UringCmd, res: i32) {
+        if !cancel.is(&self) {
+            // Not this command's call: its issue flags do not apply here.
+            return self.complete_in_task(res);
+        }
+        core::mem::forget(self);
+        // SAFETY: `cancel.raw` is this command, called with its own issue flags.
+        unsafe { fgrab_shim_cmd_done(cancel.raw.as_ptr(), res, 0, cancel.issue_flags) };
+    }
+}
+
+impl Drop for PendingCmd {
+    fn drop(&mut self) {
+        // SAFETY: not completed yet (consuming methods forget `self`).
+        unsafe { fgrab_shim_cmd_done_in_task(self.raw.as_ptr(), ECANCELED.to_errno(), 0) };
+    }
+}
+
+/// A region of a fixed buffer imported by the command that attaches it; released when
+/// dropped. Valid only while that command is in flight.
+pub(crate) struct RegionImport(NonNull<c_void>);
+
+// SAFETY: the import is plain memory (an iov_iter copy) owned by this value.
+unsafe impl Send for RegionImport {}
+// SAFETY: shared references only read it.
+unsafe impl Sync for RegionImport {}
+
+impl RegionImport {
+    /// DMA-maps region bytes `offset..offset + len` for device writes.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for an empty or out-of-range span; mapping errors (`ENOMEM`, `EIO`).
+    pub(crate) fn map_frame(
+        &self,
+        offset: u64,
+        len: u64,
+        pdev: &ARef<pci::Device>,
+    ) -> Result<FrameMapping> {
+        let mut err = 0;
+        // SAFETY: `self.0` is a live import; the device is valid while `pdev` is held.
+        let sgt = unsafe {
+            fgrab_shim_frame_map(self.0.as_ptr(), offset, len, raw_pci_dev(pdev), &mut err)
+        };
+        Ok(FrameMapping {
+            sgt: non_null_or(sgt, err)?,
+            pdev: pdev.clone(),
+        })
+    }
+}
+
+impl Drop for RegionImport {
+    fn drop(&mut self) {
+        // SAFETY: created by `fgrab_shim_region_import`, released once.
+        unsafe { fgrab_shim_region_release(self.0.as_ptr()) };
+    }
+}
+
+/// One frame's DMA mapping (its own `sg_table`, mapped for device writes); unmapped when
+/// dropped.
+pub(crate) struct FrameMapping {
+    sgt: NonNull<bindings::sg_table>,
+    pdev: ARef<pci::Device>,
+}
+
+// SAFETY: the table is owned by this value and only read after mapping.
+unsafe impl Send for FrameMapping {}
+// SAFETY: shared references only read the table.
+unsafe impl Sync for FrameMapping {}
+
+impl FrameMapping {
+    /// The entries the DMA mapping produced (the first `nents`, after IOMMU merging).
+    pub(crate) fn extents(&self) -> impl Iterator<Item = Extent> + '_ {
+        // SAFETY: the table is valid and not modified while `self` is borrowed.
+        let table = unsafe { SGTable::from_raw(self.sgt.as_ptr()) };
+        table.iter().map(|entry| Extent {
+            dma: entry.dma_address(),
+            len: entry.dma_len(),
+        })
+    }
+}
+
+impl Drop for FrameMapping {
+    fn drop(&mut self) {
+        // SAFETY: mapped by `fgrab_shim_frame_map` for this device; unmapped once.
+        unsafe { fgrab_shim_frame_unmap(self.sgt.as_ptr().cast(), raw_pci_dev(&self.pdev)) };
     }
 }

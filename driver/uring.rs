@@ -12,32 +12,52 @@ use kernel::{
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::{
-    card::Card,
     file::OpenFile,
     shim::UringCmd,
-    uapi::{ops, InfoCmd},
+    uapi::{ops, AttachCmd, CopyOutCmd, DetachCmd},
 };
 
-/// Handles one command; the value becomes the CQE's `res`.
-pub(crate) fn handle(file: &OpenFile, cmd: &UringCmd) -> Result<i32> {
+/// Handles one command; the value becomes the CQE's `res` (`-EIOCBQUEUED`: in flight).
+pub(crate) fn handle(file: &OpenFile, cmd: UringCmd) -> Result<i32> {
+    let card = file.card();
+    if cmd.is_cancel() {
+        card.cancel(&cmd);
+        return Ok(0);
+    }
     match cmd.op() {
-        ops::INFO => info(file.card(), &cmd.payload()?),
+        ops::INFO => copy_out(card.info().as_bytes(), &cmd.payload()?),
+        ops::STATS => copy_out(card.stats().as_bytes(), &cmd.payload()?),
+        ops::ATTACH => {
+            let request = AttachCmd::read_from_bytes(&cmd.payload()?).map_err(|_| EINVAL)?;
+            if request.flags != 0 || request.reserved0 != 0 || request.reserved != [0; 5] {
+                return Err(EINVAL);
+            }
+            card.attach(file.id(), cmd, &request)?;
+            Err(EIOCBQUEUED)
+        }
+        ops::DETACH => {
+            let request = DetachCmd::read_from_bytes(&cmd.payload()?).map_err(|_| EINVAL)?;
+            if request.flags != 0 || request.reserved0 != 0 || request.reserved != [0; 9] {
+                return Err(EINVAL);
+            }
+            card.detach(file.id())?;
+            Ok(0)
+        }
         _ => Err(EOPNOTSUPP),
     }
 }
 
-/// `INFO`: copies up to `size` bytes of the card's `DeviceInfo` to `addr`.
-fn info(card: &Card, payload: &[u8]) -> Result<i32> {
-    let request = InfoCmd::read_from_bytes(payload).map_err(|_| EINVAL)?;
+/// `INFO`, `STATS`: copies up to `size` bytes of `bytes` to `addr`, returns the count.
+fn copy_out(bytes: &[u8], payload: &[u8]) -> Result<i32> {
+    let request = CopyOutCmd::read_from_bytes(payload).map_err(|_| EINVAL)?;
     if request.flags != 0 || request.reserved != [0; 8] || request.size == 0 {
         return Err(EINVAL);
     }
-    let bytes = card.info().as_bytes();
     let len = bytes.len().min(request.size as usize);
     let addr = usize::try_from(request.addr).map_err(|_| EFAULT)?;
     UserSlice::new(UserPtr::from_addr(addr), len)
         .writer()
         .write_slice(&bytes[..len])?;
-    // CAST: `len` is at most `size_of::<DeviceInfo>()`.
+    // CAST: `len` is at most the size of a uapi structure.
     Ok(len as i32)
 }

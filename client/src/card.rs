@@ -2,7 +2,7 @@
 
 use crate::ring::Ring;
 use crate::{Error, Result};
-use fgrab_uapi::{ops, DeviceInfo, InfoCmd, ABI_VERSION};
+use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo, ABI_VERSION};
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -51,10 +51,10 @@ impl Card {
     /// speaks another ABI version.
     pub fn info(&mut self) -> Result<DeviceInfo> {
         let mut info = DeviceInfo::new_zeroed();
-        let request = InfoCmd {
+        let request = CopyOutCmd {
             addr: info.as_mut_bytes().as_mut_ptr() as u64,
             size: size_of::<DeviceInfo>() as u32,
-            ..InfoCmd::new_zeroed()
+            ..CopyOutCmd::new_zeroed()
         };
         let completion = self.raw_command(ops::INFO, request.as_bytes())?;
         if completion < 0 {

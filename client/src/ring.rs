@@ -40,7 +40,7 @@ impl Ring {
 
     /// Submits one command and waits for its completion.
     ///
-    /// The payload may contain user addresses (e.g. [`fgrab_uapi::InfoCmd::addr`]); the
+    /// The payload may contain user addresses (e.g. [`fgrab_uapi::CopyOutCmd::addr`]); the
     /// caller keeps that memory alive and unaliased until this returns, which it does only
     /// after the command completed.
     pub fn command(&mut self, op: u32, payload: [u8; 80]) -> Result<Completion> {

@@ -20,12 +20,60 @@
 #define FGRAB_OP(n) (0x46470000u | (n))
 /* Copy a struct fgrab_device_info to user memory; res = bytes written. */
 #define FGRAB_OP_INFO FGRAB_OP(0x01)
+/*
+ * Attach a region of a fixed buffer (IORING_URING_CMD_FIXED, sqe->buf_index). Stays in
+ * flight for the region's life: res = 0 after DETACH, -ECANCELED on ring exit, -ENODEV when
+ * the card goes away; errors complete it at once.
+ */
+#define FGRAB_OP_ATTACH FGRAB_OP(0x02)
+/* Detach this file's region; res = 0, then the attach command completes. */
+#define FGRAB_OP_DETACH FGRAB_OP(0x03)
+/* Copy a struct fgrab_stats to user memory; res = bytes written. */
+#define FGRAB_OP_STATS FGRAB_OP(0x04)
 
-struct fgrab_info_cmd {
-	uint64_t addr;         /* where to write struct fgrab_device_info */
-	uint32_t size;         /* bytes available at addr */
+#define FGRAB_MAX_FRAMES 4095u
+#define FGRAB_STATE_IDLE 0u
+#define FGRAB_STATE_ATTACHED 1u
+
+/* Payload of INFO and STATS. */
+struct fgrab_copy_out_cmd {
+	uint64_t addr;         /* where to write the structure */
+	uint32_t size;         /* bytes available at addr, not 0 */
 	uint32_t flags;        /* must be 0 */
 	uint64_t reserved[8];  /* must be 0 */
+};
+
+/* Payload of ATTACH: frame i is frame_bytes at region offset i * frame_stride. */
+struct fgrab_attach_cmd {
+	uint64_t addr;         /* user address of the region (any alignment) */
+	uint64_t len;          /* region bytes */
+	uint64_t frame_stride; /* >= frame_bytes */
+	uint32_t frame_bytes;  /* >= 1 */
+	uint32_t frame_count;  /* 1..=FGRAB_MAX_FRAMES */
+	uint32_t flags;        /* must be 0 */
+	uint32_t reserved0;    /* must be 0 */
+	uint64_t reserved[5];  /* must be 0 */
+};
+
+/* Payload of DETACH. */
+struct fgrab_detach_cmd {
+	uint32_t flags;        /* must be 0 */
+	uint32_t reserved0;    /* must be 0 */
+	uint64_t reserved[9];  /* must be 0 */
+};
+
+struct fgrab_stats {
+	uint32_t struct_size;
+	uint32_t state;        /* FGRAB_STATE_* */
+	uint32_t frame_count;
+	uint32_t frame_bytes;
+	uint64_t frame_stride;
+	uint64_t region_bytes;
+	uint32_t descriptors_total;
+	uint32_t descriptors_max_per_frame;
+	uint32_t mapped_entries; /* DMA-mapped sg entries, after IOMMU merging */
+	uint32_t reserved0;
+	uint64_t reserved[6];
 };
 
 struct fgrab_device_info {
@@ -45,10 +93,15 @@ struct fgrab_device_info {
 	uint32_t frame_bytes;
 	uint32_t dma_address_bits;
 	uint64_t frame_period_ns;
-	uint64_t reserved[4];
+	uint32_t max_frame_bytes;
+	uint32_t max_frames;
+	uint64_t reserved[3];
 };
 
-_Static_assert(sizeof(struct fgrab_info_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "fgrab_info_cmd size");
+_Static_assert(sizeof(struct fgrab_copy_out_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "copy_out_cmd size");
+_Static_assert(sizeof(struct fgrab_attach_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "attach_cmd size");
+_Static_assert(sizeof(struct fgrab_detach_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "detach_cmd size");
+_Static_assert(sizeof(struct fgrab_stats) == 96, "fgrab_stats size");
 _Static_assert(sizeof(struct fgrab_device_info) == 88, "fgrab_device_info size");
 
 #endif /* FGRAB_UAPI_H */

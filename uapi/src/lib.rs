@@ -34,27 +34,121 @@ const fn op(number: u32) -> u32 {
 
 /// Command opcodes (`sqe->cmd_op`).
 pub mod ops {
-    /// Copies a [`super::DeviceInfo`] to user memory. Payload: [`super::InfoCmd`].
+    /// Copies a [`super::DeviceInfo`] to user memory. Payload: [`super::CopyOutCmd`].
     /// Allowed on any open file, also while another file streams. Completes at once with
     /// the number of bytes written.
     pub const INFO: u32 = super::op(0x01);
+    /// Attaches a region of an io_uring fixed buffer as the card's frame buffers.
+    /// Payload: [`super::AttachCmd`]; the SQE must set `IORING_URING_CMD_FIXED` and
+    /// `buf_index`. On success the command stays in flight for the life of the region and
+    /// completes when it ends: 0 after [`DETACH`], `-ECANCELED` when the ring exits,
+    /// `-ENODEV` when the card goes away. Errors complete it at once.
+    pub const ATTACH: u32 = super::op(0x02);
+    /// Detaches the region this file attached. Payload: [`super::DetachCmd`]. Completes at
+    /// once with 0; the attach command completes afterwards.
+    pub const DETACH: u32 = super::op(0x03);
+    /// Copies a [`super::Stats`] to user memory. Payload: [`super::CopyOutCmd`]. Allowed on
+    /// any open file. Completes at once with the number of bytes written.
+    pub const STATS: u32 = super::op(0x04);
 }
 
-/// Payload of [`ops::INFO`].
+/// Payload of the commands that copy a structure out to user memory ([`ops::INFO`],
+/// [`ops::STATS`]).
 #[repr(C)]
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
 )]
-pub struct InfoCmd {
-    /// User address to write the [`DeviceInfo`] to.
+pub struct CopyOutCmd {
+    /// User address to write the structure to.
     pub addr: u64,
-    /// Bytes available at `addr`; the kernel writes `min(size, size_of::<DeviceInfo>())`, so
-    /// an older program with a smaller structure keeps working.
+    /// Bytes available at `addr`; the kernel writes `min(size, size of the structure)`, so
+    /// an older program with a smaller structure keeps working. Must not be zero.
     pub size: u32,
     /// Must be zero.
     pub flags: u32,
     /// Must be zero.
     pub reserved: [u64; 8],
+}
+
+/// Payload of [`ops::ATTACH`].
+///
+/// The region is `len` bytes at user address `addr`, inside the fixed buffer `buf_index`
+/// (both may have any alignment). Frame `i` is the `frame_bytes` bytes at region offset
+/// `i * frame_stride`; bytes between frames (`frame_stride - frame_bytes`) are never
+/// written by the card.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct AttachCmd {
+    /// User address of the region's first byte.
+    pub addr: u64,
+    /// Bytes in the region.
+    pub len: u64,
+    /// Distance between the starts of consecutive frames, at least `frame_bytes`.
+    pub frame_stride: u64,
+    /// Bytes of one frame, at least 1.
+    pub frame_bytes: u32,
+    /// Number of frames, at least 1 and at most [`MAX_FRAMES`].
+    pub frame_count: u32,
+    /// Must be zero.
+    pub flags: u32,
+    /// Must be zero.
+    pub reserved0: u32,
+    /// Must be zero.
+    pub reserved: [u64; 5],
+}
+
+/// Most frames one region may have (the card's submit ring holds 4095 entries).
+pub const MAX_FRAMES: u32 = 4095;
+
+/// Payload of [`ops::DETACH`].
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct DetachCmd {
+    /// Must be zero.
+    pub flags: u32,
+    /// Must be zero.
+    pub reserved0: u32,
+    /// Must be zero.
+    pub reserved: [u64; 9],
+}
+
+/// [`Stats::state`]: no region attached.
+pub const STATE_IDLE: u32 = 0;
+/// [`Stats::state`]: a region is attached.
+pub const STATE_ATTACHED: u32 = 1;
+
+/// Stream state and counters of one card, as returned by [`ops::STATS`].
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct Stats {
+    /// `size_of::<Stats>()` as the kernel knows it.
+    pub struct_size: u32,
+    /// [`STATE_IDLE`] or [`STATE_ATTACHED`].
+    pub state: u32,
+    /// Frames of the attached region (0 when idle).
+    pub frame_count: u32,
+    /// Bytes per frame of the attached region.
+    pub frame_bytes: u32,
+    /// Frame stride of the attached region.
+    pub frame_stride: u64,
+    /// Bytes of the attached region.
+    pub region_bytes: u64,
+    /// Descriptors over all frames of the attached region.
+    pub descriptors_total: u32,
+    /// Most descriptors any one frame needs.
+    pub descriptors_max_per_frame: u32,
+    /// DMA-mapped scatterlist entries over all frames (after IOMMU merging).
+    pub mapped_entries: u32,
+    /// Zero.
+    pub reserved0: u32,
+    /// Zero.
+    pub reserved: [u64; 6],
 }
 
 /// Identity and capabilities of one card, as returned by [`ops::INFO`].
@@ -95,20 +189,33 @@ pub struct DeviceInfo {
     pub dma_address_bits: u32,
     /// Time between frame starts, in nanoseconds.
     pub frame_period_ns: u64,
+    /// Largest `frame_bytes` the sensor can produce.
+    pub max_frame_bytes: u32,
+    /// Most frames one region may have ([`MAX_FRAMES`] or less).
+    pub max_frames: u32,
     /// Zero.
-    pub reserved: [u64; 4],
+    pub reserved: [u64; 3],
 }
 
 /// Compile-time layout checks: these values are part of the ABI and mirrored in the C header.
 const _: () = {
     use core::mem::{offset_of, size_of};
-    assert!(size_of::<InfoCmd>() == CMD_PAYLOAD_BYTES);
-    assert!(offset_of!(InfoCmd, size) == 8);
-    assert!(offset_of!(InfoCmd, reserved) == 16);
+    assert!(size_of::<CopyOutCmd>() == CMD_PAYLOAD_BYTES);
+    assert!(offset_of!(CopyOutCmd, size) == 8);
+    assert!(offset_of!(CopyOutCmd, reserved) == 16);
+    assert!(size_of::<AttachCmd>() == CMD_PAYLOAD_BYTES);
+    assert!(offset_of!(AttachCmd, frame_bytes) == 24);
+    assert!(offset_of!(AttachCmd, reserved) == 40);
+    assert!(size_of::<DetachCmd>() == CMD_PAYLOAD_BYTES);
+    assert!(size_of::<Stats>() == 96);
+    assert!(offset_of!(Stats, frame_stride) == 16);
+    assert!(offset_of!(Stats, descriptors_total) == 32);
+    assert!(offset_of!(Stats, reserved) == 48);
     assert!(size_of::<DeviceInfo>() == 88);
     assert!(offset_of!(DeviceInfo, vendor_id) == 16);
     assert!(offset_of!(DeviceInfo, pci_location) == 24);
     assert!(offset_of!(DeviceInfo, max_segment_bytes) == 32);
     assert!(offset_of!(DeviceInfo, frame_period_ns) == 48);
-    assert!(offset_of!(DeviceInfo, reserved) == 56);
+    assert!(offset_of!(DeviceInfo, max_frame_bytes) == 56);
+    assert!(offset_of!(DeviceInfo, reserved) == 64);
 };

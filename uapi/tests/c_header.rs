@@ -1,7 +1,7 @@
 //! The C header must describe exactly the Rust layout: compile a C program against
 //! `include/fgrab.h` that prints every size and offset, and compare with `offset_of!`.
 
-use fgrab_uapi::{DeviceInfo, InfoCmd};
+use fgrab_uapi::{AttachCmd, CopyOutCmd, DetachCmd, DeviceInfo, Stats};
 use std::mem::{offset_of, size_of};
 use std::process::Command;
 
@@ -16,16 +16,32 @@ fn expected() -> Vec<(&'static str, usize)> {
             ]
         };
     }
-    let mut all = fields!("fgrab_info_cmd", InfoCmd: addr, size, flags, reserved);
+    let mut all = fields!("fgrab_copy_out_cmd", CopyOutCmd: addr, size, flags, reserved);
+    all.extend(
+        fields!("fgrab_attach_cmd", AttachCmd: addr, len, frame_stride, frame_bytes,
+        frame_count, flags, reserved0, reserved),
+    );
+    all.extend(fields!("fgrab_detach_cmd", DetachCmd: flags, reserved0, reserved));
+    all.extend(
+        fields!("fgrab_stats", Stats: struct_size, state, frame_count, frame_bytes,
+        frame_stride, region_bytes, descriptors_total, descriptors_max_per_frame,
+        mapped_entries, reserved0, reserved),
+    );
     all.extend(
         fields!("fgrab_device_info", DeviceInfo: struct_size, abi_version, card_index,
         hw_version, vendor_id, device_id, subsystem_vendor_id, subsystem_id, pci_location,
         revision, reserved0, max_segment_bytes, max_descriptors_per_frame, frame_bytes,
-        dma_address_bits, frame_period_ns, reserved),
+        dma_address_bits, frame_period_ns, max_frame_bytes, max_frames, reserved),
     );
     all.push(("FGRAB_ABI_VERSION", fgrab_uapi::ABI_VERSION as usize));
     all.push(("FGRAB_CMD_PAYLOAD_BYTES", fgrab_uapi::CMD_PAYLOAD_BYTES));
     all.push(("FGRAB_OP_INFO", fgrab_uapi::ops::INFO as usize));
+    all.push(("FGRAB_OP_ATTACH", fgrab_uapi::ops::ATTACH as usize));
+    all.push(("FGRAB_OP_DETACH", fgrab_uapi::ops::DETACH as usize));
+    all.push(("FGRAB_OP_STATS", fgrab_uapi::ops::STATS as usize));
+    all.push(("FGRAB_MAX_FRAMES", fgrab_uapi::MAX_FRAMES as usize));
+    all.push(("FGRAB_STATE_IDLE", fgrab_uapi::STATE_IDLE as usize));
+    all.push(("FGRAB_STATE_ATTACHED", fgrab_uapi::STATE_ATTACHED as usize));
     all
 }
 

@@ -25,7 +25,9 @@ usage: cargo xtask <command> [options]
 commands:
   demo              boot the VM with emulated cameras and show the driver at work
   test              run every test (host checks and VM tests); ends with `N passed, N failed`
+  test WORD...      only the guest tests whose names contain a word (no host checks)
   setup             install and build everything the other commands need
+  fmt               format the workspace (cargo fmt) and driver/ (the kernel's rustfmt)
   kernel [--debug]  build the guest kernel (fast profile unless --debug)
   module [--debug]  build fgrab.ko against the guest kernel (also with CLIPPY=1)
   vm [--debug] [--iommu] [--cards N]
@@ -57,7 +59,8 @@ fn run() -> Result<()> {
     };
     match command.as_str() {
         "demo" => vm::demo(),
-        "test" => test::run_all(),
+        "test" if flags.is_empty() => test::run_all(),
+        "test" => test::run_filtered(flags),
         "setup" => {
             let env = paths::Env::new()?;
             let artifacts = vm::prepare(&env, kernel::Profile::Debug)?;
@@ -77,6 +80,17 @@ fn run() -> Result<()> {
             let ko = module::build(&env, &built)?;
             println!("{}", ko.display());
             Ok(())
+        }
+        "fmt" => {
+            let env = paths::Env::new()?;
+            cmd::run(
+                std::process::Command::new(
+                    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+                )
+                .current_dir(&env.root)
+                .args(["fmt", "--all"]),
+            )?;
+            module::rustfmt(&env, &kernel::build(&env, kernel::Profile::Debug)?, false)
         }
         "vm" => {
             let cards = flag_value(flags, "--cards").unwrap_or(Ok(1))?;

@@ -49,12 +49,18 @@ pub fn build(env: &paths::Env, kernel: &kernel::Built) -> Result<PathBuf> {
     Ok(ko)
 }
 
-/// Checks the driver's formatting with the kernel's rustfmt and `.rustfmt.toml`.
-pub fn rustfmt_check(env: &paths::Env, kernel: &kernel::Built) -> Result<()> {
+/// Checks the driver's formatting with the kernel's rustfmt and `.rustfmt.toml`
+/// (`check`), or formats it.
+pub fn rustfmt(env: &paths::Env, kernel: &kernel::Built, check: bool) -> Result<()> {
     let script = format!(
-        "cd {root} && rustfmt --check --edition 2021 --config-path {src}/.rustfmt.toml driver/*.rs",
+        "cd {root} && rustfmt {mode} --edition 2021 --config-path {src}/.rustfmt.toml driver/*.rs",
         root = sysroot::quote(&env.root),
         src = sysroot::quote(&kernel.source),
+        mode = if check { "--check" } else { "" },
     );
-    cmd::run(&mut kernel.command(&env.root, &script))
+    cmd::run(&mut kernel.command(&env.root, &script)).map_err(|_| {
+        anyhow::anyhow!(
+            "driver/ differs from the kernel's rustfmt style (diff above); `cargo xtask fmt` fixes it"
+        )
+    })
 }

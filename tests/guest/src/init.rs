@@ -19,6 +19,10 @@ pub fn main() -> ! {
             println!("init: mounting {target}: {error}");
         }
     }
+    // Huge pages for the tests that compare page sizes, reserved before memory fragments.
+    if let Err(error) = std::fs::write("/proc/sys/vm/nr_hugepages", "16") {
+        println!("init: reserving huge pages: {error}");
+    }
     // Boot-time allocations are not ours to judge: only leaks from here on count.
     let kmemleak = std::path::Path::new(KMEMLEAK).exists();
     if kmemleak {
@@ -46,15 +50,21 @@ pub fn main() -> ! {
         "shell" => shell(),
         "demo" => crate::tests::demo(),
         _ => {
-            let names: Vec<String> = if requested.is_empty() {
-                tests::ALL
-                    .iter()
-                    .filter(|test| test.in_default_run)
-                    .map(|test| test.name.to_string())
-                    .collect()
-            } else {
-                requested
-            };
+            // Without a list: every default test. With one: exact names, or, for words that
+            // name no test, every default test containing the word.
+            let names: Vec<String> = tests::ALL
+                .iter()
+                .filter(|test| {
+                    if requested.is_empty() {
+                        return test.in_default_run;
+                    }
+                    requested.iter().any(|word| {
+                        test.name == word
+                            || (test.in_default_run && test.name.contains(word.as_str()))
+                    })
+                })
+                .map(|test| test.name.to_string())
+                .collect();
             harness::run_tests(&names);
         }
     }

@@ -4,8 +4,10 @@
 //! says (`fgrab_mode=test|demo|shell`, `fgrab_tests=a,b`). Each test runs in its own process
 //! (`fgrab-guest run-test NAME`) so a crash or hang is contained and reported.
 
+mod attach;
 mod harness;
 mod init;
+mod ring;
 mod sys;
 mod tests;
 
@@ -18,6 +20,9 @@ fn main() {
         Some("run-test") => {
             let name = args.get(2).map(String::as_str).unwrap_or("");
             std::process::exit(harness::run_in_process(name));
+        }
+        Some("attach-and-wait") => {
+            attach::attach_and_wait(args.get(2).map(String::as_str).unwrap_or("/dev/fgrab0"))
         }
         Some("list") => {
             for test in tests::ALL {

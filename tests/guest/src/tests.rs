@@ -1,9 +1,9 @@
 //! Guest tests: each runs in its own process on the real kernel, driver and emulated card.
 
-use crate::ensure;
 use crate::harness::{self, TestResult};
+use crate::{attach, ensure};
 use fgrab::Card;
-use fgrab_uapi::{ops, DeviceInfo, InfoCmd};
+use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo};
 use zerocopy::{FromZeros, IntoBytes};
 
 /// A guest test.
@@ -26,6 +26,7 @@ const fn test(name: &'static str, run: fn() -> TestResult) -> Test {
 
 /// Every guest test, in run order.
 pub const ALL: &[Test] = &[
+    test("kunit", kunit),
     test("enumerate", enumerate),
     test("driver-bound", driver_bound),
     test("cards-independent", cards_independent),
@@ -33,6 +34,16 @@ pub const ALL: &[Test] = &[
     test("info-rejects-bad-payload", info_rejects_bad_payload),
     test("unknown-op", unknown_op),
     test("small-sqe-ring-rejected", small_sqe_ring_rejected),
+    test("attach-detach", attach::attach_detach),
+    test("attach-rejects-malformed", attach::attach_rejects_malformed),
+    test("attach-ring-exit", attach::attach_ring_exit),
+    test(
+        "attach-survives-unregister",
+        attach::attach_survives_unregister,
+    ),
+    test("attach-process-killed", attach::attach_process_killed),
+    test("attach-huge-pages", attach::attach_huge_pages),
+    test("attach-unbind", attach::attach_unbind),
     Test {
         name: "selftest-fail",
         run: selftest_fail,
@@ -60,6 +71,36 @@ fn bound_devices() -> Vec<String> {
         .unwrap_or_default();
     devices.sort();
     devices
+}
+
+/// The driver's KUnit suites ran when the module loaded; every case must have passed.
+fn kunit() -> TestResult {
+    let root = "/sys/kernel/debug/kunit";
+    let mut suites = Vec::new();
+    for entry in std::fs::read_dir(root).map_err(|error| format!("{root}: {error}"))? {
+        let name = entry.map_err(|error| error.to_string())?.file_name();
+        let name = name.to_string_lossy().into_owned();
+        if name.starts_with("fgrab") {
+            suites.push(name);
+        }
+    }
+    ensure!(!suites.is_empty(), "no fgrab KUnit suite under {root}");
+    for suite in &suites {
+        let results = std::fs::read_to_string(format!("{root}/{suite}/results"))
+            .map_err(|error| format!("{suite} results: {error}"))?;
+        let passed = results
+            .lines()
+            .filter(|line| line.trim_start().starts_with("ok "))
+            .count();
+        let failed: Vec<&str> = results
+            .lines()
+            .filter(|line| line.trim_start().starts_with("not ok"))
+            .collect();
+        ensure!(failed.is_empty(), "{suite}: {failed:?}\n{results}");
+        ensure!(passed > 1, "{suite}: no passing case in\n{results}");
+        harness::info(&format!("KUnit {suite}: {} cases passed", passed - 1));
+    }
+    Ok(())
 }
 
 /// Number of emulated cards the host started (`fgrab_cards` on the kernel command line).
@@ -215,7 +256,7 @@ fn info_roundtrip() -> TestResult {
     );
     ensure!(info.max_segment_bytes != 0, "max_segment_bytes is 0");
     ensure!(
-        info.reserved0 == [0; 3] && info.reserved == [0; 4],
+        info.reserved0 == [0; 3] && info.reserved == [0; 3],
         "reserved fields not zero"
     );
     let devices = bound_devices();
@@ -233,12 +274,12 @@ fn info_roundtrip() -> TestResult {
 }
 
 /// Sends INFO with `mutate` applied and returns the CQE result.
-fn info_with(card: &mut Card, mutate: impl FnOnce(&mut InfoCmd)) -> Result<i32, String> {
+fn info_with(card: &mut Card, mutate: impl FnOnce(&mut CopyOutCmd)) -> Result<i32, String> {
     let mut target = DeviceInfo::new_zeroed();
-    let mut request = InfoCmd {
+    let mut request = CopyOutCmd {
         addr: target.as_mut_bytes().as_mut_ptr() as u64,
         size: size_of::<DeviceInfo>() as u32,
-        ..InfoCmd::new_zeroed()
+        ..CopyOutCmd::new_zeroed()
     };
     mutate(&mut request);
     card.raw_command(ops::INFO, request.as_bytes())
@@ -247,7 +288,7 @@ fn info_with(card: &mut Card, mutate: impl FnOnce(&mut InfoCmd)) -> Result<i32, 
 
 fn info_rejects_bad_payload() -> TestResult {
     let mut card = open_card0()?;
-    type Mutation = fn(&mut InfoCmd);
+    type Mutation = fn(&mut CopyOutCmd);
     let cases: [(&str, Mutation, i32); 4] = [
         ("nonzero flags", |request| request.flags = 1, libc::EINVAL),
         (

@@ -1,0 +1,425 @@
+//! Attaching regions of io_uring fixed buffers: lifetime, ownership, teardown triggers and
+//! every malformed-request class.
+
+use crate::ensure;
+use crate::harness::{self, TestResult};
+use crate::ring::{attach_request, Memory, TestRing};
+use fgrab_uapi::{ops, AttachCmd, DetachCmd, MAX_FRAMES, STATE_ATTACHED, STATE_IDLE};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use zerocopy::{FromZeros, IntoBytes};
+
+const CARD0: &str = "/dev/fgrab0";
+const ATTACH: u64 = 0xa77a;
+const DETACH: u64 = 0xde7a;
+const MIB: usize = 1 << 20;
+
+/// A non-page-aligned region of 10 non-aligned frames in a 2 MiB buffer.
+fn small_request(memory: &Memory) -> AttachCmd {
+    attach_request(memory.addr() + 100, 100_000, 100_003, 10)
+}
+
+/// Submits an attach that is expected to stay in flight, and waits until the card shows
+/// the region (an `IOSQE_ASYNC` submission is issued later, from a worker).
+fn attach(ring: &mut TestRing, request: &AttachCmd) -> TestResult {
+    ring.submit(ops::ATTACH, request.as_bytes(), Some(0), ATTACH)?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let early = ring.pending_completions();
+        ensure!(early.is_empty(), "attach completed at once: {early:?}");
+        if ring.stats()?.state == STATE_ATTACHED {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the region did not appear within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Detaches and checks that both the detach and the attach command complete with 0.
+fn detach(ring: &mut TestRing) -> TestResult {
+    ring.submit(
+        ops::DETACH,
+        DetachCmd::new_zeroed().as_bytes(),
+        None,
+        DETACH,
+    )?;
+    let mut seen = ring.wait_for(DETACH, Duration::from_secs(5))?;
+    if !seen.iter().any(|(data, _)| *data == ATTACH) {
+        seen.extend(ring.wait_for(ATTACH, Duration::from_secs(5))?);
+    }
+    ensure!(
+        seen.contains(&(DETACH, 0)) && seen.contains(&(ATTACH, 0)),
+        "detach and attach should both complete with 0: {seen:?}"
+    );
+    Ok(())
+}
+
+/// Waits until the card reports no region (teardown triggered elsewhere is asynchronous).
+fn wait_idle(path: &str) -> TestResult {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ring = TestRing::open(path)?;
+    loop {
+        let stats = ring.stats()?;
+        if stats.state == STATE_IDLE {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "card still has a region attached: {stats:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Attaches and detaches a fresh region: the card is usable.
+fn usable(path: &str) -> TestResult {
+    let memory = Memory::new(2 * MIB)?;
+    let mut ring = TestRing::open(path)?;
+    // SAFETY: `memory` outlives `ring` (declared before it).
+    unsafe { ring.register(&[&memory])? };
+    attach(&mut ring, &small_request(&memory))?;
+    detach(&mut ring)
+}
+
+/// Attach stays in flight, STATS shows the region, DETACH ends it, and again, the second
+/// time issued from an io-wq worker (`IOSQE_ASYNC`).
+pub fn attach_detach() -> TestResult {
+    let memory = Memory::new(2 * MIB)?;
+    let mut ring = TestRing::open(CARD0)?;
+    // SAFETY: `memory` outlives `ring`.
+    unsafe { ring.register(&[&memory])? };
+    for round in 0..2 {
+        ring.set_async(round == 1);
+        attach(&mut ring, &small_request(&memory))?;
+        let stats = ring.stats()?;
+        ensure!(
+            stats.state == STATE_ATTACHED,
+            "round {round}: state {}",
+            stats.state
+        );
+        ensure!(
+            stats.frame_count == 10
+                && stats.frame_bytes == 100_000
+                && stats.frame_stride == 100_003,
+            "round {round}: geometry {stats:?}"
+        );
+        // 100,000 bytes touch at most 26 pages: never more descriptors than that.
+        ensure!(
+            (1..=26).contains(&stats.descriptors_max_per_frame),
+            "descriptors per frame {}",
+            stats.descriptors_max_per_frame
+        );
+        if round == 0 {
+            harness::info(&format!(
+                "10 frames of 100000 B, stride 100003, region at page offset 100: {} descriptors \
+                 ({} max per frame), {} mapped entries",
+                stats.descriptors_total, stats.descriptors_max_per_frame, stats.mapped_entries
+            ));
+        }
+        detach(&mut ring)?;
+        ensure!(
+            ring.stats()?.state == STATE_IDLE,
+            "round {round}: still attached after detach"
+        );
+    }
+    Ok(())
+}
+
+/// Every malformed attach/detach gets its errno and changes nothing.
+pub fn attach_rejects_malformed() -> TestResult {
+    let memory = Memory::new(2 * MIB)?;
+    let mut ring = TestRing::open(CARD0)?;
+    // SAFETY: `memory` outlives `ring`.
+    unsafe { ring.register(&[&memory])? };
+    let good = small_request(&memory);
+    type Case = (&'static str, fn(&mut AttachCmd), Option<u16>, i32);
+    let cases: [Case; 13] = [
+        ("missing IORING_URING_CMD_FIXED", |_| {}, None, libc::EINVAL),
+        ("unregistered buf_index", |_| {}, Some(3), libc::EFAULT),
+        (
+            "range beyond the fixed buffer",
+            |r| r.addr += 2 * MIB as u64,
+            Some(0),
+            libc::EFAULT,
+        ),
+        ("zero region length", |r| r.len = 0, Some(0), libc::EINVAL),
+        (
+            "zero frame_bytes",
+            |r| r.frame_bytes = 0,
+            Some(0),
+            libc::EINVAL,
+        ),
+        (
+            "zero frame_count",
+            |r| r.frame_count = 0,
+            Some(0),
+            libc::EINVAL,
+        ),
+        (
+            "stride shorter than a frame",
+            |r| r.frame_stride = 99_999,
+            Some(0),
+            libc::EINVAL,
+        ),
+        (
+            "frames beyond the region",
+            |r| r.len -= 1,
+            Some(0),
+            libc::EINVAL,
+        ),
+        (
+            "geometry overflow",
+            |r| r.frame_stride = u64::MAX / 2,
+            Some(0),
+            libc::EINVAL,
+        ),
+        (
+            "too many frames",
+            |r| r.frame_count = MAX_FRAMES + 1,
+            Some(0),
+            libc::EINVAL,
+        ),
+        (
+            "address wraps",
+            |r| r.addr = u64::MAX - 1000,
+            Some(0),
+            libc::EINVAL,
+        ),
+        ("nonzero flags", |r| r.flags = 1, Some(0), libc::EINVAL),
+        (
+            "nonzero reserved",
+            |r| r.reserved[4] = 1,
+            Some(0),
+            libc::EINVAL,
+        ),
+    ];
+    for (what, mutate, buf_index, errno) in cases {
+        let mut request = good;
+        mutate(&mut request);
+        let res = ring.call(ops::ATTACH, request.as_bytes(), buf_index)?;
+        ensure!(res == -errno, "{what}: expected -{errno}, got {res}");
+        ensure!(
+            ring.stats()?.state == STATE_IDLE,
+            "{what}: left a region attached"
+        );
+    }
+    let res = ring.detach()?;
+    ensure!(
+        res == -libc::ENOENT,
+        "detach with nothing attached: expected -ENOENT, got {res}"
+    );
+    let mut bad_detach = DetachCmd::new_zeroed();
+    bad_detach.reserved[8] = 1;
+    let res = ring.call(ops::DETACH, bad_detach.as_bytes(), None)?;
+    ensure!(
+        res == -libc::EINVAL,
+        "detach with reserved bits: expected -EINVAL, got {res}"
+    );
+
+    // One region per card: a second attach, from this file or another, is refused and the
+    // first region is untouched.
+    attach(&mut ring, &good)?;
+    let res = ring.call(ops::ATTACH, good.as_bytes(), Some(0))?;
+    ensure!(
+        res == -libc::EBUSY,
+        "second attach: expected -EBUSY, got {res}"
+    );
+    let other_memory = Memory::new(2 * MIB)?;
+    let mut other = TestRing::open(CARD0)?;
+    // SAFETY: `other_memory` outlives `other`.
+    unsafe { other.register(&[&other_memory])? };
+    let res = other.call(
+        ops::ATTACH,
+        small_request(&other_memory).as_bytes(),
+        Some(0),
+    )?;
+    ensure!(
+        res == -libc::EBUSY,
+        "attach from another file: expected -EBUSY, got {res}"
+    );
+    let res = other.detach()?;
+    ensure!(
+        res == -libc::EBUSY,
+        "detach from another file: expected -EBUSY, got {res}"
+    );
+    let stats = other.stats()?;
+    ensure!(
+        stats.state == STATE_ATTACHED && stats.frame_bytes == good.frame_bytes,
+        "the first region changed: {stats:?}"
+    );
+    detach(&mut ring)
+}
+
+/// The ring exits with a region attached: io_uring cancels the attach command, the driver
+/// unmaps and completes it, and the card is usable again.
+pub fn attach_ring_exit() -> TestResult {
+    {
+        let memory = Memory::new(2 * MIB)?;
+        let mut ring = TestRing::open(CARD0)?;
+        // SAFETY: `memory` outlives `ring`.
+        unsafe { ring.register(&[&memory])? };
+        attach(&mut ring, &small_request(&memory))?;
+        // `ring` (and the file) close here, with the attach command in flight.
+    }
+    wait_idle(CARD0)?;
+    usable(CARD0)
+}
+
+/// Fixed buffers unregistered while attached: the attach command still holds the pages, so
+/// the region stays valid until detach.
+pub fn attach_survives_unregister() -> TestResult {
+    let memory = Memory::new(2 * MIB)?;
+    let mut ring = TestRing::open(CARD0)?;
+    // SAFETY: `memory` outlives `ring`.
+    unsafe { ring.register(&[&memory])? };
+    attach(&mut ring, &small_request(&memory))?;
+    ring.unregister()?;
+    ensure!(
+        ring.stats()?.state == STATE_ATTACHED,
+        "region lost on unregister"
+    );
+    detach(&mut ring)
+}
+
+/// The owning process is killed with a region attached.
+pub fn attach_process_killed() -> TestResult {
+    let mut child = Command::new("/bin/fgrab-guest")
+        .args(["attach-and-wait", CARD0])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("spawning the attaching process: {error}"))?;
+    let mut line = String::new();
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|error| error.to_string())?;
+    ensure!(line.trim() == "attached", "child said `{}`", line.trim());
+    let _ = child.kill();
+    let _ = child.wait();
+    wait_idle(CARD0)?;
+    usable(CARD0)
+}
+
+/// Helper process for [`attach_process_killed`]: attaches, says so, waits to be killed.
+pub fn attach_and_wait(path: &str) -> ! {
+    let result = (|| -> TestResult {
+        let memory = Memory::new(2 * MIB)?;
+        let mut ring = TestRing::open(path)?;
+        // SAFETY: `memory` lives until the process dies.
+        unsafe { ring.register(&[&memory])? };
+        attach(&mut ring, &small_request(&memory))?;
+        println!("attached");
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    })();
+    println!("error: {}", result.err().unwrap_or_default());
+    std::process::exit(1)
+}
+
+/// The card is unbound with a region attached: the attach command completes with -ENODEV,
+/// the open file sees the card gone, and a rebind brings it back.
+pub fn attach_unbind() -> TestResult {
+    let driver = "/sys/bus/pci/drivers/fgrab";
+    let device = std::fs::read_link("/sys/class/misc/fgrab0/device")
+        .map_err(|error| format!("fgrab0's device: {error}"))?;
+    let device = device
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .ok_or("no device name")?;
+    {
+        let memory = Memory::new(2 * MIB)?;
+        let mut ring = TestRing::open(CARD0)?;
+        // SAFETY: `memory` outlives `ring`.
+        unsafe { ring.register(&[&memory])? };
+        attach(&mut ring, &small_request(&memory))?;
+        std::fs::write(format!("{driver}/unbind"), &device)
+            .map_err(|error| format!("unbind {device}: {error}"))?;
+        let seen = ring.wait_for(ATTACH, Duration::from_secs(10))?;
+        ensure!(
+            seen.contains(&(ATTACH, -libc::ENODEV)),
+            "attach should complete with -ENODEV on unbind: {seen:?}"
+        );
+        let res = ring.call(ops::ATTACH, small_request(&memory).as_bytes(), Some(0))?;
+        ensure!(
+            res == -libc::ENODEV,
+            "attach after unbind: expected -ENODEV, got {res}"
+        );
+    }
+    std::fs::write(format!("{driver}/bind"), &device)
+        .map_err(|error| format!("bind {device}: {error}"))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::path::Path::new(CARD0).exists() {
+        ensure!(
+            Instant::now() < deadline,
+            "{CARD0} did not come back after bind"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    usable(CARD0)
+}
+
+/// Buffers backed by huge pages need fewer descriptors per frame than 4 KiB pages.
+pub fn attach_huge_pages() -> TestResult {
+    let behind_iommu = std::fs::read_link("/sys/class/misc/fgrab0/device/iommu_group").is_ok();
+    let bounced = std::fs::read_to_string("/proc/cmdline")
+        .map_err(|error| error.to_string())?
+        .contains("swiotlb=force");
+    let mut counts = Vec::new();
+    for huge in [false, true] {
+        let memory = if huge {
+            Memory::huge(16 * MIB)?
+        } else {
+            // Transparent huge pages off while the buffer is populated, whatever the
+            // kernel's default: this buffer stands for plain 4 KiB pages.
+            let thp = "/sys/kernel/mm/transparent_hugepage/enabled";
+            let saved = std::fs::read_to_string(thp).unwrap_or_default();
+            let _ = std::fs::write(thp, "never");
+            let memory = Memory::new(16 * MIB);
+            if let Some(mode) = saved.split_whitespace().find(|word| word.starts_with('[')) {
+                let _ = std::fs::write(thp, mode.trim_matches(['[', ']']));
+            }
+            memory?
+        };
+        let mut ring = TestRing::open(CARD0)?;
+        // SAFETY: `memory` outlives `ring`.
+        unsafe { ring.register(&[&memory])? };
+        // 8 frames of 1 MiB + 1000 bytes, starting 300 bytes into the buffer.
+        let request = attach_request(memory.addr() + 300, MIB as u32 + 1000, 2 * MIB as u64, 8);
+        attach(&mut ring, &request)?;
+        let stats = ring.stats()?;
+        detach(&mut ring)?;
+        counts.push(stats.descriptors_max_per_frame);
+        harness::info(&format!(
+            "{} pages{}: {} descriptors per 1 MiB frame at most, {} in all, {} mapped entries",
+            if huge { "2 MiB huge" } else { "4 KiB" },
+            if behind_iommu {
+                " behind the IOMMU"
+            } else if bounced {
+                " through swiotlb"
+            } else {
+                ""
+            },
+            stats.descriptors_max_per_frame,
+            stats.descriptors_total,
+            stats.mapped_entries
+        ));
+    }
+    ensure!(
+        counts[1] <= counts[0],
+        "huge pages need more descriptors: {counts:?}"
+    );
+    // Behind an IOMMU both map to one IOVA range per frame, and swiotlb bounces both into
+    // its contiguous pool; with direct DMA only huge pages are physically contiguous.
+    if !behind_iommu && !bounced {
+        ensure!(
+            counts[1] < counts[0],
+            "huge pages did not reduce descriptors: {counts:?}"
+        );
+    }
+    Ok(())
+}

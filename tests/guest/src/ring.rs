@@ -1,0 +1,261 @@
+//! Raw io_uring access for tests that must craft commands the client library would never
+//! send (missing flags, bad buffer indexes, malformed payloads), and fixed-buffer memory.
+
+use fgrab_uapi::{ops, AttachCmd, CopyOutCmd, DetachCmd, Stats};
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+use zerocopy::{FromZeros, IntoBytes};
+
+/// Anonymous memory for fixed buffers, unmapped on drop.
+pub struct Memory {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Memory {
+    /// Maps `len` bytes backed by 4 KiB pages (transparent huge pages refused).
+    pub fn new(len: usize) -> Result<Self, String> {
+        Self::map(
+            len,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            libc::MADV_NOHUGEPAGE,
+        )
+    }
+
+    /// Maps `len` bytes (a multiple of 2 MiB) from the hugetlb pool, which the guest's init
+    /// fills at boot, before memory fragments.
+    pub fn huge(len: usize) -> Result<Self, String> {
+        Self::map(
+            len,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB,
+            libc::MADV_NORMAL,
+        )
+    }
+
+    fn map(len: usize, flags: libc::c_int, advice: libc::c_int) -> Result<Self, String> {
+        // SAFETY: anonymous mapping at an address of the kernel's choice.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(format!("mmap {len}: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: advice on the mapping just created.
+        unsafe { libc::madvise(ptr, len, advice) };
+        // Touch every page, last to first, so the backing exists before io_uring pins it.
+        for page in (0..len.div_ceil(4096)).rev() {
+            // SAFETY: `page * 4096 < len`, inside the writable mapping.
+            unsafe { ptr.cast::<u8>().add(page * 4096).write_volatile(0xa5) };
+        }
+        Ok(Self {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    /// Start address.
+    pub fn addr(&self) -> u64 {
+        self.ptr as u64
+    }
+
+    /// The `iovec` that registers all of it.
+    pub fn iovec(&self) -> libc::iovec {
+        libc::iovec {
+            iov_base: self.ptr.cast(),
+            iov_len: self.len,
+        }
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the mapping created in `new`.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// A big-SQE ring on one open card, with optional fixed buffers.
+pub struct TestRing {
+    ring: IoUring<squeue::Entry128, cqueue::Entry32>,
+    file: File,
+    /// Submit with `IOSQE_ASYNC`: io_uring issues from a worker thread without its ring
+    /// lock (`IO_URING_F_UNLOCKED`), a different locking path through the driver.
+    async_issue: bool,
+}
+
+/// A completion: `(user_data, res)`.
+pub type Cqe = (u64, i32);
+
+impl TestRing {
+    /// Opens `path` and creates the ring.
+    pub fn open(path: &str) -> Result<Self, String> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|error| format!("{path}: {error}"))?;
+        let ring = IoUring::<squeue::Entry128, cqueue::Entry32>::builder()
+            .build(64)
+            .map_err(|error| format!("io_uring setup: {error}"))?;
+        Ok(Self {
+            ring,
+            file,
+            async_issue: false,
+        })
+    }
+
+    /// Makes later submissions use `IOSQE_ASYNC` (or not).
+    pub fn set_async(&mut self, async_issue: bool) {
+        self.async_issue = async_issue;
+    }
+
+    /// Registers `memory` as fixed buffer 0.
+    ///
+    /// # Safety
+    ///
+    /// `memory` must outlive the ring (or the registration).
+    pub unsafe fn register(&mut self, memory: &[&Memory]) -> Result<(), String> {
+        let iovecs: Vec<libc::iovec> = memory.iter().map(|memory| memory.iovec()).collect();
+        // SAFETY: the caller keeps the memory alive.
+        unsafe { self.ring.submitter().register_buffers(&iovecs) }
+            .map_err(|error| format!("register_buffers: {error}"))
+    }
+
+    /// Unregisters all fixed buffers.
+    pub fn unregister(&mut self) -> Result<(), String> {
+        self.ring
+            .submitter()
+            .unregister_buffers()
+            .map_err(|error| format!("unregister_buffers: {error}"))
+    }
+
+    /// Submits a command without waiting.
+    pub fn submit(
+        &mut self,
+        op: u32,
+        payload: &[u8],
+        buf_index: Option<u16>,
+        user_data: u64,
+    ) -> Result<(), String> {
+        let mut bytes = [0u8; 80];
+        bytes[..payload.len()].copy_from_slice(payload);
+        let entry = opcode::UringCmd80::new(types::Fd(self.file.as_raw_fd()), op)
+            .cmd(bytes)
+            .buf_index(buf_index)
+            .build()
+            .user_data(user_data)
+            .flags(if self.async_issue {
+                squeue::Flags::ASYNC
+            } else {
+                squeue::Flags::empty()
+            });
+        // SAFETY: the entry carries only copied bytes; memory its payload points to is kept
+        // alive by the caller until the completion is reaped.
+        unsafe { self.ring.submission().push(&entry) }.map_err(|_| "submission queue full")?;
+        self.ring
+            .submit()
+            .map_err(|error| format!("submit: {error}"))?;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the completion with `user_data`; other completions that
+    /// arrive meanwhile are returned too.
+    pub fn wait_for(&mut self, user_data: u64, timeout: Duration) -> Result<Vec<Cqe>, String> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            seen.extend(
+                self.ring
+                    .completion()
+                    .map(|cqe| (cqe.user_data(), cqe.result())),
+            );
+            if seen.iter().any(|(data, _)| *data == user_data) {
+                return Ok(seen);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "no completion for {user_data} within {timeout:?}: {seen:?}"
+                ));
+            }
+            let timeout = types::Timespec::from(Duration::from_millis(20));
+            let wait = types::SubmitArgs::new().timespec(&timeout);
+            match self.ring.submitter().submit_with_args(1, &wait) {
+                Ok(_) => {}
+                Err(error) if error.raw_os_error() == Some(libc::ETIME) => {}
+                Err(error) if error.raw_os_error() == Some(libc::EINTR) => {}
+                Err(error) => return Err(format!("wait: {error}")),
+            }
+        }
+    }
+
+    /// Submits a command and returns its result.
+    pub fn call(&mut self, op: u32, payload: &[u8], buf_index: Option<u16>) -> Result<i32, String> {
+        const USER_DATA: u64 = 0xca11;
+        self.submit(op, payload, buf_index, USER_DATA)?;
+        let seen = self.wait_for(USER_DATA, Duration::from_secs(10))?;
+        let (_, res) = seen
+            .iter()
+            .find(|(data, _)| *data == USER_DATA)
+            .copied()
+            .ok_or("lost completion")?;
+        if seen.len() > 1 {
+            return Err(format!("unexpected completions besides the call: {seen:?}"));
+        }
+        Ok(res)
+    }
+
+    /// Whether a completion is waiting (without blocking).
+    pub fn pending_completions(&mut self) -> Vec<Cqe> {
+        self.ring
+            .completion()
+            .map(|cqe| (cqe.user_data(), cqe.result()))
+            .collect()
+    }
+
+    /// `STATS` through this ring.
+    pub fn stats(&mut self) -> Result<Stats, String> {
+        let mut stats = Stats::new_zeroed();
+        let request = CopyOutCmd {
+            addr: stats.as_mut_bytes().as_mut_ptr() as u64,
+            size: size_of::<Stats>() as u32,
+            ..CopyOutCmd::new_zeroed()
+        };
+        let res = self.call(ops::STATS, request.as_bytes(), None)?;
+        if res != size_of::<Stats>() as i32 {
+            return Err(format!("STATS returned {res}"));
+        }
+        Ok(stats)
+    }
+
+    /// `DETACH` through this ring.
+    pub fn detach(&mut self) -> Result<i32, String> {
+        self.call(ops::DETACH, DetachCmd::new_zeroed().as_bytes(), None)
+    }
+}
+
+/// An attach request for `frame_count` frames of `frame_bytes` every `frame_stride` bytes
+/// from `addr`.
+pub fn attach_request(
+    addr: u64,
+    frame_bytes: u32,
+    frame_stride: u64,
+    frame_count: u32,
+) -> AttachCmd {
+    AttachCmd {
+        addr,
+        len: frame_stride * u64::from(frame_count - 1) + u64::from(frame_bytes),
+        frame_stride,
+        frame_bytes,
+        frame_count,
+        ..AttachCmd::new_zeroed()
+    }
+}
