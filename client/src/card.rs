@@ -80,6 +80,6 @@ impl Card {
         let mut bytes = [0u8; 80];
         let len = payload.len().min(bytes.len());
         bytes[..len].copy_from_slice(&payload[..len]);
-        Ok(self.ring.command(op, bytes)?.result)
+        self.ring.command(op, bytes)
     }
 }

@@ -10,16 +10,6 @@ use std::os::fd::RawFd;
 /// Entries of the submission queue.
 const RING_ENTRIES: u32 = 64;
 
-/// A completed command.
-#[derive(Debug, Clone, Copy)]
-pub struct Completion {
-    /// `cqe->res`: non-negative result or negative errno.
-    pub result: i32,
-    /// The CQE32's extra words (frame metadata for frame commands).
-    #[allow(dead_code)] // read by the frame API (issue 4)
-    pub extra: [u64; 2],
-}
-
 /// An io_uring with big SQEs and CQEs, submitting to one device file.
 pub struct Ring {
     ring: IoUring<squeue::Entry128, cqueue::Entry32>,
@@ -43,7 +33,8 @@ impl Ring {
     /// The payload may contain user addresses (e.g. [`fgrab_uapi::CopyOutCmd::addr`]); the
     /// caller keeps that memory alive and unaliased until this returns, which it does only
     /// after the command completed.
-    pub fn command(&mut self, op: u32, payload: [u8; 80]) -> Result<Completion> {
+    /// Returns the CQE's `res`: non-negative result or negative errno.
+    pub fn command(&mut self, op: u32, payload: [u8; 80]) -> Result<i32> {
         let entry = opcode::UringCmd80::new(types::Fd(self.fd), op)
             .cmd(payload)
             .build()
@@ -63,9 +54,6 @@ impl Ring {
             operation: "complete",
             source: std::io::Error::from_raw_os_error(libc::EIO),
         })?;
-        Ok(Completion {
-            result: cqe.result(),
-            extra: *cqe.big_cqe(),
-        })
+        Ok(cqe.result())
     }
 }

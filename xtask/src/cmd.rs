@@ -2,10 +2,10 @@
 
 use anyhow::{bail, Context, Result};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// How often a long step reports that it is still alive.
@@ -39,69 +39,73 @@ pub fn output(command: &mut Command) -> Result<String> {
     String::from_utf8(out.stdout).with_context(|| format!("{command:?} printed non-UTF-8"))
 }
 
+/// Streams a spawned child's stdout and stderr (piped) as lines, merged, lossily decoded.
+/// The receiver disconnects once both streams are closed.
+pub fn output_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    let streams = [
+        child
+            .stdout
+            .take()
+            .map(|out| Box::new(out) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|err| Box::new(err) as Box<dyn Read + Send>),
+    ];
+    for stream in streams.into_iter().flatten() {
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                if sender.send(text).is_err() {
+                    break;
+                }
+                line.clear();
+            }
+        });
+    }
+    receiver
+}
+
 /// Runs `command` with its output (stdout and stderr) going to `log`.
 ///
 /// Long steps (kernel build, sysroot installation) would otherwise look hung: every
 /// [`PROGRESS_INTERVAL`] a line shows the elapsed time and the child's latest output line.
 /// With `verbose`, every line is echoed as well. On failure the log's tail is printed.
 pub fn run_logged(command: &mut Command, label: &str, log: &Path, verbose: bool) -> Result<()> {
-    let file = File::create(log).with_context(|| format!("creating log {}", log.display()))?;
-    let file = Arc::new(Mutex::new(file));
-    let last = Arc::new(Mutex::new(String::new()));
+    let mut file = File::create(log).with_context(|| format!("creating log {}", log.display()))?;
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {label}: {command:?}"))?;
-    let readers: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|out| Box::new(out) as Box<dyn std::io::Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|err| Box::new(err) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|stream| {
-        let file = Arc::clone(&file);
-        let last = Arc::clone(&last);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+    let lines = output_lines(&mut child);
+    let start = Instant::now();
+    let mut next_report = start + PROGRESS_INTERVAL;
+    let mut last = String::new();
+    loop {
+        match lines.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
                 if verbose {
                     println!("    {line}");
                 }
-                if let Ok(mut file) = file.lock() {
-                    let _ = writeln!(file, "{line}");
-                }
-                if let Ok(mut last) = last.lock() {
-                    *last = line;
-                }
+                writeln!(file, "{line}")?;
+                last = line;
             }
-        })
-    })
-    .collect();
-
-    let start = Instant::now();
-    let mut next_report = start + PROGRESS_INTERVAL;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         if !verbose && Instant::now() >= next_report {
-            let line = last.lock().map(|line| line.clone()).unwrap_or_default();
-            let line: String = line.trim().chars().take(90).collect();
-            println!("    [{label} {}s] {line}", start.elapsed().as_secs());
+            let shown: String = last.trim().chars().take(90).collect();
+            println!("    [{label} {}s] {shown}", start.elapsed().as_secs());
             next_report += PROGRESS_INTERVAL;
         }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    for reader in readers {
-        let _ = reader.join();
     }
+    let status = child.wait()?;
     if !status.success() {
         print_tail(log, 40);
         bail!("{label} failed ({status}); full log: {}", log.display());

@@ -4,7 +4,7 @@
 use crate::report::{self, Event, Outcome};
 use crate::{cmd, guest, kernel, module, paths, sysroot};
 use anyhow::{bail, Context, Result};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -247,34 +247,7 @@ pub fn run(env: &paths::Env, artifacts: &Artifacts, config: &VmConfig) -> Result
         .spawn()
         .context("starting QEMU")?;
 
-    let (sender, receiver) = mpsc::channel::<String>();
-    for stream in [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let sender = sender.clone();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stream);
-            let mut line = Vec::new();
-            while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
-                let text = String::from_utf8_lossy(&line).trim_end().to_string();
-                if sender.send(text).is_err() {
-                    break;
-                }
-                line.clear();
-            }
-        });
-    }
-    drop(sender);
+    let receiver = cmd::output_lines(&mut child);
 
     let mut outcome = VmOutcome {
         log: log_path,
