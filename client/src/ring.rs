@@ -28,12 +28,12 @@ impl Ring {
         Ok(Self { ring, fd })
     }
 
-    /// Submits one command and waits for its completion.
+    /// Submits one command, waits for its completion and returns the CQE's `res`
+    /// (non-negative result or negative errno).
     ///
     /// The payload may contain user addresses (e.g. [`fgrab_uapi::CopyOutCmd::addr`]); the
     /// caller keeps that memory alive and unaliased until this returns, which it does only
     /// after the command completed.
-    /// Returns the CQE's `res`: non-negative result or negative errno.
     pub fn command(&mut self, op: u32, payload: [u8; 80]) -> Result<i32> {
         let entry = opcode::UringCmd80::new(types::Fd(self.fd), op)
             .cmd(payload)
