@@ -389,4 +389,9 @@ pub fn demo() {
             Err(error) => println!("@@fgrab fail demo 0ms {path}: {error}"),
         }
     }
+    if !devices.is_empty() {
+        if let Err(error) = attach::demo("/dev/fgrab0") {
+            println!("@@fgrab fail demo 0ms attach: {error}");
+        }
+    }
 }
