@@ -8,7 +8,8 @@
 //!
 //! Layout: `pci` binds cards, `card` holds per-card state shared with open files, `stream`
 //! the attach/detach state machine and teardown order, `region` a fixed-buffer region and
-//! its per-frame DMA mappings, `descriptors` the card's scatter/gather lists, `file` the
+//! its per-frame DMA mappings, `sglist` which bytes of the buffer's segments form a frame,
+//! `descriptors` the card's scatter/gather lists, `file` the
 //! file operations, `uring` decodes and answers commands, `regs` is the register map, and
 //! `shim` the only place with raw bindings to the C shim (`shim.c`).
 
@@ -24,6 +25,7 @@ mod file;
 mod pci;
 mod region;
 mod regs;
+mod sglist;
 mod shim;
 mod stream;
 mod uring;

@@ -191,80 +191,65 @@ void fgrab_shim_region_release(struct fgrab_region *region)
 	kfree(region);
 }
 
-/* Longest sg entry the DMA layer maps as one piece for @dev (swiotlb limits it). */
-static size_t fgrab_max_sg_entry(struct device *dev)
+/* Longest sg entry the DMA layer maps as one piece for @pdev (swiotlb limits it). */
+u64 fgrab_shim_max_sg_entry(struct pci_dev *pdev)
 {
-	size_t max = min_t(size_t, dma_get_max_seg_size(dev), dma_max_mapping_size(dev));
+	size_t max = min_t(size_t, dma_get_max_seg_size(&pdev->dev),
+			   dma_max_mapping_size(&pdev->dev));
 
 	return max(round_down(max, PAGE_SIZE), (size_t)PAGE_SIZE);
 }
 
-/*
- * Visits the bvec pieces of @region's bytes [@offset, @offset + @len), each split at @max
- * bytes. Returns the number of pieces; fills @sgt's entries when @sgt is not NULL.
- */
-static unsigned int fgrab_region_walk(const struct fgrab_region *region, u64 offset,
-				      u64 len, size_t max, struct sg_table *sgt)
+/* Segments of @region's bvec array, and the bytes of the first ones before the region. */
+unsigned long fgrab_shim_region_segments(const struct fgrab_region *region, u64 *skip)
 {
-	const struct bio_vec *bv = region->iter.bvec;
-	u64 skip = region->iter.iov_offset + offset;
-	struct scatterlist *sg = sgt ? sgt->sgl : NULL;
-	unsigned int count = 0;
-	unsigned long i;
+	*skip = region->iter.iov_offset;
+	return region->iter.nr_segs;
+}
 
-	for (i = 0; i < region->iter.nr_segs && len; i++) {
-		u64 in_bvec, piece_off;
-
-		if (skip >= bv[i].bv_len) {
-			skip -= bv[i].bv_len;
-			continue;
-		}
-		in_bvec = min_t(u64, bv[i].bv_len - skip, len);
-		piece_off = bv[i].bv_offset + skip;
-		len -= in_bvec;
-		skip = 0;
-		while (in_bvec) {
-			size_t piece = min_t(u64, in_bvec, max);
-
-			if (sg) {
-				sg_set_page(sg, bv[i].bv_page + (piece_off >> PAGE_SHIFT),
-					    piece, piece_off & ~PAGE_MASK);
-				sg = sg_next(sg);
-			}
-			piece_off += piece;
-			in_bvec -= piece;
-			count++;
-		}
-	}
-	return count;
+u32 fgrab_shim_region_segment_len(const struct fgrab_region *region, unsigned long index)
+{
+	return index < region->iter.nr_segs ? region->iter.bvec[index].bv_len : 0;
 }
 
 /*
- * Builds and DMA-maps the scatterlist of @region's bytes [@offset, @offset + @len) for
- * device writes. Each frame gets its own mapping so that it can be synced for the CPU on
- * its own (the DMA API syncs whole sg mappings, never a part of one).
+ * Builds and DMA-maps the scatterlist of one frame for device writes, from @pieces chosen
+ * by the Rust side (driver/sglist.rs): byte ranges of the region's bvec segments. Each
+ * frame gets its own mapping so that it can be synced for the CPU on its own (the DMA API
+ * syncs whole sg mappings, never a part of one).
  */
-struct sg_table *fgrab_shim_frame_map(const struct fgrab_region *region, u64 offset,
-				      u64 len, struct pci_dev *pdev, int *err)
+struct sg_table *fgrab_shim_frame_map(const struct fgrab_region *region,
+				      const struct fgrab_piece *pieces, unsigned int count,
+				      struct pci_dev *pdev, int *err)
 {
-	size_t max = fgrab_max_sg_entry(&pdev->dev);
-	unsigned int nents = fgrab_region_walk(region, offset, len, max, NULL);
+	struct scatterlist *sg;
 	struct sg_table *sgt;
+	unsigned int i;
 	int ret;
 
-	if (!nents || offset + len > iov_iter_count(&region->iter)) {
-		*err = -EINVAL;
-		return NULL;
+	for (i = 0; i < count; i++) {
+		if (pieces[i].segment >= region->iter.nr_segs || !pieces[i].len ||
+		    (u64)pieces[i].offset + pieces[i].len >
+			    region->iter.bvec[pieces[i].segment].bv_len) {
+			*err = -EINVAL;
+			return NULL;
+		}
 	}
 	sgt = kzalloc(sizeof(*sgt), GFP_KERNEL);
 	if (!sgt) {
 		*err = -ENOMEM;
 		return NULL;
 	}
-	ret = sg_alloc_table(sgt, nents, GFP_KERNEL);
+	ret = sg_alloc_table(sgt, count, GFP_KERNEL);
 	if (ret)
 		goto free;
-	fgrab_region_walk(region, offset, len, max, sgt);
+	for_each_sgtable_sg(sgt, sg, i) {
+		const struct bio_vec *bv = &region->iter.bvec[pieces[i].segment];
+		u64 off = (u64)bv->bv_offset + pieces[i].offset;
+
+		sg_set_page(sg, bv->bv_page + (off >> PAGE_SHIFT), pieces[i].len,
+			    off & ~PAGE_MASK);
+	}
 	ret = dma_map_sgtable(&pdev->dev, sgt, DMA_FROM_DEVICE, 0);
 	if (ret)
 		goto table;

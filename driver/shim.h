@@ -8,6 +8,14 @@
 
 #include <linux/types.h>
 
+/* A byte range of one bvec segment of a region; mirrored by `Piece` in sglist.rs. */
+struct fgrab_piece {
+	u32 segment;
+	u32 offset;
+	u32 len;
+	u32 reserved;
+};
+
 struct fgrab_region;
 struct file;
 struct inode;
@@ -43,8 +51,12 @@ struct fgrab_region *fgrab_shim_region_import(struct io_uring_cmd *cmd,
 					      unsigned int issue_flags, u64 addr,
 					      u64 len, int *err);
 void fgrab_shim_region_release(struct fgrab_region *region);
-struct sg_table *fgrab_shim_frame_map(const struct fgrab_region *region, u64 offset,
-				      u64 len, struct pci_dev *pdev, int *err);
+u64 fgrab_shim_max_sg_entry(struct pci_dev *pdev);
+unsigned long fgrab_shim_region_segments(const struct fgrab_region *region, u64 *skip);
+u32 fgrab_shim_region_segment_len(const struct fgrab_region *region, unsigned long index);
+struct sg_table *fgrab_shim_frame_map(const struct fgrab_region *region,
+				      const struct fgrab_piece *pieces, unsigned int count,
+				      struct pci_dev *pdev, int *err);
 void fgrab_shim_frame_unmap(struct sg_table *sgt, struct pci_dev *pdev);
 
 #endif /* FGRAB_SHIM_H */

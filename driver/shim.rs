@@ -18,7 +18,11 @@ use kernel::{
     types::Opaque,
 };
 
-use crate::{card::Card, descriptors::Extent};
+use crate::{
+    card::Card,
+    descriptors::Extent,
+    sglist::{self, Piece},
+};
 
 /// `kernel::pci::Device` is `#[repr(transparent)]` over `struct pci_dev`, which is what lets
 /// [`raw_pci_dev`] hand it to C. Fence that assumption.
@@ -79,10 +83,13 @@ extern "C" {
         err: *mut c_int,
     ) -> *mut c_void;
     fn fgrab_shim_region_release(region: *mut c_void);
+    fn fgrab_shim_max_sg_entry(pdev: *mut c_void) -> u64;
+    fn fgrab_shim_region_segments(region: *const c_void, skip: *mut u64) -> usize;
+    fn fgrab_shim_region_segment_len(region: *const c_void, index: usize) -> u32;
     fn fgrab_shim_frame_map(
         region: *const c_void,
-        offset: u64,
-        len: u64,
+        pieces: *const Piece,
+        count: c_uint,
         pdev: *mut c_void,
         err: *mut c_int,
     ) -> *mut c_void;
@@ -273,7 +280,7 @@ impl UringCmd {
         let raw = unsafe {
             fgrab_shim_region_import(self.raw.as_ptr(), self.issue_flags, addr, len, &mut err)
         };
-        Ok(RegionImport(non_null_or(raw, err)?))
+        RegionImport::new(non_null_or(raw, err)?)
     }
 
     /// Keeps the command in flight beyond this call, cancelable on ring exit. The caller
@@ -356,7 +363,13 @@ impl Drop for PendingCmd {
 
 /// A region of a fixed buffer imported by the command that attaches it; released when
 /// dropped. Valid only while that command is in flight.
-pub(crate) struct RegionImport(NonNull<c_void>);
+pub(crate) struct RegionImport {
+    raw: NonNull<c_void>,
+    /// Byte lengths of the bvec segments, read once at import.
+    segments: KVec<u32>,
+    /// Bytes of the first segments before the region.
+    skip: u64,
+}
 
 // SAFETY: the import is plain memory (an iov_iter copy) owned by this value.
 unsafe impl Send for RegionImport {}
@@ -364,6 +377,23 @@ unsafe impl Send for RegionImport {}
 unsafe impl Sync for RegionImport {}
 
 impl RegionImport {
+    fn new(raw: NonNull<c_void>) -> Result<Self> {
+        let mut import = Self {
+            raw,
+            segments: KVec::new(),
+            skip: 0,
+        };
+        // SAFETY: `raw` is a live import; `skip` is writable.
+        let count = unsafe { fgrab_shim_region_segments(raw.as_ptr(), &mut import.skip) };
+        import.segments.reserve(count, GFP_KERNEL)?;
+        for index in 0..count {
+            // SAFETY: `raw` is a live import and `index` below its segment count.
+            let len = unsafe { fgrab_shim_region_segment_len(raw.as_ptr(), index) };
+            import.segments.push(len, GFP_KERNEL)?;
+        }
+        Ok(import)
+    }
+
     /// DMA-maps region bytes `offset..offset + len` for device writes.
     ///
     /// # Errors
@@ -375,10 +405,26 @@ impl RegionImport {
         len: u64,
         pdev: &ARef<pci::Device>,
     ) -> Result<FrameMapping> {
+        // SAFETY: the device is valid while `pdev` is held.
+        let max = unsafe { fgrab_shim_max_sg_entry(raw_pci_dev(pdev)) };
+        let max = u32::try_from(max).unwrap_or(u32::MAX);
+        let mut pieces = KVec::new();
+        sglist::frame_pieces(&self.segments, self.skip, offset, len, max, |piece| {
+            pieces.push(piece, GFP_KERNEL)?;
+            Ok(())
+        })?;
+        let count = c_uint::try_from(pieces.len()).map_err(|_| EINVAL)?;
         let mut err = 0;
-        // SAFETY: `self.0` is a live import; the device is valid while `pdev` is held.
+        // SAFETY: `self.raw` is a live import; `pieces` holds `count` initialized entries
+        // laid out as `struct fgrab_piece`; the device is valid while `pdev` is held.
         let sgt = unsafe {
-            fgrab_shim_frame_map(self.0.as_ptr(), offset, len, raw_pci_dev(pdev), &mut err)
+            fgrab_shim_frame_map(
+                self.raw.as_ptr(),
+                pieces.as_ptr(),
+                count,
+                raw_pci_dev(pdev),
+                &mut err,
+            )
         };
         Ok(FrameMapping {
             sgt: non_null_or(sgt, err)?,
@@ -390,7 +436,7 @@ impl RegionImport {
 impl Drop for RegionImport {
     fn drop(&mut self) {
         // SAFETY: created by `fgrab_shim_region_import`, released once.
-        unsafe { fgrab_shim_region_release(self.0.as_ptr()) };
+        unsafe { fgrab_shim_region_release(self.raw.as_ptr()) };
     }
 }
 
