@@ -478,24 +478,10 @@ impl Device {
             }
             Register::SubmitBaseLo if idle => set_ring_base(&mut st.submit, value, false),
             Register::SubmitBaseHi if idle => set_ring_base(&mut st.submit, value, true),
-            Register::SubmitSize if idle => {
-                st.submit = Ring {
-                    size: value,
-                    head: 0,
-                    tail: 0,
-                    ..st.submit
-                }
-            }
+            Register::SubmitSize if idle => set_ring_size(&mut st.submit, value),
             Register::CompletionBaseLo if idle => set_ring_base(&mut st.completion, value, false),
             Register::CompletionBaseHi if idle => set_ring_base(&mut st.completion, value, true),
-            Register::CompletionSize if idle => {
-                st.completion = Ring {
-                    size: value,
-                    head: 0,
-                    tail: 0,
-                    ..st.completion
-                }
-            }
+            Register::CompletionSize if idle => set_ring_size(&mut st.completion, value),
             Register::CompletionWritebackLo if idle => st.writeback = set_lo(st.writeback, value),
             Register::CompletionWritebackHi if idle => st.writeback = set_hi(st.writeback, value),
             Register::SubmitTail => {
@@ -949,6 +935,14 @@ fn no_frame_record(cookie: u32, status: CompletionStatus, next_sequence: u64) ->
     }
 }
 
+/// Writing a ring's size register resets its indexes (docs/hardware.md 3.5).
+fn set_ring_size(ring: &mut Ring, value: u32) {
+    ring.size = value;
+    ring.head = 0;
+    ring.tail = 0;
+}
+
+/// Writing half of a ring's base address resets its indexes (docs/hardware.md 3.5).
 fn set_ring_base(ring: &mut Ring, value: u32, high: bool) {
     ring.base = if high {
         set_hi(ring.base, value)

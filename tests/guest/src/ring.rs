@@ -15,7 +15,9 @@ pub struct Memory {
 }
 
 impl Memory {
-    /// Maps `len` bytes backed by 4 KiB pages (transparent huge pages refused).
+    /// Maps `len` bytes asking for 4 KiB pages (`MADV_NOHUGEPAGE`). In this guest that advice
+    /// has not kept transparent huge pages away: a test that needs 4 KiB pages also switches
+    /// THP off while the buffer is populated (see `attach_huge_pages`).
     pub fn new(len: usize) -> Result<Self, String> {
         Self::map(
             len,
@@ -51,7 +53,8 @@ impl Memory {
         }
         // SAFETY: advice on the mapping just created.
         unsafe { libc::madvise(ptr, len, advice) };
-        // Touch every page, last to first, so the backing exists before io_uring pins it.
+        // Touch every page so the backing exists before io_uring pins it; last to first, so
+        // neighbours in the buffer are less likely to be neighbours in physical memory.
         for page in (0..len.div_ceil(4096)).rev() {
             // SAFETY: `page * 4096 < len`, inside the writable mapping.
             unsafe { ptr.cast::<u8>().add(page * 4096).write_volatile(0xa5) };
