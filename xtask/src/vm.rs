@@ -171,6 +171,10 @@ fn qemu_script(artifacts: &Artifacts, config: &VmConfig, run: &Path, interactive
         "console=ttyS0".to_string(),
         "panic=-1".to_string(),
         "printk.time=1".to_string(),
+        // Only warnings and worse on the console while tests print their result lines there
+        // (informational bursts such as KUnit output interleaved with them); the guest dumps
+        // the whole kernel log at the end, so the serial log still has everything.
+        "loglevel=5".to_string(),
         format!("fgrab_mode={}", config.mode),
         format!("fgrab_cards={}", config.cards),
     ];
@@ -277,7 +281,14 @@ pub fn run(env: &paths::Env, artifacts: &Artifacts, config: &VmConfig) -> Result
                     outcome.reports.push(line.clone());
                 }
                 match report::parse(&line) {
-                    Some(Event::Start(name)) => current = Some((name, Instant::now())),
+                    Some(Event::Start(name)) => {
+                        // A result line mangled on the console must not pass unnoticed.
+                        if let Some((lost, _)) = current.replace((name, Instant::now())) {
+                            let why = "its result line was lost on the console".to_string();
+                            println!("    FAIL  {lost}: {why}");
+                            outcome.results.push((lost, Outcome::Fail(why), 0));
+                        }
+                    }
                     Some(Event::End(name, result, millis)) => {
                         match &result {
                             Outcome::Pass => println!("    ok    {name} ({millis} ms)"),

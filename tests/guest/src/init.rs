@@ -94,6 +94,10 @@ fn finish(kmemleak: bool) -> ! {
             Err(error) => println!("@@fgrab kmemleak unreadable: {error}"),
         }
     }
+    println!("---- kernel log (dmesg) ----");
+    let _ = std::process::Command::new("/bin/busybox")
+        .arg("dmesg")
+        .status();
     println!("@@fgrab done");
     sys::power_off()
 }
