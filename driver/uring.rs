@@ -14,7 +14,7 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::{
     file::OpenFile,
     shim::UringCmd,
-    uapi::{ops, AttachCmd, CopyOutCmd, DetachCmd},
+    uapi::{ops, AttachCmd, CopyOutCmd, ControlCmd},
 };
 
 /// Handles one command; the value becomes the CQE's `res` (`-EIOCBQUEUED`: in flight).
@@ -36,7 +36,7 @@ pub(crate) fn handle(file: &OpenFile, cmd: UringCmd) -> Result<i32> {
             Err(EIOCBQUEUED)
         }
         ops::DETACH => {
-            let request = DetachCmd::read_from_bytes(&cmd.payload()?).map_err(|_| EINVAL)?;
+            let request = ControlCmd::read_from_bytes(&cmd.payload()?).map_err(|_| EINVAL)?;
             if request.flags != 0 || request.reserved0 != 0 || request.reserved != [0; 9] {
                 return Err(EINVAL);
             }

@@ -30,10 +30,27 @@
 #define FGRAB_OP_DETACH FGRAB_OP(0x03)
 /* Copy a struct fgrab_stats to user memory; res = bytes written. */
 #define FGRAB_OP_STATS FGRAB_OP(0x04)
+/*
+ * Queue one frame of the attached region (same file and ring as ATTACH). Completes when
+ * the card filled it: res = bytes, big_cqe[0] = sequence number; or res = -EIO (card
+ * error), -ECANCELED (stream stopped, region ended), -ENODEV (card gone).
+ */
+#define FGRAB_OP_QUEUE FGRAB_OP(0x05)
+/* Start the stream; res = 0. */
+#define FGRAB_OP_START FGRAB_OP(0x06)
+/* Stop the stream; every queued frame completes with -ECANCELED first; res = 0. */
+#define FGRAB_OP_STOP FGRAB_OP(0x07)
 
 #define FGRAB_MAX_FRAMES 4095u
 #define FGRAB_STATE_IDLE 0u
 #define FGRAB_STATE_ATTACHED 1u
+#define FGRAB_STATE_STREAMING 2u
+
+/* struct fgrab_frame_meta flags */
+#define FGRAB_META_FRAME (1u << 0)      /* sequence and timestamp_ns are valid */
+#define FGRAB_META_INCOMPLETE (1u << 1) /* bytes is a prefix of a longer frame */
+#define FGRAB_META_ERROR (1u << 2)      /* the card reported an error */
+#define FGRAB_META_FLUSHED (1u << 3)    /* given back unfilled */
 
 /* Payload of INFO and STATS. */
 struct fgrab_copy_out_cmd {
@@ -55,8 +72,26 @@ struct fgrab_attach_cmd {
 	uint64_t reserved[5];  /* must be 0 */
 };
 
-/* Payload of DETACH. */
-struct fgrab_detach_cmd {
+/* Payload of QUEUE. */
+struct fgrab_queue_cmd {
+	uint32_t frame;        /* frame index in the attached region */
+	uint32_t flags;        /* must be 0 */
+	uint64_t meta_addr;    /* struct fgrab_frame_meta filled before completion, or 0 */
+	uint64_t reserved[8];  /* must be 0 */
+};
+
+/* What the card reported about a queued frame (QUEUE's meta_addr). */
+struct fgrab_frame_meta {
+	uint64_t sequence;     /* counts dropped frames too: gaps are drops */
+	uint64_t timestamp_ns; /* card clock at end of frame */
+	uint32_t bytes;        /* bytes written into the frame */
+	uint32_t flags;        /* FGRAB_META_* */
+	uint32_t frame;        /* frame index */
+	uint32_t reserved;
+};
+
+/* Payload of DETACH, START and STOP. */
+struct fgrab_control_cmd {
 	uint32_t flags;        /* must be 0 */
 	uint32_t reserved0;    /* must be 0 */
 	uint64_t reserved[9];  /* must be 0 */
@@ -72,8 +107,14 @@ struct fgrab_stats {
 	uint32_t descriptors_total;
 	uint32_t descriptors_max_per_frame;
 	uint32_t mapped_entries; /* DMA-mapped sg entries, after IOMMU merging */
-	uint32_t reserved0;
-	uint64_t reserved[6];
+	uint32_t frames_queued;
+	/* since the last START: */
+	uint64_t frames_delivered;
+	uint64_t frames_dropped_underrun;
+	uint64_t frames_dropped_other;
+	uint64_t frames_failed;
+	uint64_t bytes_delivered;
+	uint64_t reserved;
 };
 
 struct fgrab_device_info {
@@ -100,7 +141,9 @@ struct fgrab_device_info {
 
 _Static_assert(sizeof(struct fgrab_copy_out_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "copy_out_cmd size");
 _Static_assert(sizeof(struct fgrab_attach_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "attach_cmd size");
-_Static_assert(sizeof(struct fgrab_detach_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "detach_cmd size");
+_Static_assert(sizeof(struct fgrab_queue_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "queue_cmd size");
+_Static_assert(sizeof(struct fgrab_control_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "control_cmd size");
+_Static_assert(sizeof(struct fgrab_frame_meta) == 32, "fgrab_frame_meta size");
 _Static_assert(sizeof(struct fgrab_stats) == 96, "fgrab_stats size");
 _Static_assert(sizeof(struct fgrab_device_info) == 88, "fgrab_device_info size");
 

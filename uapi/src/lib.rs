@@ -44,12 +44,23 @@ pub mod ops {
     /// completes when it ends: 0 after [`DETACH`], `-ECANCELED` when the ring exits,
     /// `-ENODEV` when the card goes away. Errors complete it at once.
     pub const ATTACH: u32 = super::op(0x02);
-    /// Detaches the region this file attached. Payload: [`super::DetachCmd`]. Completes at
+    /// Detaches the region this file attached. Payload: [`super::ControlCmd`]. Completes at
     /// once with 0; the attach command completes afterwards.
     pub const DETACH: u32 = super::op(0x03);
     /// Copies a [`super::Stats`] to user memory. Payload: [`super::CopyOutCmd`]. Allowed on
     /// any open file. Completes at once with the number of bytes written.
     pub const STATS: u32 = super::op(0x04);
+    /// Hands one frame of the attached region to the card. Payload: [`super::QueueCmd`].
+    /// Must come from the file and ring that attached the region. Completes when the card
+    /// has filled the frame (`res` = bytes, CQE32 `big_cqe[0]` = sequence number), or with a
+    /// negative errno when the frame failed or the stream stopped (see `docs/abi.md`).
+    pub const QUEUE: u32 = super::op(0x05);
+    /// Starts the stream: queued frames go to the card, which fills one per frame period.
+    /// Payload: [`super::ControlCmd`]. Completes at once with 0.
+    pub const START: u32 = super::op(0x06);
+    /// Stops the stream: the card gives every queued frame back and each completes with
+    /// `-ECANCELED`. Payload: [`super::ControlCmd`]. Completes at once with 0, after those.
+    pub const STOP: u32 = super::op(0x07);
 }
 
 /// Payload of the commands that copy a structure out to user memory ([`ops::INFO`],
@@ -99,15 +110,60 @@ pub struct AttachCmd {
     pub reserved: [u64; 5],
 }
 
-/// Most frames one region may have (the card's submit ring holds 4095 entries).
-pub const MAX_FRAMES: u32 = 4095;
-
-/// Payload of [`ops::DETACH`].
+/// Payload of [`ops::QUEUE`].
 #[repr(C)]
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
 )]
-pub struct DetachCmd {
+pub struct QueueCmd {
+    /// Index of the frame in the attached region.
+    pub frame: u32,
+    /// Must be zero.
+    pub flags: u32,
+    /// User address of a [`FrameMeta`] the driver fills just before the command
+    /// completes, or 0 for none. Faults writing it are ignored: the CQE is authoritative.
+    pub meta_addr: u64,
+    /// Must be zero.
+    pub reserved: [u64; 8],
+}
+
+/// [`FrameMeta::flags`]: `sequence` and `timestamp_ns` describe a frame the card started.
+pub const META_FRAME: u32 = 1 << 0;
+/// [`FrameMeta::flags`]: the card's frame was longer than the buffer; `bytes` is its prefix.
+pub const META_INCOMPLETE: u32 = 1 << 1;
+/// [`FrameMeta::flags`]: the card reported a DMA or descriptor error for this frame.
+pub const META_ERROR: u32 = 1 << 2;
+/// [`FrameMeta::flags`]: the frame was given back unfilled (stream stopped or region ended).
+pub const META_FLUSHED: u32 = 1 << 3;
+
+/// What the card reported about one queued frame, written to [`QueueCmd::meta_addr`].
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct FrameMeta {
+    /// Frame sequence number since [`ops::START`] (dropped frames use numbers too, so gaps
+    /// are drops). Valid with [`META_FRAME`].
+    pub sequence: u64,
+    /// Card clock at the end of the frame, in nanoseconds. Valid with [`META_FRAME`].
+    pub timestamp_ns: u64,
+    /// Bytes the card wrote into the frame.
+    pub bytes: u32,
+    /// `META_*` bits.
+    pub flags: u32,
+    /// Index of the frame in the region.
+    pub frame: u32,
+    /// Zero.
+    pub reserved: u32,
+}
+
+/// Payload of [`ops::DETACH`], [`ops::START`] and [`ops::STOP`]: nothing but zeros, kept so
+/// the commands can gain arguments.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct ControlCmd {
     /// Must be zero.
     pub flags: u32,
     /// Must be zero.
@@ -116,10 +172,15 @@ pub struct DetachCmd {
     pub reserved: [u64; 9],
 }
 
+/// Most frames one region may have (the card's submit ring holds 4095 entries).
+pub const MAX_FRAMES: u32 = 4095;
+
 /// [`Stats::state`]: no region attached.
 pub const STATE_IDLE: u32 = 0;
-/// [`Stats::state`]: a region is attached.
+/// [`Stats::state`]: a region is attached, the stream is stopped.
 pub const STATE_ATTACHED: u32 = 1;
+/// [`Stats::state`]: a region is attached and the stream runs.
+pub const STATE_STREAMING: u32 = 2;
 
 /// Stream state and counters of one card, as returned by [`ops::STATS`].
 #[repr(C)]
@@ -129,7 +190,7 @@ pub const STATE_ATTACHED: u32 = 1;
 pub struct Stats {
     /// `size_of::<Stats>()` as the kernel knows it.
     pub struct_size: u32,
-    /// [`STATE_IDLE`] or [`STATE_ATTACHED`].
+    /// [`STATE_IDLE`], [`STATE_ATTACHED`] or [`STATE_STREAMING`].
     pub state: u32,
     /// Frames of the attached region (0 when idle).
     pub frame_count: u32,
@@ -145,10 +206,20 @@ pub struct Stats {
     pub descriptors_max_per_frame: u32,
     /// DMA-mapped scatterlist entries over all frames (after IOMMU merging).
     pub mapped_entries: u32,
+    /// Frames queued and not completed yet.
+    pub frames_queued: u32,
+    /// Frames filled and completed since the last [`ops::START`].
+    pub frames_delivered: u64,
+    /// Frames the card started while no frame was queued (underrun) since the last start.
+    pub frames_dropped_underrun: u64,
+    /// Frames the card dropped for other reasons (late, completions held back).
+    pub frames_dropped_other: u64,
+    /// Frames completed with an error (DMA or descriptor) since the last start.
+    pub frames_failed: u64,
+    /// Bytes of the frames delivered since the last start.
+    pub bytes_delivered: u64,
     /// Zero.
-    pub reserved0: u32,
-    /// Zero.
-    pub reserved: [u64; 6],
+    pub reserved: u64,
 }
 
 /// Identity and capabilities of one card, as returned by [`ops::INFO`].
@@ -206,11 +277,18 @@ const _: () = {
     assert!(size_of::<AttachCmd>() == CMD_PAYLOAD_BYTES);
     assert!(offset_of!(AttachCmd, frame_bytes) == 24);
     assert!(offset_of!(AttachCmd, reserved) == 40);
-    assert!(size_of::<DetachCmd>() == CMD_PAYLOAD_BYTES);
+    assert!(size_of::<ControlCmd>() == CMD_PAYLOAD_BYTES);
+    assert!(size_of::<QueueCmd>() == CMD_PAYLOAD_BYTES);
+    assert!(offset_of!(QueueCmd, meta_addr) == 8);
+    assert!(size_of::<FrameMeta>() == 32);
+    assert!(offset_of!(FrameMeta, bytes) == 16);
+    assert!(offset_of!(FrameMeta, frame) == 24);
     assert!(size_of::<Stats>() == 96);
     assert!(offset_of!(Stats, frame_stride) == 16);
     assert!(offset_of!(Stats, descriptors_total) == 32);
-    assert!(offset_of!(Stats, reserved) == 48);
+    assert!(offset_of!(Stats, frames_queued) == 44);
+    assert!(offset_of!(Stats, frames_delivered) == 48);
+    assert!(offset_of!(Stats, reserved) == 88);
     assert!(size_of::<DeviceInfo>() == 88);
     assert!(offset_of!(DeviceInfo, vendor_id) == 16);
     assert!(offset_of!(DeviceInfo, pci_location) == 24);

@@ -1,7 +1,7 @@
 //! The C header must describe exactly the Rust layout: compile a C program against
 //! `include/fgrab.h` that prints every size and offset, and compare with `offset_of!`.
 
-use fgrab_uapi::{AttachCmd, CopyOutCmd, DetachCmd, DeviceInfo, Stats};
+use fgrab_uapi::{AttachCmd, ControlCmd, CopyOutCmd, DeviceInfo, FrameMeta, QueueCmd, Stats};
 use std::mem::{offset_of, size_of};
 use std::process::Command;
 
@@ -21,11 +21,17 @@ fn expected() -> Vec<(&'static str, usize)> {
         fields!("fgrab_attach_cmd", AttachCmd: addr, len, frame_stride, frame_bytes,
         frame_count, flags, reserved0, reserved),
     );
-    all.extend(fields!("fgrab_detach_cmd", DetachCmd: flags, reserved0, reserved));
+    all.extend(fields!("fgrab_control_cmd", ControlCmd: flags, reserved0, reserved));
+    all.extend(fields!("fgrab_queue_cmd", QueueCmd: frame, flags, meta_addr, reserved));
+    all.extend(
+        fields!("fgrab_frame_meta", FrameMeta: sequence, timestamp_ns, bytes, flags, frame,
+        reserved),
+    );
     all.extend(
         fields!("fgrab_stats", Stats: struct_size, state, frame_count, frame_bytes,
         frame_stride, region_bytes, descriptors_total, descriptors_max_per_frame,
-        mapped_entries, reserved0, reserved),
+        mapped_entries, frames_queued, frames_delivered, frames_dropped_underrun,
+        frames_dropped_other, frames_failed, bytes_delivered, reserved),
     );
     all.extend(
         fields!("fgrab_device_info", DeviceInfo: struct_size, abi_version, card_index,
@@ -39,9 +45,17 @@ fn expected() -> Vec<(&'static str, usize)> {
     all.push(("FGRAB_OP_ATTACH", fgrab_uapi::ops::ATTACH as usize));
     all.push(("FGRAB_OP_DETACH", fgrab_uapi::ops::DETACH as usize));
     all.push(("FGRAB_OP_STATS", fgrab_uapi::ops::STATS as usize));
+    all.push(("FGRAB_OP_QUEUE", fgrab_uapi::ops::QUEUE as usize));
+    all.push(("FGRAB_OP_START", fgrab_uapi::ops::START as usize));
+    all.push(("FGRAB_OP_STOP", fgrab_uapi::ops::STOP as usize));
     all.push(("FGRAB_MAX_FRAMES", fgrab_uapi::MAX_FRAMES as usize));
     all.push(("FGRAB_STATE_IDLE", fgrab_uapi::STATE_IDLE as usize));
     all.push(("FGRAB_STATE_ATTACHED", fgrab_uapi::STATE_ATTACHED as usize));
+    all.push(("FGRAB_STATE_STREAMING", fgrab_uapi::STATE_STREAMING as usize));
+    all.push(("FGRAB_META_FRAME", fgrab_uapi::META_FRAME as usize));
+    all.push(("FGRAB_META_INCOMPLETE", fgrab_uapi::META_INCOMPLETE as usize));
+    all.push(("FGRAB_META_ERROR", fgrab_uapi::META_ERROR as usize));
+    all.push(("FGRAB_META_FLUSHED", fgrab_uapi::META_FLUSHED as usize));
     all
 }
 

@@ -4,7 +4,7 @@
 use crate::ensure;
 use crate::harness::{self, TestResult};
 use crate::ring::{attach_request, Memory, TestRing};
-use fgrab_uapi::{ops, AttachCmd, DetachCmd, MAX_FRAMES, STATE_ATTACHED, STATE_IDLE};
+use fgrab_uapi::{ops, AttachCmd, ControlCmd, MAX_FRAMES, STATE_ATTACHED, STATE_IDLE};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,7 +43,7 @@ fn attach(ring: &mut TestRing, request: &AttachCmd) -> TestResult {
 fn detach(ring: &mut TestRing) -> TestResult {
     ring.submit(
         ops::DETACH,
-        DetachCmd::new_zeroed().as_bytes(),
+        ControlCmd::new_zeroed().as_bytes(),
         None,
         DETACH,
     )?;
@@ -212,7 +212,7 @@ pub fn attach_rejects_malformed() -> TestResult {
         res == -libc::ENOENT,
         "detach with nothing attached: expected -ENOENT, got {res}"
     );
-    let mut bad_detach = DetachCmd::new_zeroed();
+    let mut bad_detach = ControlCmd::new_zeroed();
     bad_detach.reserved[8] = 1;
     let res = ring.call(ops::DETACH, bad_detach.as_bytes(), None)?;
     ensure!(

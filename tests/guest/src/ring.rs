@@ -1,7 +1,7 @@
 //! Raw io_uring access for tests that must craft commands the client library would never
 //! send (missing flags, bad buffer indexes, malformed payloads), and fixed-buffer memory.
 
-use fgrab_uapi::{ops, AttachCmd, CopyOutCmd, DetachCmd, Stats};
+use fgrab_uapi::{ops, AttachCmd, CopyOutCmd, ControlCmd, Stats};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -241,7 +241,7 @@ impl TestRing {
 
     /// `DETACH` through this ring.
     pub fn detach(&mut self) -> Result<i32, String> {
-        self.call(ops::DETACH, DetachCmd::new_zeroed().as_bytes(), None)
+        self.call(ops::DETACH, ControlCmd::new_zeroed().as_bytes(), None)
     }
 }
 
