@@ -12,10 +12,12 @@ use kernel::{
 };
 
 use crate::{
+    engine::Engine,
     region::Region,
-    shim::{CardIndex, UringCmd},
+    regs::Registers,
+    shim::{CardIndex, UringCmd, Vector},
     stream::Stream,
-    uapi::{AttachCmd, DeviceInfo, Stats},
+    uapi::{AttachCmd, DeviceInfo, QueueCmd, Stats},
 };
 
 /// One frame grabber.
@@ -25,6 +27,8 @@ pub(crate) struct Card {
     info: DeviceInfo,
     /// The PCI device, for DMA mappings; they all end before unbind completes.
     pdev: ARef<pci::Device>,
+    /// BAR0, revoked at unbind.
+    regs: Registers,
     /// Streaming state; the driver's only lock (see `stream.rs` for the order).
     #[pin]
     stream: Mutex<Stream>,
@@ -39,12 +43,15 @@ impl Card {
         index: CardIndex,
         info: DeviceInfo,
         pdev: ARef<pci::Device>,
+        regs: Registers,
+        engine: Engine,
     ) -> impl PinInit<Self> {
         pin_init!(Self {
             index,
             info,
             pdev,
-            stream <- new_mutex!(Stream::new()),
+            regs,
+            stream <- new_mutex!(Stream::new(engine)),
             attach_done <- new_condvar!(),
         })
     }
@@ -66,7 +73,7 @@ impl Card {
             struct_size: core::mem::size_of::<Stats>() as u32,
             ..Stats::default()
         };
-        self.stream.lock().fill_stats(&mut stats);
+        self.stream.lock().fill_stats(&self.regs, &mut stats);
         stats
     }
 
@@ -85,24 +92,62 @@ impl Card {
         let ring = cmd.ring();
         let pending = cmd.into_pending();
         core::mem::forget(reservation);
-        self.stream.lock().fill(owner, ring, region, pending);
+        self.stream
+            .lock()
+            .fill(&self.regs, owner, ring, region, pending);
         self.attach_done.notify_all();
         Ok(())
     }
 
     /// `DETACH` from file `owner`; see [`Stream::detach`].
     pub(crate) fn detach(&self, owner: u64) -> Result {
-        self.stream.lock().detach(owner)
+        self.stream.lock().detach(&self.regs, owner)
+    }
+
+    /// `QUEUE` from file `owner`; see [`Stream::queue`].
+    pub(crate) fn queue(&self, owner: u64, cmd: UringCmd, request: &QueueCmd) -> Result {
+        self.stream
+            .lock()
+            .queue(&self.regs, owner, cmd, request.frame, request.meta_addr)
+    }
+
+    /// `START` from file `owner`; see [`Stream::start`].
+    pub(crate) fn start(&self, owner: u64) -> Result {
+        self.stream.lock().start(&self.regs, owner)
+    }
+
+    /// `STOP` from file `owner`; see [`Stream::stop`].
+    pub(crate) fn stop(&self, owner: u64) -> Result {
+        self.stream.lock().stop(&self.regs, owner)
     }
 
     /// io_uring cancels `cmd`; see [`Stream::cancel`].
     pub(crate) fn cancel(&self, cmd: &UringCmd) {
-        self.stream.lock().cancel(cmd);
+        self.stream.lock().cancel(&self.regs, cmd);
     }
 
     /// File `owner` is released; see [`Stream::release`].
     pub(crate) fn release(&self, owner: u64) {
-        self.stream.lock().release(owner);
+        self.stream.lock().release(&self.regs, owner);
+    }
+
+    /// Thread half of interrupt `vector`.
+    pub(crate) fn interrupt(&self, vector: Vector) {
+        let mut stream = self.stream.lock();
+        match vector {
+            Vector::Frames => stream.frames_done(&self.regs),
+            Vector::Errors => {
+                stream.errors(&self.regs, self.index());
+                // A record may have been published without its message.
+                stream.frames_done(&self.regs);
+            }
+        }
+    }
+
+    /// The watchdog's periodic call while the card is bound: interrupt messages can be
+    /// lost (`docs/hardware.md` §7), and a lost one must not stall a stream.
+    pub(crate) fn poll(&self) {
+        self.stream.lock().frames_done(&self.regs);
     }
 
     /// The card is unbound: waits for an `ATTACH` in progress, then ends the region
@@ -112,7 +157,7 @@ impl Card {
         while stream.attaching() {
             self.attach_done.wait(&mut stream);
         }
-        stream.shutdown();
+        stream.shutdown(&self.regs);
     }
 }
 

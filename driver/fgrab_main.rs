@@ -21,7 +21,9 @@ pub mod uapi;
 
 mod card;
 mod descriptors;
+mod engine;
 mod file;
+mod hw;
 mod pci;
 mod region;
 mod regs;

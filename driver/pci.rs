@@ -12,30 +12,38 @@ use kernel::{
     pci,
     prelude::*,
     str::CString,
-    sync::Arc,
+    sync::{aref::ARef, Arc},
 };
 
 use crate::{
     card::Card,
+    engine::Engine,
     regs,
-    shim::{self, CardIndex, MiscRegistration},
+    shim::{self, CardIndex, Interrupts, MiscRegistration, Watchdog},
     uapi::{DeviceInfo, ABI_VERSION, MAX_FRAMES},
 };
 
 /// Address bits the card drives on the bus (`docs/hardware.md`: 64-bit descriptors).
 const DMA_ADDRESS_BITS: u32 = 64;
 
+/// Period of the completion watchdog: interrupt messages can be lost
+/// (`docs/hardware.md` §7), and a stream must not stall on one.
+const WATCHDOG_MS: u32 = 100;
+
 /// The PCI driver.
 pub(crate) struct FgrabDriver;
 
-/// Per-binding data; dropped at unbind, fields in declaration order.
-pub(crate) struct BoundCard<'bound> {
+/// Per-binding data; dropped at unbind (after `unbind()` ended any stream), fields in
+/// declaration order.
+pub(crate) struct BoundCard {
     /// `/dev/fgrabN`: removed first, so no new file can reach the card.
     _misc: MiscRegistration,
-    /// Shared with open files, which may outlive the binding.
+    /// Polls for completions whose interrupt was lost; stopped before the handlers go.
+    _watchdog: Watchdog,
+    /// Interrupt handlers, freed before the vectors they run on.
+    _interrupts: Interrupts,
+    /// Shared with open files, which may outlive the binding; its BAR is revoked at unbind.
     card: Arc<Card>,
-    /// BAR0, unmapped last.
-    _bar: pci::Bar<'bound, { regs::BAR0_SIZE }>,
 }
 
 kernel::pci_device_table!(
@@ -46,7 +54,7 @@ kernel::pci_device_table!(
 
 impl pci::Driver for FgrabDriver {
     type IdInfo = ();
-    type Data<'bound> = BoundCard<'bound>;
+    type Data<'bound> = BoundCard;
 
     const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
 
@@ -81,6 +89,7 @@ impl pci::Driver for FgrabDriver {
         // is 64 KiB). SAFETY: as above, no DMA operation runs concurrently.
         unsafe { pdev.dma_set_max_seg_size(max_segment_bytes) };
 
+        let engine = Engine::new(pdev.as_ref())?;
         let index = CardIndex::alloc()?;
         let info = DeviceInfo {
             // CAST: the structure is 88 bytes.
@@ -108,7 +117,13 @@ impl pci::Driver for FgrabDriver {
             ..DeviceInfo::default()
         };
         let name = CString::try_from_fmt(fmt!("fgrab{}", index.get()))?;
-        let card = Arc::pin_init(Card::new(index, info, pdev.into()), GFP_KERNEL)?;
+        let pdev_ref: ARef<pci::Device> = pdev.into();
+        let card = Arc::pin_init(
+            Card::new(index, info, pdev_ref.clone(), bar.into_devres()?, engine),
+            GFP_KERNEL,
+        )?;
+        let interrupts = Interrupts::new(&pdev_ref, &card)?;
+        let watchdog = Watchdog::start(&card, WATCHDOG_MS)?;
         let misc = MiscRegistration::new(name, card.clone(), pdev)?;
         dev_info!(
             pdev,
@@ -120,8 +135,9 @@ impl pci::Driver for FgrabDriver {
         );
         Ok(BoundCard {
             _misc: misc,
+            _watchdog: watchdog,
+            _interrupts: interrupts,
             card,
-            _bar: bar,
         })
     }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! A region of an io_uring fixed buffer attached to a card: its frames, each DMA-mapped
-//! once at attach time, and each frame's descriptor list.
+//! once at attach time, and each frame's descriptor list in coherent memory the card reads.
 //!
 //! The pages stay pinned by io_uring for as long as the attach command is in flight; a
 //! [`Region`] must therefore be dropped (frames unmapped) before that command completes.
@@ -10,10 +10,16 @@
 use kernel::{pci, prelude::*, sync::aref::ARef};
 
 use crate::{
-    descriptors::{self, Segment},
-    shim::{FrameMapping, RegionImport, UringCmd},
-    uapi::{AttachCmd, DeviceInfo, Stats, STATE_ATTACHED},
+    descriptors,
+    hw::{Descriptor, DESCRIPTOR_LAST, DESCRIPTOR_LIST_ALIGN},
+    shim::{DmaBuffer, FrameMapping, RegionImport, UringCmd},
+    uapi::{AttachCmd, DeviceInfo, Stats},
 };
+
+/// Descriptor lists are packed into coherent chunks of this size (a list longer than that
+/// gets a chunk of its own): small allocations stay easy to satisfy on a fragmented system,
+/// and the card only needs each list to be contiguous by itself.
+const LIST_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Validated frame layout of a region.
 #[derive(Clone, Copy)]
@@ -69,29 +75,63 @@ impl Geometry {
     }
 }
 
-/// One frame: its DMA mapping and the card's descriptor list for it.
+/// One frame: its DMA mapping and where the card finds its descriptor list.
 struct Frame {
-    /// Unmapped when the frame is dropped.
-    _mapping: FrameMapping,
-    descriptors: KVec<Segment>,
+    mapping: FrameMapping,
+    /// Bus address of the descriptor list.
+    list: u64,
+    /// Descriptors in the list.
+    descriptors: u32,
 }
 
-/// An attached region. Field order is drop order: frames are unmapped before the import
-/// is released.
+/// Packs descriptor lists into coherent chunks.
+struct ListWriter<'a> {
+    chunks: KVec<DmaBuffer>,
+    /// Bytes used in the last chunk.
+    used: usize,
+    /// Its size.
+    size: usize,
+    pdev: &'a ARef<pci::Device>,
+}
+
+impl ListWriter<'_> {
+    /// Copies `list` into coherent memory and returns its bus address.
+    fn write(&mut self, list: &[Descriptor]) -> Result<u64> {
+        let bytes = <[Descriptor] as IntoBytes>::as_bytes(list);
+        let needed = bytes.len().next_multiple_of(DESCRIPTOR_LIST_ALIGN);
+        if self.chunks.is_empty() || self.size - self.used < needed {
+            let size = needed.max(LIST_CHUNK_BYTES);
+            self.chunks
+                .push(DmaBuffer::new(self.pdev, size)?, GFP_KERNEL)?;
+            self.used = 0;
+            self.size = size;
+        }
+        let chunk = self.chunks.last_mut().ok_or(EINVAL)?;
+        chunk.write(self.used, bytes)?;
+        let address = chunk.dma_address(self.used);
+        self.used += needed;
+        Ok(address)
+    }
+}
+
+/// An attached region. Field order is drop order: frames are unmapped, then their lists
+/// freed, then the import released.
 pub(crate) struct Region {
     frames: KVec<Frame>,
+    _lists: KVec<DmaBuffer>,
     _import: RegionImport,
     geometry: Geometry,
     mapped_entries: u32,
 }
 
 impl Region {
-    /// Imports the region an attach command names and maps every frame for device writes.
+    /// Imports the region an attach command names, maps every frame for device writes and
+    /// writes every frame's descriptor list.
     ///
     /// # Errors
     ///
     /// Those of [`Geometry::new`] and [`UringCmd::import_region`]; `E2BIG` if a frame needs
-    /// more descriptors than the card accepts; mapping errors.
+    /// more descriptors than the card accepts; mapping and allocation errors.
     pub(crate) fn attach(
         cmd: &UringCmd,
         request: &AttachCmd,
@@ -101,6 +141,13 @@ impl Region {
         let geometry = Geometry::new(request, info)?;
         let import = cmd.import_region(request.addr, geometry.len)?;
         let mut frames = KVec::with_capacity(geometry.count as usize, GFP_KERNEL)?;
+        let mut lists = ListWriter {
+            chunks: KVec::new(),
+            used: 0,
+            size: 0,
+            pdev,
+        };
+        let mut list = KVec::new();
         let mut mapped_entries = 0u32;
         for index in 0..geometry.count {
             let mapping = import.map_frame(
@@ -108,43 +155,84 @@ impl Region {
                 u64::from(geometry.frame_bytes),
                 pdev,
             )?;
-            let mut descriptors = KVec::new();
+            list.clear();
             let count = descriptors::build(mapping.extents(), info.max_segment_bytes, |segment| {
-                descriptors.push(segment, GFP_KERNEL)?;
+                list.push(
+                    Descriptor {
+                        addr: segment.addr,
+                        len: segment.len,
+                        flags: 0,
+                    },
+                    GFP_KERNEL,
+                )?;
                 Ok(())
             })?;
             if count > info.max_descriptors_per_frame {
                 return Err(E2BIG);
             }
+            if let Some(last) = list.last_mut() {
+                last.flags = DESCRIPTOR_LAST;
+            }
             // CAST: a frame has at most `frame_bytes` entries.
             mapped_entries = mapped_entries.saturating_add(mapping.extents().count() as u32);
+            let address = lists.write(&list)?;
             frames.push(
                 Frame {
-                    _mapping: mapping,
-                    descriptors,
+                    mapping,
+                    list: address,
+                    descriptors: count,
                 },
                 GFP_KERNEL,
             )?;
         }
         Ok(Self {
             frames,
+            _lists: lists.chunks,
             _import: import,
             geometry,
             mapped_entries,
         })
     }
 
+    /// Frames in the region.
+    pub(crate) fn frame_count(&self) -> u32 {
+        self.geometry.count
+    }
+
+    /// Bytes per frame.
+    pub(crate) fn frame_bytes(&self) -> u32 {
+        self.geometry.frame_bytes
+    }
+
+    /// Bus address and length of frame `index`'s descriptor list.
+    pub(crate) fn list(&self, index: u32) -> Option<(u64, u32)> {
+        let frame = self.frames.get(index as usize)?;
+        Some((frame.list, frame.descriptors))
+    }
+
+    /// Gives frame `index` to the CPU after the card wrote it.
+    pub(crate) fn sync_for_cpu(&self, index: u32) {
+        if let Some(frame) = self.frames.get(index as usize) {
+            frame.mapping.sync_for_cpu();
+        }
+    }
+
+    /// Gives frame `index` back to the card.
+    pub(crate) fn sync_for_device(&self, index: u32) {
+        if let Some(frame) = self.frames.get(index as usize) {
+            frame.mapping.sync_for_device();
+        }
+    }
+
     /// Fills the region's part of [`Stats`].
     pub(crate) fn fill_stats(&self, stats: &mut Stats) {
-        let per_frame = self.frames.iter().map(|frame| frame.descriptors.len());
-        stats.state = STATE_ATTACHED;
+        let per_frame = self.frames.iter().map(|frame| frame.descriptors);
         stats.frame_count = self.geometry.count;
         stats.frame_bytes = self.geometry.frame_bytes;
         stats.frame_stride = self.geometry.stride;
         stats.region_bytes = self.geometry.len;
-        // CAST: at most `MAX_FRAMES` frames of at most `max_descriptors_per_frame` each.
-        stats.descriptors_total = per_frame.clone().sum::<usize>() as u32;
-        stats.descriptors_max_per_frame = per_frame.max().unwrap_or(0) as u32;
+        stats.descriptors_total = per_frame.clone().fold(0u32, u32::saturating_add);
+        stats.descriptors_max_per_frame = per_frame.max().unwrap_or(0);
         stats.mapped_entries = self.mapped_entries;
     }
 }

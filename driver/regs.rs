@@ -46,7 +46,7 @@ register! {
         31:0 bytes;
     }
 
-    /// Bytes per frame the sensor produces.
+    /// Bytes per frame the sensor produces; writable while the engine is idle.
     pub(crate) FRAME_BYTES(u32) @ 0x060 {
         31:0 bytes;
     }
@@ -56,3 +56,139 @@ register! {
         31:0 nanoseconds;
     }
 }
+
+register! {
+    /// Engine control. Writes of `enable` and `stop` request state changes (see
+    /// `docs/hardware.md` §3.2); `reset` reads 1 until the reset is done.
+    pub(crate) CONTROL(u32) @ 0x040 {
+        31:31 reset => bool;
+        1:1 stop => bool;
+        0:0 enable => bool;
+    }
+
+    /// Engine state.
+    pub(crate) STATUS(u32) @ 0x044 {
+        8:8 fault => bool;
+        5:5 bus_master_off => bool;
+        4:4 completion_full => bool;
+        3:3 halted => bool;
+        2:2 stopping => bool;
+        1:1 idle => bool;
+        0:0 running => bool;
+    }
+
+    /// Interrupt causes (write 1 to clear); same bits in [`IRQ_MASK`].
+    pub(crate) IRQ_STATUS(u32) @ 0x048 {
+        3:3 completion_full => bool;
+        2:2 stopped => bool;
+        1:1 error => bool;
+        0:0 frame_done => bool;
+    }
+
+    /// Interrupt mask: a set bit suppresses that cause's message. Reset: all masked.
+    pub(crate) IRQ_MASK(u32) @ 0x04c {
+        31:0 masked;
+    }
+
+    /// Frame starts while no submission was queued; low half (reading it latches the high
+    /// half for the next read of a `_HI` counter register).
+    pub(crate) DROPPED_UNDERRUN_LO(u32) @ 0x090 {
+        31:0 value;
+    }
+
+    /// High half of [`DROPPED_UNDERRUN_LO`].
+    pub(crate) DROPPED_UNDERRUN_HI(u32) @ 0x094 {
+        31:0 value;
+    }
+
+    /// Frame starts the device could not serve (late, bus mastering off); low half.
+    pub(crate) DROPPED_OVERRUN_LO(u32) @ 0x098 {
+        31:0 value;
+    }
+
+    /// High half of [`DROPPED_OVERRUN_LO`].
+    pub(crate) DROPPED_OVERRUN_HI(u32) @ 0x09c {
+        31:0 value;
+    }
+
+    /// Frame starts while completion records were held back; low half.
+    pub(crate) DROPPED_BACKPRESSURE_LO(u32) @ 0x0a0 {
+        31:0 value;
+    }
+
+    /// High half of [`DROPPED_BACKPRESSURE_LO`].
+    pub(crate) DROPPED_BACKPRESSURE_HI(u32) @ 0x0a4 {
+        31:0 value;
+    }
+
+    /// Submit ring base, low half (writable while idle).
+    pub(crate) SUBMIT_BASE_LO(u32) @ 0x100 {
+        31:0 address;
+    }
+
+    /// Submit ring base, high half.
+    pub(crate) SUBMIT_BASE_HI(u32) @ 0x104 {
+        31:0 address;
+    }
+
+    /// Submit ring entries, a power of two.
+    pub(crate) SUBMIT_SIZE(u32) @ 0x108 {
+        31:0 entries;
+    }
+
+    /// Doorbell: the index of the next entry the host will write.
+    pub(crate) SUBMIT_TAIL(u32) @ 0x10c {
+        31:0 index;
+    }
+
+    /// Completion ring base, low half (writable while idle).
+    pub(crate) COMPLETION_BASE_LO(u32) @ 0x120 {
+        31:0 address;
+    }
+
+    /// Completion ring base, high half.
+    pub(crate) COMPLETION_BASE_HI(u32) @ 0x124 {
+        31:0 address;
+    }
+
+    /// Completion ring records, a power of two.
+    pub(crate) COMPLETION_SIZE(u32) @ 0x128 {
+        31:0 entries;
+    }
+
+    /// Index of the next record the host will consume; writing it frees records.
+    pub(crate) COMPLETION_HEAD(u32) @ 0x12c {
+        31:0 index;
+    }
+
+    /// Index of the next record the device will write.
+    pub(crate) COMPLETION_TAIL(u32) @ 0x130 {
+        31:0 index;
+    }
+
+    /// Where the device writes `COMPLETION_TAIL` after each update, low half.
+    pub(crate) COMPLETION_WRITEBACK_LO(u32) @ 0x138 {
+        31:0 address;
+    }
+
+    /// Where the device writes `COMPLETION_TAIL`, high half.
+    pub(crate) COMPLETION_WRITEBACK_HI(u32) @ 0x13c {
+        31:0 address;
+    }
+
+    /// Fault causes (write 1 to clear).
+    pub(crate) FAULT_STATUS(u32) @ 0x180 {
+        31:0 bits;
+    }
+
+    /// Cookie of the submission in the most recent fault.
+    pub(crate) FAULT_COOKIE(u32) @ 0x184 {
+        31:0 cookie;
+    }
+}
+
+/// BAR0 as mapped by the driver.
+pub(crate) type Bar0<'a> = kernel::pci::Bar<'a, BAR0_SIZE>;
+
+/// BAR0 as the card and its open files hold it: revoked when the card unbinds.
+pub(crate) type Registers = kernel::pci::DevresBar<BAR0_SIZE>;

@@ -12,6 +12,7 @@
 #include <linux/dma-mapping.h>
 #include <linux/fs.h>
 #include <linux/idr.h>
+#include <linux/interrupt.h>
 #include <linux/io_uring/cmd.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
@@ -20,6 +21,7 @@
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uio.h>
+#include <linux/workqueue.h>
 
 #include "shim.h"
 
@@ -125,27 +127,42 @@ void fgrab_shim_cmd_done(struct io_uring_cmd *cmd, s32 res, u64 res2,
 struct fgrab_cmd_pdu {
 	s32 res;
 	u64 res2;
+	struct fgrab_frame_out *out;
 };
 
+/*
+ * Task work in the submitter's context: user memory is its own, so a frame's metadata is
+ * copied out here, just before the CQE that announces it. When the task is exiting
+ * (tw.cancel) nobody will read it; a fault is ignored, the CQE stays authoritative.
+ */
 static void fgrab_cmd_done_tw(struct io_tw_req tw_req, io_tw_token_t tw)
 {
 	struct io_uring_cmd *cmd = io_uring_cmd_from_tw(tw_req);
 	struct fgrab_cmd_pdu *pdu = io_uring_cmd_to_pdu(cmd, struct fgrab_cmd_pdu);
 
+	if (pdu->out) {
+		if (!tw.cancel && copy_to_user(u64_to_user_ptr(pdu->out->meta_addr),
+					       pdu->out->meta, sizeof(pdu->out->meta)))
+			pr_debug("fgrab: frame metadata not written (fault)\n");
+		kfree(pdu->out);
+	}
 	io_uring_cmd_done32(cmd, pdu->res, pdu->res2, IO_URING_CMD_TASK_WORK_ISSUE_FLAGS);
 }
 
 /*
  * Completes @cmd from any context (another command, release, unbind, interrupt
  * thread): the CQE is posted from task work in the submitter's context, with the issue
- * flags io_uring gives there. The caller must not touch @cmd afterwards.
+ * flags io_uring gives there. @out (may be NULL) is consumed. The caller must not touch
+ * @cmd afterwards.
  */
-void fgrab_shim_cmd_done_in_task(struct io_uring_cmd *cmd, s32 res, u64 res2)
+void fgrab_shim_cmd_done_in_task(struct io_uring_cmd *cmd, s32 res, u64 res2,
+				 struct fgrab_frame_out *out)
 {
 	struct fgrab_cmd_pdu *pdu = io_uring_cmd_to_pdu(cmd, struct fgrab_cmd_pdu);
 
 	pdu->res = res;
 	pdu->res2 = res2;
+	pdu->out = out;
 	io_uring_cmd_complete_in_task(cmd, fgrab_cmd_done_tw);
 }
 
@@ -267,4 +284,101 @@ void fgrab_shim_frame_unmap(struct sg_table *sgt, struct pci_dev *pdev)
 	dma_unmap_sgtable(&pdev->dev, sgt, DMA_FROM_DEVICE, 0);
 	sg_free_table(sgt);
 	kfree(sgt);
+}
+
+/* Hands a mapped frame to the CPU (after the card wrote it) or back to the card. */
+void fgrab_shim_frame_sync(struct sg_table *sgt, struct pci_dev *pdev, bool for_cpu)
+{
+	if (for_cpu)
+		dma_sync_sgtable_for_cpu(&pdev->dev, sgt, DMA_FROM_DEVICE);
+	else
+		dma_sync_sgtable_for_device(&pdev->dev, sgt, DMA_FROM_DEVICE);
+}
+
+/*
+ * Coherent memory for descriptor lists, allocated per region from file context, where the
+ * Rust DMA API's bound-device proof is not available. Freed before the device unbinds.
+ */
+void *fgrab_shim_dma_alloc(struct pci_dev *pdev, size_t size, u64 *dma)
+{
+	dma_addr_t handle;
+	void *cpu = dma_alloc_coherent(&pdev->dev, size, &handle, GFP_KERNEL);
+
+	*dma = handle;
+	return cpu;
+}
+
+void fgrab_shim_dma_free(struct pci_dev *pdev, size_t size, void *cpu, u64 dma)
+{
+	dma_free_coherent(&pdev->dev, size, cpu, dma);
+}
+
+/*
+ * MSI-X vectors and their threaded handlers. kernel::pci's IrqVectorRegistration hands out
+ * vectors that borrow it, which per-binding data cannot hold next to the handlers.
+ */
+int fgrab_shim_irq_vectors_alloc(struct pci_dev *pdev, unsigned int count)
+{
+	return pci_alloc_irq_vectors(pdev, count, count, PCI_IRQ_MSIX);
+}
+
+int fgrab_shim_irq_vector(struct pci_dev *pdev, unsigned int index)
+{
+	return pci_irq_vector(pdev, index);
+}
+
+void fgrab_shim_irq_vectors_free(struct pci_dev *pdev)
+{
+	pci_free_irq_vectors(pdev);
+}
+
+/* The hard half only wakes the thread (MSI-X: nothing to acknowledge at the line). */
+int fgrab_shim_irq_request(unsigned int irq, const char *name, void *data)
+{
+	return request_threaded_irq(irq, NULL, fgrab_irq_thread, IRQF_ONESHOT, name, data);
+}
+
+void fgrab_shim_irq_free(unsigned int irq, void *data)
+{
+	free_irq(irq, data);
+}
+
+/*
+ * A self-rearming delayed work calling fgrab_watchdog_run(@data) every @period_ms until
+ * stopped. kernel::workqueue has no cancel: this one is canceled synchronously before the
+ * driver lets go of @data, so no run outlives the binding (or the module).
+ */
+struct fgrab_watchdog {
+	struct delayed_work work;
+	void *data;
+	unsigned long period;
+};
+
+static void fgrab_watchdog_fn(struct work_struct *work)
+{
+	struct fgrab_watchdog *watchdog =
+		container_of(to_delayed_work(work), struct fgrab_watchdog, work);
+
+	fgrab_watchdog_run(watchdog->data);
+	schedule_delayed_work(&watchdog->work, watchdog->period);
+}
+
+struct fgrab_watchdog *fgrab_shim_watchdog_start(void *data, unsigned int period_ms)
+{
+	struct fgrab_watchdog *watchdog = kzalloc(sizeof(*watchdog), GFP_KERNEL);
+
+	if (!watchdog)
+		return NULL;
+	watchdog->data = data;
+	watchdog->period = msecs_to_jiffies(period_ms);
+	INIT_DELAYED_WORK(&watchdog->work, fgrab_watchdog_fn);
+	schedule_delayed_work(&watchdog->work, watchdog->period);
+	return watchdog;
+}
+
+/* cancel_delayed_work_sync() also stops a work that requeues itself. */
+void fgrab_shim_watchdog_stop(struct fgrab_watchdog *watchdog)
+{
+	cancel_delayed_work_sync(&watchdog->work);
+	kfree(watchdog);
 }

@@ -6,6 +6,7 @@
 #ifndef FGRAB_SHIM_H
 #define FGRAB_SHIM_H
 
+#include <linux/interrupt.h>
 #include <linux/types.h>
 
 /* A byte range of one bvec segment of a region; mirrored by `Piece` in sglist.rs. */
@@ -14,6 +15,15 @@ struct fgrab_piece {
 	u32 offset;
 	u32 len;
 	u32 reserved;
+};
+
+/*
+ * Where and what to report about a completed frame: filled by Rust (a kmalloc'ed
+ * `FrameOut` in shim.rs), copied to user space and freed by the completion's task work.
+ */
+struct fgrab_frame_out {
+	u64 meta_addr;
+	u8 meta[32]; /* struct fgrab_frame_meta (uapi) */
 };
 
 struct fgrab_region;
@@ -28,6 +38,11 @@ struct sg_table;
 int fgrab_file_open(struct inode *inode, struct file *file);
 int fgrab_file_release(struct inode *inode, struct file *file);
 int fgrab_file_uring_cmd(struct io_uring_cmd *cmd, unsigned int issue_flags);
+
+/* Implemented in Rust (driver/shim.rs): the threaded half of an interrupt vector. */
+irqreturn_t fgrab_irq_thread(int irq, void *data);
+/* Implemented in Rust (driver/shim.rs): one period of a card's watchdog. */
+void fgrab_watchdog_run(void *data);
 
 /* Implemented in shim.c, called from Rust (driver/shim.rs). */
 int fgrab_shim_misc_register(struct miscdevice *misc, const char *name,
@@ -46,7 +61,8 @@ const void *fgrab_shim_cmd_ring(struct io_uring_cmd *cmd);
 void fgrab_shim_cmd_mark_cancelable(struct io_uring_cmd *cmd, unsigned int issue_flags);
 void fgrab_shim_cmd_done(struct io_uring_cmd *cmd, s32 res, u64 res2,
 			 unsigned int issue_flags);
-void fgrab_shim_cmd_done_in_task(struct io_uring_cmd *cmd, s32 res, u64 res2);
+void fgrab_shim_cmd_done_in_task(struct io_uring_cmd *cmd, s32 res, u64 res2,
+				 struct fgrab_frame_out *out);
 struct fgrab_region *fgrab_shim_region_import(struct io_uring_cmd *cmd,
 					      unsigned int issue_flags, u64 addr,
 					      u64 len, int *err);
@@ -58,5 +74,15 @@ struct sg_table *fgrab_shim_frame_map(const struct fgrab_region *region,
 				      const struct fgrab_piece *pieces, unsigned int count,
 				      struct pci_dev *pdev, int *err);
 void fgrab_shim_frame_unmap(struct sg_table *sgt, struct pci_dev *pdev);
+void fgrab_shim_frame_sync(struct sg_table *sgt, struct pci_dev *pdev, bool for_cpu);
+void *fgrab_shim_dma_alloc(struct pci_dev *pdev, size_t size, u64 *dma);
+void fgrab_shim_dma_free(struct pci_dev *pdev, size_t size, void *cpu, u64 dma);
+int fgrab_shim_irq_vectors_alloc(struct pci_dev *pdev, unsigned int count);
+int fgrab_shim_irq_vector(struct pci_dev *pdev, unsigned int index);
+void fgrab_shim_irq_vectors_free(struct pci_dev *pdev);
+int fgrab_shim_irq_request(unsigned int irq, const char *name, void *data);
+void fgrab_shim_irq_free(unsigned int irq, void *data);
+struct fgrab_watchdog *fgrab_shim_watchdog_start(void *data, unsigned int period_ms);
+void fgrab_shim_watchdog_stop(struct fgrab_watchdog *watchdog);
 
 #endif /* FGRAB_SHIM_H */

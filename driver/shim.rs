@@ -74,7 +74,7 @@ extern "C" {
     fn fgrab_shim_cmd_ring(cmd: *mut RawUringCmd) -> *const c_void;
     fn fgrab_shim_cmd_mark_cancelable(cmd: *mut RawUringCmd, issue_flags: c_uint);
     fn fgrab_shim_cmd_done(cmd: *mut RawUringCmd, res: i32, res2: u64, issue_flags: c_uint);
-    fn fgrab_shim_cmd_done_in_task(cmd: *mut RawUringCmd, res: i32, res2: u64);
+    fn fgrab_shim_cmd_done_in_task(cmd: *mut RawUringCmd, res: i32, res2: u64, out: *mut FrameOut);
     fn fgrab_shim_region_import(
         cmd: *mut RawUringCmd,
         issue_flags: c_uint,
@@ -94,6 +94,20 @@ extern "C" {
         err: *mut c_int,
     ) -> *mut c_void;
     fn fgrab_shim_frame_unmap(sgt: *mut c_void, pdev: *mut c_void);
+    fn fgrab_shim_frame_sync(sgt: *mut c_void, pdev: *mut c_void, for_cpu: bool);
+    fn fgrab_shim_dma_alloc(pdev: *mut c_void, size: usize, dma: *mut u64) -> *mut c_void;
+    fn fgrab_shim_dma_free(pdev: *mut c_void, size: usize, cpu: *mut c_void, dma: u64);
+    fn fgrab_shim_irq_vectors_alloc(pdev: *mut c_void, count: c_uint) -> c_int;
+    fn fgrab_shim_irq_vector(pdev: *mut c_void, index: c_uint) -> c_int;
+    fn fgrab_shim_irq_vectors_free(pdev: *mut c_void);
+    fn fgrab_shim_irq_request(
+        irq: c_uint,
+        name: *const kernel::ffi::c_char,
+        data: *mut c_void,
+    ) -> c_int;
+    fn fgrab_shim_irq_free(irq: c_uint, data: *mut c_void);
+    fn fgrab_shim_watchdog_start(data: *mut c_void, period_ms: c_uint) -> *mut c_void;
+    fn fgrab_shim_watchdog_stop(watchdog: *mut c_void);
 }
 
 /// Turns the shim's "pointer or NULL with `*err`" convention into a `Result`.
@@ -292,6 +306,14 @@ impl UringCmd {
         PendingCmd { raw: self.raw }
     }
 
+    /// Keeps the command in flight beyond this call, *not* cancelable: it belongs to a region
+    /// whose cancelable attach command, when canceled, completes it. The caller must then
+    /// return `-EIOCBQUEUED` from `->uring_cmd`.
+    pub(crate) fn into_queued(self) -> PendingCmd {
+        // INVARIANT: the command now stays in flight until the `PendingCmd` completes it.
+        PendingCmd { raw: self.raw }
+    }
+
     /// Copies the 80-byte payload out of the SQE (read once; user space may change the SQE).
     ///
     /// # Errors
@@ -335,11 +357,19 @@ impl PendingCmd {
     /// Completes the command from any context; the CQE is posted from task work in the
     /// submitter's context.
     pub(crate) fn complete_in_task(self, res: i32) {
+        self.complete_frame(res, 0, None);
+    }
+
+    /// Completes a frame command from any context: `res` and `sequence` go to the CQE
+    /// (`big_cqe[0]`), and `out`'s metadata, if any, to user memory just before it.
+    pub(crate) fn complete_frame(self, res: i32, sequence: u64, out: Option<KBox<FrameOut>>) {
         let raw = self.raw.as_ptr();
         core::mem::forget(self);
+        let out = out.map_or(core::ptr::null_mut(), KBox::into_raw);
         // SAFETY: `raw` is in flight and completed only here (type invariant; `self` is
-        // forgotten so `Drop` does not complete it again).
-        unsafe { fgrab_shim_cmd_done_in_task(raw, res, 0) };
+        // forgotten so `Drop` does not complete it again). `out` is null or a kmalloc'ed
+        // `FrameOut` whose ownership passes to the shim, which kfree()s it.
+        unsafe { fgrab_shim_cmd_done_in_task(raw, res, sequence, out) };
     }
 
     /// Completes the command inside its own cancel call, with that call's issue flags.
@@ -357,7 +387,14 @@ impl PendingCmd {
 impl Drop for PendingCmd {
     fn drop(&mut self) {
         // SAFETY: not completed yet (consuming methods forget `self`).
-        unsafe { fgrab_shim_cmd_done_in_task(self.raw.as_ptr(), ECANCELED.to_errno(), 0) };
+        unsafe {
+            fgrab_shim_cmd_done_in_task(
+                self.raw.as_ptr(),
+                ECANCELED.to_errno(),
+                0,
+                core::ptr::null_mut(),
+            )
+        };
     }
 }
 
@@ -464,9 +501,306 @@ impl FrameMapping {
     }
 }
 
+impl FrameMapping {
+    /// Gives the frame to the CPU after the card wrote it (bounce buffers are copied back).
+    pub(crate) fn sync_for_cpu(&self) {
+        // SAFETY: the table is mapped for this device until `self` drops.
+        unsafe { fgrab_shim_frame_sync(self.sgt.as_ptr().cast(), raw_pci_dev(&self.pdev), true) };
+    }
+
+    /// Gives the frame back to the card before it is queued again.
+    pub(crate) fn sync_for_device(&self) {
+        // SAFETY: the table is mapped for this device until `self` drops.
+        unsafe { fgrab_shim_frame_sync(self.sgt.as_ptr().cast(), raw_pci_dev(&self.pdev), false) };
+    }
+}
+
 impl Drop for FrameMapping {
     fn drop(&mut self) {
         // SAFETY: mapped by `fgrab_shim_frame_map` for this device; unmapped once.
         unsafe { fgrab_shim_frame_unmap(self.sgt.as_ptr().cast(), raw_pci_dev(&self.pdev)) };
     }
+}
+
+/// Mirror of `struct fgrab_frame_out` (shim.h): a frame's metadata and where user space wants
+/// it, handed to the completion's task work.
+#[repr(C)]
+pub(crate) struct FrameOut {
+    /// User address from [`crate::uapi::QueueCmd::meta_addr`].
+    pub(crate) meta_addr: u64,
+    /// What is copied there.
+    pub(crate) meta: crate::uapi::FrameMeta,
+}
+
+const _: () = assert!(core::mem::size_of::<FrameOut>() == 40);
+
+/// Coherent DMA memory the card reads (descriptor lists), freed when dropped.
+///
+/// # Invariants
+///
+/// `cpu` is a coherent allocation of `size` bytes for `pdev` at bus address `dma`.
+pub(crate) struct DmaBuffer {
+    cpu: NonNull<u8>,
+    dma: u64,
+    size: usize,
+    pdev: ARef<pci::Device>,
+}
+
+// SAFETY: plain memory owned by this value.
+unsafe impl Send for DmaBuffer {}
+// SAFETY: shared references only read the address.
+unsafe impl Sync for DmaBuffer {}
+
+impl DmaBuffer {
+    /// Allocates `size` zeroed bytes of coherent memory for `pdev`.
+    ///
+    /// # Errors
+    ///
+    /// `ENOMEM`.
+    pub(crate) fn new(pdev: &ARef<pci::Device>, size: usize) -> Result<Self> {
+        let mut dma = 0;
+        // SAFETY: the device is bound (callers run before unbind finishes); `dma` writable.
+        let cpu = unsafe { fgrab_shim_dma_alloc(raw_pci_dev(pdev), size, &mut dma) };
+        let cpu = NonNull::new(cpu.cast()).ok_or(ENOMEM)?;
+        // INVARIANT: just allocated.
+        Ok(Self {
+            cpu,
+            dma,
+            size,
+            pdev: pdev.clone(),
+        })
+    }
+
+    /// Bus address of byte `offset`.
+    pub(crate) fn dma_address(&self, offset: usize) -> u64 {
+        // CAST: offsets are below `size`, which fits the bus address space.
+        self.dma + offset as u64
+    }
+
+    /// Copies `bytes` to `offset`. Exclusive access: only while the card has not been given
+    /// the address yet.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if the range is outside the buffer.
+    pub(crate) fn write(&mut self, offset: usize, bytes: &[u8]) -> Result {
+        let end = offset.checked_add(bytes.len()).ok_or(EINVAL)?;
+        if end > self.size {
+            return Err(EINVAL);
+        }
+        // SAFETY: `offset..end` is inside the allocation (checked above), which nothing else
+        // accesses while `self` is borrowed mutably.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.cpu.as_ptr().add(offset),
+                bytes.len(),
+            )
+        };
+        Ok(())
+    }
+}
+
+impl Drop for DmaBuffer {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` for this device with this size (type invariant).
+        unsafe {
+            fgrab_shim_dma_free(
+                raw_pci_dev(&self.pdev),
+                self.size,
+                self.cpu.as_ptr().cast(),
+                self.dma,
+            )
+        };
+    }
+}
+
+/// The card's MSI-X vectors (`docs/hardware.md` §2).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Vector {
+    /// Frame completions.
+    Frames = 0,
+    /// Errors and state changes.
+    Errors = 1,
+}
+
+/// What a vector's thread handler needs.
+struct IrqContext {
+    card: Arc<Card>,
+    vector: Vector,
+    /// Shown in /proc/interrupts; lives as long as the handler.
+    name: CString,
+}
+
+/// Allocated MSI-X vectors, freed when dropped (after their handlers).
+struct IrqVectors {
+    pdev: ARef<pci::Device>,
+}
+
+impl Drop for IrqVectors {
+    fn drop(&mut self) {
+        // SAFETY: vectors were allocated for this device; their handlers are freed already
+        // (field order of `Interrupts`).
+        unsafe { fgrab_shim_irq_vectors_free(raw_pci_dev(&self.pdev)) };
+    }
+}
+
+/// One requested threaded handler, freed when dropped.
+///
+/// # Invariants
+///
+/// `context` came from `KBox::into_raw` and is the cookie of the handler on `irq`.
+struct IrqHandler {
+    irq: c_uint,
+    context: NonNull<IrqContext>,
+}
+
+impl Drop for IrqHandler {
+    fn drop(&mut self) {
+        // SAFETY: the handler was requested with this cookie (type invariant). `free_irq`
+        // waits for a running thread handler, after which nothing uses `context`.
+        unsafe { fgrab_shim_irq_free(self.irq, self.context.as_ptr().cast()) };
+        // SAFETY: from `KBox::into_raw` (type invariant), no longer shared.
+        drop(unsafe { KBox::from_raw(self.context.as_ptr()) });
+    }
+}
+
+// SAFETY: the context is only shared with the interrupt thread, and `IrqContext` is `Sync`.
+unsafe impl Send for IrqHandler {}
+// SAFETY: as above; shared references do not touch the context.
+unsafe impl Sync for IrqHandler {}
+
+/// The card's interrupt vectors with their thread handlers, which call
+/// [`Card::interrupt`]. Field order is drop order: handlers before vectors.
+pub(crate) struct Interrupts {
+    _handlers: KVec<IrqHandler>,
+    _vectors: IrqVectors,
+}
+
+impl Interrupts {
+    /// Allocates both MSI-X vectors of `pdev` and requests a thread handler on each.
+    ///
+    /// # Errors
+    ///
+    /// Those of `pci_alloc_irq_vectors` and `request_threaded_irq`.
+    pub(crate) fn new(pdev: &ARef<pci::Device>, card: &Arc<Card>) -> Result<Self> {
+        let vectors = [Vector::Frames, Vector::Errors];
+        // SAFETY: the device is being probed; CAST: two vectors.
+        to_result(unsafe {
+            fgrab_shim_irq_vectors_alloc(raw_pci_dev(pdev), vectors.len() as c_uint)
+        })?;
+        let allocated = IrqVectors { pdev: pdev.clone() };
+        let mut handlers = KVec::with_capacity(vectors.len(), GFP_KERNEL)?;
+        for vector in vectors {
+            // SAFETY: vectors are allocated; CAST: the index is 0 or 1.
+            let irq = unsafe { fgrab_shim_irq_vector(raw_pci_dev(pdev), vector as c_uint) };
+            to_result(irq)?;
+            let name = match vector {
+                Vector::Frames => CString::try_from_fmt(fmt!("fgrab{}-frames", card.index()))?,
+                Vector::Errors => CString::try_from_fmt(fmt!("fgrab{}-errors", card.index()))?,
+            };
+            let context = KBox::new(
+                IrqContext {
+                    card: card.clone(),
+                    vector,
+                    name,
+                },
+                GFP_KERNEL,
+            )?;
+            let context = NonNull::from(KBox::leak(context));
+            // CAST: `to_result` accepted `irq`, so it is not negative.
+            let irq = irq as c_uint;
+            // SAFETY: `context` stays valid until `IrqHandler::drop` frees the handler first;
+            // its name outlives the registration.
+            let ret = unsafe {
+                fgrab_shim_irq_request(
+                    irq,
+                    (*context.as_ptr()).name.as_char_ptr(),
+                    context.as_ptr().cast(),
+                )
+            };
+            if ret < 0 {
+                // SAFETY: not registered; from `KBox::leak` above.
+                drop(unsafe { KBox::from_raw(context.as_ptr()) });
+                return Err(Error::from_errno(ret));
+            }
+            // INVARIANT: registered with `context` as cookie.
+            handlers.push(IrqHandler { irq, context }, GFP_KERNEL)?;
+        }
+        Ok(Self {
+            _handlers: handlers,
+            _vectors: allocated,
+        })
+    }
+}
+
+/// Thread half of both vectors (`shim.c` requests it).
+///
+/// # Safety
+///
+/// Called by the IRQ core with the cookie given to `request_threaded_irq` in
+/// [`Interrupts::new`], which stays valid until `free_irq` returned.
+#[no_mangle]
+unsafe extern "C" fn fgrab_irq_thread(_irq: c_int, data: *mut c_void) -> bindings::irqreturn_t {
+    // SAFETY: `data` is the live `IrqContext` of this handler (see `IrqHandler`).
+    let context = unsafe { &*data.cast::<IrqContext>() };
+    context.card.interrupt(context.vector);
+    bindings::irqreturn::IRQ_HANDLED
+}
+
+/// Calls [`Card::poll`] every `period_ms` from a work item until dropped; the drop waits
+/// for a running call to finish.
+///
+/// # Invariants
+///
+/// `raw` is a started `struct fgrab_watchdog` whose `data` is `card`'s address.
+pub(crate) struct Watchdog {
+    raw: NonNull<c_void>,
+    /// Kept alive for the work item, which borrows it without a count; released after the
+    /// work is stopped (fields drop after `Drop::drop`).
+    _card: Arc<Card>,
+}
+
+// SAFETY: the C object is only touched by `Drop`; the card is `Sync`.
+unsafe impl Send for Watchdog {}
+// SAFETY: shared references do not touch the C object.
+unsafe impl Sync for Watchdog {}
+
+impl Watchdog {
+    /// Starts polling `card`.
+    ///
+    /// # Errors
+    ///
+    /// `ENOMEM`.
+    pub(crate) fn start(card: &Arc<Card>, period_ms: u32) -> Result<Self> {
+        let data = Arc::as_ptr(card).cast_mut().cast();
+        // SAFETY: `data` stays valid until `Drop` stopped the work: `card` is kept here.
+        let raw = unsafe { fgrab_shim_watchdog_start(data, period_ms) };
+        // INVARIANT: started with `card`'s address.
+        Ok(Self {
+            raw: NonNull::new(raw).ok_or(ENOMEM)?,
+            _card: card.clone(),
+        })
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        // SAFETY: started in `start` (type invariant), stopped once; after this returns no
+        // run is in progress or queued.
+        unsafe { fgrab_shim_watchdog_stop(self.raw.as_ptr()) };
+    }
+}
+
+/// One watchdog period (`shim.c` queues it).
+///
+/// # Safety
+///
+/// `data` is the card address given to `fgrab_shim_watchdog_start` by [`Watchdog::start`],
+/// valid until that watchdog is stopped.
+#[no_mangle]
+unsafe extern "C" fn fgrab_watchdog_run(data: *mut c_void) {
+    // SAFETY: the `Watchdog` holds a reference to the card until the work is stopped.
+    let card = unsafe { &*data.cast::<Card>() };
+    card.poll();
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The streaming state of a card: which file owns it and the region attached to it.
+//! The streaming state of a card: which file owns it, the region attached to it, where each
+//! frame is (user space, queued in the driver, on the card), and the card's engine.
 //!
 //! Lock order: `Card::stream` is the only driver lock, and it nests inside io_uring's ring
 //! lock: io_uring holds that lock when it calls `->uring_cmd`, cancel calls included. So
@@ -9,33 +10,213 @@
 //! (`IO_URING_F_UNLOCKED`, e.g. `IOSQE_ASYNC`), so `ATTACH` does both outside the lock,
 //! holding a reservation of the card's region slot instead. Completions from under the lock
 //! go through task work, except in a cancel call, where io_uring expects the completion.
+//! The interrupt thread takes `Card::stream` and nothing else; the BAR is accessed in short
+//! RCU sections inside it (see `engine.rs`).
 //!
-//! Teardown has one order whatever triggers it (detach, ring exit, device unbind): take the
-//! region out of the state, unmap every frame, then complete the attach command, after
-//! which io_uring may unpin the pages.
+//! Teardown has one order whatever triggers it (detach, ring exit, file release, device
+//! unbind): stop the engine and take every frame back from the card (reset it if it does
+//! not stop), complete every queued frame command, unmap every frame, then complete the
+//! attach command, after which io_uring may unpin the pages.
 
 use kernel::prelude::*;
 
 use crate::{
+    engine::{Engine, Stopped},
+    hw::{status, CompletionRecord, RECORD_FRAME},
     region::Region,
-    shim::{PendingCmd, RingId, UringCmd},
-    uapi::Stats,
+    regs::Registers,
+    shim::{FrameOut, PendingCmd, RingId, UringCmd},
+    uapi::{
+        FrameMeta, Stats, META_ERROR, META_FLUSHED, META_FRAME, META_INCOMPLETE, STATE_ATTACHED,
+        STATE_STREAMING,
+    },
 };
+
+/// A frame command waiting for its frame, with the metadata buffer it asked for.
+struct Queued {
+    cmd: PendingCmd,
+    out: Option<KBox<FrameOut>>,
+}
+
+impl Queued {
+    /// Completes the command: `res` bytes or -errno, with the card's record if there is one.
+    fn complete(self, frame: u32, res: i32, record: Option<&CompletionRecord>) {
+        let Self { cmd, out } = self;
+        let sequence = record
+            .filter(|record| record.flags & RECORD_FRAME != 0)
+            .map_or(u64::MAX, |record| record.sequence);
+        let out = out.map(|mut out| {
+            out.meta = meta(frame, res, record);
+            out
+        });
+        cmd.complete_frame(res, sequence, out);
+    }
+}
+
+/// What user space learns about a frame besides the CQE.
+fn meta(frame: u32, res: i32, record: Option<&CompletionRecord>) -> FrameMeta {
+    let mut meta = FrameMeta {
+        frame,
+        sequence: u64::MAX,
+        ..FrameMeta::default()
+    };
+    if let Some(record) = record {
+        meta.bytes = record.bytes;
+        if record.flags & RECORD_FRAME != 0 {
+            meta.flags |= META_FRAME;
+            meta.sequence = record.sequence;
+            meta.timestamp_ns = record.timestamp_ns;
+        }
+        meta.flags |= match record.status {
+            status::OK => 0,
+            status::INCOMPLETE => META_INCOMPLETE,
+            status::FLUSHED => META_FLUSHED,
+            _ => META_ERROR,
+        };
+    } else if res < 0 {
+        meta.flags |= META_FLUSHED;
+    }
+    meta
+}
+
+/// Where one frame of the region is.
+enum Slot {
+    /// User space owns it.
+    Idle,
+    /// Queued while the stream is stopped; goes to the card at `START`.
+    Waiting(Queued),
+    /// On the card's submit ring or being written.
+    OnCard(Queued),
+}
+
+/// Counters of the current stream, reset at `START`.
+#[derive(Default)]
+struct Counters {
+    delivered: u64,
+    failed: u64,
+    bytes: u64,
+}
 
 /// A region attached by one file, with the command that keeps its pages pinned.
 struct Attached {
     /// Id of the file that attached it (see `file.rs`).
     owner: u64,
-    /// Ring of the attach command: frame commands must come from it (issue 4 streaming).
-    _ring: RingId,
+    /// Ring of the attach command: frame commands must come from it, so that its exit
+    /// (which cancels the attach command) also ends them.
+    ring: RingId,
     region: Region,
     cmd: PendingCmd,
+    slots: KVec<Slot>,
+    streaming: bool,
+    counters: Counters,
 }
 
 impl Attached {
-    /// Ends the region: unmaps its frames, then completes the attach command with `res`
-    /// (inside the command's own cancel call when `cancel` is it, else via task work).
-    fn end(self, res: i32, cancel: Option<&UringCmd>) {
+    /// Completes every frame that is not on the card with `res`.
+    fn flush_waiting(&mut self, res: i32) {
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            if matches!(slot, Slot::Waiting(_)) {
+                if let Slot::Waiting(queued) = core::mem::replace(slot, Slot::Idle) {
+                    // CAST: at most `MAX_FRAMES` slots.
+                    queued.complete(index as u32, res, None);
+                }
+            }
+        }
+    }
+
+    /// Completes every frame on the card with `res`: after a reset or on a vanished card,
+    /// which do no more DMA.
+    fn reclaim_on_card(&mut self, res: i32) {
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            if matches!(slot, Slot::OnCard(_)) {
+                if let Slot::OnCard(queued) = core::mem::replace(slot, Slot::Idle) {
+                    // CAST: at most `MAX_FRAMES` slots.
+                    queued.complete(index as u32, res, None);
+                }
+            }
+        }
+    }
+
+    /// Completes the frame a record names.
+    fn complete(&mut self, record: &CompletionRecord) {
+        let index = record.cookie;
+        let Some(slot) = self.slots.get_mut(index as usize) else {
+            pr_warn!("fgrab: record for unknown frame {}\n", index);
+            return;
+        };
+        let Slot::OnCard(queued) = core::mem::replace(slot, Slot::Idle) else {
+            pr_warn!("fgrab: record for frame {} not on the card\n", index);
+            return;
+        };
+        // Bytes the card wrote (any status) belong to the CPU from here on.
+        self.region.sync_for_cpu(index);
+        let res = match record.status {
+            status::OK | status::INCOMPLETE => {
+                self.counters.delivered += 1;
+                self.counters.bytes += u64::from(record.bytes);
+                // CAST: at most `MAX_FRAME_BYTES` (1 GiB).
+                record.bytes as i32
+            }
+            status::FLUSHED => ECANCELED.to_errno(),
+            status::DMA_ERROR | status::DESC_ERROR => {
+                self.counters.failed += 1;
+                EIO.to_errno()
+            }
+            unknown => {
+                pr_warn!(
+                    "fgrab: frame {} completed with unknown status {}\n",
+                    index,
+                    unknown
+                );
+                self.counters.failed += 1;
+                EIO.to_errno()
+            }
+        };
+        queued.complete(index, res, Some(record));
+    }
+
+    /// Stops the engine (if streaming) and takes every frame back, completing it with
+    /// `res`; returns how the card stopped.
+    fn stop(&mut self, engine: &mut Engine, regs: &Registers, res: i32) -> Stopped {
+        let stopped = if self.streaming {
+            self.streaming = false;
+            let stopped = engine.stop(regs, |record| self.complete(&record));
+            // Records the card never wrote (reset, removal): the card does no more DMA.
+            self.reclaim_on_card(res);
+            stopped
+        } else {
+            Stopped::Clean
+        };
+        self.flush_waiting(res);
+        stopped
+    }
+
+    /// Ends the region: stops the engine and completes every frame command, unmaps the
+    /// frames, then completes the attach command with `res` (inside the command's own
+    /// cancel call when `cancel` is it, else via task work).
+    fn end(
+        mut self,
+        engine: Option<&mut Engine>,
+        regs: &Registers,
+        res: i32,
+        cancel: Option<&UringCmd>,
+    ) {
+        let frame_res = if res == ENODEV.to_errno() {
+            res
+        } else {
+            ECANCELED.to_errno()
+        };
+        match engine {
+            Some(engine) => {
+                self.stop(engine, regs, frame_res);
+            }
+            None => {
+                // No engine: the card was never started or is gone; nothing is on it.
+                self.streaming = false;
+                self.reclaim_on_card(frame_res);
+                self.flush_waiting(frame_res);
+            }
+        }
         let Self { region, cmd, .. } = self;
         drop(region);
         match cancel {
@@ -52,15 +233,18 @@ pub(crate) struct Stream {
     attaching: bool,
     /// The card was unbound: no new region.
     gone: bool,
+    /// The card's rings; dropped at unbind, while the device is still bound.
+    engine: Option<Engine>,
 }
 
 impl Stream {
-    /// No region, card present.
-    pub(crate) fn new() -> Self {
+    /// No region, card present with its rings.
+    pub(crate) fn new(engine: Engine) -> Self {
         Self {
             attached: None,
             attaching: false,
             gone: false,
+            engine: Some(engine),
         }
     }
 
@@ -87,16 +271,35 @@ impl Stream {
 
     /// Fills the reserved slot with the region file `owner` attached, kept alive by `cmd`
     /// (submitted on `ring`). If the card was unbound meanwhile, the region ends at once.
-    pub(crate) fn fill(&mut self, owner: u64, ring: RingId, region: Region, cmd: PendingCmd) {
+    ///
+    /// # Errors
+    ///
+    /// `ENOMEM` (the region then ends at once, its command completed with that error).
+    pub(crate) fn fill(
+        &mut self,
+        regs: &Registers,
+        owner: u64,
+        ring: RingId,
+        region: Region,
+        cmd: PendingCmd,
+    ) {
         self.attaching = false;
+        let mut slots = KVec::new();
+        let allocated =
+            (0..region.frame_count()).try_for_each(|_| slots.push(Slot::Idle, GFP_KERNEL));
         let attached = Attached {
             owner,
-            _ring: ring,
+            ring,
             region,
             cmd,
+            slots,
+            streaming: false,
+            counters: Counters::default(),
         };
         if self.gone {
-            attached.end(ENODEV.to_errno(), None);
+            attached.end(None, regs, ENODEV.to_errno(), None);
+        } else if allocated.is_err() {
+            attached.end(None, regs, ENOMEM.to_errno(), None);
         } else {
             self.attached = Some(attached);
         }
@@ -107,66 +310,255 @@ impl Stream {
         self.attaching
     }
 
+    /// The region file `owner` attached.
+    ///
+    /// # Errors
+    ///
+    /// `ENODEV` after unbind, `ENOENT` if no region is attached, `EBUSY` if another file
+    /// attached it.
+    fn owned(&mut self, owner: u64) -> Result<(&mut Attached, &mut Engine)> {
+        if self.gone {
+            return Err(ENODEV);
+        }
+        let engine = self.engine.as_mut().ok_or(ENODEV)?;
+        match &mut self.attached {
+            None => Err(ENOENT),
+            Some(attached) if attached.owner != owner => Err(EBUSY),
+            Some(attached) => Ok((attached, engine)),
+        }
+    }
+
+    /// `QUEUE`: frame `index` of the region file `owner` attached on `ring` goes to the card
+    /// (or waits for `START`); `cmd` completes when it is filled.
+    ///
+    /// # Errors
+    ///
+    /// Those of `owned`; `EXDEV` from another ring; `EINVAL` for an index out of range;
+    /// `EALREADY` if the frame is queued already; `ENOMEM`; `ENODEV`.
+    pub(crate) fn queue(
+        &mut self,
+        regs: &Registers,
+        owner: u64,
+        cmd: UringCmd,
+        index: u32,
+        meta_addr: u64,
+    ) -> Result {
+        let (attached, engine) = self.owned(owner)?;
+        if cmd.ring() != attached.ring {
+            return Err(EXDEV);
+        }
+        let slot = attached.slots.get_mut(index as usize).ok_or(EINVAL)?;
+        if !matches!(slot, Slot::Idle) {
+            return Err(EALREADY);
+        }
+        let out = match meta_addr {
+            0 => None,
+            meta_addr => Some(KBox::new(
+                FrameOut {
+                    meta_addr,
+                    meta: FrameMeta::default(),
+                },
+                GFP_KERNEL,
+            )?),
+        };
+        if attached.streaming {
+            let (list, count) = attached.region.list(index).ok_or(EINVAL)?;
+            // User space may have written the frame; the card owns it again from here.
+            attached.region.sync_for_device(index);
+            engine.submit(regs, list, count, index)?;
+            *slot = Slot::OnCard(Queued {
+                cmd: cmd.into_queued(),
+                out,
+            });
+        } else {
+            *slot = Slot::Waiting(Queued {
+                cmd: cmd.into_queued(),
+                out,
+            });
+        }
+        Ok(())
+    }
+
+    /// `START` from file `owner`: resets the card, programs it for the region's frames,
+    /// hands it every waiting frame and enables it.
+    ///
+    /// # Errors
+    ///
+    /// Those of `owned`; `EALREADY` if streaming; the engine's errors (the card is then
+    /// reset and waiting frames stay queued).
+    pub(crate) fn start(&mut self, regs: &Registers, owner: u64) -> Result {
+        let (attached, engine) = self.owned(owner)?;
+        if attached.streaming {
+            return Err(EALREADY);
+        }
+        engine.configure(regs, attached.region.frame_bytes())?;
+        attached.counters = Counters::default();
+        let mut result = Ok(());
+        for index in 0..attached.region.frame_count() {
+            let Some(slot) = attached.slots.get_mut(index as usize) else {
+                break;
+            };
+            if !matches!(slot, Slot::Waiting(_)) {
+                continue;
+            }
+            let Some((list, count)) = attached.region.list(index) else {
+                break;
+            };
+            attached.region.sync_for_device(index);
+            result = engine.submit(regs, list, count, index);
+            if result.is_err() {
+                break;
+            }
+            if let Slot::Waiting(queued) = core::mem::replace(slot, Slot::Idle) {
+                *slot = Slot::OnCard(queued);
+            }
+        }
+        let result = result.and_then(|()| engine.enable(regs));
+        if let Err(error) = result {
+            // The card forgets its submissions at reset: they wait again.
+            let _ = engine.reset(regs);
+            for slot in attached.slots.iter_mut() {
+                if let Slot::OnCard(queued) = core::mem::replace(slot, Slot::Idle) {
+                    *slot = Slot::Waiting(queued);
+                }
+            }
+            return Err(error);
+        }
+        attached.streaming = true;
+        Ok(())
+    }
+
+    /// `STOP` from file `owner`: every queued frame comes back and completes with
+    /// `-ECANCELED` (filled ones complete normally).
+    ///
+    /// # Errors
+    ///
+    /// Those of `owned`; `EALREADY` if not streaming.
+    pub(crate) fn stop(&mut self, regs: &Registers, owner: u64) -> Result {
+        let (attached, engine) = self.owned(owner)?;
+        if !attached.streaming {
+            return Err(EALREADY);
+        }
+        attached.stop(engine, regs, ECANCELED.to_errno());
+        Ok(())
+    }
+
+    /// Frame-done interrupt: completes every frame the card has filled.
+    pub(crate) fn frames_done(&mut self, regs: &Registers) {
+        let (Some(engine), Some(attached)) = (self.engine.as_mut(), self.attached.as_mut()) else {
+            return;
+        };
+        if attached.streaming {
+            let _ = engine.drain(regs, |record| attached.complete(&record));
+        }
+    }
+
+    /// Error interrupt: logs the fault; a halted card is reset and its frames fail with
+    /// `-EIO` (the stream stops; user space may start it again).
+    pub(crate) fn errors(&mut self, regs: &Registers, card: u32) {
+        let Some((irq, fault, cookie)) = Engine::take_errors(regs) else {
+            return;
+        };
+        if fault != 0 {
+            pr_warn!(
+                "fgrab{}: card fault {:#x} (frame {}), interrupt causes {:#x}\n",
+                card,
+                fault,
+                cookie,
+                irq
+            );
+        }
+        let (Some(engine), Some(attached)) = (self.engine.as_mut(), self.attached.as_mut()) else {
+            return;
+        };
+        if attached.streaming && Engine::halted(regs) {
+            pr_err!(
+                "fgrab{}: card halted, resetting it; queued frames fail\n",
+                card
+            );
+            attached.stop(engine, regs, EIO.to_errno());
+        }
+    }
+
     /// Detaches the region file `owner` attached; its attach command completes with 0.
     ///
     /// # Errors
     ///
-    /// `ENOENT` if no region is attached, `EBUSY` if another file attached it.
-    pub(crate) fn detach(&mut self, owner: u64) -> Result {
-        match &self.attached {
-            None => Err(ENOENT),
-            Some(attached) if attached.owner != owner => Err(EBUSY),
-            Some(_) => {
-                if let Some(attached) = self.attached.take() {
-                    attached.end(0, None);
-                }
-                Ok(())
-            }
+    /// Those of `owned`.
+    pub(crate) fn detach(&mut self, regs: &Registers, owner: u64) -> Result {
+        self.owned(owner)?;
+        if let Some(attached) = self.attached.take() {
+            attached.end(self.engine.as_mut(), regs, 0, None);
         }
+        Ok(())
     }
 
     /// io_uring cancels `cmd` (ring exit): ends the region if `cmd` is its attach command.
-    /// Any other command is not ours to complete here.
-    pub(crate) fn cancel(&mut self, cmd: &UringCmd) {
+    /// Frame commands are never cancelable: the attach command's end completes them.
+    pub(crate) fn cancel(&mut self, regs: &Registers, cmd: &UringCmd) {
         if self
             .attached
             .as_ref()
             .is_some_and(|attached| cmd.is(&attached.cmd))
         {
             if let Some(attached) = self.attached.take() {
-                attached.end(ECANCELED.to_errno(), Some(cmd));
+                attached.end(self.engine.as_mut(), regs, ECANCELED.to_errno(), Some(cmd));
             }
         }
     }
 
     /// File `owner` is released. Its attach command holds a file reference, so a region it
     /// attached cannot exist any more; end one defensively if it does.
-    pub(crate) fn release(&mut self, owner: u64) {
+    pub(crate) fn release(&mut self, regs: &Registers, owner: u64) {
         if self
             .attached
             .as_ref()
             .is_some_and(|attached| attached.owner == owner)
         {
             if let Some(attached) = self.attached.take() {
-                attached.end(EBADF.to_errno(), None);
+                attached.end(self.engine.as_mut(), regs, EBADF.to_errno(), None);
             }
         }
     }
 
     /// The card is being unbound: end the region while the device is still bound (DMA
-    /// mappings must not outlive the binding) and refuse new ones. The caller has waited
-    /// for a reservation to end (see `Card::shutdown`).
-    pub(crate) fn shutdown(&mut self) {
+    /// mappings must not outlive the binding), free the rings and refuse new regions. The
+    /// caller has waited for a reservation to end (see `Card::shutdown`).
+    pub(crate) fn shutdown(&mut self, regs: &Registers) {
         self.gone = true;
         if let Some(attached) = self.attached.take() {
-            attached.end(ENODEV.to_errno(), None);
+            attached.end(self.engine.as_mut(), regs, ENODEV.to_errno(), None);
+        }
+        if let Some(mut engine) = self.engine.take() {
+            // Quiesce even an idle card before its rings are freed.
+            let _ = engine.reset(regs);
         }
     }
 
     /// Fills [`Stats`] from the current state.
-    pub(crate) fn fill_stats(&self, stats: &mut Stats) {
-        if let Some(attached) = &self.attached {
-            attached.region.fill_stats(stats);
+    pub(crate) fn fill_stats(&self, regs: &Registers, stats: &mut Stats) {
+        let Some(attached) = &self.attached else {
+            return;
+        };
+        attached.region.fill_stats(stats);
+        stats.state = if attached.streaming {
+            STATE_STREAMING
+        } else {
+            STATE_ATTACHED
+        };
+        // CAST: at most `MAX_FRAMES` slots.
+        stats.frames_queued = attached
+            .slots
+            .iter()
+            .filter(|slot| !matches!(slot, Slot::Idle))
+            .count() as u32;
+        stats.frames_delivered = attached.counters.delivered;
+        stats.frames_failed = attached.counters.failed;
+        stats.bytes_delivered = attached.counters.bytes;
+        if self.engine.is_some() {
+            let (underrun, other) = Engine::drops(regs);
+            stats.frames_dropped_underrun = underrun;
+            stats.frames_dropped_other = other;
         }
     }
 }

@@ -14,7 +14,7 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::{
     file::OpenFile,
     shim::UringCmd,
-    uapi::{ops, AttachCmd, CopyOutCmd, ControlCmd},
+    uapi::{ops, AttachCmd, ControlCmd, CopyOutCmd, QueueCmd},
 };
 
 /// Handles one command; the value becomes the CQE's `res` (`-EIOCBQUEUED`: in flight).
@@ -35,16 +35,40 @@ pub(crate) fn handle(file: &OpenFile, cmd: UringCmd) -> Result<i32> {
             card.attach(file.id(), cmd, &request)?;
             Err(EIOCBQUEUED)
         }
-        ops::DETACH => {
-            let request = ControlCmd::read_from_bytes(&cmd.payload()?).map_err(|_| EINVAL)?;
-            if request.flags != 0 || request.reserved0 != 0 || request.reserved != [0; 9] {
+        ops::QUEUE => {
+            let request = QueueCmd::read_from_bytes(&cmd.payload()?).map_err(|_| EINVAL)?;
+            if request.flags != 0 || request.reserved != [0; 8] {
                 return Err(EINVAL);
             }
+            card.queue(file.id(), cmd, &request)?;
+            Err(EIOCBQUEUED)
+        }
+        ops::DETACH => {
+            control(&cmd)?;
             card.detach(file.id())?;
+            Ok(0)
+        }
+        ops::START => {
+            control(&cmd)?;
+            card.start(file.id())?;
+            Ok(0)
+        }
+        ops::STOP => {
+            control(&cmd)?;
+            card.stop(file.id())?;
             Ok(0)
         }
         _ => Err(EOPNOTSUPP),
     }
+}
+
+/// `DETACH`, `START`, `STOP`: the payload must be all zeros.
+fn control(cmd: &UringCmd) -> Result {
+    let request = ControlCmd::read_from_bytes(&cmd.payload()?).map_err(|_| EINVAL)?;
+    if request.flags != 0 || request.reserved0 != 0 || request.reserved != [0; 9] {
+        return Err(EINVAL);
+    }
+    Ok(())
 }
 
 /// `INFO`, `STATS`: copies up to `size` bytes of `bytes` to `addr`, returns the count.

@@ -51,9 +51,15 @@ fn expected() -> Vec<(&'static str, usize)> {
     all.push(("FGRAB_MAX_FRAMES", fgrab_uapi::MAX_FRAMES as usize));
     all.push(("FGRAB_STATE_IDLE", fgrab_uapi::STATE_IDLE as usize));
     all.push(("FGRAB_STATE_ATTACHED", fgrab_uapi::STATE_ATTACHED as usize));
-    all.push(("FGRAB_STATE_STREAMING", fgrab_uapi::STATE_STREAMING as usize));
+    all.push((
+        "FGRAB_STATE_STREAMING",
+        fgrab_uapi::STATE_STREAMING as usize,
+    ));
     all.push(("FGRAB_META_FRAME", fgrab_uapi::META_FRAME as usize));
-    all.push(("FGRAB_META_INCOMPLETE", fgrab_uapi::META_INCOMPLETE as usize));
+    all.push((
+        "FGRAB_META_INCOMPLETE",
+        fgrab_uapi::META_INCOMPLETE as usize,
+    ));
     all.push(("FGRAB_META_ERROR", fgrab_uapi::META_ERROR as usize));
     all.push(("FGRAB_META_FLUSHED", fgrab_uapi::META_FLUSHED as usize));
     all

@@ -36,6 +36,8 @@ commands:
 environment:
   FGRAB_CACHE       cache directory (default: ~/.cache/fgrab)
   FGRAB_VERBOSE=1   stream build and serial output instead of progress lines
+  FGRAB_SUITES=a,b  `test WORD...` runs only these VM suites (vm, vm-iommu, vm-swiotlb)
+  FGRAB_EMU_ARGS    extra arguments for every `fgrab-emu serve` (e.g. -vv)
 ";
 
 fn main() {

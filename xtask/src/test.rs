@@ -163,7 +163,16 @@ pub fn run_filtered(filter: &[String]) -> Result<()> {
     let env = paths::Env::new()?;
     let mut tally = Tally::default();
     let artifacts = vm::prepare(&env, kernel::Profile::Debug)?;
+    let only: Option<Vec<String>> = std::env::var("FGRAB_SUITES")
+        .ok()
+        .map(|list| list.split(',').map(str::to_owned).collect());
     for mut config in suites() {
+        if only
+            .as_ref()
+            .is_some_and(|only| !only.contains(&config.name))
+        {
+            continue;
+        }
         config.tests = filter.to_vec();
         suite(&env, &artifacts, &mut tally, config);
     }

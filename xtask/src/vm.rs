@@ -146,6 +146,11 @@ fn start_emulators(artifacts: &Artifacts, config: &VmConfig, run: &Path) -> Resu
             .args(["serve", "--socket"])
             .arg(&socket)
             .args(&config.emulator_args)
+            .args(
+                std::env::var("FGRAB_EMU_ARGS")
+                    .unwrap_or_default()
+                    .split_whitespace(),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

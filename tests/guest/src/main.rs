@@ -7,7 +7,11 @@
 mod attach;
 mod harness;
 mod init;
+#[path = "../../../emu/src/pattern.rs"]
+#[allow(dead_code)]
+mod pattern;
 mod ring;
+mod stream;
 mod sys;
 mod tests;
 
@@ -24,6 +28,10 @@ fn main() {
         Some("attach-and-wait") => {
             attach::attach_and_wait(args.get(2).map(String::as_str).unwrap_or("/dev/fgrab0"))
         }
+        Some("stream-child") => stream::stream_child(
+            args.get(2).map(String::as_str).unwrap_or("/dev/fgrab0"),
+            args.get(3).map(String::as_str) == Some("exit"),
+        ),
         Some("list") => {
             for test in tests::ALL {
                 println!("{}", test.name);

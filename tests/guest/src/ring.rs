@@ -1,7 +1,7 @@
 //! Raw io_uring access for tests that must craft commands the client library would never
 //! send (missing flags, bad buffer indexes, malformed payloads), and fixed-buffer memory.
 
-use fgrab_uapi::{ops, AttachCmd, CopyOutCmd, ControlCmd, Stats};
+use fgrab_uapi::{ops, AttachCmd, ControlCmd, CopyOutCmd, Stats};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -98,6 +98,17 @@ pub struct TestRing {
 /// A completion: `(user_data, res)`.
 pub type Cqe = (u64, i32);
 
+/// A completion with the first extra word of its 32-byte CQE (a frame's sequence number).
+#[derive(Clone, Copy, Debug)]
+pub struct Completion {
+    /// `user_data` of the submission.
+    pub user_data: u64,
+    /// `res`.
+    pub res: i32,
+    /// `big_cqe[0]`.
+    pub extra: u64,
+}
+
 impl TestRing {
     /// Opens `path` and creates the ring.
     pub fn open(path: &str) -> Result<Self, String> {
@@ -106,6 +117,22 @@ impl TestRing {
             .write(true)
             .open(path)
             .map_err(|error| format!("{path}: {error}"))?;
+        let ring = IoUring::<squeue::Entry128, cqueue::Entry32>::builder()
+            .build(64)
+            .map_err(|error| format!("io_uring setup: {error}"))?;
+        Ok(Self {
+            ring,
+            file,
+            async_issue: false,
+        })
+    }
+
+    /// Another ring on the same open file (a duplicated descriptor of it).
+    pub fn sibling(&self) -> Result<Self, String> {
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|error| format!("dup: {error}"))?;
         let ring = IoUring::<squeue::Entry128, cqueue::Entry32>::builder()
             .build(64)
             .map_err(|error| format!("io_uring setup: {error}"))?;
@@ -139,6 +166,76 @@ impl TestRing {
             .submitter()
             .unregister_buffers()
             .map_err(|error| format!("unregister_buffers: {error}"))
+    }
+
+    /// Queues a command in the submission queue without entering the kernel; [`Self::flush`]
+    /// submits everything queued with one `io_uring_enter`.
+    pub fn push(
+        &mut self,
+        op: u32,
+        payload: &[u8],
+        buf_index: Option<u16>,
+        user_data: u64,
+    ) -> Result<(), String> {
+        let mut bytes = [0u8; 80];
+        bytes[..payload.len()].copy_from_slice(payload);
+        let entry = opcode::UringCmd80::new(types::Fd(self.file.as_raw_fd()), op)
+            .cmd(bytes)
+            .buf_index(buf_index)
+            .build()
+            .user_data(user_data);
+        loop {
+            // SAFETY: as in `submit`.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                return Ok(());
+            }
+            self.flush()?;
+        }
+    }
+
+    /// Submits what [`Self::push`] queued.
+    pub fn flush(&mut self) -> Result<(), String> {
+        self.ring
+            .submit()
+            .map(|_| ())
+            .map_err(|error| format!("submit: {error}"))
+    }
+
+    /// Waits up to `timeout` until at least `min` completions arrived; returns all that did.
+    pub fn reap(&mut self, min: usize, timeout: Duration) -> Result<Vec<Completion>, String> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            seen.extend(self.ring.completion().map(|cqe| Completion {
+                user_data: cqe.user_data(),
+                res: cqe.result(),
+                extra: cqe.big_cqe()[0],
+            }));
+            if seen.len() >= min || Instant::now() > deadline {
+                return Ok(seen);
+            }
+            let timeout = types::Timespec::from(Duration::from_millis(20));
+            let wait = types::SubmitArgs::new().timespec(&timeout);
+            match self.ring.submitter().submit_with_args(1, &wait) {
+                Ok(_) => {}
+                Err(error) if error.raw_os_error() == Some(libc::ETIME) => {}
+                Err(error) if error.raw_os_error() == Some(libc::EINTR) => {}
+                Err(error) => return Err(format!("wait: {error}")),
+            }
+        }
+    }
+
+    /// Closes the ring's file descriptor of the card (in-flight commands keep the file).
+    pub fn close_file(&mut self) -> Result<(), String> {
+        let fd = self.file.as_raw_fd();
+        let null = File::open("/dev/null").map_err(|error| error.to_string())?;
+        // SAFETY: `fd` is this ring's open descriptor of the card; dup2 atomically replaces
+        // it with /dev/null, closing the card file. `self.file` then owns a /dev/null
+        // descriptor and closes it once, on drop.
+        if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
+            return Err(format!("dup2: {}", std::io::Error::last_os_error()));
+        }
+        Ok(())
     }
 
     /// Submits a command without waiting.

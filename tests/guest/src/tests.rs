@@ -1,7 +1,7 @@
 //! Guest tests: each runs in its own process on the real kernel, driver and emulated card.
 
 use crate::harness::{self, TestResult};
-use crate::{attach, ensure};
+use crate::{attach, ensure, stream};
 use fgrab::Card;
 use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo};
 use zerocopy::{FromZeros, IntoBytes};
@@ -44,6 +44,15 @@ pub const ALL: &[Test] = &[
     test("attach-process-killed", attach::attach_process_killed),
     test("attach-huge-pages", attach::attach_huge_pages),
     test("attach-unbind", attach::attach_unbind),
+    test("stream-verify", stream::stream_verify),
+    test("stream-underrun", stream::stream_underrun),
+    test("stream-stop-start", stream::stream_stop_start),
+    test("stream-rejects-malformed", stream::stream_rejects_malformed),
+    test("stream-detach-midstream", stream::stream_detach_midstream),
+    test("stream-process-killed", stream::stream_process_killed),
+    test("stream-ring-exit", stream::stream_ring_exit),
+    test("stream-file-closed", stream::stream_file_closed),
+    test("stream-unbind", stream::stream_unbind),
     Test {
         name: "selftest-fail",
         run: selftest_fail,

@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The card's frame engine: its two DMA rings and the register sequences that drive them
+//! (`docs/hardware.md` §5, §6, §10).
+//!
+//! [`Engine`] knows nothing about regions or io_uring: it submits descriptor lists under a
+//! cookie and hands completion records back. `stream.rs` decides what they mean. Every
+//! method takes the card's revocable BAR and fails with `ENODEV` once it is revoked
+//! (unbind); all run under `Card::stream`, and may sleep (never inside a BAR access).
+
+use kernel::{
+    device::{Bound, Device},
+    dma::Coherent,
+    io::{io_project, Io},
+    prelude::*,
+    sync::barrier::{dma_mb, Read},
+    time::{delay::fsleep, Delta},
+};
+
+use crate::{
+    hw::{CompletionRecord, SubmitEntry},
+    regs::{self, Bar0, Registers},
+};
+
+/// Entries of both rings: one more than the most frames a region may have
+/// ([`crate::uapi::MAX_FRAMES`]), so neither ring can fill (a ring holds `size - 1`).
+const RING_ENTRIES: u32 = 4096;
+
+/// How long a stop may take before the card is reset (the model needs microseconds; a
+/// frame being written at 1 GB/s with the largest frame takes about a second).
+const STOP_TIMEOUT_MS: u32 = 2000;
+
+/// How long a reset may take (`docs/hardware.md` §6.7: allow 100 ms).
+const RESET_TIMEOUT_MS: u32 = 100;
+
+/// Interrupt causes the driver handles: frame done, error, stopped, completion ring full.
+const IRQ_CAUSES: u32 = 0xf;
+
+/// How the card left the running state.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Stopped {
+    /// It stopped: every submission came back with a record.
+    Clean,
+    /// It did not stop in time, or had halted, and was reset: submissions without a record
+    /// are reclaimed by the caller; the card does no more DMA.
+    Reset,
+    /// It no longer answers (surprise removal): it does no DMA either.
+    Gone,
+}
+
+/// The rings of one card, allocated at probe and freed before unbind completes.
+pub(crate) struct Engine {
+    submit: Coherent<[SubmitEntry]>,
+    completion: Coherent<[CompletionRecord]>,
+    /// Where the card writes its completion tail after every record.
+    writeback: Coherent<u32>,
+    /// Next submit ring index the driver writes.
+    submit_tail: u32,
+    /// Next completion record the driver reads.
+    completion_head: u32,
+}
+
+impl Engine {
+    /// Allocates the rings for the card behind `dev`.
+    ///
+    /// # Errors
+    ///
+    /// `ENOMEM`.
+    pub(crate) fn new(dev: &Device<Bound>) -> Result<Self> {
+        // CAST: 4096 entries.
+        let entries = RING_ENTRIES as usize;
+        Ok(Self {
+            submit: Coherent::zeroed_slice(dev, entries, GFP_KERNEL)?,
+            completion: Coherent::zeroed_slice(dev, entries, GFP_KERNEL)?,
+            writeback: Coherent::zeroed(dev, GFP_KERNEL)?,
+            submit_tail: 0,
+            completion_head: 0,
+        })
+    }
+
+    /// Resets the card: no DMA afterwards until [`Self::enable`]; every submission without a
+    /// record is forgotten by the card (`docs/hardware.md` §6.7).
+    ///
+    /// # Errors
+    ///
+    /// `ENODEV` if the card is unbound or no longer answers, `ETIMEDOUT` if the reset does
+    /// not finish.
+    pub(crate) fn reset(&mut self, regs: &Registers) -> Result {
+        with_bar(regs, |bar| {
+            bar.write_reg(regs::CONTROL::zeroed().with_reset(true))
+        })?;
+        let mut waited = 0;
+        loop {
+            let control = with_bar(regs, |bar| bar.read(regs::CONTROL))?;
+            if control.into_raw() == u32::MAX {
+                return Err(ENODEV);
+            }
+            if !control.reset() {
+                break;
+            }
+            if waited >= RESET_TIMEOUT_MS {
+                return Err(ETIMEDOUT);
+            }
+            fsleep(Delta::from_millis(1));
+            waited += 1;
+        }
+        // Reset cleared the ring registers, so both indexes restart at 0.
+        self.submit_tail = 0;
+        self.completion_head = 0;
+        Ok(())
+    }
+
+    /// Resets the card and programs it for frames of `frame_bytes`: rings, completion
+    /// writeback, interrupt causes. Submissions may follow; [`Self::enable`] starts frames.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Self::reset`]; `EINVAL` if the card refuses the frame size.
+    pub(crate) fn configure(&mut self, regs: &Registers, frame_bytes: u32) -> Result {
+        self.reset(regs)?;
+        // SAFETY: the card was just reset and does no DMA until enabled, so nothing reads
+        // or writes the tail concurrently.
+        unsafe { *self.writeback.as_mut() = 0 };
+        let submit = self.submit.dma_address();
+        let completion = self.completion.dma_address();
+        let writeback = self.writeback.dma_address();
+        with_bar(regs, |bar| {
+            bar.write_reg(regs::FRAME_BYTES::zeroed().with_bytes(frame_bytes));
+            if bar.read(regs::FRAME_BYTES).bytes().get() != frame_bytes {
+                return Err(EINVAL);
+            }
+            // CAST: the low and high halves of 64-bit bus addresses.
+            bar.write_reg(regs::SUBMIT_BASE_LO::zeroed().with_address(submit as u32));
+            bar.write_reg(regs::SUBMIT_BASE_HI::zeroed().with_address((submit >> 32) as u32));
+            bar.write_reg(regs::SUBMIT_SIZE::zeroed().with_entries(RING_ENTRIES));
+            bar.write_reg(regs::COMPLETION_BASE_LO::zeroed().with_address(completion as u32));
+            bar.write_reg(
+                regs::COMPLETION_BASE_HI::zeroed().with_address((completion >> 32) as u32),
+            );
+            bar.write_reg(regs::COMPLETION_SIZE::zeroed().with_entries(RING_ENTRIES));
+            bar.write_reg(regs::COMPLETION_WRITEBACK_LO::zeroed().with_address(writeback as u32));
+            bar.write_reg(
+                regs::COMPLETION_WRITEBACK_HI::zeroed().with_address((writeback >> 32) as u32),
+            );
+            bar.write_reg(regs::IRQ_STATUS::from_raw(IRQ_CAUSES));
+            bar.write_reg(regs::IRQ_MASK::zeroed().with_masked(!IRQ_CAUSES));
+            Ok(())
+        })?
+    }
+
+    /// Queues a descriptor list (`count` descriptors at bus address `list`) under `cookie`.
+    /// The ring cannot overflow: a frame is on the card at most once, and a region has fewer
+    /// frames than the ring has usable entries.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for an empty or too long list; `ENODEV` once the card is unbound.
+    pub(crate) fn submit(
+        &mut self,
+        regs: &Registers,
+        list: u64,
+        count: u32,
+        cookie: u32,
+    ) -> Result {
+        if count == 0 {
+            return Err(EINVAL);
+        }
+        let entry = SubmitEntry {
+            desc_addr: list,
+            desc_count: u16::try_from(count).map_err(|_| EINVAL)?,
+            reserved: 0,
+            cookie,
+        };
+        // CAST: ring indexes are below 4096.
+        io_project!(&self.submit, [try: self.submit_tail as usize]).copy_write(entry);
+        let tail = (self.submit_tail + 1) % RING_ENTRIES;
+        // The MMIO write is ordered after the entry's write to coherent memory (writel()).
+        with_bar(regs, |bar| {
+            bar.write_reg(regs::SUBMIT_TAIL::zeroed().with_index(tail))
+        })?;
+        self.submit_tail = tail;
+        Ok(())
+    }
+
+    /// Sets `ENABLE`: the first frame starts one period later.
+    ///
+    /// # Errors
+    ///
+    /// `EIO` if the card refuses; `ENODEV` if it is unbound or no longer answers.
+    pub(crate) fn enable(&mut self, regs: &Registers) -> Result {
+        let status = with_bar(regs, |bar| {
+            bar.write_reg(regs::CONTROL::zeroed().with_enable(true));
+            bar.read(regs::STATUS)
+        })?;
+        if status.into_raw() == u32::MAX {
+            return Err(ENODEV);
+        }
+        if !status.running() {
+            return Err(EIO);
+        }
+        Ok(())
+    }
+
+    /// Hands every record the card published to `handle`, in order, then frees them.
+    ///
+    /// # Errors
+    ///
+    /// `EIO` if the card's tail is out of range (a broken or vanished card); `ENODEV` once
+    /// the card is unbound.
+    pub(crate) fn drain(
+        &mut self,
+        regs: &Registers,
+        mut handle: impl FnMut(CompletionRecord),
+    ) -> Result {
+        // SAFETY: a `u32` the card writes by DMA: read volatile, by value, no reference kept.
+        let tail = unsafe { self.writeback.as_ptr().read_volatile() };
+        if tail >= RING_ENTRIES {
+            return Err(EIO);
+        }
+        if tail == self.completion_head {
+            return Ok(());
+        }
+        // Records are visible before the tail that announces them (`docs/hardware.md` §5.3).
+        dma_mb(Read);
+        while self.completion_head != tail {
+            // CAST: ring indexes are below 4096.
+            let record =
+                io_project!(&self.completion, [try: self.completion_head as usize]).copy_read();
+            self.completion_head = (self.completion_head + 1) % RING_ENTRIES;
+            handle(record);
+        }
+        let head = self.completion_head;
+        with_bar(regs, |bar| {
+            bar.write_reg(regs::COMPLETION_HEAD::zeroed().with_index(head))
+        })
+    }
+
+    /// Stops the card and hands every record of a submission to `handle` (flushed ones
+    /// included); resets it if it does not stop in time or had halted.
+    pub(crate) fn stop(
+        &mut self,
+        regs: &Registers,
+        mut handle: impl FnMut(CompletionRecord),
+    ) -> Stopped {
+        let Ok(status) = with_bar(regs, |bar| {
+            let status = bar.read(regs::STATUS);
+            if !status.halted() && !status.idle() {
+                bar.write_reg(regs::CONTROL::zeroed().with_stop(true));
+            }
+            status
+        }) else {
+            return Stopped::Gone;
+        };
+        if status.into_raw() == u32::MAX {
+            return Stopped::Gone;
+        }
+        let mut waited = 0;
+        loop {
+            if self.drain(regs, &mut handle).is_err() {
+                break;
+            }
+            let Ok(status) = with_bar(regs, |bar| bar.read(regs::STATUS)) else {
+                return Stopped::Gone;
+            };
+            if status.into_raw() == u32::MAX {
+                return Stopped::Gone;
+            }
+            if status.halted() || waited >= STOP_TIMEOUT_MS {
+                break;
+            }
+            if status.idle() {
+                // Idle after a stop: every record is published; collect the last ones.
+                if self.drain(regs, &mut handle).is_ok() {
+                    return Stopped::Clean;
+                }
+                break;
+            }
+            fsleep(Delta::from_millis(1));
+            waited += 1;
+        }
+        match self.reset(regs) {
+            Err(e) if e == ENODEV => Stopped::Gone,
+            _ => Stopped::Reset,
+        }
+    }
+
+    /// Whether the card halted on a fatal fault (only a reset leaves that state).
+    pub(crate) fn halted(regs: &Registers) -> bool {
+        with_bar(regs, |bar| {
+            let status = bar.read(regs::STATUS);
+            status.into_raw() != u32::MAX && status.halted()
+        })
+        .unwrap_or(false)
+    }
+
+    /// Reads and clears the error causes: `(IRQ_STATUS, FAULT_STATUS, FAULT_COOKIE)`.
+    pub(crate) fn take_errors(regs: &Registers) -> Option<(u32, u32, u32)> {
+        with_bar(regs, |bar| {
+            let irq = bar.read(regs::IRQ_STATUS);
+            let fault = bar.read(regs::FAULT_STATUS).bits().get();
+            let cookie = bar.read(regs::FAULT_COOKIE).cookie().get();
+            // Frame-done stays for the frames vector, which drains without looking at it.
+            bar.write_reg(irq.with_frame_done(false));
+            bar.write_reg(regs::FAULT_STATUS::zeroed().with_bits(fault));
+            (irq.into_raw(), fault, cookie)
+        })
+        .ok()
+    }
+
+    /// The card's drop counters since the last reset: `(underrun, other)`.
+    pub(crate) fn drops(regs: &Registers) -> (u64, u64) {
+        with_bar(regs, |bar| {
+            // Each low half is read first: it latches the high half.
+            let underrun_low = bar.read(regs::DROPPED_UNDERRUN_LO).value().get();
+            let underrun = read_counter(
+                underrun_low,
+                bar.read(regs::DROPPED_UNDERRUN_HI).value().get(),
+            );
+            let overrun_low = bar.read(regs::DROPPED_OVERRUN_LO).value().get();
+            let overrun = read_counter(
+                overrun_low,
+                bar.read(regs::DROPPED_OVERRUN_HI).value().get(),
+            );
+            let backpressure_low = bar.read(regs::DROPPED_BACKPRESSURE_LO).value().get();
+            let backpressure = read_counter(
+                backpressure_low,
+                bar.read(regs::DROPPED_BACKPRESSURE_HI).value().get(),
+            );
+            (underrun, overrun.saturating_add(backpressure))
+        })
+        .unwrap_or((0, 0))
+    }
+}
+
+/// Runs `f` on the mapped BAR, or fails with `ENODEV` once the card is unbound. `f` runs
+/// inside an RCU read-side section (the BAR is revocable): it must not sleep.
+fn with_bar<R>(regs: &Registers, f: impl FnOnce(&Bar0<'_>) -> R) -> Result<R> {
+    let bar = regs.try_access().ok_or(ENODEV)?;
+    Ok(f(&bar))
+}
+
+/// A 64-bit counter from its halves, read low first (reading low latches high).
+fn read_counter(low: u32, high: u32) -> u64 {
+    if low == u32::MAX && high == u32::MAX {
+        // A vanished card reads all ones.
+        return 0;
+    }
+    u64::from(high) << 32 | u64::from(low)
+}

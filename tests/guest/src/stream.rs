@@ -1,0 +1,841 @@
+//! Streaming frames through the driver: every byte of every frame checked against the
+//! card's test pattern, guard bytes around every frame, drops as sequence gaps, stop/start,
+//! every teardown trigger in the middle of a stream, and each malformed frame command.
+
+use crate::ensure;
+use crate::harness::{self, TestResult};
+use crate::pattern;
+use crate::ring::{attach_request, Completion, Memory, TestRing};
+use fgrab_uapi::{
+    ops, AttachCmd, ControlCmd, FrameMeta, QueueCmd, Stats, META_FLUSHED, META_FRAME,
+    STATE_ATTACHED, STATE_IDLE, STATE_STREAMING,
+};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use zerocopy::{FromZeros, IntoBytes};
+
+const CARD0: &str = "/dev/fgrab0";
+const ATTACH: u64 = 0xa77a;
+const CONTROL: u64 = 0xc0;
+/// `user_data` of frame `i`'s command is `FRAME | i`.
+const FRAME: u64 = 0xf_0000;
+/// Byte the test writes around and between frames; the card must never touch it.
+const GUARD: u8 = 0x5a;
+/// Byte the test writes into a frame before queueing it again: a frame the card did not
+/// write cannot pass the pattern check by holding an older frame.
+const POISON: u8 = 0xee;
+const MIB: usize = 1 << 20;
+
+/// Frame layout of a stream under test.
+#[derive(Clone, Copy)]
+pub struct Layout {
+    /// Bytes per frame.
+    pub frame_bytes: u32,
+    /// Bytes between frame starts (the rest of a stride is guard bytes).
+    pub stride: u64,
+    /// Frames in the region.
+    pub count: u32,
+    /// Region offset in the buffer (guard bytes before it).
+    pub offset: usize,
+}
+
+impl Layout {
+    /// Frames of an odd size, an odd guard gap between them, the region at an odd offset:
+    /// nothing page aligned.
+    pub const UNALIGNED: Layout = Layout {
+        frame_bytes: 65_543,
+        stride: 65_543 + 61,
+        count: 16,
+        offset: 3 * 4096 + 0x321,
+    };
+
+    fn region_len(&self) -> usize {
+        // CAST: test layouts are small.
+        (self.stride * u64::from(self.count - 1)) as usize + self.frame_bytes as usize
+    }
+
+    fn frame_range(&self, index: u32) -> std::ops::Range<usize> {
+        // CAST: test layouts are small.
+        let start = self.offset + (self.stride * u64::from(index)) as usize;
+        start..start + self.frame_bytes as usize
+    }
+}
+
+/// What a finished stream saw.
+#[derive(Default, Debug)]
+pub struct Tally {
+    /// Frames whose every byte matched the pattern.
+    pub verified: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Frames given back unfilled (stop, teardown).
+    pub canceled: u64,
+    /// Sequence numbers skipped between consecutive delivered frames: dropped frames.
+    pub gaps: u64,
+    /// Highest sequence delivered.
+    pub last_sequence: Option<u64>,
+}
+
+/// A region of a registered buffer attached to a card, with its frames' metadata.
+pub struct Streamer {
+    /// The ring that attached the region; frame commands go through it.
+    pub ring: TestRing,
+    /// A second file on the card, for `STATS` while frames complete on `ring`.
+    observer: TestRing,
+    memory: Memory,
+    layout: Layout,
+    metas: Box<[FrameMeta]>,
+    queued: Vec<bool>,
+    /// Completions reaped but not handled yet (those after a control command's own).
+    backlog: Vec<Completion>,
+    /// Frames that complete while a control command is answered are queued again (between
+    /// `START` and `STOP`).
+    requeue: bool,
+    /// Totals so far.
+    pub tally: Tally,
+}
+
+impl Streamer {
+    /// Maps a buffer for `layout` with guard bytes everywhere, registers it and attaches the
+    /// region.
+    pub fn attach(path: &str, layout: Layout) -> Result<Self, String> {
+        let len = (layout.offset + layout.region_len() + 4096).next_multiple_of(2 * MIB);
+        let memory = Memory::new(len)?;
+        // SAFETY: the mapping is `len` bytes, writable, owned by `memory`.
+        unsafe { std::ptr::write_bytes(memory.addr() as *mut u8, GUARD, len) };
+        let mut ring = TestRing::open(path)?;
+        // SAFETY: `memory` outlives the ring: field order of `Streamer` drops the ring first.
+        unsafe { ring.register(&[&memory])? };
+        let mut streamer = Self {
+            ring,
+            observer: TestRing::open(path)?,
+            memory,
+            layout,
+            metas: vec![FrameMeta::new_zeroed(); layout.count as usize].into_boxed_slice(),
+            queued: vec![false; layout.count as usize],
+            backlog: Vec::new(),
+            requeue: false,
+            tally: Tally::default(),
+        };
+        let request = streamer.request();
+        streamer
+            .ring
+            .submit(ops::ATTACH, request.as_bytes(), Some(0), ATTACH)?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let early = streamer.ring.pending_completions();
+            ensure!(early.is_empty(), "attach completed at once: {early:?}");
+            if streamer.stats()?.state == STATE_ATTACHED {
+                return Ok(streamer);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the region did not appear in 5 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The attach request for this stream's region.
+    pub fn request(&self) -> AttachCmd {
+        attach_request(
+            self.memory.addr() + self.layout.offset as u64,
+            self.layout.frame_bytes,
+            self.layout.stride,
+            self.layout.count,
+        )
+    }
+
+    /// `STATS` from another file on the card.
+    pub fn stats(&mut self) -> Result<Stats, String> {
+        self.observer.stats()
+    }
+
+    fn frame(&self, index: u32) -> &[u8] {
+        let range = self.layout.frame_range(index);
+        // SAFETY: the range is inside the mapping; the card does not write frame `index`
+        // while it is not queued, which is when this is called.
+        unsafe {
+            std::slice::from_raw_parts(
+                (self.memory.addr() as *const u8).add(range.start),
+                range.len(),
+            )
+        }
+    }
+
+    fn poison(&mut self, index: u32) {
+        let range = self.layout.frame_range(index);
+        // SAFETY: as in `frame`; nothing else borrows the memory.
+        unsafe {
+            std::ptr::write_bytes(
+                (self.memory.addr() as *mut u8).add(range.start),
+                POISON,
+                range.len(),
+            )
+        };
+    }
+
+    /// Queues frame `index` (without entering the kernel: see [`Self::flush`]).
+    pub fn queue(&mut self, index: u32) -> TestResult {
+        self.poison(index);
+        let request = QueueCmd {
+            frame: index,
+            meta_addr: &self.metas[index as usize] as *const FrameMeta as u64,
+            ..QueueCmd::new_zeroed()
+        };
+        self.ring.push(
+            ops::QUEUE,
+            request.as_bytes(),
+            None,
+            FRAME | u64::from(index),
+        )?;
+        self.queued[index as usize] = true;
+        Ok(())
+    }
+
+    /// Queues every frame that is not queued.
+    pub fn queue_all(&mut self) -> TestResult {
+        for index in 0..self.layout.count {
+            if !self.queued[index as usize] {
+                self.queue(index)?;
+            }
+        }
+        self.flush()
+    }
+
+    /// Submits queued commands.
+    pub fn flush(&mut self) -> TestResult {
+        self.ring.flush()
+    }
+
+    /// Completions: the backlog first, else what arrives within `timeout`.
+    fn reap(&mut self, timeout: Duration) -> Result<Vec<Completion>, String> {
+        if !self.backlog.is_empty() {
+            return Ok(std::mem::take(&mut self.backlog));
+        }
+        self.ring.reap(1, timeout)
+    }
+
+    /// Sends a control command (`START`, `STOP`, `DETACH`) and returns its result; frame
+    /// completions arriving meanwhile are checked (and queued again after a `START`).
+    pub fn control(&mut self, op: u32) -> Result<i32, String> {
+        if op == ops::START {
+            self.requeue = true;
+            // Sequence numbers restart at every start.
+            self.tally.last_sequence = None;
+        } else if op == ops::STOP || op == ops::DETACH {
+            self.requeue = false;
+        }
+        self.ring
+            .submit(op, ControlCmd::new_zeroed().as_bytes(), None, CONTROL)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            ensure!(
+                Instant::now() < deadline,
+                "no completion for control {op:#x}"
+            );
+            let mut completions = self.reap(Duration::from_millis(200))?.into_iter();
+            while let Some(completion) = completions.next() {
+                if completion.user_data == CONTROL {
+                    self.backlog.extend(completions);
+                    return Ok(completion.res);
+                }
+                self.check(completion, self.requeue)?;
+            }
+        }
+    }
+
+    /// Checks one completion: a filled frame matches the pattern for its sequence number,
+    /// its metadata agrees with the CQE, the guard bytes after it are intact; a canceled one
+    /// says so. The frame is queued again if `requeue`.
+    pub fn check(&mut self, completion: Completion, requeue: bool) -> TestResult {
+        if completion.user_data == ATTACH {
+            return Err(format!("attach completed early with {}", completion.res));
+        }
+        ensure!(
+            completion.user_data & !0xffff == FRAME,
+            "unexpected completion {completion:?}"
+        );
+        // CAST: masked to 16 bits.
+        let index = (completion.user_data & 0xffff) as u32;
+        ensure!(index < self.layout.count, "completion for frame {index}");
+        ensure!(self.queued[index as usize], "frame {index} completed twice");
+        self.queued[index as usize] = false;
+        let meta = self.metas[index as usize];
+        ensure!(
+            meta.frame == index,
+            "frame {index}: metadata names frame {}",
+            meta.frame
+        );
+        if completion.res < 0 {
+            ensure!(
+                completion.res == -libc::ECANCELED && meta.flags & META_FLUSHED != 0,
+                "frame {index} failed: res {}, metadata {meta:?}",
+                completion.res
+            );
+            self.tally.canceled += 1;
+            return Ok(());
+        }
+        let sequence = completion.extra;
+        ensure!(
+            completion.res == self.layout.frame_bytes as i32
+                && meta.bytes == self.layout.frame_bytes
+                && meta.sequence == sequence
+                && meta.flags == META_FRAME
+                && meta.timestamp_ns != 0,
+            "frame {index}: res {} sequence {sequence}, metadata {meta:?}",
+            completion.res
+        );
+        if let Err(mismatch) = pattern::verify(self.frame(index), sequence, 0) {
+            let found = pattern::identify(self.frame(index), 0, 0..sequence + 64);
+            return Err(format!(
+                "frame {index} (sequence {sequence}): {mismatch}; the buffer holds frame {found:?}"
+            ));
+        }
+        let gap_end = self.layout.frame_range(index).end;
+        let gap = (self.layout.stride - u64::from(self.layout.frame_bytes)) as usize;
+        // SAFETY: the gap is inside the mapping (the buffer has room after the region).
+        let after = unsafe {
+            std::slice::from_raw_parts((self.memory.addr() as *const u8).add(gap_end), gap)
+        };
+        ensure!(
+            after.iter().all(|&byte| byte == GUARD),
+            "guard bytes after frame {index} overwritten"
+        );
+        if let Some(last) = self.tally.last_sequence {
+            ensure!(sequence > last, "sequence {sequence} after {last}");
+            self.tally.gaps += sequence - last - 1;
+        }
+        self.tally.last_sequence = Some(sequence);
+        self.tally.verified += 1;
+        self.tally.bytes += u64::from(self.layout.frame_bytes);
+        if requeue {
+            self.queue(index)?;
+        }
+        Ok(())
+    }
+
+    /// Checks and re-queues completions until `frames` frames were verified in total.
+    pub fn run(&mut self, frames: u64, timeout: Duration) -> TestResult {
+        let deadline = Instant::now() + timeout;
+        let mut next_report = Instant::now() + Duration::from_secs(5);
+        let mut progress = (self.tally.verified, Instant::now());
+        while self.tally.verified < frames {
+            ensure!(
+                Instant::now() < deadline,
+                "only {} of {frames} frames in {timeout:?}",
+                self.tally.verified
+            );
+            if progress.0 != self.tally.verified {
+                progress = (self.tally.verified, Instant::now());
+            } else if progress.1.elapsed() > Duration::from_secs(10) {
+                let stats = self.stats()?;
+                return Err(format!(
+                    "no frame for 10 s after {} frames; stats {stats:?}",
+                    self.tally.verified
+                ));
+            }
+            for completion in self.reap(Duration::from_millis(500))? {
+                self.check(completion, true)?;
+            }
+            self.flush()?;
+            if Instant::now() > next_report {
+                harness::info(&format!("streamed {} frames so far", self.tally.verified));
+                next_report += Duration::from_secs(5);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the stream: afterwards no frame is queued.
+    pub fn stop(&mut self) -> TestResult {
+        let res = self.control(ops::STOP)?;
+        ensure!(res == 0, "STOP returned {res}");
+        self.settle()
+    }
+
+    /// Waits for every queued frame's completion (after a stop or teardown).
+    fn settle(&mut self) -> TestResult {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.queued.iter().any(|&queued| queued) {
+            ensure!(
+                Instant::now() < deadline,
+                "frames still queued after the stream stopped"
+            );
+            for completion in self.reap(Duration::from_millis(100))? {
+                if completion.user_data == ATTACH {
+                    self.backlog.push(completion);
+                    continue;
+                }
+                self.check(completion, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every byte outside the frames is still a guard byte.
+    pub fn check_guards(&self) -> TestResult {
+        // SAFETY: the whole mapping; no frame is queued, so the card writes nothing.
+        let all = unsafe {
+            std::slice::from_raw_parts(self.memory.addr() as *const u8, self.memory_len())
+        };
+        let mut frames = (0..self.layout.count).map(|index| self.layout.frame_range(index));
+        let mut next = frames.next();
+        for (offset, &byte) in all.iter().enumerate() {
+            if let Some(range) = &next {
+                if range.contains(&offset) {
+                    continue;
+                }
+                if offset >= range.end {
+                    next = frames.next();
+                    if next.as_ref().is_some_and(|range| range.contains(&offset)) {
+                        continue;
+                    }
+                }
+            }
+            ensure!(
+                byte == GUARD,
+                "guard byte at buffer offset {offset} is {byte:#04x}"
+            );
+        }
+        Ok(())
+    }
+
+    fn memory_len(&self) -> usize {
+        (self.layout.offset + self.layout.region_len() + 4096).next_multiple_of(2 * MIB)
+    }
+
+    /// Detaches: queued frames complete first, then `DETACH` and the attach command with 0.
+    pub fn detach(&mut self) -> TestResult {
+        let res = self.control(ops::DETACH)?;
+        ensure!(res == 0, "DETACH returned {res}");
+        self.settle()?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(completion) = self.reap(Duration::from_millis(100))?.first() {
+                ensure!(
+                    completion.user_data == ATTACH && completion.res == 0,
+                    "waiting for the attach command: {completion:?}"
+                );
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "attach did not complete after DETACH"
+            );
+        }
+    }
+}
+
+/// Streams `frames` frames on `path` and detaches; the card is usable if that works.
+fn stream_briefly(path: &str, frames: u64) -> Result<Tally, String> {
+    let mut streamer = Streamer::attach(path, Layout::UNALIGNED)?;
+    streamer.queue_all()?;
+    let res = streamer.control(ops::START)?;
+    ensure!(res == 0, "START returned {res}");
+    streamer.run(frames, Duration::from_secs(60))?;
+    streamer.stop()?;
+    streamer.check_guards()?;
+    streamer.detach()?;
+    Ok(std::mem::take(&mut streamer.tally))
+}
+
+/// At least 10,000 frames through a buffer where nothing is page aligned: every byte
+/// checked against the pattern, every guard byte checked, counters consistent.
+pub fn stream_verify() -> TestResult {
+    const FRAMES: u64 = 10_000;
+    let mut streamer = Streamer::attach(CARD0, Layout::UNALIGNED)?;
+    streamer.queue_all()?;
+    let started = Instant::now();
+    ensure!(streamer.control(ops::START)? == 0, "START failed");
+    ensure!(
+        streamer.stats()?.state == STATE_STREAMING,
+        "not streaming after START"
+    );
+    streamer.run(FRAMES, Duration::from_secs(240))?;
+    let elapsed = started.elapsed();
+    streamer.stop()?;
+    let stats = streamer.stats()?;
+    streamer.check_guards()?;
+    let tally = &streamer.tally;
+    ensure!(
+        stats.state == STATE_ATTACHED && stats.frames_queued == 0,
+        "after STOP: {stats:?}"
+    );
+    ensure!(
+        stats.frames_delivered == tally.verified && stats.frames_failed == 0,
+        "driver counted {} delivered, {} failed; the test verified {}",
+        stats.frames_delivered,
+        stats.frames_failed,
+        tally.verified
+    );
+    let drops = stats.frames_dropped_underrun + stats.frames_dropped_other;
+    ensure!(
+        tally.gaps <= drops,
+        "{} sequence numbers skipped but the card counted {drops} drops",
+        tally.gaps
+    );
+    harness::info(&format!(
+        "{} frames of {} B verified ({} MB) in {:.1} s; {} dropped by the card ({} underrun), \
+         {} sequence gaps; descriptors per frame at most {}",
+        tally.verified,
+        Layout::UNALIGNED.frame_bytes,
+        tally.bytes / 1_000_000,
+        elapsed.as_secs_f64(),
+        drops,
+        stats.frames_dropped_underrun,
+        tally.gaps,
+        stats.descriptors_max_per_frame
+    ));
+    streamer.detach()?;
+    ensure!(
+        streamer.stats()?.state == STATE_IDLE,
+        "region still attached"
+    );
+    Ok(())
+}
+
+/// With too few frames queued the card drops frames: the drops are counted and show as
+/// gaps in the sequence numbers.
+pub fn stream_underrun() -> TestResult {
+    let layout = Layout {
+        count: 2,
+        ..Layout::UNALIGNED
+    };
+    let mut streamer = Streamer::attach(CARD0, layout)?;
+    streamer.queue_all()?;
+    ensure!(streamer.control(ops::START)? == 0, "START failed");
+    // Hold each frame for a while before queueing it again: the card keeps starting frames.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while streamer.tally.verified < 20 {
+        ensure!(Instant::now() < deadline, "too slow");
+        for completion in streamer.reap(Duration::from_millis(500))? {
+            std::thread::sleep(Duration::from_millis(5));
+            streamer.check(completion, true)?;
+        }
+        streamer.flush()?;
+    }
+    streamer.stop()?;
+    let stats = streamer.stats()?;
+    let tally = &streamer.tally;
+    ensure!(tally.gaps > 0, "no sequence gap although frames were held");
+    ensure!(
+        stats.frames_dropped_underrun > 0
+            && tally.gaps <= stats.frames_dropped_underrun + stats.frames_dropped_other,
+        "gaps {} vs drops {:?}",
+        tally.gaps,
+        (stats.frames_dropped_underrun, stats.frames_dropped_other)
+    );
+    harness::info(&format!(
+        "underrun: {} frames delivered, {} sequence numbers skipped, card counted {} underruns",
+        tally.verified, tally.gaps, stats.frames_dropped_underrun
+    ));
+    streamer.detach()
+}
+
+/// Stop and start again, three times: queued frames come back canceled at each stop, the
+/// sequence restarts at each start, every frame is verified.
+pub fn stream_stop_start() -> TestResult {
+    let mut streamer = Streamer::attach(CARD0, Layout::UNALIGNED)?;
+    for cycle in 0..3 {
+        streamer.queue_all()?;
+        ensure!(
+            streamer.control(ops::START)? == 0,
+            "START failed in cycle {cycle}"
+        );
+        let res = streamer.control(ops::START)?;
+        ensure!(
+            res == -libc::EALREADY,
+            "second START: expected -EALREADY, got {res}"
+        );
+        let target = streamer.tally.verified + 200;
+        streamer.run(target, Duration::from_secs(60))?;
+        // Hand every frame to the card and stop at once: each comes back exactly once,
+        // filled or canceled (`settle` checks both), and none stays queued.
+        let before = (streamer.tally.verified, streamer.tally.canceled);
+        let pending = streamer.queued.iter().filter(|&&queued| queued).count() as u64;
+        for index in 0..Layout::UNALIGNED.count {
+            if !streamer.queued[index as usize] {
+                streamer.queue(index)?;
+            }
+        }
+        streamer.stop()?;
+        let returned = streamer.tally.verified - before.0 + streamer.tally.canceled - before.1;
+        ensure!(
+            returned >= u64::from(Layout::UNALIGNED.count) - pending
+                && streamer.stats()?.frames_queued == 0,
+            "cycle {cycle}: {returned} frames came back at STOP"
+        );
+        harness::info(&format!(
+            "stop/start cycle {cycle}: STOP returned {} frames canceled, {} filled",
+            streamer.tally.canceled - before.1,
+            streamer.tally.verified - before.0
+        ));
+        let res = streamer.control(ops::STOP)?;
+        ensure!(
+            res == -libc::EALREADY,
+            "second STOP: expected -EALREADY, got {res}"
+        );
+        ensure!(streamer.stats()?.state == STATE_ATTACHED, "not stopped");
+    }
+    streamer.check_guards()?;
+    streamer.detach()
+}
+
+/// `DETACH` while frames stream: queued frames complete first, then the region ends; the
+/// card streams again afterwards.
+pub fn stream_detach_midstream() -> TestResult {
+    let mut streamer = Streamer::attach(CARD0, Layout::UNALIGNED)?;
+    streamer.queue_all()?;
+    ensure!(streamer.control(ops::START)? == 0, "START failed");
+    streamer.run(100, Duration::from_secs(60))?;
+    streamer.detach()?;
+    streamer.check_guards()?;
+    drop(streamer);
+    stream_briefly(CARD0, 100).map(|_| ())
+}
+
+/// Helper process: streams, says so, and keeps streaming until killed or until its ring
+/// exits (`exit` = return without detaching after 200 frames).
+pub fn stream_child(path: &str, exit: bool) -> ! {
+    let result = (|| -> TestResult {
+        let mut streamer = Streamer::attach(path, Layout::UNALIGNED)?;
+        streamer.queue_all()?;
+        ensure!(streamer.control(ops::START)? == 0, "START failed");
+        streamer.run(50, Duration::from_secs(60))?;
+        println!("streaming");
+        if exit {
+            streamer.run(200, Duration::from_secs(60))?;
+            // Leave without STOP or DETACH: the ring's exit cancels the attach command.
+            std::process::exit(0);
+        }
+        streamer.run(u64::MAX, Duration::from_secs(3600))
+    })();
+    println!("error: {}", result.err().unwrap_or_default());
+    std::process::exit(1)
+}
+
+/// Runs [`stream_child`] and returns it once it streams.
+fn spawn_streamer(exit: bool) -> Result<std::process::Child, String> {
+    let mut child = Command::new("/bin/fgrab-guest")
+        .args(["stream-child", CARD0, if exit { "exit" } else { "wait" }])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("spawning the streaming process: {error}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|error| error.to_string())?;
+    ensure!(line.trim() == "streaming", "child said `{}`", line.trim());
+    Ok(child)
+}
+
+/// Waits until no region is attached to the card.
+fn wait_idle(path: &str) -> TestResult {
+    let mut observer = TestRing::open(path)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while observer.stats()?.state != STATE_IDLE {
+        ensure!(
+            Instant::now() < deadline,
+            "region still attached after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// The streaming process is killed: the region ends, nothing leaks, the card streams again.
+pub fn stream_process_killed() -> TestResult {
+    let mut child = spawn_streamer(false)?;
+    let _ = child.kill();
+    let _ = child.wait();
+    wait_idle(CARD0)?;
+    stream_briefly(CARD0, 100).map(|_| ())
+}
+
+/// The streaming process exits without stopping: its ring's exit ends the region.
+pub fn stream_ring_exit() -> TestResult {
+    let mut child = spawn_streamer(true)?;
+    let status = child.wait().map_err(|error| error.to_string())?;
+    ensure!(status.success(), "streaming process failed: {status}");
+    wait_idle(CARD0)?;
+    stream_briefly(CARD0, 100).map(|_| ())
+}
+
+/// The card file is closed while streaming: in-flight commands keep the file, so frames
+/// keep coming; when the ring goes, the region ends.
+pub fn stream_file_closed() -> TestResult {
+    {
+        let mut streamer = Streamer::attach(CARD0, Layout::UNALIGNED)?;
+        streamer.queue_all()?;
+        ensure!(streamer.control(ops::START)? == 0, "START failed");
+        streamer.run(50, Duration::from_secs(60))?;
+        streamer.ring.close_file()?;
+        // The queued frames hold the file: they are still filled and completed.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while streamer.queued.iter().any(|&queued| queued) {
+            ensure!(
+                Instant::now() < deadline,
+                "queued frames stalled after close"
+            );
+            for completion in streamer.reap(Duration::from_millis(100))? {
+                streamer.check(completion, false)?;
+            }
+        }
+        ensure!(
+            streamer.stats()?.state == STATE_STREAMING,
+            "the region ended when the file was closed, although commands hold it"
+        );
+    }
+    wait_idle(CARD0)?;
+    stream_briefly(CARD0, 100).map(|_| ())
+}
+
+/// The card is unbound while streaming: every frame completes with -ENODEV (or filled),
+/// the attach command with -ENODEV; after a rebind the card streams again.
+pub fn stream_unbind() -> TestResult {
+    let driver = "/sys/bus/pci/drivers/fgrab";
+    let device = std::fs::read_link("/sys/class/misc/fgrab0/device")
+        .map_err(|error| format!("fgrab0's device: {error}"))?;
+    let device = device
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .ok_or("no device name")?;
+    {
+        let mut streamer = Streamer::attach(CARD0, Layout::UNALIGNED)?;
+        streamer.queue_all()?;
+        ensure!(streamer.control(ops::START)? == 0, "START failed");
+        streamer.run(100, Duration::from_secs(60))?;
+        std::fs::write(format!("{driver}/unbind"), &device)
+            .map_err(|error| format!("unbind {device}: {error}"))?;
+        let mut attach_res = None;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while attach_res.is_none() || streamer.queued.iter().any(|&queued| queued) {
+            ensure!(
+                Instant::now() < deadline,
+                "completions missing after unbind"
+            );
+            for completion in streamer.reap(Duration::from_millis(100))? {
+                if completion.user_data == ATTACH {
+                    attach_res = Some(completion.res);
+                } else if completion.res == -libc::ENODEV {
+                    // CAST: masked to 16 bits.
+                    streamer.queued[(completion.user_data & 0xffff) as usize] = false;
+                } else {
+                    streamer.check(completion, false)?;
+                }
+            }
+        }
+        ensure!(
+            attach_res == Some(-libc::ENODEV),
+            "attach ended with {attach_res:?}"
+        );
+        streamer.check_guards()?;
+    }
+    std::fs::write(format!("{driver}/bind"), &device)
+        .map_err(|error| format!("bind {device}: {error}"))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::path::Path::new(CARD0).exists() {
+        ensure!(
+            Instant::now() < deadline,
+            "{CARD0} did not come back after bind"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stream_briefly(CARD0, 100).map(|_| ())
+}
+
+/// Each malformed frame or control command gets its errno and changes nothing.
+pub fn stream_rejects_malformed() -> TestResult {
+    let control = ControlCmd::new_zeroed();
+    // No region yet.
+    let mut lone = TestRing::open(CARD0)?;
+    for (op, name) in [(ops::START, "START"), (ops::STOP, "STOP")] {
+        let res = lone.call(op, control.as_bytes(), None)?;
+        ensure!(res == -libc::ENOENT, "{name} without region: {res}");
+    }
+    let res = lone.call(ops::QUEUE, QueueCmd::new_zeroed().as_bytes(), None)?;
+    ensure!(res == -libc::ENOENT, "QUEUE without region: {res}");
+
+    let mut streamer = Streamer::attach(CARD0, Layout::UNALIGNED)?;
+    let count = Layout::UNALIGNED.count;
+    let queue = |frame: u32| QueueCmd {
+        frame,
+        ..QueueCmd::new_zeroed()
+    };
+    let cases: Vec<(&str, QueueCmd, i32)> = vec![
+        ("frame index out of range", queue(count), -libc::EINVAL),
+        ("frame index u32::MAX", queue(u32::MAX), -libc::EINVAL),
+        (
+            "nonzero flags",
+            QueueCmd {
+                flags: 1,
+                ..queue(0)
+            },
+            -libc::EINVAL,
+        ),
+        (
+            "nonzero reserved",
+            QueueCmd {
+                reserved: [0, 0, 0, 0, 0, 0, 0, 1],
+                ..queue(0)
+            },
+            -libc::EINVAL,
+        ),
+    ];
+    for (name, request, expected) in &cases {
+        let res = streamer.ring.call(ops::QUEUE, request.as_bytes(), None)?;
+        ensure!(
+            res == *expected,
+            "QUEUE with {name}: expected {expected}, got {res}"
+        );
+    }
+    // Another file (another process would be the same) may not queue, start or stop.
+    let res = lone.call(ops::QUEUE, queue(0).as_bytes(), None)?;
+    ensure!(res == -libc::EBUSY, "QUEUE from another file: {res}");
+    for (op, name) in [
+        (ops::START, "START"),
+        (ops::STOP, "STOP"),
+        (ops::DETACH, "DETACH"),
+    ] {
+        let res = lone.call(op, control.as_bytes(), None)?;
+        ensure!(res == -libc::EBUSY, "{name} from another file: {res}");
+    }
+    let bad_control = ControlCmd {
+        reserved0: 1,
+        ..ControlCmd::new_zeroed()
+    };
+    for (op, name) in [(ops::START, "START"), (ops::STOP, "STOP")] {
+        let res = streamer.ring.call(op, bad_control.as_bytes(), None)?;
+        ensure!(res == -libc::EINVAL, "{name} with nonzero reserved: {res}");
+    }
+    let res = streamer.ring.call(ops::STOP, control.as_bytes(), None)?;
+    ensure!(res == -libc::EALREADY, "STOP while stopped: {res}");
+    // The same frame twice: the second is refused while the first is queued.
+    streamer.queue(3)?;
+    streamer.flush()?;
+    let res = streamer.ring.call(ops::QUEUE, queue(3).as_bytes(), None)?;
+    ensure!(res == -libc::EALREADY, "frame queued twice: {res}");
+    // A frame command from another ring of the same file would outlive that ring's exit.
+    let mut sibling = streamer.ring.sibling()?;
+    let res = sibling.call(ops::QUEUE, queue(5).as_bytes(), None)?;
+    ensure!(
+        res == -libc::EXDEV,
+        "QUEUE from another ring of the owner's file: {res}"
+    );
+    drop(sibling);
+    let stats = streamer.stats()?;
+    ensure!(
+        stats.state == STATE_ATTACHED && stats.frames_queued == 1,
+        "state changed by rejected commands: {stats:?}"
+    );
+    // Nothing was disturbed: the stream works.
+    streamer.queue_all()?;
+    ensure!(streamer.control(ops::START)? == 0, "START failed");
+    streamer.run(100, Duration::from_secs(60))?;
+    streamer.stop()?;
+    streamer.check_guards()?;
+    streamer.detach()
+}
