@@ -147,7 +147,7 @@ impl Card {
     /// The watchdog's periodic call while the card is bound: interrupt messages can be
     /// lost (`docs/hardware.md` §7), and a lost one must not stall a stream.
     pub(crate) fn poll(&self) {
-        self.stream.lock().frames_done(&self.regs);
+        self.stream.lock().poll(&self.regs, self.index());
     }
 
     /// The card is unbound: waits for an `ATTACH` in progress, then ends the region

@@ -284,6 +284,12 @@ impl Engine {
         }
     }
 
+    /// Whether the card still answers: a removed card reads all ones (`docs/hardware.md`
+    /// §6.9), and an unbound one has no BAR.
+    pub(crate) fn responds(regs: &Registers) -> bool {
+        with_bar(regs, |bar| bar.read(regs::STATUS).into_raw() != u32::MAX).unwrap_or(false)
+    }
+
     /// Whether the card halted on a fatal fault (only a reset leaves that state).
     pub(crate) fn halted(regs: &Registers) -> bool {
         with_bar(regs, |bar| {

@@ -453,6 +453,20 @@ impl Stream {
         }
     }
 
+    /// Watchdog period: completes frames whose interrupt was lost, and ends the stream of a
+    /// card that stopped answering (surprise removal): it does no DMA any more, so its
+    /// frames complete with `-ENODEV`; the region stays until detached or unbound.
+    pub(crate) fn poll(&mut self, regs: &Registers, card: u32) {
+        self.frames_done(regs);
+        let (Some(engine), Some(attached)) = (self.engine.as_mut(), self.attached.as_mut()) else {
+            return;
+        };
+        if attached.streaming && !Engine::responds(regs) {
+            pr_err!("fgrab{}: card stopped responding; its stream ends\n", card);
+            attached.stop(engine, regs, ENODEV.to_errno());
+        }
+    }
+
     /// Error interrupt: logs the fault; a halted card is reset and its frames fail with
     /// `-EIO` (the stream stops; user space may start it again).
     pub(crate) fn errors(&mut self, regs: &Registers, card: u32) {

@@ -361,6 +361,13 @@ impl Device {
         self.wake.notify_all();
     }
 
+    /// The card is plugged in again after its client left (`serve --persist`): a removed
+    /// card answers again, from reset.
+    pub fn replug(&self) {
+        self.removed.store(false, Ordering::Release);
+        self.reset_and_wait();
+    }
+
     /// Resets the device and waits until the engine has done it (client DEVICE_RESET or
     /// Function Level Reset).
     pub fn reset_and_wait(&self) {

@@ -130,6 +130,7 @@ fn run_serve(args: ServeArgs) -> Result<()> {
         if served.is_err() || !args.persist {
             break served;
         }
+        device.replug();
     };
     device.shutdown();
     let _ = engine.join();

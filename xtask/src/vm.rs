@@ -75,6 +75,8 @@ pub struct VmConfig {
     pub guest_args: Vec<String>,
     /// Extra arguments for every device model process.
     pub emulator_args: Vec<String>,
+    /// Extra arguments for one card's device model: `(card, arguments)`.
+    pub card_args: Vec<(u32, Vec<String>)>,
     /// Wall-clock limit for the whole run.
     pub timeout: Duration,
 }
@@ -91,6 +93,7 @@ impl VmConfig {
             tests: Vec::new(),
             guest_args: Vec::new(),
             emulator_args: Vec::new(),
+            card_args: Vec::new(),
             timeout: Duration::from_secs(600),
         }
     }
@@ -146,6 +149,13 @@ fn start_emulators(artifacts: &Artifacts, config: &VmConfig, run: &Path) -> Resu
             .args(["serve", "--socket"])
             .arg(&socket)
             .args(&config.emulator_args)
+            .args(
+                config
+                    .card_args
+                    .iter()
+                    .filter(|(number, _)| *number == card)
+                    .flat_map(|(_, args)| args),
+            )
             .args(
                 std::env::var("FGRAB_EMU_ARGS")
                     .unwrap_or_default()

@@ -839,3 +839,164 @@ pub fn stream_rejects_malformed() -> TestResult {
     streamer.check_guards()?;
     streamer.detach()
 }
+
+/// Module unload attempted while a stream runs: refused, and the stream goes on.
+pub fn stream_module_unload_refused() -> TestResult {
+    let mut streamer = Streamer::attach(CARD0, Layout::UNALIGNED)?;
+    streamer.queue_all()?;
+    ensure!(streamer.control(ops::START)? == 0, "START failed");
+    streamer.run(50, Duration::from_secs(60))?;
+    // SAFETY: a NUL-terminated module name; O_NONBLOCK makes the call fail instead of wait.
+    let res =
+        unsafe { libc::syscall(libc::SYS_delete_module, c"fgrab".as_ptr(), libc::O_NONBLOCK) };
+    let errno = std::io::Error::last_os_error().raw_os_error();
+    ensure!(
+        res == -1 && (errno == Some(libc::EBUSY) || errno == Some(libc::EWOULDBLOCK)),
+        "unloading fgrab while streaming: result {res}, errno {errno:?}"
+    );
+    streamer.run(150, Duration::from_secs(60))?;
+    streamer.stop()?;
+    streamer.check_guards()?;
+    streamer.detach()
+}
+
+/// Waits until `path` exists (or stops existing).
+fn wait_for_node(path: &str, present: bool, timeout: Duration) -> TestResult {
+    let deadline = Instant::now() + timeout;
+    while std::path::Path::new(path).exists() != present {
+        ensure!(
+            Instant::now() < deadline,
+            "{path} still {} after {timeout:?}",
+            if present { "missing" } else { "present" }
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Collects completions until the attach command completes; frames still queued must
+/// complete with `-ENODEV` (or filled, before the end). Returns the attach result.
+fn drain_until_gone(streamer: &mut Streamer, timeout: Duration) -> Result<i32, String> {
+    let deadline = Instant::now() + timeout;
+    let mut attach_res = None;
+    while attach_res.is_none() || streamer.queued.iter().any(|&queued| queued) {
+        ensure!(
+            Instant::now() < deadline,
+            "completions missing after removal"
+        );
+        for completion in streamer.reap(Duration::from_millis(100))? {
+            if completion.user_data == ATTACH {
+                attach_res = Some(completion.res);
+            } else if completion.res == -libc::ENODEV {
+                // CAST: masked to 16 bits.
+                streamer.queued[(completion.user_data & 0xffff) as usize] = false;
+            } else {
+                streamer.check(completion, false)?;
+            }
+        }
+    }
+    attach_res.ok_or_else(|| "no attach completion".into())
+}
+
+/// The PCI address of the device behind `/dev/fgrabN`.
+fn pci_address(card: u32) -> Result<String, String> {
+    let device = std::fs::read_link(format!("/sys/class/misc/fgrab{card}/device"))
+        .map_err(|error| format!("fgrab{card}'s device: {error}"))?;
+    device
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .ok_or_else(|| "no device name".into())
+}
+
+/// Hot-removes a PCI device the way a hotplug controller does (the driver's remove path).
+fn pci_remove(address: &str) -> TestResult {
+    std::fs::write(format!("/sys/bus/pci/devices/{address}/remove"), "1")
+        .map_err(|error| format!("removing {address}: {error}"))
+}
+
+/// The card is hot-removed while streaming (`/sys/bus/pci/devices/.../remove`, the path
+/// pciehp takes): frames and the attach command complete with -ENODEV, `/dev/fgrab0` goes;
+/// found again by a bus rescan, it streams.
+///
+/// QEMU's own `device_del` would be closer to a real slot, but in this stack it is not
+/// usable: Linux 7.3's pciehp reports a lockdep cycle of its own on every removal
+/// (`pci_rescan_remove_lock` / `ctrl->reset_lock`), and QEMU 11.1 aborts when a
+/// vfio-user-pci device is added back (`memory_region_del_subregion` assertion).
+pub fn stream_hot_unplug() -> TestResult {
+    let address = pci_address(0)?;
+    {
+        let mut streamer = Streamer::attach(CARD0, Layout::UNALIGNED)?;
+        streamer.queue_all()?;
+        ensure!(streamer.control(ops::START)? == 0, "START failed");
+        streamer.run(100, Duration::from_secs(60))?;
+        pci_remove(&address)?;
+        let res = drain_until_gone(&mut streamer, Duration::from_secs(30))?;
+        ensure!(res == -libc::ENODEV, "attach ended with {res} on removal");
+        streamer.check_guards()?;
+        harness::info(&format!(
+            "hot removal while streaming: {} frames verified before, region ended with -ENODEV",
+            streamer.tally.verified
+        ));
+    }
+    wait_for_node(CARD0, false, Duration::from_secs(10))?;
+    std::fs::write("/sys/bus/pci/rescan", "1").map_err(|error| format!("rescan: {error}"))?;
+    wait_for_node(CARD0, true, Duration::from_secs(30))?;
+    stream_briefly(CARD0, 100).map(|_| ())
+}
+
+/// The card stops answering mid-stream (emulator fault `remove@300` on card 1: reads all
+/// ones, no DMA, no interrupts): the driver notices, queued frames complete with -ENODEV
+/// and a new START fails; removing the dead device ends the region without waiting on it.
+pub fn stream_surprise_removal() -> TestResult {
+    const CARD1: &str = "/dev/fgrab1";
+    let address = pci_address(1)?;
+    let mut streamer = Streamer::attach(CARD1, Layout::UNALIGNED)?;
+    streamer.queue_all()?;
+    ensure!(streamer.control(ops::START)? == 0, "START failed");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut gone = 0;
+    while gone == 0 || streamer.queued.iter().any(|&queued| queued) {
+        ensure!(
+            Instant::now() < deadline,
+            "the dead card's frames did not come back"
+        );
+        for completion in streamer.reap(Duration::from_millis(100))? {
+            if completion.res == -libc::ENODEV {
+                gone += 1;
+                // CAST: masked to 16 bits.
+                streamer.queued[(completion.user_data & 0xffff) as usize] = false;
+            } else {
+                streamer.check(completion, gone == 0)?;
+            }
+        }
+        streamer.flush()?;
+    }
+    let last = streamer.tally.last_sequence.unwrap_or(0);
+    ensure!(
+        last < 300,
+        "frame {last} delivered after the card died at 300"
+    );
+    let stats = streamer.stats()?;
+    ensure!(
+        stats.state == STATE_ATTACHED,
+        "still streaming on a dead card: {stats:?}"
+    );
+    streamer.queue_all()?;
+    let res = streamer.control(ops::START)?;
+    ensure!(res == -libc::ENODEV, "START on a dead card: {res}");
+    harness::info(&format!(
+        "surprise removal: {} frames verified, then {gone} frames returned -ENODEV",
+        streamer.tally.verified
+    ));
+    let started = Instant::now();
+    pci_remove(&address)?;
+    let res = drain_until_gone(&mut streamer, Duration::from_secs(30))?;
+    ensure!(res == -libc::ENODEV, "attach ended with {res} on removal");
+    streamer.check_guards()?;
+    wait_for_node(CARD1, false, Duration::from_secs(10))?;
+    harness::info(&format!(
+        "the dead card was removed in {} ms",
+        started.elapsed().as_millis()
+    ));
+    Ok(())
+}

@@ -53,6 +53,21 @@ pub const ALL: &[Test] = &[
     test("stream-ring-exit", stream::stream_ring_exit),
     test("stream-file-closed", stream::stream_file_closed),
     test("stream-unbind", stream::stream_unbind),
+    test(
+        "stream-module-unload-refused",
+        stream::stream_module_unload_refused,
+    ),
+    // Removal tests change the machine (and need a card with a fault): suite `vm-removal`.
+    Test {
+        name: "stream-hot-unplug",
+        run: stream::stream_hot_unplug,
+        in_default_run: false,
+    },
+    Test {
+        name: "stream-surprise-removal",
+        run: stream::stream_surprise_removal,
+        in_default_run: false,
+    },
     Test {
         name: "selftest-fail",
         run: selftest_fail,
