@@ -33,6 +33,70 @@ static const struct file_operations fgrab_fops = {
 	.llseek = noop_llseek,
 };
 
+/*
+ * Read-only attributes of /sys/class/misc/fgrabN: identity and stream counters, for
+ * monitoring without opening the device. Each read takes a fresh snapshot from Rust; the
+ * misc core removes the attributes (and waits for readers) before the card can go.
+ */
+#define FGRAB_ATTR(field, format)                                                    \
+	static ssize_t field##_show(struct device *dev, struct device_attribute *attr, \
+				    char *buf)                                         \
+	{                                                                              \
+		struct fgrab_snapshot snapshot = {};                                   \
+												 \
+		fgrab_card_snapshot(dev_get_drvdata(dev), &snapshot);                  \
+		return sysfs_emit(buf, format "\n", snapshot.field);                   \
+	}                                                                              \
+	static DEVICE_ATTR_RO(field)
+
+FGRAB_ATTR(card_index, "%u");
+FGRAB_ATTR(frame_bytes, "%u");
+FGRAB_ATTR(frame_count, "%u");
+FGRAB_ATTR(frames_queued, "%u");
+FGRAB_ATTR(descriptors_max_per_frame, "%u");
+FGRAB_ATTR(frames_delivered, "%llu");
+FGRAB_ATTR(frames_dropped_underrun, "%llu");
+FGRAB_ATTR(frames_dropped_other, "%llu");
+FGRAB_ATTR(frames_failed, "%llu");
+FGRAB_ATTR(bytes_delivered, "%llu");
+
+static ssize_t hw_version_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	struct fgrab_snapshot snapshot = {};
+
+	fgrab_card_snapshot(dev_get_drvdata(dev), &snapshot);
+	return sysfs_emit(buf, "%u.%u\n", snapshot.hw_version >> 16, snapshot.hw_version & 0xffff);
+}
+static DEVICE_ATTR_RO(hw_version);
+
+static ssize_t state_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	static const char *const names[] = { "idle", "attached", "streaming" };
+	struct fgrab_snapshot snapshot = {};
+
+	fgrab_card_snapshot(dev_get_drvdata(dev), &snapshot);
+	return sysfs_emit(buf, "%s\n",
+			  snapshot.state < ARRAY_SIZE(names) ? names[snapshot.state] : "unknown");
+}
+static DEVICE_ATTR_RO(state);
+
+static struct attribute *fgrab_attrs[] = {
+	&dev_attr_card_index.attr,
+	&dev_attr_hw_version.attr,
+	&dev_attr_state.attr,
+	&dev_attr_frame_bytes.attr,
+	&dev_attr_frame_count.attr,
+	&dev_attr_frames_queued.attr,
+	&dev_attr_descriptors_max_per_frame.attr,
+	&dev_attr_frames_delivered.attr,
+	&dev_attr_frames_dropped_underrun.attr,
+	&dev_attr_frames_dropped_other.attr,
+	&dev_attr_frames_failed.attr,
+	&dev_attr_bytes_delivered.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(fgrab);
+
 /* Registers @misc as /dev/@name, a child of @pdev in sysfs, with fgrab's file operations. */
 int fgrab_shim_misc_register(struct miscdevice *misc, const char *name,
 			     struct pci_dev *pdev)
@@ -42,6 +106,7 @@ int fgrab_shim_misc_register(struct miscdevice *misc, const char *name,
 	misc->fops = &fgrab_fops;
 	misc->parent = &pdev->dev;
 	misc->mode = 0660;
+	misc->groups = fgrab_groups;
 	return misc_register(misc);
 }
 

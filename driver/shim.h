@@ -26,6 +26,23 @@ struct fgrab_frame_out {
 	u8 meta[32]; /* struct fgrab_frame_meta (uapi) */
 };
 
+/* What sysfs shows of a card; filled by Rust (`Snapshot` in shim.rs). */
+struct fgrab_snapshot {
+	u32 hw_version;
+	u32 card_index;
+	u32 state; /* FGRAB_STATE_* (uapi) */
+	u32 frame_bytes;
+	u32 frame_count;
+	u32 frames_queued;
+	u32 descriptors_max_per_frame;
+	u32 reserved;
+	u64 frames_delivered;
+	u64 frames_dropped_underrun;
+	u64 frames_dropped_other;
+	u64 frames_failed;
+	u64 bytes_delivered;
+};
+
 struct fgrab_region;
 struct file;
 struct inode;
@@ -41,6 +58,8 @@ int fgrab_file_uring_cmd(struct io_uring_cmd *cmd, unsigned int issue_flags);
 
 /* Implemented in Rust (driver/shim.rs): the threaded half of an interrupt vector. */
 irqreturn_t fgrab_irq_thread(int irq, void *data);
+/* Implemented in Rust (driver/shim.rs): a card's state for its sysfs attributes. */
+void fgrab_card_snapshot(struct miscdevice *misc, struct fgrab_snapshot *snapshot);
 /* Implemented in Rust (driver/shim.rs): one period of a card's watchdog. */
 void fgrab_watchdog_run(void *data);
 

@@ -804,3 +804,52 @@ unsafe extern "C" fn fgrab_watchdog_run(data: *mut c_void) {
     let card = unsafe { &*data.cast::<Card>() };
     card.poll();
 }
+
+/// Mirror of `struct fgrab_snapshot` (shim.h): what sysfs shows of a card.
+#[repr(C)]
+pub(crate) struct Snapshot {
+    pub(crate) hw_version: u32,
+    pub(crate) card_index: u32,
+    pub(crate) state: u32,
+    pub(crate) frame_bytes: u32,
+    pub(crate) frame_count: u32,
+    pub(crate) frames_queued: u32,
+    pub(crate) descriptors_max_per_frame: u32,
+    pub(crate) reserved: u32,
+    pub(crate) frames_delivered: u64,
+    pub(crate) frames_dropped_underrun: u64,
+    pub(crate) frames_dropped_other: u64,
+    pub(crate) frames_failed: u64,
+    pub(crate) bytes_delivered: u64,
+}
+
+/// Fills a card's sysfs snapshot (`shim.c` calls it from attribute reads).
+///
+/// # Safety
+///
+/// `misc` is the `struct miscdevice` of a registered [`MiscNode`] (the drvdata of its class
+/// device, whose attributes are removed before it is deregistered); `snapshot` is writable.
+#[no_mangle]
+unsafe extern "C" fn fgrab_card_snapshot(misc: *mut bindings::miscdevice, snapshot: *mut Snapshot) {
+    // SAFETY: per the function's contract the node is registered for this call.
+    let card = unsafe { MiscNode::from_raw(misc) }.card();
+    let info = card.info();
+    let stats = card.stats();
+    let value = Snapshot {
+        hw_version: info.hw_version,
+        card_index: info.card_index,
+        state: stats.state,
+        frame_bytes: stats.frame_bytes,
+        frame_count: stats.frame_count,
+        frames_queued: stats.frames_queued,
+        descriptors_max_per_frame: stats.descriptors_max_per_frame,
+        reserved: 0,
+        frames_delivered: stats.frames_delivered,
+        frames_dropped_underrun: stats.frames_dropped_underrun,
+        frames_dropped_other: stats.frames_dropped_other,
+        frames_failed: stats.frames_failed,
+        bytes_delivered: stats.bytes_delivered,
+    };
+    // SAFETY: `snapshot` is writable (contract).
+    unsafe { snapshot.write(value) };
+}

@@ -1000,3 +1000,75 @@ pub fn stream_surprise_removal() -> TestResult {
     ));
     Ok(())
 }
+
+/// Reads `/sys/class/misc/fgrab0/NAME`.
+fn sysfs(name: &str) -> Result<String, String> {
+    let path = format!("/sys/class/misc/fgrab0/{name}");
+    std::fs::read_to_string(&path)
+        .map(|text| text.trim().to_string())
+        .map_err(|error| format!("{path}: {error}"))
+}
+
+/// The card's sysfs attributes show its identity and follow the stream.
+pub fn stream_sysfs() -> TestResult {
+    ensure!(
+        sysfs("state")? == "idle",
+        "state while idle: {}",
+        sysfs("state")?
+    );
+    ensure!(
+        sysfs("hw_version")? == "1.0",
+        "hw_version: {}",
+        sysfs("hw_version")?
+    );
+    ensure!(
+        sysfs("card_index")? == "0",
+        "card_index: {}",
+        sysfs("card_index")?
+    );
+    let mut streamer = Streamer::attach(CARD0, Layout::UNALIGNED)?;
+    ensure!(
+        sysfs("state")? == "attached",
+        "state after ATTACH: {}",
+        sysfs("state")?
+    );
+    ensure!(
+        sysfs("frame_bytes")? == Layout::UNALIGNED.frame_bytes.to_string()
+            && sysfs("frame_count")? == Layout::UNALIGNED.count.to_string(),
+        "geometry: {} x {}",
+        sysfs("frame_count")?,
+        sysfs("frame_bytes")?
+    );
+    streamer.queue_all()?;
+    ensure!(streamer.control(ops::START)? == 0, "START failed");
+    streamer.run(200, Duration::from_secs(60))?;
+    ensure!(
+        sysfs("state")? == "streaming",
+        "state while streaming: {}",
+        sysfs("state")?
+    );
+    streamer.stop()?;
+    let delivered: u64 = sysfs("frames_delivered")?
+        .parse()
+        .map_err(|error| format!("frames_delivered: {error}"))?;
+    ensure!(
+        delivered == streamer.tally.verified,
+        "sysfs frames_delivered {delivered}, verified {}",
+        streamer.tally.verified
+    );
+    let bytes: u64 = sysfs("bytes_delivered")?
+        .parse()
+        .map_err(|error| format!("bytes_delivered: {error}"))?;
+    ensure!(
+        bytes == streamer.tally.bytes,
+        "sysfs bytes_delivered {bytes}"
+    );
+    ensure!(sysfs("frames_queued")? == "0", "frames_queued after STOP");
+    streamer.detach()?;
+    ensure!(
+        sysfs("state")? == "idle",
+        "state after DETACH: {}",
+        sysfs("state")?
+    );
+    Ok(())
+}

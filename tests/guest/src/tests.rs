@@ -53,6 +53,7 @@ pub const ALL: &[Test] = &[
     test("stream-ring-exit", stream::stream_ring_exit),
     test("stream-file-closed", stream::stream_file_closed),
     test("stream-unbind", stream::stream_unbind),
+    test("stream-sysfs", stream::stream_sysfs),
     test(
         "stream-module-unload-refused",
         stream::stream_module_unload_refused,
