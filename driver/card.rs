@@ -9,6 +9,7 @@ use kernel::{
     new_condvar, new_mutex, pci,
     prelude::*,
     sync::{aref::ARef, CondVar, Mutex},
+    uaccess::UserSliceWriter,
 };
 
 use crate::{
@@ -17,8 +18,11 @@ use crate::{
     regs::Registers,
     shim::{CardIndex, UringCmd, Vector},
     stream::Stream,
-    uapi::{AttachCmd, DeviceInfo, QueueCmd, Stats},
+    uapi::{AttachCmd, DeviceInfo, FrameMeta, QueueCmd, Stats, META_ERROR, META_FLUSHED},
 };
+
+/// Driver-owned frames of the copy path (`read()`).
+const COPY_FRAMES: u32 = 8;
 
 /// One frame grabber.
 #[pin_data]
@@ -32,9 +36,10 @@ pub(crate) struct Card {
     /// Streaming state; the driver's only lock (see `stream.rs` for the order).
     #[pin]
     stream: Mutex<Stream>,
-    /// Signalled when an `ATTACH` reservation ends (unbind waits for it).
+    /// Signalled when the stream changes: an `ATTACH` reservation or a `read()` copy ends
+    /// (unbind waits for both), frames complete (`DQBUF` and `read()` wait for them).
     #[pin]
-    attach_done: CondVar,
+    changed: CondVar,
 }
 
 impl Card {
@@ -52,7 +57,7 @@ impl Card {
             pdev,
             regs,
             stream <- new_mutex!(Stream::new(engine)),
-            attach_done <- new_condvar!(),
+            changed <- new_condvar!(),
         })
     }
 
@@ -95,13 +100,15 @@ impl Card {
         self.stream
             .lock()
             .fill(&self.regs, owner, ring, region, pending);
-        self.attach_done.notify_all();
+        self.changed.notify_all();
         Ok(())
     }
 
     /// `DETACH` from file `owner`; see [`Stream::detach`].
     pub(crate) fn detach(&self, owner: u64) -> Result {
-        self.stream.lock().detach(&self.regs, owner)
+        let result = self.stream.lock().detach(&self.regs, owner);
+        self.changed.notify_all();
+        result
     }
 
     /// `QUEUE` from file `owner`; see [`Stream::queue`].
@@ -118,17 +125,21 @@ impl Card {
 
     /// `STOP` from file `owner`; see [`Stream::stop`].
     pub(crate) fn stop(&self, owner: u64) -> Result {
-        self.stream.lock().stop(&self.regs, owner)
+        let result = self.stream.lock().stop(&self.regs, owner);
+        self.changed.notify_all();
+        result
     }
 
     /// io_uring cancels `cmd`; see [`Stream::cancel`].
     pub(crate) fn cancel(&self, cmd: &UringCmd) {
         self.stream.lock().cancel(&self.regs, cmd);
+        self.changed.notify_all();
     }
 
     /// File `owner` is released; see [`Stream::release`].
     pub(crate) fn release(&self, owner: u64) {
         self.stream.lock().release(&self.regs, owner);
+        self.changed.notify_all();
     }
 
     /// Thread half of interrupt `vector`.
@@ -142,20 +153,100 @@ impl Card {
                 stream.frames_done(&self.regs);
             }
         }
+        drop(stream);
+        self.changed.notify_all();
     }
 
     /// The watchdog's periodic call while the card is bound: interrupt messages can be
     /// lost (`docs/hardware.md` §7), and a lost one must not stall a stream.
     pub(crate) fn poll(&self) {
         self.stream.lock().poll(&self.regs, self.index());
+        self.changed.notify_all();
+    }
+
+    /// `ioctl(QBUF)` from file `owner`; see [`Stream::queue_waiter`].
+    pub(crate) fn qbuf(&self, owner: u64, index: u32) -> Result {
+        self.stream.lock().queue_waiter(&self.regs, owner, index)
+    }
+
+    /// `ioctl(DQBUF)` from file `owner`: waits for the oldest frame queued with `QBUF` to
+    /// complete and returns its metadata.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Stream::dequeue`]; `ERESTARTSYS` when a signal interrupts the wait.
+    pub(crate) fn dqbuf(&self, owner: u64) -> Result<FrameMeta> {
+        let mut stream = self.stream.lock();
+        loop {
+            if let Some(meta) = stream.dequeue(owner)? {
+                return Ok(meta);
+            }
+            if self.changed.wait_interruptible(&mut stream) {
+                return Err(ERESTARTSYS);
+            }
+        }
+    }
+
+    /// `read()` from file `owner` (the copy path): the first call on an idle card starts a
+    /// stream into driver-owned frames of `writer.len()` bytes; every call returns the next
+    /// filled frame, copied, and queues it again. Frames that failed are skipped.
+    ///
+    /// # Errors
+    ///
+    /// `EBUSY` if another file streams or this one attached a fixed buffer; `EINVAL` for a
+    /// size the card cannot produce; `ERESTARTSYS` on a signal; copy and allocation errors.
+    pub(crate) fn read(&self, owner: u64, writer: &mut UserSliceWriter) -> Result<usize> {
+        let mut stream = self.stream.lock();
+        if !stream.copying(owner)? {
+            let frame_bytes = u32::try_from(writer.len()).map_err(|_| EINVAL)?;
+            let region = Region::kernel(frame_bytes, COPY_FRAMES, &self.info, &self.pdev)?;
+            stream.begin_copy(&self.regs, owner, region)?;
+        }
+        let meta = loop {
+            match stream.dequeue(owner)? {
+                Some(meta) if meta.flags & (META_ERROR | META_FLUSHED) == 0 => break meta,
+                Some(failed) => stream.queue_waiter(&self.regs, owner, failed.frame)?,
+                None => {
+                    if self.changed.wait_interruptible(&mut stream) {
+                        return Err(ERESTARTSYS);
+                    }
+                }
+            }
+        };
+        let pieces = stream.kernel_pieces(meta.frame)?;
+        stream.set_reading(true);
+        drop(stream);
+        let mut copied = 0usize;
+        let mut result = Ok(());
+        let wanted = writer.len().min(meta.bytes as usize);
+        for (address, len) in pieces.iter().copied() {
+            let len = len.min(wanted - copied);
+            if len == 0 {
+                break;
+            }
+            // SAFETY: the chunk belongs to a frame that is neither on the card nor queued
+            // (it was just dequeued), and the region cannot end meanwhile: its only owner is
+            // this file, which `read()` keeps open, and unbind waits while `reading` is set.
+            let bytes = unsafe { core::slice::from_raw_parts(address, len) };
+            result = writer.write_slice(bytes);
+            if result.is_err() {
+                break;
+            }
+            copied += len;
+        }
+        let mut stream = self.stream.lock();
+        stream.set_reading(false);
+        self.changed.notify_all();
+        stream.queue_waiter(&self.regs, owner, meta.frame)?;
+        result.map(|()| copied)
     }
 
     /// The card is unbound: waits for an `ATTACH` in progress, then ends the region
     /// (see [`Stream::shutdown`]).
     pub(crate) fn shutdown(&self) {
         let mut stream = self.stream.lock();
-        while stream.attaching() {
-            self.attach_done.wait(&mut stream);
+        while stream.busy() {
+            self.changed.wait(&mut stream);
         }
         stream.shutdown(&self.regs);
     }
@@ -167,6 +258,6 @@ struct Reservation<'a>(&'a Card);
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         self.0.stream.lock().unreserve();
-        self.0.attach_done.notify_all();
+        self.0.changed.notify_all();
     }
 }

@@ -3,14 +3,22 @@
 //! File operations of `/dev/fgrabN`, called from the table in `shim.c`.
 
 use core::{
-    ffi::{c_int, c_uint},
+    ffi::{c_int, c_long, c_uint, c_ulong},
     sync::atomic::{AtomicU64, Ordering},
 };
-use kernel::{bindings, prelude::*, sync::Arc, types::ForeignOwnable};
+use kernel::{
+    bindings,
+    prelude::*,
+    sync::Arc,
+    types::ForeignOwnable,
+    uaccess::{UserPtr, UserSlice},
+};
+use zerocopy::IntoBytes;
 
 use crate::{
     card::Card,
     shim::{MiscNode, RawUringCmd, UringCmd},
+    uapi::{ioctls, FrameMeta},
     uring,
 };
 
@@ -105,5 +113,71 @@ unsafe extern "C" fn fgrab_file_uring_cmd(cmd: *mut RawUringCmd, issue_flags: c_
     match uring::handle(open, cmd) {
         Ok(result) => result,
         Err(error) => error.to_errno(),
+    }
+}
+
+/// The [`OpenFile`] of a file opened by `fgrab_file_open`.
+///
+/// # Safety
+///
+/// `file` is such a file, not yet released, for the returned lifetime.
+unsafe fn open_file<'a>(file: *mut bindings::file) -> &'a OpenFile {
+    // SAFETY: per the contract `private_data` is the `OpenFile` set in `fgrab_file_open`.
+    unsafe { <KBox<OpenFile> as ForeignOwnable>::borrow((*file).private_data.cast()) }
+}
+
+/// `->read`: the copy path (see `Card::read`); one frame per call, `count` bytes of it.
+///
+/// # Safety
+///
+/// Called by the VFS on a file opened by `fgrab_file_open`, with a user buffer of `count`
+/// bytes.
+#[no_mangle]
+unsafe extern "C" fn fgrab_file_read(
+    file: *mut bindings::file,
+    buf: *mut u8,
+    count: usize,
+    _ppos: *mut bindings::loff_t,
+) -> isize {
+    // SAFETY: the VFS holds the file open during `->read`.
+    let open = unsafe { open_file(file) };
+    let mut writer = UserSlice::new(UserPtr::from_ptr(buf.cast()), count).writer();
+    match open.card().read(open.id(), &mut writer) {
+        // CAST: at most `count`, which the VFS bounds by `MAX_RW_COUNT`.
+        Ok(copied) => copied as isize,
+        Err(error) => error.to_errno() as isize,
+    }
+}
+
+/// `->unlocked_ioctl`: the per-frame blocking path (`QBUF`, `DQBUF`).
+///
+/// # Safety
+///
+/// Called by the VFS on a file opened by `fgrab_file_open`.
+#[no_mangle]
+unsafe extern "C" fn fgrab_file_ioctl(
+    file: *mut bindings::file,
+    cmd: c_uint,
+    arg: c_ulong,
+) -> c_long {
+    // SAFETY: the VFS holds the file open during `->unlocked_ioctl`.
+    let open = unsafe { open_file(file) };
+    // CAST: `arg` is a user address.
+    let user = UserPtr::from_addr(arg as usize);
+    let result = match cmd {
+        ioctls::QBUF => UserSlice::new(user, core::mem::size_of::<u32>())
+            .reader()
+            .read::<u32>()
+            .and_then(|index| open.card().qbuf(open.id(), index)),
+        ioctls::DQBUF => open.card().dqbuf(open.id()).and_then(|meta: FrameMeta| {
+            UserSlice::new(user, core::mem::size_of::<FrameMeta>())
+                .writer()
+                .write_slice(meta.as_bytes())
+        }),
+        _ => Err(ENOTTY),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(error) => c_long::from(error.to_errno()),
     }
 }

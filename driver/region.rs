@@ -10,7 +10,7 @@
 use kernel::{pci, prelude::*, sync::aref::ARef};
 
 use crate::{
-    descriptors,
+    descriptors::{self, Extent},
     hw::{Descriptor, DESCRIPTOR_LAST, DESCRIPTOR_LIST_ALIGN},
     shim::{DmaBuffer, FrameMapping, RegionImport, UringCmd},
     uapi::{AttachCmd, DeviceInfo, Stats},
@@ -75,14 +75,26 @@ impl Geometry {
     }
 }
 
-/// One frame: its DMA mapping and where the card finds its descriptor list.
+/// Where a frame's bytes live.
+enum Memory {
+    /// Bytes of the user's fixed buffer, DMA-mapped for this frame alone.
+    User(FrameMapping),
+    /// Driver-owned coherent chunks, in frame order (copy mode, `read()`).
+    Kernel(KVec<DmaBuffer>),
+}
+
+/// One frame: its memory and where the card finds its descriptor list.
 struct Frame {
-    mapping: FrameMapping,
+    memory: Memory,
     /// Bus address of the descriptor list.
     list: u64,
     /// Descriptors in the list.
     descriptors: u32,
 }
+
+/// Size of the coherent chunks a driver-owned frame is made of: small enough to allocate
+/// on a fragmented system, large enough to keep descriptors few.
+const KERNEL_CHUNK_BYTES: usize = 256 * 1024;
 
 /// Packs descriptor lists into coherent chunks.
 struct ListWriter<'a> {
@@ -119,7 +131,8 @@ impl ListWriter<'_> {
 pub(crate) struct Region {
     frames: KVec<Frame>,
     _lists: KVec<DmaBuffer>,
-    _import: RegionImport,
+    /// The fixed-buffer import (none for driver-owned frames).
+    _import: Option<RegionImport>,
     geometry: Geometry,
     mapped_entries: u32,
 }
@@ -178,7 +191,7 @@ impl Region {
             let address = lists.write(&list)?;
             frames.push(
                 Frame {
-                    mapping,
+                    memory: Memory::User(mapping),
                     list: address,
                     descriptors: count,
                 },
@@ -188,10 +201,106 @@ impl Region {
         Ok(Self {
             frames,
             _lists: lists.chunks,
-            _import: import,
+            _import: Some(import),
             geometry,
             mapped_entries,
         })
+    }
+
+    /// Allocates `count` driver-owned frames of `frame_bytes` in coherent memory, for the
+    /// copy path (`read()`): the card writes them, `read()` copies them out.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for sizes outside the card's limits; `ENOMEM`.
+    pub(crate) fn kernel(
+        frame_bytes: u32,
+        count: u32,
+        info: &DeviceInfo,
+        pdev: &ARef<pci::Device>,
+    ) -> Result<Self> {
+        let request = AttachCmd {
+            addr: 0,
+            len: u64::from(frame_bytes) * u64::from(count),
+            frame_stride: u64::from(frame_bytes),
+            frame_bytes,
+            frame_count: count,
+            ..AttachCmd::default()
+        };
+        let geometry = Geometry::new(&request, info)?;
+        let mut frames = KVec::with_capacity(count as usize, GFP_KERNEL)?;
+        let mut lists = ListWriter {
+            chunks: KVec::new(),
+            used: 0,
+            size: 0,
+            pdev,
+        };
+        let mut list = KVec::new();
+        for _ in 0..count {
+            let mut chunks = KVec::new();
+            let mut left = frame_bytes as usize;
+            while left > 0 {
+                let size = left.min(KERNEL_CHUNK_BYTES);
+                chunks.push(DmaBuffer::new(pdev, size)?, GFP_KERNEL)?;
+                left -= size;
+            }
+            list.clear();
+            let extents = chunks.iter().map(|chunk| Extent {
+                dma: chunk.dma_address(0),
+                // CAST: at most `KERNEL_CHUNK_BYTES`.
+                len: chunk.len() as u64,
+            });
+            let descriptors = descriptors::build(extents, info.max_segment_bytes, |segment| {
+                list.push(
+                    Descriptor {
+                        addr: segment.addr,
+                        len: segment.len,
+                        flags: 0,
+                    },
+                    GFP_KERNEL,
+                )?;
+                Ok(())
+            })?;
+            if let Some(last) = list.last_mut() {
+                last.flags = DESCRIPTOR_LAST;
+            }
+            frames.push(
+                Frame {
+                    memory: Memory::Kernel(chunks),
+                    list: lists.write(&list)?,
+                    descriptors,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        Ok(Self {
+            frames,
+            _lists: lists.chunks,
+            _import: None,
+            geometry,
+            mapped_entries: 0,
+        })
+    }
+
+    /// Whether the frames are driver-owned (copy mode).
+    pub(crate) fn is_kernel(&self) -> bool {
+        self._import.is_none()
+    }
+
+    /// The CPU-side pieces of driver-owned frame `index`, in frame order (empty for a
+    /// fixed-buffer frame): `(address, length)` of each coherent chunk.
+    pub(crate) fn kernel_pieces(&self, index: u32) -> Result<KVec<(*const u8, usize)>> {
+        let mut pieces = KVec::new();
+        if let Some(Frame {
+            memory: Memory::Kernel(chunks),
+            ..
+        }) = self.frames.get(index as usize)
+        {
+            for chunk in chunks.iter() {
+                pieces.push((chunk.cpu_address(), chunk.len()), GFP_KERNEL)?;
+            }
+        }
+        Ok(pieces)
     }
 
     /// Frames in the region.
@@ -210,17 +319,26 @@ impl Region {
         Some((frame.list, frame.descriptors))
     }
 
-    /// Gives frame `index` to the CPU after the card wrote it.
+    /// Gives frame `index` to the CPU after the card wrote it (coherent memory needs
+    /// nothing).
     pub(crate) fn sync_for_cpu(&self, index: u32) {
-        if let Some(frame) = self.frames.get(index as usize) {
-            frame.mapping.sync_for_cpu();
+        if let Some(Frame {
+            memory: Memory::User(mapping),
+            ..
+        }) = self.frames.get(index as usize)
+        {
+            mapping.sync_for_cpu();
         }
     }
 
     /// Gives frame `index` back to the card.
     pub(crate) fn sync_for_device(&self, index: u32) {
-        if let Some(frame) = self.frames.get(index as usize) {
-            frame.mapping.sync_for_device();
+        if let Some(Frame {
+            memory: Memory::User(mapping),
+            ..
+        }) = self.frames.get(index as usize)
+        {
+            mapping.sync_for_device();
         }
     }
 

@@ -30,6 +30,9 @@ static const struct file_operations fgrab_fops = {
 	.open = fgrab_file_open,
 	.release = fgrab_file_release,
 	.uring_cmd = fgrab_file_uring_cmd,
+	.read = fgrab_file_read,
+	.unlocked_ioctl = fgrab_file_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
 	.llseek = noop_llseek,
 };
 

@@ -55,6 +55,8 @@ struct sg_table;
 int fgrab_file_open(struct inode *inode, struct file *file);
 int fgrab_file_release(struct inode *inode, struct file *file);
 int fgrab_file_uring_cmd(struct io_uring_cmd *cmd, unsigned int issue_flags);
+ssize_t fgrab_file_read(struct file *file, char __user *buf, size_t count, loff_t *ppos);
+long fgrab_file_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
 
 /* Implemented in Rust (driver/shim.rs): the threaded half of an interrupt vector. */
 irqreturn_t fgrab_irq_thread(int irq, void *data);

@@ -571,6 +571,17 @@ impl DmaBuffer {
         })
     }
 
+    /// Bytes in the buffer.
+    pub(crate) fn len(&self) -> usize {
+        self.size
+    }
+
+    /// CPU address of the first byte, for copies by a caller that knows the card does not
+    /// write the buffer meanwhile.
+    pub(crate) fn cpu_address(&self) -> *const u8 {
+        self.cpu.as_ptr()
+    }
+
     /// Bus address of byte `offset`.
     pub(crate) fn dma_address(&self, offset: usize) -> u64 {
         // CAST: offsets are below `size`, which fits the bus address space.

@@ -32,24 +32,42 @@ use crate::{
     },
 };
 
-/// A frame command waiting for its frame, with the metadata buffer it asked for.
-struct Queued {
-    cmd: PendingCmd,
-    out: Option<KBox<FrameOut>>,
+/// Who is told when a queued frame completes.
+enum Queued {
+    /// A `QUEUE` command, with the metadata buffer it asked for.
+    Command {
+        cmd: PendingCmd,
+        out: Option<KBox<FrameOut>>,
+    },
+    /// A frame queued by `ioctl(QBUF)` or by the copy path: its metadata goes to the
+    /// region's done list, where `ioctl(DQBUF)` or `read()` picks it up.
+    Waiter,
 }
 
 impl Queued {
-    /// Completes the command: `res` bytes or -errno, with the card's record if there is one.
-    fn complete(self, frame: u32, res: i32, record: Option<&CompletionRecord>) {
-        let Self { cmd, out } = self;
-        let sequence = record
-            .filter(|record| record.flags & RECORD_FRAME != 0)
-            .map_or(u64::MAX, |record| record.sequence);
-        let out = out.map(|mut out| {
-            out.meta = meta(frame, res, record);
-            out
-        });
-        cmd.complete_frame(res, sequence, out);
+    /// Completes the frame: `res` bytes or -errno, with the card's record if there is one.
+    /// A waiter's metadata is returned for the done list.
+    fn complete(
+        self,
+        frame: u32,
+        res: i32,
+        record: Option<&CompletionRecord>,
+    ) -> Option<FrameMeta> {
+        let meta = meta(frame, res, record);
+        match self {
+            Self::Command { cmd, out } => {
+                let sequence = record
+                    .filter(|record| record.flags & RECORD_FRAME != 0)
+                    .map_or(u64::MAX, |record| record.sequence);
+                let out = out.map(|mut out| {
+                    out.meta = meta;
+                    out
+                });
+                cmd.complete_frame(res, sequence, out);
+                None
+            }
+            Self::Waiter => Some(meta),
+        }
     }
 }
 
@@ -101,12 +119,14 @@ struct Counters {
 struct Attached {
     /// Id of the file that attached it (see `file.rs`).
     owner: u64,
-    /// Ring of the attach command: frame commands must come from it, so that its exit
-    /// (which cancels the attach command) also ends them.
-    ring: RingId,
+    /// The attach command and its ring (frame commands must come from that ring, so that
+    /// its exit, which cancels the attach command, also ends them). None for the copy
+    /// path's driver-owned frames, which end when their file is released.
+    attach: Option<(RingId, PendingCmd)>,
     region: Region,
-    cmd: PendingCmd,
     slots: KVec<Slot>,
+    /// Frames queued as [`Queued::Waiter`] that completed, oldest first.
+    done: KVec<FrameMeta>,
     streaming: bool,
     counters: Counters,
 }
@@ -118,7 +138,9 @@ impl Attached {
             if matches!(slot, Slot::Waiting(_)) {
                 if let Slot::Waiting(queued) = core::mem::replace(slot, Slot::Idle) {
                     // CAST: at most `MAX_FRAMES` slots.
-                    queued.complete(index as u32, res, None);
+                    if let Some(meta) = queued.complete(index as u32, res, None) {
+                        let _ = self.done.push(meta, GFP_KERNEL);
+                    }
                 }
             }
         }
@@ -131,7 +153,9 @@ impl Attached {
             if matches!(slot, Slot::OnCard(_)) {
                 if let Slot::OnCard(queued) = core::mem::replace(slot, Slot::Idle) {
                     // CAST: at most `MAX_FRAMES` slots.
-                    queued.complete(index as u32, res, None);
+                    if let Some(meta) = queued.complete(index as u32, res, None) {
+                        let _ = self.done.push(meta, GFP_KERNEL);
+                    }
                 }
             }
         }
@@ -172,7 +196,27 @@ impl Attached {
                 EIO.to_errno()
             }
         };
-        queued.complete(index, res, Some(record));
+        if let Some(meta) = queued.complete(index, res, Some(record)) {
+            // Capacity for every frame was reserved when the region was attached.
+            let _ = self.done.push(meta, GFP_KERNEL);
+        }
+    }
+
+    /// Queues frame `index` for a waiter: to the card when streaming, else until `START`.
+    fn queue_waiter(&mut self, engine: &mut Engine, regs: &Registers, index: u32) -> Result {
+        let slot = self.slots.get_mut(index as usize).ok_or(EINVAL)?;
+        if !matches!(slot, Slot::Idle) {
+            return Err(EALREADY);
+        }
+        if self.streaming {
+            let (list, count) = self.region.list(index).ok_or(EINVAL)?;
+            self.region.sync_for_device(index);
+            engine.submit(regs, list, count, index)?;
+            *slot = Slot::OnCard(Queued::Waiter);
+        } else {
+            *slot = Slot::Waiting(Queued::Waiter);
+        }
+        Ok(())
     }
 
     /// Stops the engine (if streaming) and takes every frame back, completing it with
@@ -217,12 +261,45 @@ impl Attached {
                 self.flush_waiting(frame_res);
             }
         }
-        let Self { region, cmd, .. } = self;
+        let Self { region, attach, .. } = self;
         drop(region);
-        match cancel {
-            Some(cancel) => cmd.complete_canceled(cancel, res),
-            None => cmd.complete_in_task(res),
+        match (attach, cancel) {
+            (Some((_, cmd)), Some(cancel)) => cmd.complete_canceled(cancel, res),
+            (Some((_, cmd)), None) => cmd.complete_in_task(res),
+            (None, _) => {}
         }
+    }
+}
+
+impl Attached {
+    /// A stopped region with every frame idle; `Err` if its bookkeeping could not be
+    /// allocated (the region must then end at once).
+    fn new(owner: u64, attach: Option<(RingId, PendingCmd)>, region: Region) -> (Self, Result) {
+        let count = region.frame_count() as usize;
+        let mut slots = KVec::new();
+        let mut done = KVec::new();
+        let allocated = (|| -> Result {
+            done.reserve(count, GFP_KERNEL)?;
+            for _ in 0..count {
+                slots.push(Slot::Idle, GFP_KERNEL)?;
+            }
+            Ok(())
+        })();
+        let attached = Self {
+            owner,
+            attach,
+            region,
+            slots,
+            done,
+            streaming: false,
+            counters: Counters::default(),
+        };
+        (attached, allocated)
+    }
+
+    /// The ring of the attach command (none for driver-owned frames).
+    fn ring(&self) -> Option<RingId> {
+        self.attach.as_ref().map(|(ring, _)| *ring)
     }
 }
 
@@ -233,6 +310,8 @@ pub(crate) struct Stream {
     attaching: bool,
     /// The card was unbound: no new region.
     gone: bool,
+    /// A `read()` copies a driver-owned frame outside the lock (unbind waits for it).
+    reading: bool,
     /// The card's rings; dropped at unbind, while the device is still bound.
     engine: Option<Engine>,
 }
@@ -244,6 +323,7 @@ impl Stream {
             attached: None,
             attaching: false,
             gone: false,
+            reading: false,
             engine: Some(engine),
         }
     }
@@ -272,9 +352,8 @@ impl Stream {
     /// Fills the reserved slot with the region file `owner` attached, kept alive by `cmd`
     /// (submitted on `ring`). If the card was unbound meanwhile, the region ends at once.
     ///
-    /// # Errors
-    ///
-    /// `ENOMEM` (the region then ends at once, its command completed with that error).
+    /// If its bookkeeping cannot be allocated, the region ends at once, its command
+    /// completed with `-ENOMEM`.
     pub(crate) fn fill(
         &mut self,
         regs: &Registers,
@@ -284,18 +363,7 @@ impl Stream {
         cmd: PendingCmd,
     ) {
         self.attaching = false;
-        let mut slots = KVec::new();
-        let allocated =
-            (0..region.frame_count()).try_for_each(|_| slots.push(Slot::Idle, GFP_KERNEL));
-        let attached = Attached {
-            owner,
-            ring,
-            region,
-            cmd,
-            slots,
-            streaming: false,
-            counters: Counters::default(),
-        };
+        let (attached, allocated) = Attached::new(owner, Some((ring, cmd)), region);
         if self.gone {
             attached.end(None, regs, ENODEV.to_errno(), None);
         } else if allocated.is_err() {
@@ -305,9 +373,10 @@ impl Stream {
         }
     }
 
-    /// Whether an `ATTACH` holds a reservation (unbind waits for it to end).
-    pub(crate) fn attaching(&self) -> bool {
-        self.attaching
+    /// Whether an `ATTACH` holds a reservation or a `read()` copies a frame (unbind waits
+    /// for both to end).
+    pub(crate) fn busy(&self) -> bool {
+        self.attaching || self.reading
     }
 
     /// The region file `owner` attached.
@@ -344,7 +413,7 @@ impl Stream {
         meta_addr: u64,
     ) -> Result {
         let (attached, engine) = self.owned(owner)?;
-        if cmd.ring() != attached.ring {
+        if Some(cmd.ring()) != attached.ring() {
             return Err(EXDEV);
         }
         let slot = attached.slots.get_mut(index as usize).ok_or(EINVAL)?;
@@ -366,17 +435,102 @@ impl Stream {
             // User space may have written the frame; the card owns it again from here.
             attached.region.sync_for_device(index);
             engine.submit(regs, list, count, index)?;
-            *slot = Slot::OnCard(Queued {
+            *slot = Slot::OnCard(Queued::Command {
                 cmd: cmd.into_queued(),
                 out,
             });
         } else {
-            *slot = Slot::Waiting(Queued {
+            *slot = Slot::Waiting(Queued::Command {
                 cmd: cmd.into_queued(),
                 out,
             });
         }
         Ok(())
+    }
+
+    /// `ioctl(QBUF)` (and the copy path): queues frame `index` of the region file `owner`
+    /// attached; its completion goes to the done list.
+    ///
+    /// # Errors
+    ///
+    /// Those of `owned`; `EINVAL` for an index out of range; `EALREADY` if queued already.
+    pub(crate) fn queue_waiter(&mut self, regs: &Registers, owner: u64, index: u32) -> Result {
+        let (attached, engine) = self.owned(owner)?;
+        attached.queue_waiter(engine, regs, index)
+    }
+
+    /// `ioctl(DQBUF)`: the oldest completed frame queued as a waiter, if any.
+    ///
+    /// # Errors
+    ///
+    /// Those of `owned`; `EAGAIN` if none is queued either (waiting would never end).
+    pub(crate) fn dequeue(&mut self, owner: u64) -> Result<Option<FrameMeta>> {
+        let (attached, _) = self.owned(owner)?;
+        if attached.done.is_empty() {
+            let waiting = attached.slots.iter().any(|slot| {
+                matches!(
+                    slot,
+                    Slot::Waiting(Queued::Waiter) | Slot::OnCard(Queued::Waiter)
+                )
+            });
+            return if waiting { Ok(None) } else { Err(EAGAIN) };
+        }
+        Ok(Some(attached.done.remove(0)?))
+    }
+
+    /// The copy path's first `read()` on an idle card: driver-owned frames of
+    /// `frame_bytes` for file `owner`, all queued, the stream started.
+    ///
+    /// # Errors
+    ///
+    /// `EBUSY` if a region is attached; those of [`Region::kernel`] and `start`.
+    pub(crate) fn begin_copy(&mut self, regs: &Registers, owner: u64, region: Region) -> Result {
+        if self.gone {
+            return Err(ENODEV);
+        }
+        if self.attached.is_some() || self.attaching {
+            return Err(EBUSY);
+        }
+        let (attached, allocated) = Attached::new(owner, None, region);
+        allocated?;
+        self.attached = Some(attached);
+        let result = (|| -> Result {
+            let (attached, engine) = self.owned(owner)?;
+            for index in 0..attached.region.frame_count() {
+                attached.queue_waiter(engine, regs, index)?;
+            }
+            self.start(regs, owner)
+        })();
+        if result.is_err() {
+            if let Some(attached) = self.attached.take() {
+                attached.end(self.engine.as_mut(), regs, 0, None);
+            }
+        }
+        result
+    }
+
+    /// Whether file `owner` streams driver-owned frames (copy path); `EBUSY` if another
+    /// file owns the card or this one attached a fixed buffer.
+    pub(crate) fn copying(&self, owner: u64) -> Result<bool> {
+        match &self.attached {
+            None => Ok(false),
+            Some(attached) if attached.owner == owner && attached.region.is_kernel() => Ok(true),
+            Some(_) => Err(EBUSY),
+        }
+    }
+
+    /// The CPU-side pieces of driver-owned frame `index` (see [`Region::kernel_pieces`]).
+    pub(crate) fn kernel_pieces(&self, index: u32) -> Result<KVec<(*const u8, usize)>> {
+        self.attached
+            .as_ref()
+            .ok_or(ENOENT)?
+            .region
+            .kernel_pieces(index)
+    }
+
+    /// A `read()` copies a driver-owned frame outside the lock: teardown waits for it.
+    pub(crate) fn set_reading(&mut self, reading: bool) {
+        self.reading = reading;
     }
 
     /// `START` from file `owner`: resets the card, programs it for the region's frames,
@@ -436,6 +590,9 @@ impl Stream {
     /// Those of `owned`; `EALREADY` if not streaming.
     pub(crate) fn stop(&mut self, regs: &Registers, owner: u64) -> Result {
         let (attached, engine) = self.owned(owner)?;
+        if attached.region.is_kernel() {
+            return Err(EINVAL);
+        }
         if !attached.streaming {
             return Err(EALREADY);
         }
@@ -500,7 +657,10 @@ impl Stream {
     ///
     /// Those of `owned`.
     pub(crate) fn detach(&mut self, regs: &Registers, owner: u64) -> Result {
-        self.owned(owner)?;
+        if self.owned(owner)?.0.region.is_kernel() {
+            // Driver-owned frames end with the file that reads them.
+            return Err(EINVAL);
+        }
         if let Some(attached) = self.attached.take() {
             attached.end(self.engine.as_mut(), regs, 0, None);
         }
@@ -513,7 +673,8 @@ impl Stream {
         if self
             .attached
             .as_ref()
-            .is_some_and(|attached| cmd.is(&attached.cmd))
+            .and_then(|attached| attached.attach.as_ref())
+            .is_some_and(|(_, attach)| cmd.is(attach))
         {
             if let Some(attached) = self.attached.take() {
                 attached.end(self.engine.as_mut(), regs, ECANCELED.to_errno(), Some(cmd));

@@ -13,6 +13,7 @@
 #define FGRAB_UAPI_H
 
 #include <stdint.h>
+#include <linux/ioctl.h>
 
 #define FGRAB_ABI_VERSION 1u
 #define FGRAB_CMD_PAYLOAD_BYTES 80u
@@ -138,6 +139,14 @@ struct fgrab_device_info {
 	uint32_t max_frames;
 	uint64_t reserved[3];
 };
+
+/*
+ * Per-frame blocking path (V4L2-style), on a region attached through io_uring:
+ * QBUF queues a frame index, DQBUF waits for the oldest such frame and returns its
+ * metadata (-EAGAIN if none is queued).
+ */
+#define FGRAB_IOC_QBUF _IOW('F', 0x10, uint32_t)
+#define FGRAB_IOC_DQBUF _IOR('F', 0x11, struct fgrab_frame_meta)
 
 _Static_assert(sizeof(struct fgrab_copy_out_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "copy_out_cmd size");
 _Static_assert(sizeof(struct fgrab_attach_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "attach_cmd size");

@@ -63,6 +63,22 @@ pub mod ops {
     pub const STOP: u32 = super::op(0x07);
 }
 
+/// `ioctl` numbers of the per-frame blocking path, kept for applications built around
+/// V4L2-style calls (and as a benchmark peer): one system call per frame and direction.
+/// The region is attached (and the stream started) through io_uring as usual.
+pub mod ioctls {
+    /// `_IOC(dir, 'F', nr, size)` as Linux encodes it on x86, arm and riscv.
+    const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
+        // CAST: ABI structures are far below 16 KiB.
+        (dir << 30) | ((size as u32) << 16) | ((b'F' as u32) << 8) | nr
+    }
+    /// Queues one frame (`u32` frame index, read by the driver) for [`DQBUF`].
+    pub const QBUF: u32 = ioc(1, 0x10, core::mem::size_of::<u32>());
+    /// Waits for the oldest frame queued by [`QBUF`] to complete and writes its
+    /// [`super::FrameMeta`]. `EAGAIN` if no frame is queued.
+    pub const DQBUF: u32 = ioc(2, 0x11, core::mem::size_of::<super::FrameMeta>());
+}
+
 /// Payload of the commands that copy a structure out to user memory ([`ops::INFO`],
 /// [`ops::STATS`]).
 #[repr(C)]

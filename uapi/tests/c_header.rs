@@ -48,6 +48,8 @@ fn expected() -> Vec<(&'static str, usize)> {
     all.push(("FGRAB_OP_QUEUE", fgrab_uapi::ops::QUEUE as usize));
     all.push(("FGRAB_OP_START", fgrab_uapi::ops::START as usize));
     all.push(("FGRAB_OP_STOP", fgrab_uapi::ops::STOP as usize));
+    all.push(("FGRAB_IOC_QBUF", fgrab_uapi::ioctls::QBUF as usize));
+    all.push(("FGRAB_IOC_DQBUF", fgrab_uapi::ioctls::DQBUF as usize));
     all.push(("FGRAB_MAX_FRAMES", fgrab_uapi::MAX_FRAMES as usize));
     all.push(("FGRAB_STATE_IDLE", fgrab_uapi::STATE_IDLE as usize));
     all.push(("FGRAB_STATE_ATTACHED", fgrab_uapi::STATE_ATTACHED as usize));

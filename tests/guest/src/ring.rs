@@ -127,6 +127,11 @@ impl TestRing {
         })
     }
 
+    /// The card file's descriptor (for `read()` and `ioctl()`).
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+
     /// Another ring on the same open file (a duplicated descriptor of it).
     pub fn sibling(&self) -> Result<Self, String> {
         let file = self

@@ -54,6 +54,8 @@ pub const ALL: &[Test] = &[
     test("stream-file-closed", stream::stream_file_closed),
     test("stream-unbind", stream::stream_unbind),
     test("stream-sysfs", stream::stream_sysfs),
+    test("stream-ioctl", stream::stream_ioctl),
+    test("stream-read", stream::stream_read),
     test(
         "stream-module-unload-refused",
         stream::stream_module_unload_refused,
