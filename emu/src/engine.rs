@@ -104,6 +104,11 @@ pub struct Counters {
     pub desc_errors: u64,
     /// Interrupt messages sent.
     pub irqs: u64,
+    /// Frame bytes written into host memory.
+    pub dma_bytes: u64,
+    /// Time spent producing and writing them, in nanoseconds: `dma_bytes` over this is
+    /// the fastest the model can fill buffers (the "physical limit" of benchmarks).
+    pub dma_busy_ns: u64,
 }
 
 struct Pending {
@@ -759,6 +764,7 @@ impl Device {
         drop(st);
 
         let fail_at = inject_dma_error.then_some(list.len() / 2);
+        let started = Instant::now();
         let transfer = write_frame(
             &*self.dma,
             &list,
@@ -772,8 +778,11 @@ impl Device {
             self.sleep_abortable(delay);
         }
 
+        let busy = started.elapsed();
         let mut st = self.lock();
         st.frame_in_flight = false;
+        st.counters.dma_bytes += u64::from(transfer.bytes);
+        st.counters.dma_busy_ns += u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX);
         if st.reset_requested || self.is_removed() {
             // Reset discards everything; a removed device says nothing more.
             return st;
@@ -925,6 +934,18 @@ impl Device {
             st.run = Run::Idle;
             self.abort.store(false, Ordering::Release);
             log::info!("stopped: idle");
+            let c = st.counters;
+            if c.dma_busy_ns > 0 {
+                // One line per stream, parsed by `cargo xtask bench`.
+                log::info!(
+                    "stream: produced {} completed {} dma_bytes {} dma_busy_ns {} rate {:.3} GB/s",
+                    c.produced,
+                    c.completed,
+                    c.dma_bytes,
+                    c.dma_busy_ns,
+                    c.dma_bytes as f64 / c.dma_busy_ns as f64
+                );
+            }
             self.raise(st, IrqCause::STOPPED);
         }
     }

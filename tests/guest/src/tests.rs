@@ -420,5 +420,8 @@ pub fn demo() {
         if let Err(error) = attach::demo("/dev/fgrab0") {
             println!("@@fgrab fail demo 0ms attach: {error}");
         }
+        if let Err(error) = stream::demo_stream("/dev/fgrab0", 5) {
+            println!("@@fgrab fail demo 0ms stream: {error}");
+        }
     }
 }
