@@ -20,6 +20,7 @@ use kernel::{
 use crate::{
     hw::{CompletionRecord, SubmitEntry},
     regs::{self, Bar0, Registers},
+    shim::monotonic_ns,
 };
 
 /// Entries of both rings: one more than the most frames a region may have
@@ -282,6 +283,20 @@ impl Engine {
             Err(e) if e == ENODEV => Stopped::Gone,
             _ => Stopped::Reset,
         }
+    }
+
+    /// `CLOCK_MONOTONIC` minus the card's clock (`TIMESTAMP`, ns), to give frame timestamps
+    /// in the host's clock. The card's clock is read between two host readings; the error is
+    /// half that window.
+    pub(crate) fn clock_offset(&self, regs: &Registers) -> Result<i64> {
+        let (before, card, after) = with_bar(regs, |bar| {
+            let before = monotonic_ns();
+            let low = bar.read(regs::TIMESTAMP_LO).value().get();
+            let high = bar.read(regs::TIMESTAMP_HI).value().get();
+            (before, read_counter(low, high), monotonic_ns())
+        })?;
+        let host = before / 2 + after / 2;
+        Ok(host.wrapping_sub(card) as i64)
     }
 
     /// Whether the card still answers: a removed card reads all ones (`docs/hardware.md`

@@ -121,6 +121,16 @@ register! {
         31:0 value;
     }
 
+    /// The card's clock in nanoseconds (the clock of completion timestamps); low half.
+    pub(crate) TIMESTAMP_LO(u32) @ 0x0c0 {
+        31:0 value;
+    }
+
+    /// High half of [`TIMESTAMP_LO`].
+    pub(crate) TIMESTAMP_HI(u32) @ 0x0c4 {
+        31:0 value;
+    }
+
     /// Submit ring base, low half (writable while idle).
     pub(crate) SUBMIT_BASE_LO(u32) @ 0x100 {
         31:0 address;

@@ -864,3 +864,11 @@ unsafe extern "C" fn fgrab_card_snapshot(misc: *mut bindings::miscdevice, snapsh
     // SAFETY: `snapshot` is writable (contract).
     unsafe { snapshot.write(value) };
 }
+
+/// `CLOCK_MONOTONIC` now, in nanoseconds (`kernel::time::Instant` keeps its value private).
+pub(crate) fn monotonic_ns() -> u64 {
+    // SAFETY: `ktime_get` has no preconditions.
+    let now = unsafe { bindings::ktime_get() };
+    // CAST: monotonic time is never negative.
+    now as u64
+}

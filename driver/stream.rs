@@ -52,8 +52,9 @@ impl Queued {
         frame: u32,
         res: i32,
         record: Option<&CompletionRecord>,
+        clock_offset: i64,
     ) -> Option<FrameMeta> {
-        let meta = meta(frame, res, record);
+        let meta = meta(frame, res, record, clock_offset);
         match self {
             Self::Command { cmd, out } => {
                 let sequence = record
@@ -71,8 +72,9 @@ impl Queued {
     }
 }
 
-/// What user space learns about a frame besides the CQE.
-fn meta(frame: u32, res: i32, record: Option<&CompletionRecord>) -> FrameMeta {
+/// What user space learns about a frame besides the CQE. The card's timestamp is turned into
+/// `CLOCK_MONOTONIC` with `clock_offset` (measured at `START`).
+fn meta(frame: u32, res: i32, record: Option<&CompletionRecord>, clock_offset: i64) -> FrameMeta {
     let mut meta = FrameMeta {
         frame,
         sequence: u64::MAX,
@@ -83,7 +85,7 @@ fn meta(frame: u32, res: i32, record: Option<&CompletionRecord>) -> FrameMeta {
         if record.flags & RECORD_FRAME != 0 {
             meta.flags |= META_FRAME;
             meta.sequence = record.sequence;
-            meta.timestamp_ns = record.timestamp_ns;
+            meta.timestamp_ns = record.timestamp_ns.saturating_add_signed(clock_offset);
         }
         meta.flags |= match record.status {
             status::OK => 0,
@@ -129,6 +131,8 @@ struct Attached {
     done: KVec<FrameMeta>,
     streaming: bool,
     counters: Counters,
+    /// `CLOCK_MONOTONIC` minus the card's clock, measured at `START`.
+    clock_offset: i64,
 }
 
 impl Attached {
@@ -138,7 +142,8 @@ impl Attached {
             if matches!(slot, Slot::Waiting(_)) {
                 if let Slot::Waiting(queued) = core::mem::replace(slot, Slot::Idle) {
                     // CAST: at most `MAX_FRAMES` slots.
-                    if let Some(meta) = queued.complete(index as u32, res, None) {
+                    if let Some(meta) = queued.complete(index as u32, res, None, self.clock_offset)
+                    {
                         let _ = self.done.push(meta, GFP_KERNEL);
                     }
                 }
@@ -153,7 +158,8 @@ impl Attached {
             if matches!(slot, Slot::OnCard(_)) {
                 if let Slot::OnCard(queued) = core::mem::replace(slot, Slot::Idle) {
                     // CAST: at most `MAX_FRAMES` slots.
-                    if let Some(meta) = queued.complete(index as u32, res, None) {
+                    if let Some(meta) = queued.complete(index as u32, res, None, self.clock_offset)
+                    {
                         let _ = self.done.push(meta, GFP_KERNEL);
                     }
                 }
@@ -196,7 +202,7 @@ impl Attached {
                 EIO.to_errno()
             }
         };
-        if let Some(meta) = queued.complete(index, res, Some(record)) {
+        if let Some(meta) = queued.complete(index, res, Some(record), self.clock_offset) {
             // Capacity for every frame was reserved when the region was attached.
             let _ = self.done.push(meta, GFP_KERNEL);
         }
@@ -293,6 +299,7 @@ impl Attached {
             done,
             streaming: false,
             counters: Counters::default(),
+            clock_offset: 0,
         };
         (attached, allocated)
     }
@@ -579,6 +586,7 @@ impl Stream {
             return Err(error);
         }
         attached.streaming = true;
+        attached.clock_offset = engine.clock_offset(regs).unwrap_or(0);
         Ok(())
     }
 

@@ -84,7 +84,7 @@ struct fgrab_queue_cmd {
 /* What the card reported about a queued frame (QUEUE's meta_addr). */
 struct fgrab_frame_meta {
 	uint64_t sequence;     /* counts dropped frames too: gaps are drops */
-	uint64_t timestamp_ns; /* card clock at end of frame */
+	uint64_t timestamp_ns; /* end of frame, CLOCK_MONOTONIC ns */
 	uint32_t bytes;        /* bytes written into the frame */
 	uint32_t flags;        /* FGRAB_META_* */
 	uint32_t frame;        /* frame index */

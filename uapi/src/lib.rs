@@ -161,7 +161,8 @@ pub struct FrameMeta {
     /// Frame sequence number since [`ops::START`] (dropped frames use numbers too, so gaps
     /// are drops). Valid with [`META_FRAME`].
     pub sequence: u64,
-    /// Card clock at the end of the frame, in nanoseconds. Valid with [`META_FRAME`].
+    /// End of the frame in `CLOCK_MONOTONIC` nanoseconds (the card's clock, translated at
+    /// [`ops::START`]). Valid with [`META_FRAME`].
     pub timestamp_ns: u64,
     /// Bytes the card wrote into the frame.
     pub bytes: u32,

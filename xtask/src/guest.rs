@@ -5,8 +5,11 @@ use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Guest programs built from this workspace, installed as `/bin/<name>`.
-const GUEST_BINARIES: &[&str] = &["fgrab-guest"];
+/// Guest programs built from this workspace, installed as `/bin/<name>`: `(package, binary)`.
+const GUEST_BINARIES: &[(&str, &str)] = &[
+    ("fgrab-guest", "fgrab-guest"),
+    ("fgrab-bench", "fgrab-bench"),
+];
 
 /// Builds the guest binaries for the musl target and returns their directory.
 pub fn build_binaries(env: &paths::Env) -> Result<PathBuf> {
@@ -15,10 +18,9 @@ pub fn build_binaries(env: &paths::Env) -> Result<PathBuf> {
     cargo
         .current_dir(&env.root)
         .args(["build", "--release", "--target", host::GUEST_TARGET]);
-    for binary in GUEST_BINARIES {
-        cargo.args(["--bin", binary]);
+    for (package, binary) in GUEST_BINARIES {
+        cargo.args(["--package", package, "--bin", binary]);
     }
-    cargo.args(["--package", "fgrab-guest"]);
     cmd::run(&mut cargo)?;
     Ok(env.target().join(host::GUEST_TARGET).join("release"))
 }
@@ -48,7 +50,7 @@ pub fn initramfs(
         archive.dir(dir);
     }
     archive.file("init", &read(&binaries.join("fgrab-guest"))?, 0o755);
-    for binary in GUEST_BINARIES {
+    for (_, binary) in GUEST_BINARIES {
         archive.file(
             &format!("bin/{binary}"),
             &read(&binaries.join(binary))?,

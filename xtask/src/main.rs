@@ -5,6 +5,7 @@
 //! this program. Every expensive artifact is cached under `~/.cache/fgrab` (or `$FGRAB_CACHE`),
 //! keyed by its inputs, so a second run only rebuilds what changed.
 
+mod bench;
 mod cmd;
 mod guest;
 mod hash;
@@ -24,6 +25,9 @@ usage: cargo xtask <command> [options]
 
 commands:
   demo              boot the VM with emulated cameras and show the driver at work
+  bench [--iommu] [--runtime=S]
+                    the fio-style benchmark matrix in the VM; rewrites benches/RESULTS.md
+                    and the README's table
   test              run every test (host checks and VM tests); ends with `N passed, N failed`
   test WORD...      only the guest tests whose names contain a word (no host checks)
   setup             install and build everything the other commands need
@@ -61,6 +65,7 @@ fn run() -> Result<()> {
     };
     match command.as_str() {
         "demo" => vm::demo(),
+        "bench" => bench::run(flags),
         "test" if flags.is_empty() => test::run_all(),
         "test" => test::run_filtered(flags),
         "setup" => {

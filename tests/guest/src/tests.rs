@@ -71,6 +71,12 @@ pub const ALL: &[Test] = &[
         run: stream::stream_surprise_removal,
         in_default_run: false,
     },
+    // `cargo xtask bench` runs it on the fast kernel.
+    Test {
+        name: "bench",
+        run: bench,
+        in_default_run: false,
+    },
     Test {
         name: "selftest-fail",
         run: selftest_fail,
@@ -424,4 +430,58 @@ pub fn demo() {
             println!("@@fgrab fail demo 0ms stream: {error}");
         }
     }
+}
+
+/// The benchmark matrix of `cargo xtask bench`: every frame path at several frame sizes on
+/// card 0, each job run by `/bin/fgrab-bench`; its JSON reports go to the host as
+/// `bench-json` lines.
+fn bench() -> TestResult {
+    let runtime = std::env::var("fgrab_bench_runtime").unwrap_or_else(|_| "2".into());
+    let mut jobs: Vec<Vec<String>> = Vec::new();
+    for bs in ["256k", "1M", "4M", "16M"] {
+        for engine in ["uring", "uring-sqpoll", "ioctl", "read"] {
+            jobs.push(
+                [
+                    format!("--name={engine}-{bs}"),
+                    format!("--ioengine={engine}"),
+                    format!("--bs={bs}"),
+                ]
+                .into(),
+            );
+        }
+    }
+    // The same zero-copy job on 4 KiB pages: more descriptors, as many as extents.
+    jobs.push(
+        [
+            "--name=uring-4M-4k-pages".to_string(),
+            "--ioengine=uring".into(),
+            "--bs=4M".into(),
+            "--backing=4k".into(),
+        ]
+        .into(),
+    );
+    for job in jobs {
+        let output = std::process::Command::new("/bin/fgrab-bench")
+            .args(&job)
+            .args([
+                "--iodepth=8",
+                "--iodepth_batch=4",
+                "--offset=0x321",
+                &format!("--runtime={runtime}"),
+                "--output-format=json",
+            ])
+            .output()
+            .map_err(|error| format!("fgrab-bench: {error}"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        ensure!(
+            output.status.success(),
+            "fgrab-bench {job:?}: {} {}",
+            stdout.trim(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        for line in stdout.lines() {
+            harness::info(&format!("bench-json {line}"));
+        }
+    }
+    Ok(())
 }

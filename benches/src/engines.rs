@@ -1,0 +1,453 @@
+//! The frame paths under test. Each runs one job on one card and returns what it saw.
+//!
+//! The io_uring code is deliberately raw (not the `fgrab` client library): the benchmark
+//! controls batching, SQPOLL and every system call it makes, so it can count them.
+
+use crate::job::{Backing, Engine, Job};
+use crate::measure::{physical_extents, Cpu, Latencies};
+use fgrab_uapi::{
+    ioctls, ops, AttachCmd, ControlCmd, CopyOutCmd, DeviceInfo, FrameMeta, QueueCmd, Stats,
+    META_FRAME,
+};
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+use zerocopy::{FromZeros, IntoBytes};
+
+/// What one job measured.
+#[derive(Default)]
+pub struct Outcome {
+    /// Frames delivered to user space.
+    pub frames: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// From `START` to the last frame.
+    pub elapsed: Duration,
+    /// Frames the card dropped because none was queued.
+    pub drops_underrun: u64,
+    /// Frames the card dropped for other reasons (its own DMA engine busy).
+    pub drops_other: u64,
+    /// Frame-done (card clock) to user space seeing the frame.
+    pub latencies: Latencies,
+    /// CPU time during the stream.
+    pub cpu: Cpu,
+    /// System calls made during the stream.
+    pub syscalls: u64,
+    /// Descriptors per frame the driver built.
+    pub descriptors_per_frame: Option<f64>,
+    /// Physically contiguous extents per frame (split at the card's maximum segment).
+    pub extents_per_frame: Option<f64>,
+}
+
+const ATTACH: u64 = u64::MAX - 1;
+const CONTROL: u64 = u64::MAX - 2;
+
+type Ring = IoUring<squeue::Entry128, cqueue::Entry32>;
+
+fn ring(sqpoll: bool) -> Result<Ring, String> {
+    let mut builder = IoUring::<squeue::Entry128, cqueue::Entry32>::builder();
+    if sqpoll {
+        builder.setup_sqpoll(2000);
+    }
+    builder
+        .build(256)
+        .map_err(|error| format!("io_uring setup: {error}"))
+}
+
+fn push(
+    ring: &mut Ring,
+    fd: i32,
+    op: u32,
+    payload: &[u8],
+    buf: Option<u16>,
+    data: u64,
+) -> Result<(), String> {
+    let mut bytes = [0u8; 80];
+    bytes[..payload.len()].copy_from_slice(payload);
+    let entry = opcode::UringCmd80::new(types::Fd(fd), op)
+        .cmd(bytes)
+        .buf_index(buf)
+        .build()
+        .user_data(data);
+    loop {
+        // SAFETY: the entry carries copied bytes; memory its payload points to (metadata,
+        // copy-out targets) outlives the command, as every caller waits for completions.
+        if unsafe { ring.submission().push(&entry) }.is_ok() {
+            return Ok(());
+        }
+        ring.submit().map_err(|error| format!("submit: {error}"))?;
+    }
+}
+
+/// Sends a command and waits for its completion; other completions are dropped.
+fn call(
+    ring: &mut Ring,
+    fd: i32,
+    op: u32,
+    payload: &[u8],
+    buf: Option<u16>,
+) -> Result<i32, String> {
+    push(ring, fd, op, payload, buf, CONTROL)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        ring.submit_and_wait(1)
+            .map_err(|error| format!("wait: {error}"))?;
+        if let Some(res) = ring
+            .completion()
+            .find(|cqe| cqe.user_data() == CONTROL)
+            .map(|cqe| cqe.result())
+        {
+            return Ok(res);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("no completion for command {op:#x}"));
+        }
+    }
+}
+
+fn copy_out<T: IntoBytes + zerocopy::FromBytes>(
+    ring: &mut Ring,
+    fd: i32,
+    op: u32,
+) -> Result<T, String> {
+    let mut value = T::new_zeroed();
+    let request = CopyOutCmd {
+        addr: value.as_mut_bytes().as_mut_ptr() as u64,
+        size: size_of::<T>() as u32,
+        ..CopyOutCmd::new_zeroed()
+    };
+    let res = call(ring, fd, op, request.as_bytes(), None)?;
+    if res < 0 {
+        return Err(format!("command {op:#x}: errno {}", -res));
+    }
+    Ok(value)
+}
+
+/// The card's identity and limits.
+pub fn info(device: &str) -> Result<DeviceInfo, String> {
+    let file = open(device)?;
+    let mut ring = ring(false)?;
+    copy_out(&mut ring, file.as_raw_fd(), ops::INFO)
+}
+
+fn open(device: &str) -> Result<File, String> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(device)
+        .map_err(|error| format!("{device}: {error}"))
+}
+
+/// An anonymous mapping for the frames, populated before registration.
+struct Buffer {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Buffer {
+    fn new(len: usize, backing: Backing) -> Result<Self, String> {
+        let len = len.next_multiple_of(2 << 20);
+        // SAFETY: anonymous mapping at an address of the kernel's choice.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(format!("mmap {len}: {}", std::io::Error::last_os_error()));
+        }
+        let thp = "/sys/kernel/mm/transparent_hugepage/enabled";
+        let saved = std::fs::read_to_string(thp).unwrap_or_default();
+        let mode = match backing {
+            Backing::Pages4k => "never",
+            Backing::Huge => "always",
+        };
+        let _ = std::fs::write(thp, mode);
+        if backing == Backing::Huge {
+            // SAFETY: advice on the mapping just created.
+            unsafe { libc::madvise(ptr, len, libc::MADV_HUGEPAGE) };
+        }
+        for page in 0..len / 4096 {
+            // SAFETY: inside the writable mapping.
+            unsafe { ptr.cast::<u8>().add(page * 4096).write_volatile(0) };
+        }
+        if let Some(mode) = saved.split_whitespace().find(|word| word.starts_with('[')) {
+            let _ = std::fs::write(thp, mode.trim_matches(['[', ']']));
+        }
+        Ok(Self {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the mapping created in `new`.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// `CLOCK_MONOTONIC` now, the clock of frame timestamps.
+fn monotonic_ns() -> u64 {
+    // SAFETY: clock_gettime fills the zeroed timespec it is given.
+    let ts = unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+        ts
+    };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Runs `job` on its card.
+pub fn run(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
+    match job.engine {
+        Engine::Uring | Engine::UringSqpoll | Engine::Ioctl => zero_copy(job, info),
+        Engine::Read => copy(job),
+    }
+}
+
+fn done(job: &Job, frames: u64, started: Instant) -> bool {
+    match job.frames {
+        Some(limit) => frames >= limit,
+        None => started.elapsed() >= job.runtime,
+    }
+}
+
+/// The io_uring and ioctl engines: a fixed buffer attached once, frames recycled.
+fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
+    let sqpoll = job.engine == Engine::UringSqpoll;
+    let frame_bytes = job.frame_bytes as usize;
+    let count = job.queue_depth;
+    let buffer = Buffer::new(job.offset + frame_bytes * count as usize, job.backing)?;
+    let file = open(&job.device)?;
+    let fd = file.as_raw_fd();
+    let mut ring = ring(sqpoll)?;
+    let iovec = libc::iovec {
+        iov_base: buffer.ptr.cast(),
+        iov_len: buffer.len,
+    };
+    // SAFETY: `buffer` outlives the ring's use of it: the region is detached and the ring
+    // dropped before this function returns.
+    unsafe { ring.submitter().register_buffers(&[iovec]) }
+        .map_err(|error| format!("register_buffers: {error}"))?;
+    let base = buffer.ptr as u64 + job.offset as u64;
+    let request = AttachCmd {
+        addr: base,
+        len: frame_bytes as u64 * u64::from(count),
+        frame_stride: frame_bytes as u64,
+        frame_bytes: job.frame_bytes,
+        frame_count: count,
+        ..AttachCmd::new_zeroed()
+    };
+    push(
+        &mut ring,
+        fd,
+        ops::ATTACH,
+        request.as_bytes(),
+        Some(0),
+        ATTACH,
+    )?;
+    ring.submit().map_err(|error| format!("submit: {error}"))?;
+    let stats: Stats = copy_out(&mut ring, fd, ops::STATS)?;
+    if stats.frame_count != count {
+        return Err(format!("attach failed: {stats:?}"));
+    }
+    let mut outcome = Outcome {
+        descriptors_per_frame: Some(f64::from(stats.descriptors_total) / f64::from(count)),
+        ..Outcome::default()
+    };
+    let extents: Option<u64> = (0..count as usize)
+        .map(|i| {
+            physical_extents(
+                base as usize + i * frame_bytes,
+                frame_bytes,
+                u64::from(info.max_segment_bytes),
+            )
+        })
+        .sum();
+    outcome.extents_per_frame = extents.map(|e| e as f64 / f64::from(count));
+
+    let mut metas = vec![FrameMeta::new_zeroed(); count as usize];
+    let queue = |ring: &mut Ring, metas: &mut [FrameMeta], index: u32| -> Result<(), String> {
+        let request = QueueCmd {
+            frame: index,
+            meta_addr: &mut metas[index as usize] as *mut FrameMeta as u64,
+            ..QueueCmd::new_zeroed()
+        };
+        push(
+            ring,
+            fd,
+            ops::QUEUE,
+            request.as_bytes(),
+            None,
+            u64::from(index),
+        )
+    };
+    let qbuf = |index: u32| -> Result<(), String> {
+        // SAFETY: QBUF reads the `u32` the pointer points to.
+        let res = unsafe { libc::ioctl(fd, ioctls::QBUF as _, &index as *const u32) };
+        if res < 0 {
+            return Err(format!("QBUF: {}", std::io::Error::last_os_error()));
+        }
+        Ok(())
+    };
+    for index in 0..count {
+        match job.engine {
+            Engine::Ioctl => qbuf(index)?,
+            _ => queue(&mut ring, &mut metas, index)?,
+        }
+    }
+    let cpu = Cpu::now(info.card_index);
+    let res = call(
+        &mut ring,
+        fd,
+        ops::START,
+        ControlCmd::new_zeroed().as_bytes(),
+        None,
+    )?;
+    if res < 0 {
+        return Err(format!("START: errno {}", -res));
+    }
+    let started = Instant::now();
+    let seen = |outcome: &mut Outcome, meta: &FrameMeta, bytes: u64| {
+        outcome.frames += 1;
+        outcome.bytes += bytes;
+        if meta.flags & META_FRAME != 0 {
+            outcome
+                .latencies
+                .push(monotonic_ns().saturating_sub(meta.timestamp_ns));
+        }
+    };
+    match job.engine {
+        Engine::Ioctl => {
+            while !done(job, outcome.frames, started) {
+                let mut meta = FrameMeta::new_zeroed();
+                // SAFETY: DQBUF writes a `FrameMeta` where the pointer points.
+                let res =
+                    unsafe { libc::ioctl(fd, ioctls::DQBUF as _, &mut meta as *mut FrameMeta) };
+                if res < 0 {
+                    return Err(format!("DQBUF: {}", std::io::Error::last_os_error()));
+                }
+                seen(&mut outcome, &meta, u64::from(meta.bytes));
+                qbuf(meta.frame)?;
+                outcome.syscalls += 2;
+            }
+        }
+        _ => {
+            while !done(job, outcome.frames, started) {
+                if sqpoll {
+                    // The kernel thread picks up submissions; only a sleeping one needs a
+                    // system call to wake it. Completions are polled from the ring.
+                    if ring.submission().need_wakeup() {
+                        ring.submit().map_err(|error| format!("submit: {error}"))?;
+                        outcome.syscalls += 1;
+                    }
+                    let wait = Instant::now();
+                    while ring.completion().len() < job.batch as usize {
+                        std::hint::spin_loop();
+                        ring.completion().sync();
+                        if wait.elapsed() > Duration::from_millis(100) {
+                            break;
+                        }
+                    }
+                } else {
+                    ring.submit_and_wait(job.batch as usize)
+                        .map_err(|error| format!("submit_and_wait: {error}"))?;
+                    outcome.syscalls += 1;
+                }
+                let completions: Vec<(u64, i32)> = ring
+                    .completion()
+                    .map(|cqe| (cqe.user_data(), cqe.result()))
+                    .collect();
+                for (data, res) in completions {
+                    if data >= u64::from(count) {
+                        continue;
+                    }
+                    if res > 0 {
+                        let meta = metas[data as usize];
+                        seen(&mut outcome, &meta, res as u64);
+                    }
+                    // CAST: below `count`.
+                    queue(&mut ring, &mut metas, data as u32)?;
+                }
+            }
+        }
+    }
+    outcome.elapsed = started.elapsed();
+    outcome.cpu = cpu.since(Cpu::now(info.card_index));
+    let res = call(
+        &mut ring,
+        fd,
+        ops::STOP,
+        ControlCmd::new_zeroed().as_bytes(),
+        None,
+    )?;
+    if res < 0 {
+        return Err(format!("STOP: errno {}", -res));
+    }
+    let stats: Stats = copy_out(&mut ring, fd, ops::STATS)?;
+    outcome.drops_underrun = stats.frames_dropped_underrun;
+    outcome.drops_other = stats.frames_dropped_other;
+    if job.engine == Engine::Ioctl {
+        // Collect the frames the stop gave back.
+        let mut meta = FrameMeta::new_zeroed();
+        // SAFETY: as above.
+        while unsafe { libc::ioctl(fd, ioctls::DQBUF as _, &mut meta as *mut FrameMeta) } == 0 {}
+    }
+    push(
+        &mut ring,
+        fd,
+        ops::DETACH,
+        ControlCmd::new_zeroed().as_bytes(),
+        None,
+        CONTROL,
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        ring.submit_and_wait(1)
+            .map_err(|error| format!("wait: {error}"))?;
+        if ring.completion().any(|cqe| cqe.user_data() == ATTACH) {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("the attach command did not complete after DETACH".into());
+        }
+    }
+    Ok(outcome)
+}
+
+/// The copy engine: `read()` of driver-owned frames.
+fn copy(job: &Job) -> Result<Outcome, String> {
+    let info = info(&job.device)?;
+    let mut file = open(&job.device)?;
+    let observer = open(&job.device)?;
+    let mut ring = ring(false)?;
+    let mut frame = vec![0u8; job.frame_bytes as usize];
+    let mut outcome = Outcome::default();
+    let cpu = Cpu::now(info.card_index);
+    let started = Instant::now();
+    while !done(job, outcome.frames, started) {
+        let got = file
+            .read(&mut frame)
+            .map_err(|error| format!("read: {error}"))?;
+        outcome.syscalls += 1;
+        outcome.frames += 1;
+        outcome.bytes += got as u64;
+    }
+    outcome.elapsed = started.elapsed();
+    outcome.cpu = cpu.since(Cpu::now(info.card_index));
+    let stats: Stats = copy_out(&mut ring, observer.as_raw_fd(), ops::STATS)?;
+    outcome.drops_underrun = stats.frames_dropped_underrun;
+    outcome.drops_other = stats.frames_dropped_other;
+    outcome.descriptors_per_frame =
+        Some(f64::from(stats.descriptors_total) / f64::from(stats.frame_count.max(1)));
+    Ok(outcome)
+}
