@@ -450,6 +450,19 @@ fn bench() -> TestResult {
             );
         }
     }
+    // Deeper queues, reaped 32 per system call: the batched mode's system call budget.
+    for bs in ["256k", "1M"] {
+        jobs.push(
+            [
+                format!("--name=uring-{bs}-batch32"),
+                "--ioengine=uring".into(),
+                format!("--bs={bs}"),
+                "--iodepth=64".into(),
+                "--iodepth_batch=32".into(),
+            ]
+            .into(),
+        );
+    }
     // The same zero-copy job on 4 KiB pages: more descriptors, as many as extents.
     jobs.push(
         [
@@ -462,10 +475,9 @@ fn bench() -> TestResult {
     );
     for job in jobs {
         let output = std::process::Command::new("/bin/fgrab-bench")
+            .args(["--iodepth=8", "--iodepth_batch=4"])
             .args(&job)
             .args([
-                "--iodepth=8",
-                "--iodepth_batch=4",
                 "--offset=0x321",
                 &format!("--runtime={runtime}"),
                 "--output-format=json",
