@@ -1,8 +1,8 @@
 //! One frame grabber card (`/dev/fgrabN`).
 
 use crate::ring::Ring;
-use crate::{Error, Result};
-use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo, ABI_VERSION};
+use crate::{Buffer, Error, Geometry, Options, Result, Stream};
+use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo, Stats, ABI_VERSION};
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -31,7 +31,7 @@ impl Card {
                 path: path.clone(),
                 source,
             })?;
-        let ring = Ring::new(file.as_raw_fd())?;
+        let ring = Ring::new(file.as_raw_fd(), false)?;
         Ok(Self {
             ring,
             _file: file,
@@ -70,6 +70,49 @@ impl Card {
             });
         }
         Ok(info)
+    }
+
+    /// The card's stream state and counters.
+    ///
+    /// # Errors
+    /// [`Error::Command`] if the driver rejects the request.
+    pub fn stats(&mut self) -> Result<Stats> {
+        let mut stats = Stats::new_zeroed();
+        let request = CopyOutCmd {
+            addr: stats.as_mut_bytes().as_mut_ptr() as u64,
+            size: size_of::<Stats>() as u32,
+            ..CopyOutCmd::new_zeroed()
+        };
+        let res = self.raw_command(ops::STATS, request.as_bytes())?;
+        if res < 0 {
+            return Err(Error::command("STATS", res));
+        }
+        Ok(stats)
+    }
+
+    /// Attaches `geometry` of `buffer` and queues every frame; [`Stream::start`] starts the
+    /// card. The card is then the stream's: this file owns it until the stream ends.
+    ///
+    /// # Errors
+    /// [`Error::Geometry`] for a layout that does not fit; [`Error::Command`] if the driver
+    /// refuses (`EBUSY`: another file streams).
+    pub fn attach<'a>(self, buffer: Buffer<'a>, geometry: Geometry) -> Result<Stream<'a>> {
+        self.attach_with(buffer, geometry, Options::default())
+    }
+
+    /// [`Self::attach`] with options (SQPOLL).
+    ///
+    /// # Errors
+    /// As [`Self::attach`].
+    pub fn attach_with<'a>(
+        self,
+        buffer: Buffer<'a>,
+        geometry: Geometry,
+        options: Options,
+    ) -> Result<Stream<'a>> {
+        let Self { ring, _file, .. } = self;
+        drop(ring);
+        Stream::attach(_file, buffer, geometry, options)
     }
 
     /// Sends a command with an arbitrary payload and returns the raw CQE result.

@@ -32,6 +32,29 @@ pub enum Error {
         /// Positive errno.
         errno: i32,
     },
+    /// A frame layout that does not fit the buffer or the card.
+    #[error("invalid frame geometry: {reason}")]
+    Geometry {
+        /// What is wrong.
+        reason: String,
+    },
+    /// Frame memory could not be provided.
+    #[error("buffer {what} failed: {reason}")]
+    Buffer {
+        /// Which operation.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The region ended (card unplugged or reset, ring failure): the stream is over.
+    #[error("the stream ended: the driver gave the region back")]
+    Ended,
+    /// A frame was released that the caller does not hold.
+    #[error("frame {index} is not held by the application")]
+    NotHeld {
+        /// The frame index.
+        index: u32,
+    },
     /// The driver speaks another ABI version than this library.
     #[error("driver ABI version {driver}, library expects {library}")]
     AbiMismatch {
@@ -43,6 +66,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// A command the driver answered with `-errno`.
+    pub(crate) fn command(command: &'static str, res: i32) -> Self {
+        Error::Command {
+            command,
+            errno: -res,
+        }
+    }
+
     /// The errno of a rejected command, if this is one.
     pub fn errno(&self) -> Option<i32> {
         match self {

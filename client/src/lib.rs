@@ -2,13 +2,36 @@
 //!
 //! A [`Card`] is one `/dev/fgrabN`. Commands travel as io_uring `URING_CMD` submissions
 //! (see `docs/abi.md`); this crate hides the ring and exposes typed calls and errors.
+//!
+//! ```no_run
+//! use fgrab::{Buffer, Card, Geometry};
+//! use std::time::Duration;
+//!
+//! # fn main() -> fgrab::Result<()> {
+//! let card = Card::open("/dev/fgrab0")?;
+//! // 16 frames of 1,000,003 bytes, 13 bytes into a buffer the library allocates.
+//! let geometry = Geometry::new(1_000_003, 16).offset(13);
+//! let mut stream = card.attach(Buffer::allocate(16 * 1_000_003 + 13)?, geometry)?;
+//! stream.start()?;
+//! for _ in 0..100 {
+//!     if let Some(frame) = stream.next_frame(Some(Duration::from_secs(1)))? {
+//!         println!("frame {} has {} bytes", frame.sequence(), frame.len());
+//!     } // the frame goes back to the card here
+//! }
+//! stream.stop()?;
+//! # Ok(()) }
+//! ```
 
 #![deny(missing_docs)]
 
+mod buffer;
 mod card;
 mod error;
 mod ring;
+mod stream;
 
+pub use buffer::Buffer;
 pub use card::Card;
 pub use error::{Error, Result};
 pub use fgrab_uapi as uapi;
+pub use stream::{Counters, Frame, FrameInfo, Geometry, Options, Stream};

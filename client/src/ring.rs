@@ -1,59 +1,193 @@
-//! The io_uring instance behind a card: the only module with `unsafe`.
+//! The io_uring instance behind a card: with `registration.rs`, the only modules with
+//! `unsafe`.
 //!
-//! fgrab commands need 128-byte SQEs (80-byte payloads) and 32-byte CQEs (frame metadata),
-//! so the ring is created with `IORING_SETUP_SQE128 | IORING_SETUP_CQE32`.
+//! fgrab commands need 128-byte SQEs (80-byte payloads) and 32-byte CQEs (frame sequence
+//! numbers), so the ring is created with `IORING_SETUP_SQE128 | IORING_SETUP_CQE32`.
 
 use crate::{Error, Result};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
 
-/// Entries of the submission queue.
-const RING_ENTRIES: u32 = 64;
+/// Entries of the submission queue (the completion queue has twice as many).
+const RING_ENTRIES: u32 = 256;
+
+/// `user_data` of one-shot commands (`INFO`, `START`, ...); frames use their index.
+pub(crate) const CONTROL: u64 = u64::MAX;
+
+/// `user_data` of the attach command.
+pub(crate) const ATTACH: u64 = u64::MAX - 1;
+
+/// One completion: `user_data`, `res`, and the first extra word of the CQE.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Completion {
+    pub(crate) user_data: u64,
+    pub(crate) res: i32,
+    pub(crate) extra: u64,
+}
 
 /// An io_uring with big SQEs and CQEs, submitting to one device file.
 pub struct Ring {
     ring: IoUring<squeue::Entry128, cqueue::Entry32>,
     fd: RawFd,
+    sqpoll: bool,
+    /// Completions seen while waiting for another one.
+    backlog: Vec<Completion>,
 }
 
 impl Ring {
-    /// Creates the ring for commands on `fd`.
-    pub fn new(fd: RawFd) -> Result<Self> {
-        let ring = IoUring::<squeue::Entry128, cqueue::Entry32>::builder()
-            .build(RING_ENTRIES)
-            .map_err(|source| Error::Ring {
-                operation: "setup",
-                source,
-            })?;
-        Ok(Self { ring, fd })
-    }
-
-    /// Submits one command, waits for its completion and returns the CQE's `res`
-    /// (non-negative result or negative errno).
-    ///
-    /// The payload may contain user addresses (e.g. [`fgrab_uapi::CopyOutCmd::addr`]); the
-    /// caller keeps that memory alive and unaliased until this returns, which it does only
-    /// after the command completed.
-    pub fn command(&mut self, op: u32, payload: [u8; 80]) -> Result<i32> {
-        let entry = opcode::UringCmd80::new(types::Fd(self.fd), op)
-            .cmd(payload)
-            .build()
-            .user_data(u64::from(op));
-        // SAFETY: the entry references no memory owned by the ring: the payload is copied
-        // into the SQE, and memory it points to stays valid because we wait for completion
-        // below before returning to the caller.
-        unsafe { self.ring.submission().push(&entry) }.map_err(|_| Error::Ring {
-            operation: "push",
-            source: std::io::Error::from_raw_os_error(libc::EBUSY),
-        })?;
-        self.ring.submit_and_wait(1).map_err(|source| Error::Ring {
-            operation: "submit",
+    /// Creates the ring for commands on `fd`, with a kernel submission thread if `sqpoll`.
+    pub(crate) fn new(fd: RawFd, sqpoll: bool) -> Result<Self> {
+        let mut builder = IoUring::<squeue::Entry128, cqueue::Entry32>::builder();
+        if sqpoll {
+            builder.setup_sqpoll(1000);
+        }
+        let ring = builder.build(RING_ENTRIES).map_err(|source| Error::Ring {
+            operation: "setup",
             source,
         })?;
-        let cqe = self.ring.completion().next().ok_or(Error::Ring {
-            operation: "complete",
-            source: std::io::Error::from_raw_os_error(libc::EIO),
-        })?;
-        Ok(cqe.result())
+        Ok(Self {
+            ring,
+            fd,
+            sqpoll,
+            backlog: Vec::new(),
+        })
+    }
+
+    /// Registers `[ptr, ptr + len)` as fixed buffer 0.
+    ///
+    /// # Safety
+    ///
+    /// The memory must stay valid until the registration ends ([`Self::unregister`], or the
+    /// ring is dropped) and until no command that imported it is in flight.
+    pub(crate) unsafe fn register(&mut self, ptr: *mut u8, len: usize) -> Result<()> {
+        let iovec = libc::iovec {
+            iov_base: ptr.cast(),
+            iov_len: len,
+        };
+        // SAFETY: forwarded to the caller.
+        unsafe { self.ring.submitter().register_buffers(&[iovec]) }.map_err(|source| Error::Ring {
+            operation: "register_buffers",
+            source,
+        })
+    }
+
+    /// Queues a command without entering the kernel.
+    pub(crate) fn push(
+        &mut self,
+        op: u32,
+        payload: [u8; 80],
+        fixed_buffer: bool,
+        user_data: u64,
+    ) -> Result<()> {
+        let entry = opcode::UringCmd80::new(types::Fd(self.fd), op)
+            .cmd(payload)
+            .buf_index(fixed_buffer.then_some(0))
+            .build()
+            .user_data(user_data);
+        loop {
+            // SAFETY: the entry carries only copied bytes. Memory its payload points to
+            // (copy-out targets, frame metadata, the fixed buffer) is owned by the caller,
+            // which keeps it until the command's completion is reaped (`Stream` never frees
+            // its buffer while a command may use it).
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                return Ok(());
+            }
+            self.submit()?;
+        }
+    }
+
+    /// Submits queued commands (a system call unless an awake SQPOLL thread takes them).
+    pub(crate) fn submit(&mut self) -> Result<()> {
+        if self.sqpoll && !self.ring.submission().need_wakeup() {
+            self.ring.submission().sync();
+            return Ok(());
+        }
+        self.ring
+            .submit()
+            .map(|_| ())
+            .map_err(|source| Error::Ring {
+                operation: "submit",
+                source,
+            })
+    }
+
+    /// Submits and waits until at least `min` completions are available or `timeout`
+    /// passes; returns them (possibly fewer, or none, on timeout).
+    pub(crate) fn reap(
+        &mut self,
+        min: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Completion>> {
+        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        let mut seen = std::mem::take(&mut self.backlog);
+        loop {
+            seen.extend(self.ring.completion().map(|cqe| Completion {
+                user_data: cqe.user_data(),
+                res: cqe.result(),
+                extra: cqe.big_cqe()[0],
+            }));
+            if seen.len() >= min.max(1) {
+                return Ok(seen);
+            }
+            let left = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(seen);
+                    }
+                    left
+                }
+                None => Duration::from_secs(3600),
+            };
+            let timespec = types::Timespec::from(left.min(Duration::from_millis(500)));
+            let args = types::SubmitArgs::new().timespec(&timespec);
+            match self
+                .ring
+                .submitter()
+                .submit_with_args(min.max(1) - seen.len().min(min), &args)
+            {
+                Ok(_) => {}
+                Err(error)
+                    if matches!(error.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR)) => {}
+                Err(source) => {
+                    self.backlog = seen;
+                    return Err(Error::Ring {
+                        operation: "wait",
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Sends one command and waits for its result; other completions that arrive meanwhile
+    /// are kept for the next [`Self::reap`].
+    pub(crate) fn command(&mut self, op: u32, payload: [u8; 80]) -> Result<i32> {
+        self.push(op, payload, false, CONTROL)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut held = Vec::new();
+        let result = loop {
+            let mut completions = match self.reap(1, Some(Duration::from_secs(1))) {
+                Ok(completions) => completions,
+                Err(error) => break Err(error),
+            };
+            if let Some(at) = completions.iter().position(|c| c.user_data == CONTROL) {
+                let result = completions.remove(at).res;
+                held.extend(completions);
+                break Ok(result);
+            }
+            held.extend(completions);
+            if Instant::now() > deadline {
+                break Err(Error::Ring {
+                    operation: "command",
+                    source: std::io::Error::from_raw_os_error(libc::ETIMEDOUT),
+                });
+            }
+        };
+        // `reap` took the backlog first, so what was held is older than anything left.
+        held.append(&mut self.backlog);
+        self.backlog = held;
+        result
     }
 }

@@ -9,7 +9,67 @@ use std::process::Command;
 const GUEST_BINARIES: &[(&str, &str)] = &[
     ("fgrab-guest", "fgrab-guest"),
     ("fgrab-bench", "fgrab-bench"),
+    ("fgrab-cli", "fgrab"),
 ];
+
+/// C programs built with the host's compiler, statically, installed as `/bin/<name>`:
+/// `(name, source, include directory, link with the legacy library)`.
+const C_PROGRAMS: &[(&str, &str, &str, bool)] = &[
+    (
+        "fgrab-legacy-capture",
+        "legacy/examples/capture.c",
+        "legacy/include",
+        true,
+    ),
+    (
+        "fgrab-raw-uring",
+        "client/examples/c/raw_uring.c",
+        "uapi/include",
+        false,
+    ),
+];
+
+/// Builds the C examples: the legacy API's example against `libfgrab_legacy.a`, and the
+/// liburing example against the uapi header alone. Static (glibc), so they run in the
+/// initramfs, which has no C library. Warnings are errors.
+pub fn build_c_programs(env: &paths::Env) -> Result<PathBuf> {
+    cmd::step("building the C examples (legacy API, liburing)");
+    cmd::run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&env.root)
+            .args(["build", "--release", "--package", "fgrab-legacy"]),
+    )?;
+    let library = env.target().join("release/libfgrab_legacy.a");
+    let out = env.target().join("c-examples");
+    std::fs::create_dir_all(&out)?;
+    for (name, source, include, legacy) in C_PROGRAMS {
+        let mut cc = Command::new("cc");
+        cc.current_dir(&env.root)
+            .args([
+                "-static",
+                "-O2",
+                "-std=gnu11",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-I",
+            ])
+            .arg(include)
+            .arg(source)
+            .arg("-o")
+            .arg(out.join(name));
+        if *legacy {
+            // The Rust standard library's static glibc warnings (NSS lookups it never
+            // makes here) are the linker's, not this program's.
+            cc.arg(&library)
+                .args(["-lpthread", "-ldl", "-lm", "-Wl,--no-warnings"]);
+        } else {
+            cc.arg("-luring");
+        }
+        cmd::run(&mut cc)?;
+    }
+    Ok(out)
+}
 
 /// Builds the guest binaries for the musl target and returns their directory.
 pub fn build_binaries(env: &paths::Env) -> Result<PathBuf> {
@@ -50,6 +110,14 @@ pub fn initramfs(
         archive.dir(dir);
     }
     archive.file("init", &read(&binaries.join("fgrab-guest"))?, 0o755);
+    let c_programs = binaries.join("../../c-examples");
+    for (name, ..) in C_PROGRAMS {
+        archive.file(
+            &format!("bin/{name}"),
+            &read(&c_programs.join(name))?,
+            0o755,
+        );
+    }
     for (_, binary) in GUEST_BINARIES {
         archive.file(
             &format!("bin/{binary}"),

@@ -9,8 +9,14 @@ use std::path::Path;
 use std::process::Command;
 
 /// Host packages: `debootstrap` builds the sysroot, `xz-utils` unpacks the kernel source,
-/// `liburing-dev` serves the C examples.
-const HOST_PACKAGES: &[&str] = &["debootstrap", "xz-utils", "liburing-dev"];
+/// `liburing-dev`, `gcc` and `libc6-dev` build the C examples (static) and the header checks.
+const HOST_PACKAGES: &[&str] = &[
+    "debootstrap",
+    "xz-utils",
+    "liburing-dev",
+    "gcc",
+    "libc6-dev",
+];
 
 /// Guest programs are static musl binaries: no libc to ship in the initramfs.
 pub const GUEST_TARGET: &str = "x86_64-unknown-linux-musl";

@@ -30,6 +30,7 @@ pub fn prepare(env: &paths::Env, profile: kernel::Profile) -> Result<Artifacts> 
     let built = kernel::build(env, profile)?;
     let ko = module::build(env, &built)?;
     let binaries = guest::build_binaries(env)?;
+    guest::build_c_programs(env)?;
     let emulator = build_emulator(env)?;
     let initramfs = guest::initramfs(env, &built, &binaries, &ko)?;
     Ok(Artifacts {

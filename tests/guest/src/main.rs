@@ -5,6 +5,7 @@
 //! (`fgrab-guest run-test NAME`) so a crash or hang is contained and reported.
 
 mod attach;
+mod client;
 mod harness;
 mod init;
 #[path = "../../../emu/src/pattern.rs"]

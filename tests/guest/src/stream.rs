@@ -1222,7 +1222,7 @@ pub fn stream_read() -> TestResult {
 }
 
 /// CPU time of this process so far: `(user, system)`.
-fn cpu_time() -> (Duration, Duration) {
+pub fn cpu_time() -> (Duration, Duration) {
     // SAFETY: getrusage fills the zeroed struct it is given.
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
@@ -1233,69 +1233,4 @@ fn cpu_time() -> (Duration, Duration) {
         Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
     };
     (time(usage.ru_utime), time(usage.ru_stime))
-}
-
-/// The demo: streams `seconds` of frames from `path` into a non-aligned buffer, checks
-/// every byte and guard byte, prints a progress line per second and a summary.
-pub fn demo_stream(path: &str, seconds: u64) -> TestResult {
-    let layout = Layout {
-        frame_bytes: 1_000_003,
-        stride: 1_000_003 + 4093,
-        count: 24,
-        offset: 12_345,
-    };
-    let mut streamer = Streamer::attach(path, layout)?;
-    let stats = streamer.stats()?;
-    harness::info(&format!(
-        "{path}: streaming {} frames of {} B (stride {}, region at buffer offset {}), \
-         {} descriptors per frame at most; every byte and guard byte is checked",
-        layout.count,
-        layout.frame_bytes,
-        layout.stride,
-        layout.offset,
-        stats.descriptors_max_per_frame
-    ));
-    streamer.queue_all()?;
-    let cpu_before = cpu_time();
-    let started = Instant::now();
-    ensure!(streamer.control(ops::START)? == 0, "START failed");
-    let mut next = started + Duration::from_secs(1);
-    while started.elapsed() < Duration::from_secs(seconds) {
-        for completion in streamer.reap(Duration::from_millis(100))? {
-            streamer.check(completion, true)?;
-        }
-        streamer.flush()?;
-        if Instant::now() >= next {
-            let stats = streamer.stats()?;
-            let elapsed = started.elapsed().as_secs_f64();
-            harness::info(&format!(
-                "  {:>4.1} s: {:>6} frames, {:.3} GB/s verified, {} dropped by the card",
-                elapsed,
-                streamer.tally.verified,
-                streamer.tally.bytes as f64 / elapsed / 1e9,
-                stats.frames_dropped_underrun + stats.frames_dropped_other
-            ));
-            next += Duration::from_secs(1);
-        }
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    streamer.stop()?;
-    let (user, system) = cpu_time();
-    let stats = streamer.stats()?;
-    streamer.check_guards()?;
-    let gb = streamer.tally.bytes as f64 / 1e9;
-    harness::info(&format!(
-        "{path}: {} frames, {:.2} GB verified byte by byte in {elapsed:.1} s ({:.3} GB/s), \
-         guard bytes intact, {} frames dropped by the card ({} underrun), 0 errors; \
-         CPU {:.2} s user + {:.2} s system ({:.2} s per GB, mostly the byte checks)",
-        streamer.tally.verified,
-        gb,
-        gb / elapsed,
-        stats.frames_dropped_underrun + stats.frames_dropped_other,
-        stats.frames_dropped_underrun,
-        (user - cpu_before.0).as_secs_f64(),
-        (system - cpu_before.1).as_secs_f64(),
-        ((user - cpu_before.0) + (system - cpu_before.1)).as_secs_f64() / gb.max(1e-9),
-    ));
-    streamer.detach()
 }

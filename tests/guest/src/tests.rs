@@ -1,7 +1,7 @@
 //! Guest tests: each runs in its own process on the real kernel, driver and emulated card.
 
 use crate::harness::{self, TestResult};
-use crate::{attach, ensure, stream};
+use crate::{attach, client, ensure, stream};
 use fgrab::Card;
 use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo};
 use zerocopy::{FromZeros, IntoBytes};
@@ -56,6 +56,11 @@ pub const ALL: &[Test] = &[
     test("stream-sysfs", stream::stream_sysfs),
     test("stream-ioctl", stream::stream_ioctl),
     test("stream-read", stream::stream_read),
+    test("client-rust-api", client::client_rust_api),
+    test("client-misuse", client::client_misuse),
+    test("client-legacy-c", client::client_legacy_c),
+    test("client-raw-uring-c", client::client_raw_uring_c),
+    test("client-cli", client::client_cli),
     test(
         "stream-module-unload-refused",
         stream::stream_module_unload_refused,
@@ -426,8 +431,23 @@ pub fn demo() {
         if let Err(error) = attach::demo("/dev/fgrab0") {
             println!("@@fgrab fail demo 0ms attach: {error}");
         }
-        if let Err(error) = stream::demo_stream("/dev/fgrab0", 5) {
-            println!("@@fgrab fail demo 0ms stream: {error}");
+        println!("fgrab: the legacy C API (an unchanged application, its own malloc buffer):");
+        match std::process::Command::new("/bin/fgrab-legacy-capture")
+            .arg("2000")
+            .output()
+        {
+            Ok(output) if output.status.success() => {
+                harness::info(String::from_utf8_lossy(&output.stdout).trim())
+            }
+            Ok(output) => println!(
+                "@@fgrab fail demo 0ms legacy C example: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+            Err(error) => println!("@@fgrab fail demo 0ms legacy C example: {error}"),
+        }
+        println!("fgrab: the Rust API:");
+        if let Err(error) = client::demo_rust_api(4) {
+            println!("@@fgrab fail demo 0ms Rust API: {error}");
         }
     }
 }

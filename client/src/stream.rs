@@ -1,0 +1,554 @@
+//! A stream of frames into an attached buffer.
+
+use crate::buffer::Buffer;
+use crate::ring::{Completion, Ring, ATTACH};
+use crate::{Error, Result};
+use fgrab_uapi::{ops, AttachCmd, ControlCmd, CopyOutCmd, FrameMeta, QueueCmd, Stats};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::time::{Duration, Instant};
+use zerocopy::{FromZeros, IntoBytes};
+
+/// How frames are laid out in a buffer: `count` frames of `frame_bytes`, `stride` apart,
+/// the first at `offset`. Nothing needs to be aligned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    frame_bytes: u32,
+    count: u32,
+    stride: u64,
+    offset: usize,
+}
+
+impl Geometry {
+    /// `count` frames of `frame_bytes`, back to back from the start of the buffer.
+    pub fn new(frame_bytes: u32, count: u32) -> Self {
+        Self {
+            frame_bytes,
+            count,
+            stride: u64::from(frame_bytes),
+            offset: 0,
+        }
+    }
+
+    /// Distance between frame starts (at least `frame_bytes`; the gap is never written).
+    pub fn stride(mut self, stride: u64) -> Self {
+        self.stride = stride;
+        self
+    }
+
+    /// Where the first frame starts in the buffer.
+    pub fn offset(mut self, offset: usize) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Bytes per frame.
+    pub fn frame_bytes(&self) -> u32 {
+        self.frame_bytes
+    }
+
+    /// Number of frames.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Buffer offset of frame `index`.
+    fn frame_offset(&self, index: u32) -> usize {
+        // CAST: `validate` checked that every frame lies inside the buffer.
+        self.offset + (self.stride * u64::from(index)) as usize
+    }
+
+    /// Bytes of buffer the layout needs.
+    fn span(&self) -> Option<usize> {
+        let last = self
+            .stride
+            .checked_mul(u64::from(self.count.checked_sub(1)?))?;
+        let end = last.checked_add(u64::from(self.frame_bytes))?;
+        usize::try_from(end).ok()?.checked_add(self.offset)
+    }
+
+    /// Checks the layout against a buffer of `len` bytes.
+    pub(crate) fn validate(&self, len: usize) -> Result<()> {
+        let fail = |reason: String| Err(Error::Geometry { reason });
+        if self.frame_bytes == 0 || self.count == 0 {
+            return fail("zero frame size or frame count".into());
+        }
+        if self.stride < u64::from(self.frame_bytes) {
+            return fail(format!(
+                "stride {} below the frame size {}",
+                self.stride, self.frame_bytes
+            ));
+        }
+        match self.span() {
+            Some(span) if span <= len => Ok(()),
+            Some(span) => fail(format!(
+                "{} frames need {span} bytes, the buffer has {len}",
+                self.count
+            )),
+            None => fail("the layout overflows".into()),
+        }
+    }
+}
+
+/// Stream settings beyond the geometry.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// A kernel thread submits commands (`IORING_SETUP_SQPOLL`): no system call per batch
+    /// while it is awake.
+    pub sqpoll: bool,
+}
+
+/// What the card reported about a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// Index of the frame in the buffer's geometry.
+    pub index: u32,
+    /// Sequence number since the last start; gaps are frames the card dropped.
+    pub sequence: u64,
+    /// End of the frame, `CLOCK_MONOTONIC` nanoseconds.
+    pub timestamp_ns: u64,
+    /// Bytes the card wrote.
+    pub bytes: u32,
+    /// `fgrab_uapi::META_*` bits.
+    pub flags: u32,
+}
+
+/// Where each frame is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    /// User space has it (not queued).
+    Idle,
+    /// A `QUEUE` command is in flight for it.
+    Queued,
+    /// Filled, waiting to be handed out.
+    Ready,
+    /// Handed out; user space reads it until it is released.
+    Held,
+}
+
+/// Counters kept by the library.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Frames handed to the application.
+    pub delivered: u64,
+    /// Frames the card dropped, from gaps in sequence numbers.
+    pub dropped: u64,
+    /// Frames that completed with an error (queued again).
+    pub failed: u64,
+    /// Bytes handed to the application.
+    pub bytes: u64,
+}
+
+/// A region of a [`Buffer`] attached to a card: frames are queued, filled by the card, handed
+/// out one at a time by [`Stream::next_frame`] and queued again when released.
+///
+/// Dropping the stream stops it and waits until the driver confirms the region ended; only
+/// then is the buffer released. If that confirmation cannot be had, the buffer is leaked
+/// rather than freed, since the card might still write into it.
+pub struct Stream<'a> {
+    // Field order is drop order, but `Drop` ends the region first.
+    ring: Ring,
+    _file: File,
+    buffer: Option<Buffer<'a>>,
+    geometry: Geometry,
+    states: Vec<State>,
+    /// Metadata the driver writes per frame; boxed so the addresses stay put.
+    metas: Box<[FrameMeta]>,
+    ready: VecDeque<u32>,
+    streaming: bool,
+    attached: bool,
+    last_sequence: Option<u64>,
+    counters: Counters,
+}
+
+impl<'a> Stream<'a> {
+    /// Registers `buffer` on a new ring for `file` and attaches `geometry` of it.
+    pub(crate) fn attach(
+        file: File,
+        mut buffer: Buffer<'a>,
+        geometry: Geometry,
+        options: Options,
+    ) -> Result<Self> {
+        use std::os::fd::AsRawFd;
+        geometry.validate(buffer.len())?;
+        let mut ring = Ring::new(file.as_raw_fd(), options.sqpoll)?;
+        let base = buffer.as_mut_ptr();
+        // SAFETY: the stream owns `buffer` and releases it only after the region ended and
+        // the ring (with its registration) is gone: see `Drop` and `detach`.
+        unsafe { ring.register(base, buffer.len())? };
+        let request = AttachCmd {
+            addr: base as u64 + geometry.offset as u64,
+            // CAST: validated against the buffer length.
+            len: geometry.span().unwrap_or(0) as u64 - geometry.offset as u64,
+            frame_stride: geometry.stride,
+            frame_bytes: geometry.frame_bytes,
+            frame_count: geometry.count,
+            ..AttachCmd::new_zeroed()
+        };
+        let mut payload = [0u8; 80];
+        payload.copy_from_slice(request.as_bytes());
+        ring.push(ops::ATTACH, payload, true, ATTACH)?;
+        ring.submit()?;
+        let count = geometry.count as usize;
+        let mut stream = Self {
+            ring,
+            _file: file,
+            buffer: Some(buffer),
+            geometry,
+            states: vec![State::Idle; count],
+            metas: vec![FrameMeta::new_zeroed(); count].into_boxed_slice(),
+            ready: VecDeque::new(),
+            streaming: false,
+            attached: true,
+            last_sequence: None,
+            counters: Counters::default(),
+        };
+        // The attach command stays in flight; an error completes it at once, which STATS
+        // (issued after it on the same ring) reveals.
+        let stats = stream.stats()?;
+        if let Some(res) = stream.take_attach_result() {
+            stream.attached = false;
+            return Err(Error::command("ATTACH", res));
+        }
+        if stats.frame_count != geometry.count {
+            return Err(Error::Geometry {
+                reason: format!("the driver attached {} frames", stats.frame_count),
+            });
+        }
+        for index in 0..geometry.count {
+            stream.queue(index)?;
+        }
+        stream.ring.submit()?;
+        Ok(stream)
+    }
+
+    /// The attach command's result if it completed (it should not while attached).
+    fn take_attach_result(&mut self) -> Option<i32> {
+        let completions = self.ring.reap(0, Some(Duration::ZERO)).ok()?;
+        let mut result = None;
+        for completion in completions {
+            if completion.user_data == ATTACH {
+                result = Some(completion.res);
+            } else {
+                self.handle(completion);
+            }
+        }
+        result
+    }
+
+    /// The frame layout.
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    fn queue(&mut self, index: u32) -> Result<()> {
+        let request = QueueCmd {
+            frame: index,
+            meta_addr: &mut self.metas[index as usize] as *mut FrameMeta as u64,
+            ..QueueCmd::new_zeroed()
+        };
+        let mut payload = [0u8; 80];
+        payload.copy_from_slice(request.as_bytes());
+        self.ring
+            .push(ops::QUEUE, payload, false, u64::from(index))?;
+        self.states[index as usize] = State::Queued;
+        Ok(())
+    }
+
+    fn control(&mut self, op: u32, name: &'static str) -> Result<()> {
+        let mut payload = [0u8; 80];
+        payload.copy_from_slice(ControlCmd::new_zeroed().as_bytes());
+        let res = self.ring.command(op, payload)?;
+        if res < 0 {
+            return Err(Error::command(name, res));
+        }
+        Ok(())
+    }
+
+    /// Starts the card: queued frames fill, sequence numbers restart at 0.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Command`] (`EALREADY` if running).
+    pub fn start(&mut self) -> Result<()> {
+        for index in 0..self.geometry.count {
+            if self.states[index as usize] == State::Idle {
+                self.queue(index)?;
+            }
+        }
+        self.last_sequence = None;
+        self.control(ops::START, "START")?;
+        self.streaming = true;
+        Ok(())
+    }
+
+    /// Stops the card. Every queued frame comes back (filled ones are still handed out by
+    /// [`Self::next_frame`]); [`Self::start`] queues the others again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Command`] (`EALREADY` if not running).
+    pub fn stop(&mut self) -> Result<()> {
+        self.control(ops::STOP, "STOP")?;
+        self.streaming = false;
+        // Collect the frames the stop returned.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.states.contains(&State::Queued) && Instant::now() < deadline {
+            for completion in self.ring.reap(1, Some(Duration::from_millis(100)))? {
+                self.handle(completion);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the card is running.
+    pub fn is_running(&self) -> bool {
+        self.streaming
+    }
+
+    /// Books one completion.
+    fn handle(&mut self, completion: Completion) {
+        if completion.user_data == ATTACH {
+            self.attached = false;
+            self.streaming = false;
+            return;
+        }
+        let Ok(index) = u32::try_from(completion.user_data) else {
+            return;
+        };
+        let Some(state) = self.states.get_mut(index as usize) else {
+            return;
+        };
+        if *state != State::Queued {
+            return;
+        }
+        if completion.res >= 0 {
+            let sequence = completion.extra;
+            if let Some(last) = self.last_sequence {
+                self.counters.dropped += sequence.saturating_sub(last + 1);
+            }
+            self.last_sequence = Some(sequence);
+            *state = State::Ready;
+            self.ready.push_back(index);
+        } else {
+            if completion.res != -libc::ECANCELED {
+                self.counters.failed += 1;
+            }
+            *state = State::Idle;
+            if self.streaming && completion.res == -libc::EIO {
+                // A frame the card failed is simply queued again.
+                let _ = self.queue(index).and_then(|()| self.ring.submit());
+            }
+        }
+    }
+
+    /// Waits up to `timeout` (forever with `None`) for the next filled frame and hands it
+    /// out; `Ok(None)` on timeout. The frame is re-queued when the guard is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Ring`]; [`Error::Ended`] if the region ended (card gone, ring failure).
+    pub fn next_frame(&mut self, timeout: Option<Duration>) -> Result<Option<Frame<'_, 'a>>> {
+        Ok(self
+            .take_frame(timeout)?
+            .map(move |info| Frame { stream: self, info }))
+    }
+
+    /// Like [`Self::next_frame`] but without a guard: the frame stays the caller's until
+    /// [`Self::release`]. For layers that hold several frames (the legacy C API).
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::next_frame`].
+    pub fn take_frame(&mut self, timeout: Option<Duration>) -> Result<Option<FrameInfo>> {
+        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        loop {
+            if let Some(index) = self.ready.pop_front() {
+                self.states[index as usize] = State::Held;
+                let meta = self.metas[index as usize];
+                self.counters.delivered += 1;
+                self.counters.bytes += u64::from(meta.bytes);
+                return Ok(Some(FrameInfo {
+                    index,
+                    sequence: meta.sequence,
+                    timestamp_ns: meta.timestamp_ns,
+                    bytes: meta.bytes,
+                    flags: meta.flags,
+                }));
+            }
+            if !self.attached {
+                return Err(Error::Ended);
+            }
+            let left = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    Some(left)
+                }
+                None => None,
+            };
+            for completion in self.ring.reap(1, left)? {
+                self.handle(completion);
+            }
+        }
+    }
+
+    /// The bytes of held frame `index` (`None` unless the caller holds it).
+    pub fn frame_bytes(&self, index: u32) -> Option<&[u8]> {
+        if self.states.get(index as usize) != Some(&State::Held) {
+            return None;
+        }
+        let len = self.metas[index as usize].bytes as usize;
+        self.buffer
+            .as_ref()?
+            .bytes(self.geometry.frame_offset(index), len)
+    }
+
+    /// Gives held frame `index` back: queued again while running.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotHeld`] if the caller does not hold that frame; [`Error::Ring`].
+    pub fn release(&mut self, index: u32) -> Result<()> {
+        if self.states.get(index as usize) != Some(&State::Held) {
+            return Err(Error::NotHeld { index });
+        }
+        if self.streaming {
+            self.queue(index)?;
+            self.ring.submit()
+        } else {
+            self.states[index as usize] = State::Idle;
+            Ok(())
+        }
+    }
+
+    /// Library counters (delivered, dropped from sequence gaps, failed).
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// The driver's view of the stream.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Command`], [`Error::Ring`].
+    pub fn stats(&mut self) -> Result<Stats> {
+        let mut stats = Stats::new_zeroed();
+        let request = CopyOutCmd {
+            addr: stats.as_mut_bytes().as_mut_ptr() as u64,
+            size: size_of::<Stats>() as u32,
+            ..CopyOutCmd::new_zeroed()
+        };
+        let mut payload = [0u8; 80];
+        payload.copy_from_slice(request.as_bytes());
+        let res = self.ring.command(ops::STATS, payload)?;
+        if res < 0 {
+            return Err(Error::command("STATS", res));
+        }
+        Ok(stats)
+    }
+
+    /// Ends the region and waits until the driver confirms it (every frame command and the
+    /// attach command completed). True when confirmed.
+    fn end(&mut self) -> bool {
+        if self.attached {
+            let mut payload = [0u8; 80];
+            payload.copy_from_slice(ControlCmd::new_zeroed().as_bytes());
+            if self
+                .ring
+                .push(ops::DETACH, payload, false, crate::ring::CONTROL)
+                .is_err()
+                || self.ring.submit().is_err()
+            {
+                return false;
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.attached || self.states.contains(&State::Queued) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            match self.ring.reap(1, Some(Duration::from_millis(100))) {
+                Ok(completions) => completions.into_iter().for_each(|c| self.handle(c)),
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Ends the region (stopping the card) and returns the buffer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Ended`] if the driver did not confirm the end: the buffer is then leaked.
+    pub fn detach(mut self) -> Result<Buffer<'a>> {
+        if self.end() {
+            self.buffer.take().ok_or(Error::Ended)
+        } else {
+            std::mem::forget(self.buffer.take());
+            Err(Error::Ended)
+        }
+    }
+}
+
+impl Drop for Stream<'_> {
+    fn drop(&mut self) {
+        if self.buffer.is_some() && !self.end() {
+            // The card may still write into it: never free it.
+            std::mem::forget(self.buffer.take());
+        }
+    }
+}
+
+/// A filled frame, the application's until dropped; dropping it queues it again.
+///
+/// The guard borrows the stream, so the stream can be neither stopped nor dropped while a
+/// frame is held:
+///
+/// ```compile_fail
+/// # fn f(mut stream: fgrab::Stream<'static>) -> fgrab::Result<()> {
+/// let frame = stream.next_frame(None)?.unwrap();
+/// stream.stop()?; // error: `stream` is borrowed by `frame`
+/// drop(frame);
+/// # Ok(()) }
+/// ```
+///
+/// ```compile_fail
+/// # fn f(mut stream: fgrab::Stream<'static>) -> fgrab::Result<Vec<u8>> {
+/// let frame = stream.next_frame(None)?.unwrap();
+/// drop(stream); // error: cannot move out of `stream` while borrowed
+/// Ok(frame.to_vec())
+/// # }
+/// ```
+pub struct Frame<'s, 'a> {
+    stream: &'s mut Stream<'a>,
+    info: FrameInfo,
+}
+
+impl Frame<'_, '_> {
+    /// What the card reported.
+    pub fn info(&self) -> FrameInfo {
+        self.info
+    }
+
+    /// Sequence number (gaps are drops).
+    pub fn sequence(&self) -> u64 {
+        self.info.sequence
+    }
+}
+
+impl std::ops::Deref for Frame<'_, '_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.stream.frame_bytes(self.info.index).unwrap_or(&[])
+    }
+}
+
+impl Drop for Frame<'_, '_> {
+    fn drop(&mut self) {
+        let _ = self.stream.release(self.info.index);
+    }
+}

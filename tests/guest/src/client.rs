@@ -1,0 +1,258 @@
+//! The client side as applications use it: the `fgrab` Rust library, the legacy C API
+//! (its example program, compiled against the header), a C program on liburing and the
+//! uapi header alone, and the `fgrab` command.
+
+use crate::ensure;
+use crate::harness::{self, TestResult};
+use crate::pattern;
+use fgrab::{Buffer, Card, Error, Geometry};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const CARD0: &str = "/dev/fgrab0";
+const FRAME_BYTES: u32 = 65_543;
+const FRAMES: u32 = 8;
+/// The adopted buffer starts this many bytes into the caller's Vec: nothing is aligned.
+const OFFSET: usize = 13;
+const GUARD: u8 = 0x5a;
+
+fn err(error: Error) -> String {
+    error.to_string()
+}
+
+/// The Rust library: an unaligned caller buffer adopted, timeouts, RAII re-queue, stop and
+/// start cycles, every byte checked, the buffer given back with its guard bytes intact.
+pub fn client_rust_api() -> TestResult {
+    let len = OFFSET + (FRAME_BYTES * FRAMES) as usize + 4096;
+    let geometry = Geometry::new(FRAME_BYTES, FRAMES).offset(OFFSET);
+    let card = Card::open(CARD0).map_err(err)?;
+    let mut stream = card
+        .attach(Buffer::from_vec(vec![GUARD; len]), geometry)
+        .map_err(err)?;
+    // Not started: nothing comes, the wait times out.
+    let started = Instant::now();
+    ensure!(
+        stream
+            .next_frame(Some(Duration::from_millis(200)))
+            .map_err(err)?
+            .is_none(),
+        "a frame arrived before START"
+    );
+    ensure!(
+        started.elapsed() >= Duration::from_millis(200),
+        "the timeout was not honoured"
+    );
+    let mut verified = 0u64;
+    for cycle in 0..3 {
+        stream.start().map_err(err)?;
+        let mut seen_again = false;
+        let mut first: Option<(u32, u64)> = None;
+        for _ in 0..200 {
+            let frame = stream
+                .next_frame(Some(Duration::from_secs(5)))
+                .map_err(err)?
+                .ok_or("no frame within 5 s")?;
+            let info = frame.info();
+            ensure!(
+                frame.len() == FRAME_BYTES as usize,
+                "frame of {} bytes",
+                frame.len()
+            );
+            pattern::verify(&frame, info.sequence, 0)
+                .map_err(|mismatch| format!("frame {}: {mismatch}", info.sequence))?;
+            verified += 1;
+            match first {
+                None => first = Some((info.index, info.sequence)),
+                Some((index, sequence)) if index == info.index && info.sequence > sequence => {
+                    seen_again = true
+                }
+                Some(_) => {}
+            }
+            // `frame` drops here: the frame is queued again.
+        }
+        ensure!(
+            seen_again,
+            "cycle {cycle}: a released frame never came back (RAII re-queue)"
+        );
+        stream.stop().map_err(err)?;
+        // Frames filled before the stop are still handed out; afterwards nothing comes.
+        while stream
+            .next_frame(Some(Duration::from_millis(50)))
+            .map_err(err)?
+            .is_some()
+        {}
+    }
+    let counters = stream.counters();
+    ensure!(counters.failed == 0, "{} frames failed", counters.failed);
+    let buffer = stream.detach().map_err(err)?;
+    let memory = buffer
+        .into_box()
+        .ok_or("the adopted Vec did not come back")?;
+    ensure!(
+        memory[..OFFSET].iter().all(|&b| b == GUARD)
+            && memory[OFFSET + (FRAME_BYTES * FRAMES) as usize..]
+                .iter()
+                .all(|&b| b == GUARD),
+        "bytes around the frames were written"
+    );
+    harness::info(&format!(
+        "Rust API: {verified} frames verified over 3 start/stop cycles, {} dropped by the card",
+        counters.dropped
+    ));
+    Ok(())
+}
+
+/// Misuse gets typed errors and disturbs nothing.
+pub fn client_misuse() -> TestResult {
+    let card = Card::open(CARD0).map_err(err)?;
+    let too_small = Geometry::new(FRAME_BYTES, FRAMES);
+    match card.attach(Buffer::from_vec(vec![0; 1000]), too_small) {
+        Err(Error::Geometry { .. }) => {}
+        other => return Err(format!("a too small buffer: {:?}", other.err())),
+    }
+    let card = Card::open(CARD0).map_err(err)?;
+    let geometry = Geometry::new(FRAME_BYTES, FRAMES);
+    let mut stream = card
+        .attach(
+            Buffer::allocate((FRAME_BYTES * FRAMES) as usize).map_err(err)?,
+            geometry,
+        )
+        .map_err(err)?;
+    // A second stream on the same card: the driver refuses.
+    let second = Card::open(CARD0).map_err(err)?;
+    match second.attach(
+        Buffer::from_vec(vec![0; (FRAME_BYTES * FRAMES) as usize]),
+        geometry,
+    ) {
+        Err(Error::Command { errno, .. }) if errno == libc::EBUSY => {}
+        other => return Err(format!("a second stream: {:?}", other.err())),
+    }
+    match stream.release(3) {
+        Err(Error::NotHeld { index: 3 }) => {}
+        other => return Err(format!("releasing a frame not held: {other:?}")),
+    }
+    match stream.stop() {
+        Err(Error::Command { errno, .. }) if errno == libc::EALREADY => {}
+        other => return Err(format!("STOP while stopped: {other:?}")),
+    }
+    // Nothing was disturbed.
+    stream.start().map_err(err)?;
+    for _ in 0..50 {
+        let frame = stream
+            .next_frame(Some(Duration::from_secs(5)))
+            .map_err(err)?
+            .ok_or("no frame")?;
+        pattern::verify(&frame, frame.sequence(), 0).map_err(|m| m.to_string())?;
+    }
+    stream.stop().map_err(err)?;
+    drop(stream);
+    Ok(())
+}
+
+/// Runs a program from the initramfs and returns its stdout.
+fn run(program: &str, args: &[&str]) -> Result<String, String> {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|error| format!("{program}: {error}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    ensure!(
+        output.status.success(),
+        "{program} {args:?} failed ({}): {} {}",
+        output.status,
+        stdout.trim(),
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(stdout)
+}
+
+/// The legacy C example, compiled from `fgrab_legacy.h` and linked with the library,
+/// streams into its own unaligned malloc buffer and checks every byte.
+pub fn client_legacy_c() -> TestResult {
+    let out = run("/bin/fgrab-legacy-capture", &["300"])?;
+    harness::info(out.trim());
+    Ok(())
+}
+
+/// A C program on liburing and `fgrab.h` alone streams and checks every byte.
+pub fn client_raw_uring_c() -> TestResult {
+    let out = run("/bin/fgrab-raw-uring", &["500"])?;
+    harness::info(out.trim());
+    Ok(())
+}
+
+/// The `fgrab` command: info, capture with its summary, stats.
+pub fn client_cli() -> TestResult {
+    let info = run("/bin/fgrab", &["info"])?;
+    ensure!(info.contains("10ee:f9a0"), "fgrab info: {info}");
+    let output = Command::new("/bin/fgrab")
+        .args([
+            "capture",
+            "--frames",
+            "200",
+            "--frame-bytes",
+            "65543",
+            "--output",
+            "/tmp/frames",
+        ])
+        .output()
+        .map_err(|error| error.to_string())?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(output.status.success(), "fgrab capture: {stderr}");
+    let written = std::fs::metadata("/tmp/frames")
+        .map_err(|e| e.to_string())?
+        .len();
+    ensure!(written == 200 * 65_543, "capture wrote {written} bytes");
+    let _ = std::fs::remove_file("/tmp/frames");
+    let summary = stderr.lines().last().unwrap_or("").trim();
+    ensure!(
+        summary.starts_with("200 frames"),
+        "capture summary: {summary}"
+    );
+    harness::info(&format!("fgrab capture: {summary}"));
+    let stats = run("/bin/fgrab", &["stats"])?;
+    ensure!(stats.contains("idle"), "fgrab stats after capture: {stats}");
+    Ok(())
+}
+
+/// The demo's Rust part: the library streams for `seconds`, every byte checked.
+pub fn demo_rust_api(seconds: u64) -> TestResult {
+    let frame_bytes = 1_000_003u32;
+    let count = 16;
+    let geometry = Geometry::new(frame_bytes, count).offset(OFFSET);
+    let card = Card::open(CARD0).map_err(err)?;
+    let buffer = Buffer::allocate(OFFSET + (frame_bytes * count) as usize).map_err(err)?;
+    let huge = buffer.is_huge();
+    let mut stream = card.attach(buffer, geometry).map_err(err)?;
+    let before = crate::stream::cpu_time();
+    stream.start().map_err(err)?;
+    let started = Instant::now();
+    let (mut frames, mut bytes) = (0u64, 0u64);
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let frame = stream
+            .next_frame(Some(Duration::from_secs(5)))
+            .map_err(err)?
+            .ok_or("no frame within 5 s")?;
+        pattern::verify(&frame, frame.sequence(), 0)
+            .map_err(|mismatch| format!("frame {}: {mismatch}", frame.sequence()))?;
+        frames += 1;
+        bytes += frame.len() as u64;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    stream.stop().map_err(err)?;
+    let stats = stream.stats().map_err(err)?;
+    let (user, system) = crate::stream::cpu_time();
+    harness::info(&format!(
+        "Rust API (fgrab crate, {} memory): {frames} frames, {:.2} GB verified byte by byte in \
+         {elapsed:.1} s ({:.3} GB/s), {} dropped by the card, {} failed; CPU {:.2} s user + \
+         {:.2} s system",
+        if huge { "huge-page" } else { "THP" },
+        bytes as f64 / 1e9,
+        bytes as f64 / elapsed / 1e9,
+        stats.frames_dropped_underrun + stats.frames_dropped_other,
+        stats.frames_failed,
+        (user - before.0).as_secs_f64(),
+        (system - before.1).as_secs_f64(),
+    ));
+    stream.detach().map(|_| ()).map_err(err)
+}
