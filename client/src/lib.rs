@@ -34,4 +34,9 @@ pub use buffer::Buffer;
 pub use card::Card;
 pub use error::{Error, Result};
 pub use fgrab_uapi as uapi;
+
+/// The README's Rust example, compiled as a doctest so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;
 pub use stream::{Counters, Frame, FrameInfo, Geometry, Options, Stream};

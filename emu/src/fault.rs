@@ -108,8 +108,10 @@ impl FaultPlan {
         Self { pending: faults }
     }
 
-    /// Fires (removes and returns) the first pending fault for frame `sequence` that
-    /// `matches` accepts.
+    /// Fires (removes and returns) the first pending fault due at frame `sequence` that
+    /// `matches` accepts. A fault for frame N is due at the first frame the device handles
+    /// with a sequence number of N or more: frame N itself may have been dropped (late,
+    /// no buffer queued), and a test still wants its fault.
     pub fn take(
         &mut self,
         sequence: u64,
@@ -118,7 +120,7 @@ impl FaultPlan {
         let i = self
             .pending
             .iter()
-            .position(|f| f.frame == sequence && matches(f.kind))?;
+            .position(|f| f.frame <= sequence && matches(f.kind))?;
         let fault = self.pending.remove(i);
         log::warn!("fault injection: {:?} at frame {}", fault.kind, fault.frame);
         Some(fault.kind)
@@ -191,5 +193,13 @@ mod tests {
         assert!(!plan.take_kind(3, FaultKind::DmaError));
         assert!(plan.take_kind(3, FaultKind::LostIrq));
         assert!(!plan.take_kind(3, FaultKind::LostIrq));
+    }
+
+    #[test]
+    fn a_fault_for_a_dropped_frame_fires_at_the_next_one() {
+        let mut plan = FaultPlan::new(vec!["remove@300".parse().unwrap()]);
+        assert!(!plan.take_kind(299, FaultKind::Remove));
+        assert!(plan.take_kind(305, FaultKind::Remove));
+        assert!(!plan.take_kind(306, FaultKind::Remove));
     }
 }

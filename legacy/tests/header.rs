@@ -57,3 +57,36 @@ fn header_matches_library() {
         "fgrab_legacy.h disagrees with the library or does not compile"
     );
 }
+
+/// The README's C example compiles against the header as written.
+#[test]
+fn readme_c_example_compiles() {
+    let readme = include_str!("../../README.md");
+    let start = readme.find("```c\n").expect("README has a C example") + 5;
+    let end = start + readme[start..].find("```").unwrap();
+    let dir = std::env::temp_dir().join(format!("fgrab-readme-c-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = dir.join("readme.c");
+    std::fs::write(
+        &source,
+        format!(
+            "#include <stdio.h>\n#include \"fgrab_legacy.h\"\n{}",
+            &readme[start..end]
+        ),
+    )
+    .unwrap();
+    let include = concat!(env!("CARGO_MANIFEST_DIR"), "/include");
+    let status = Command::new("cc")
+        .args([
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-Wno-missing-prototypes",
+        ])
+        .args(["-fsyntax-only", "-I", include])
+        .arg(&source)
+        .status()
+        .expect("a C compiler (cc) is needed for this test");
+    assert!(status.success(), "the README's C example does not compile");
+}
