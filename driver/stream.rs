@@ -93,6 +93,9 @@ fn meta(frame: u32, res: i32, record: Option<&CompletionRecord>, clock_offset: i
             status::FLUSHED => META_FLUSHED,
             _ => META_ERROR,
         };
+    } else if res == EIO.to_errno() {
+        // Taken back from a halted card.
+        meta.flags |= META_ERROR;
     } else if res < 0 {
         meta.flags |= META_FLUSHED;
     }

@@ -25,6 +25,8 @@ usage: cargo xtask <command> [options]
 
 commands:
   demo              boot the VM with emulated cameras and show the driver at work
+  soak [--seconds=S | --frames=N] [--iommu]
+                    stream under memory pressure on the debug kernel (default 600 s)
   bench [--iommu] [--runtime=S]
                     the fio-style benchmark matrix in the VM; rewrites benches/RESULTS.md
                     and the README's table
@@ -66,6 +68,7 @@ fn run() -> Result<()> {
     match command.as_str() {
         "demo" => vm::demo(),
         "bench" => bench::run(flags),
+        "soak" => test::soak(flags),
         "test" if flags.is_empty() => test::run_all(),
         "test" => test::run_filtered(flags),
         "setup" => {

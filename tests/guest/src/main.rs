@@ -6,12 +6,15 @@
 
 mod attach;
 mod client;
+mod faults;
+mod fuzz;
 mod harness;
 mod init;
 #[path = "../../../emu/src/pattern.rs"]
 #[allow(dead_code)]
 mod pattern;
 mod ring;
+mod soak;
 mod stream;
 mod sys;
 mod tests;

@@ -65,6 +65,20 @@ impl Memory {
         })
     }
 
+    /// Unmaps the memory now (the mapping is gone for this process; pages pinned by io_uring
+    /// stay allocated until it lets go of them).
+    pub fn unmap(&mut self) {
+        // SAFETY: unmapping the mapping created in `new`; `len` becomes 0 so `Drop` does
+        // not unmap again.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        self.len = 0;
+    }
+
+    /// Whether the memory is still mapped.
+    pub fn is_mapped(&self) -> bool {
+        self.len != 0
+    }
+
     /// Start address.
     pub fn addr(&self) -> u64 {
         self.ptr as u64
@@ -81,8 +95,10 @@ impl Memory {
 
 impl Drop for Memory {
     fn drop(&mut self) {
-        // SAFETY: unmapping the mapping created in `new`.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        if self.is_mapped() {
+            // SAFETY: unmapping the mapping created in `new`.
+            unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Guest tests: each runs in its own process on the real kernel, driver and emulated card.
 
 use crate::harness::{self, TestResult};
-use crate::{attach, client, ensure, stream};
+use crate::{attach, client, ensure, faults, fuzz, soak, stream};
 use fgrab::Card;
 use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo};
 use zerocopy::{FromZeros, IntoBytes};
@@ -56,6 +56,23 @@ pub const ALL: &[Test] = &[
     test("stream-sysfs", stream::stream_sysfs),
     test("stream-ioctl", stream::stream_ioctl),
     test("stream-read", stream::stream_read),
+    test("competing-owners", faults::competing_owners),
+    test("two-cards-at-once", faults::two_cards_at_once),
+    test("unregister-midstream", faults::unregister_midstream),
+    // Needs card 1's fault injection: suite `vm-faults`.
+    Test {
+        name: "fault-injection",
+        run: faults::fault_injection,
+        in_default_run: false,
+    },
+    test("fuzz-commands", fuzz::fuzz_commands),
+    test("soak-short", soak::soak_short),
+    // `cargo xtask soak`.
+    Test {
+        name: "soak",
+        run: soak::soak_long,
+        in_default_run: false,
+    },
     test("client-rust-api", client::client_rust_api),
     test("client-misuse", client::client_misuse),
     test("client-legacy-c", client::client_legacy_c),
