@@ -58,9 +58,12 @@ pub fn main() -> ! {
                     if requested.is_empty() {
                         return test.in_default_run;
                     }
+                    // A word that names a test exactly selects only that test.
                     requested.iter().any(|word| {
                         test.name == word
-                            || (test.in_default_run && test.name.contains(word.as_str()))
+                            || (test.in_default_run
+                                && test.name.contains(word.as_str())
+                                && !tests::ALL.iter().any(|other| other.name == word))
                     })
                 })
                 .map(|test| test.name.to_string())

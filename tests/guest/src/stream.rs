@@ -276,6 +276,10 @@ impl Streamer {
             "frame {index}: metadata names frame {}",
             meta.frame
         );
+        ensure!(
+            meta.reserved == 0,
+            "frame {index}: reserved metadata {meta:?}"
+        );
         if completion.res < 0 {
             ensure!(
                 completion.res == -libc::ECANCELED && meta.flags & META_FLUSHED != 0,
@@ -474,7 +478,7 @@ pub fn stream_verify() -> TestResult {
     streamer.check_guards()?;
     let tally = &streamer.tally;
     ensure!(
-        stats.state == STATE_ATTACHED && stats.frames_queued == 0,
+        stats.state == STATE_ATTACHED && stats.frames_queued == 0 && stats.reserved == 0,
         "after STOP: {stats:?}"
     );
     ensure!(
