@@ -104,9 +104,46 @@ struct ListWriter<'a> {
     /// Its size.
     size: usize,
     pdev: &'a ARef<pci::Device>,
+    /// The list being built.
+    scratch: KVec<Descriptor>,
 }
 
 impl ListWriter<'_> {
+    /// Builds the descriptor list of a frame from its DMA extents (merged, split at the
+    /// card's maximum segment), writes it, and returns its bus address and length.
+    ///
+    /// # Errors
+    ///
+    /// `E2BIG` if the card does not accept that many descriptors; allocation errors.
+    fn write_frame(
+        &mut self,
+        extents: impl IntoIterator<Item = Extent>,
+        info: &DeviceInfo,
+    ) -> Result<(u64, u32)> {
+        let mut list = core::mem::take(&mut self.scratch);
+        list.clear();
+        let count = descriptors::build(extents, info.max_segment_bytes, |segment| {
+            list.push(
+                Descriptor {
+                    addr: segment.addr,
+                    len: segment.len,
+                    flags: 0,
+                },
+                GFP_KERNEL,
+            )?;
+            Ok(())
+        })?;
+        if count > info.max_descriptors_per_frame {
+            return Err(E2BIG);
+        }
+        if let Some(last) = list.last_mut() {
+            last.flags = DESCRIPTOR_LAST;
+        }
+        let address = self.write(&list);
+        self.scratch = list;
+        Ok((address?, count))
+    }
+
     /// Copies `list` into coherent memory and returns its bus address.
     fn write(&mut self, list: &[Descriptor]) -> Result<u64> {
         let bytes = <[Descriptor] as IntoBytes>::as_bytes(list);
@@ -159,8 +196,8 @@ impl Region {
             used: 0,
             size: 0,
             pdev,
+            scratch: KVec::new(),
         };
-        let mut list = KVec::new();
         let mut mapped_entries = 0u32;
         for index in 0..geometry.count {
             let mapping = import.map_frame(
@@ -168,27 +205,9 @@ impl Region {
                 u64::from(geometry.frame_bytes),
                 pdev,
             )?;
-            list.clear();
-            let count = descriptors::build(mapping.extents(), info.max_segment_bytes, |segment| {
-                list.push(
-                    Descriptor {
-                        addr: segment.addr,
-                        len: segment.len,
-                        flags: 0,
-                    },
-                    GFP_KERNEL,
-                )?;
-                Ok(())
-            })?;
-            if count > info.max_descriptors_per_frame {
-                return Err(E2BIG);
-            }
-            if let Some(last) = list.last_mut() {
-                last.flags = DESCRIPTOR_LAST;
-            }
+            let (address, count) = lists.write_frame(mapping.extents(), info)?;
             // CAST: a frame has at most `frame_bytes` entries.
             mapped_entries = mapped_entries.saturating_add(mapping.extents().count() as u32);
-            let address = lists.write(&list)?;
             frames.push(
                 Frame {
                     memory: Memory::User(mapping),
@@ -234,8 +253,8 @@ impl Region {
             used: 0,
             size: 0,
             pdev,
+            scratch: KVec::new(),
         };
-        let mut list = KVec::new();
         for _ in 0..count {
             let mut chunks = KVec::new();
             let mut left = frame_bytes as usize;
@@ -244,30 +263,16 @@ impl Region {
                 chunks.push(DmaBuffer::new(pdev, size)?, GFP_KERNEL)?;
                 left -= size;
             }
-            list.clear();
             let extents = chunks.iter().map(|chunk| Extent {
                 dma: chunk.dma_address(0),
                 // CAST: at most `KERNEL_CHUNK_BYTES`.
                 len: chunk.len() as u64,
             });
-            let descriptors = descriptors::build(extents, info.max_segment_bytes, |segment| {
-                list.push(
-                    Descriptor {
-                        addr: segment.addr,
-                        len: segment.len,
-                        flags: 0,
-                    },
-                    GFP_KERNEL,
-                )?;
-                Ok(())
-            })?;
-            if let Some(last) = list.last_mut() {
-                last.flags = DESCRIPTOR_LAST;
-            }
+            let (address, descriptors) = lists.write_frame(extents, info)?;
             frames.push(
                 Frame {
                     memory: Memory::Kernel(chunks),
-                    list: lists.write(&list)?,
+                    list: address,
                     descriptors,
                 },
                 GFP_KERNEL,

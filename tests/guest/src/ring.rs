@@ -190,7 +190,7 @@ impl TestRing {
     }
 
     /// Queues a command in the submission queue without entering the kernel; [`Self::flush`]
-    /// submits everything queued with one `io_uring_enter`.
+    /// submits everything queued with one `io_uring_enter`. Honours [`Self::set_async`].
     pub fn push(
         &mut self,
         op: u32,
@@ -204,9 +204,15 @@ impl TestRing {
             .cmd(bytes)
             .buf_index(buf_index)
             .build()
-            .user_data(user_data);
+            .user_data(user_data)
+            .flags(if self.async_issue {
+                squeue::Flags::ASYNC
+            } else {
+                squeue::Flags::empty()
+            });
         loop {
-            // SAFETY: as in `submit`.
+            // SAFETY: the entry carries only copied bytes; memory its payload points to is
+            // kept alive by the caller until the completion is reaped.
             if unsafe { self.ring.submission().push(&entry) }.is_ok() {
                 return Ok(());
             }
@@ -267,25 +273,8 @@ impl TestRing {
         buf_index: Option<u16>,
         user_data: u64,
     ) -> Result<(), String> {
-        let mut bytes = [0u8; 80];
-        bytes[..payload.len()].copy_from_slice(payload);
-        let entry = opcode::UringCmd80::new(types::Fd(self.file.as_raw_fd()), op)
-            .cmd(bytes)
-            .buf_index(buf_index)
-            .build()
-            .user_data(user_data)
-            .flags(if self.async_issue {
-                squeue::Flags::ASYNC
-            } else {
-                squeue::Flags::empty()
-            });
-        // SAFETY: the entry carries only copied bytes; memory its payload points to is kept
-        // alive by the caller until the completion is reaped.
-        unsafe { self.ring.submission().push(&entry) }.map_err(|_| "submission queue full")?;
-        self.ring
-            .submit()
-            .map_err(|error| format!("submit: {error}"))?;
-        Ok(())
+        self.push(op, payload, buf_index, user_data)?;
+        self.flush()
     }
 
     /// Waits up to `timeout` for the completion with `user_data`; other completions that

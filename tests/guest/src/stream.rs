@@ -715,12 +715,7 @@ pub fn stream_file_closed() -> TestResult {
 /// the attach command with -ENODEV; after a rebind the card streams again.
 pub fn stream_unbind() -> TestResult {
     let driver = "/sys/bus/pci/drivers/fgrab";
-    let device = std::fs::read_link("/sys/class/misc/fgrab0/device")
-        .map_err(|error| format!("fgrab0's device: {error}"))?;
-    let device = device
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .ok_or("no device name")?;
+    let device = pci_address(0)?;
     {
         let mut streamer = Streamer::attach(CARD0, Layout::UNALIGNED)?;
         streamer.queue_all()?;
@@ -728,40 +723,13 @@ pub fn stream_unbind() -> TestResult {
         streamer.run(100, Duration::from_secs(60))?;
         std::fs::write(format!("{driver}/unbind"), &device)
             .map_err(|error| format!("unbind {device}: {error}"))?;
-        let mut attach_res = None;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while attach_res.is_none() || streamer.queued.iter().any(|&queued| queued) {
-            ensure!(
-                Instant::now() < deadline,
-                "completions missing after unbind"
-            );
-            for completion in streamer.reap(Duration::from_millis(100))? {
-                if completion.user_data == ATTACH {
-                    attach_res = Some(completion.res);
-                } else if completion.res == -libc::ENODEV {
-                    // CAST: masked to 16 bits.
-                    streamer.queued[(completion.user_data & 0xffff) as usize] = false;
-                } else {
-                    streamer.check(completion, false)?;
-                }
-            }
-        }
-        ensure!(
-            attach_res == Some(-libc::ENODEV),
-            "attach ended with {attach_res:?}"
-        );
+        let res = drain_until_gone(&mut streamer, Duration::from_secs(10))?;
+        ensure!(res == -libc::ENODEV, "attach ended with {res}");
         streamer.check_guards()?;
     }
     std::fs::write(format!("{driver}/bind"), &device)
         .map_err(|error| format!("bind {device}: {error}"))?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::path::Path::new(CARD0).exists() {
-        ensure!(
-            Instant::now() < deadline,
-            "{CARD0} did not come back after bind"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_node(CARD0, true, Duration::from_secs(10))?;
     stream_briefly(CARD0, 100).map(|_| ())
 }
 
