@@ -289,11 +289,14 @@ pub fn soak(flags: &[String]) -> Result<()> {
         }
         if let Some(value) = flag.strip_prefix("--frames=") {
             config.guest_args.push(format!("fgrab_soak_frames={value}"));
-            // At a few thousand frames per second, with room to spare.
-            seconds = seconds.max(value.parse::<u64>()? / 500);
+            // Several hundred frames per second at least, with room to spare.
+            seconds = seconds.max(value.parse::<u64>()? / 250);
         }
     }
     config.timeout = std::time::Duration::from_secs(seconds + 600);
+    config
+        .guest_args
+        .push(format!("fgrab_test_timeout={}", seconds + 300));
     let mut tally = Tally::default();
     suite(&env, &artifacts, &mut tally, config);
     println!("{} passed, {} failed", tally.passed, tally.failed.len());

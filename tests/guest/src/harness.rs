@@ -11,8 +11,15 @@ use std::time::{Duration, Instant};
 /// A guest test's verdict: `Err` carries the reason.
 pub type TestResult = Result<(), String>;
 
-/// Limit for one test; a test that needs longer is broken or hung.
-const TEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// Limit for one test; a test that needs longer is broken or hung. A long run (the soak)
+/// raises it with `fgrab_test_timeout=SECONDS` on the kernel command line.
+fn test_timeout() -> Duration {
+    let seconds = std::env::var("fgrab_test_timeout")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(300);
+    Duration::from_secs(seconds)
+}
 
 /// Returns `Err(message)` from the enclosing test unless `condition` holds.
 #[macro_export]
@@ -80,14 +87,15 @@ fn run_child(name: &str) -> TestResult {
         }
         reason
     });
-    let deadline = Instant::now() + TEST_TIMEOUT;
+    let timeout = test_timeout();
+    let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() > deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("timed out after {}s", TEST_TIMEOUT.as_secs()));
+                return Err(format!("timed out after {}s", timeout.as_secs()));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
             Err(error) => return Err(format!("waiting for the test process: {error}")),
