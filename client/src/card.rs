@@ -56,7 +56,8 @@ impl Card {
             size: size_of::<DeviceInfo>() as u32,
             ..CopyOutCmd::new_zeroed()
         };
-        let completion = self.raw_command(ops::INFO, request.as_bytes())?;
+        // The payload points at `info`, which lives until the command completed.
+        let completion = self.command(ops::INFO, request.as_bytes())?;
         if completion < 0 {
             return Err(Error::Command {
                 command: "INFO",
@@ -83,7 +84,8 @@ impl Card {
             size: size_of::<Stats>() as u32,
             ..CopyOutCmd::new_zeroed()
         };
-        let res = self.raw_command(ops::STATS, request.as_bytes())?;
+        // The payload points at `stats`, which lives until the command completed.
+        let res = self.command(ops::STATS, request.as_bytes())?;
         if res < 0 {
             return Err(Error::command("STATS", res));
         }
@@ -115,14 +117,24 @@ impl Card {
         Stream::attach(_file, buffer, geometry, options)
     }
 
-    /// Sends a command with an arbitrary payload and returns the raw CQE result.
-    ///
-    /// For tests and tools that probe the driver's validation; applications use the typed
-    /// calls. Payloads shorter than 80 bytes are zero-padded.
-    pub fn raw_command(&mut self, op: u32, payload: &[u8]) -> Result<i32> {
+    /// Sends a command whose payload the caller vouches for (zero-padded to 80 bytes).
+    fn command(&mut self, op: u32, payload: &[u8]) -> Result<i32> {
         let mut bytes = [0u8; 80];
         let len = payload.len().min(bytes.len());
         bytes[..len].copy_from_slice(&payload[..len]);
         self.ring.command(op, bytes)
+    }
+
+    /// Sends a command with an arbitrary payload and returns the raw CQE result, for tests
+    /// and tools that probe the driver's validation (feature `raw-commands`).
+    ///
+    /// # Safety
+    ///
+    /// Payloads carry user addresses the driver writes to (`INFO`, `STATS`, `QUEUE`
+    /// metadata) or imports (`ATTACH`): each must be memory the caller may have written, or
+    /// memory the process cannot access (the driver then answers `-EFAULT`).
+    #[cfg(feature = "raw-commands")]
+    pub unsafe fn raw_command(&mut self, op: u32, payload: &[u8]) -> Result<i32> {
+        self.command(op, payload)
     }
 }

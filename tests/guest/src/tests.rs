@@ -337,8 +337,9 @@ fn info_with(card: &mut Card, mutate: impl FnOnce(&mut CopyOutCmd)) -> Result<i3
         ..CopyOutCmd::new_zeroed()
     };
     mutate(&mut request);
-    card.raw_command(ops::INFO, request.as_bytes())
-        .map_err(|error| error.to_string())
+    // SAFETY: the address is `target`'s (alive until the call returns), or a mutation's
+    // unmapped address the driver must refuse with -EFAULT.
+    unsafe { card.raw_command(ops::INFO, request.as_bytes()) }.map_err(|error| error.to_string())
 }
 
 fn info_rejects_bad_payload() -> TestResult {
@@ -376,9 +377,8 @@ fn info_rejects_bad_payload() -> TestResult {
 fn unknown_op() -> TestResult {
     let mut card = open_card0()?;
     for op in [0, 0x4647_00ff, 0xffff_ffff, ops::INFO ^ 0x0100_0000] {
-        let result = card
-            .raw_command(op, &[])
-            .map_err(|error| error.to_string())?;
+        // SAFETY: an all-zero payload carries no address.
+        let result = unsafe { card.raw_command(op, &[]) }.map_err(|error| error.to_string())?;
         ensure!(
             result == -libc::EOPNOTSUPP,
             "op {op:#x}: expected -EOPNOTSUPP, got {result}"
