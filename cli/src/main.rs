@@ -12,7 +12,7 @@
 //! frames, GB/s, drops.
 
 use fgrab::{Buffer, Card, Geometry, Options};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: fgrab info|stats [--card N]\n       \
@@ -30,6 +30,13 @@ struct Args {
     queue_depth: u32,
     offset: usize,
     sqpoll: bool,
+}
+
+impl Args {
+    /// The card's device node.
+    fn card_path(&self) -> String {
+        format!("/dev/fgrab{}", self.card)
+    }
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -83,7 +90,7 @@ fn main() {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let path = format!("/dev/fgrab{}", args.card);
+    let path = args.card_path();
     let mut card = Card::open(&path).map_err(|error| error.to_string())?;
     match args.command.as_str() {
         "info" => {
@@ -158,7 +165,13 @@ fn capture(mut card: Card, args: &Args) -> Result<(), String> {
     };
     let mut stream = card
         .attach_with(buffer, geometry, options)
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| match error.errno() {
+            Some(libc::EBUSY) => format!(
+                "{}: the card is busy: another program is streaming from it ({error})",
+                args.card_path()
+            ),
+            _ => error.to_string(),
+        })?;
     let mut output =
         std::fs::File::create(&args.output).map_err(|error| format!("{}: {error}", args.output))?;
     eprintln!(
@@ -170,6 +183,7 @@ fn capture(mut card: Card, args: &Args) -> Result<(), String> {
         args.output
     );
     stream.start().map_err(|error| error.to_string())?;
+    let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut next = started + Duration::from_secs(1);
     let limit = args.seconds.map(Duration::from_secs_f64);
@@ -196,11 +210,17 @@ fn capture(mut card: Card, args: &Args) -> Result<(), String> {
         }
         if Instant::now() >= next {
             let elapsed = started.elapsed().as_secs_f64();
-            eprint!(
-                "\r  {frames} frames, {:.3} GB/s, {} dropped   ",
+            let line = format!(
+                "  {frames} frames, {:.3} GB/s, {} dropped",
                 bytes as f64 / elapsed / 1e9,
                 stream.counters().dropped
             );
+            // On a terminal the progress line rewrites itself; in a log, one line each.
+            if terminal {
+                eprint!("\r{line}   ");
+            } else {
+                eprintln!("{line}");
+            }
             next += Duration::from_secs(1);
         }
     }
@@ -208,7 +228,8 @@ fn capture(mut card: Card, args: &Args) -> Result<(), String> {
     stream.stop().map_err(|error| error.to_string())?;
     let stats = stream.stats().map_err(|error| error.to_string())?;
     eprintln!(
-        "\r{frames} frames ({:.1} MB) in {elapsed:.2} s: {:.3} GB/s, {} dropped by the card, {} failed",
+        "{}{frames} frames ({:.1} MB) in {elapsed:.2} s: {:.3} GB/s, {} dropped by the card, {} failed",
+        if terminal { "\r" } else { "" },
         bytes as f64 / 1e6,
         bytes as f64 / elapsed / 1e9,
         stats.frames_dropped_underrun + stats.frames_dropped_other,

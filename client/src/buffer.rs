@@ -14,8 +14,10 @@ const HUGE_PAGE: usize = 2 << 20;
 enum Owner<'a> {
     /// An anonymous mapping made by [`Buffer::allocate`], unmapped on drop.
     Mapping,
-    /// Caller memory handed over as a boxed slice (returned by `Stream::detach`).
-    Boxed(Box<[u8]>),
+    /// Caller memory handed over as a boxed slice (returned by `Stream::detach`), held as
+    /// the raw pointer `Box::into_raw` gave, so that no `Box` asserts unique access while
+    /// the card writes it; rebuilt by `into_box` or freed on drop.
+    Boxed,
     /// Caller memory the caller keeps owning (FFI layers, `raw-buffers` feature).
     #[cfg_attr(not(feature = "raw-buffers"), allow(dead_code))]
     Raw(PhantomData<&'a mut [u8]>),
@@ -91,12 +93,13 @@ impl Buffer<'static> {
     }
 
     /// Adopts caller memory (any alignment); `Stream::detach` gives it back.
-    pub fn from_box(mut memory: Box<[u8]>) -> Self {
+    pub fn from_box(memory: Box<[u8]>) -> Self {
+        let len = memory.len();
         Self {
-            ptr: memory.as_mut_ptr(),
-            len: memory.len(),
+            ptr: Box::into_raw(memory).cast(),
+            len,
             huge: false,
-            owner: Owner::Boxed(memory),
+            owner: Owner::Boxed,
         }
     }
 }
@@ -151,9 +154,13 @@ impl<'a> Buffer<'a> {
 
     /// The caller's memory back (adopted buffers), after the stream ended.
     pub fn into_box(self) -> Option<Box<[u8]>> {
-        let mut this = std::mem::ManuallyDrop::new(self);
-        match std::mem::replace(&mut this.owner, Owner::Mapping) {
-            Owner::Boxed(memory) => Some(memory),
+        let this = std::mem::ManuallyDrop::new(self);
+        match this.owner {
+            // SAFETY: `ptr`/`len` came from `Box::into_raw` in `from_box`; rebuilt once (no
+            // drop follows).
+            Owner::Boxed => Some(unsafe {
+                Box::from_raw(std::ptr::slice_from_raw_parts_mut(this.ptr, this.len))
+            }),
             // A mapping: unmap it now.
             Owner::Mapping => {
                 // SAFETY: the mapping made in `allocate`, unmapped once (no drop follows).
@@ -167,9 +174,16 @@ impl<'a> Buffer<'a> {
 
 impl Drop for Buffer<'_> {
     fn drop(&mut self) {
-        if let Owner::Mapping = self.owner {
-            // SAFETY: the mapping made in `allocate`, unmapped once.
-            unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        match self.owner {
+            Owner::Mapping => {
+                // SAFETY: the mapping made in `allocate`, unmapped once.
+                unsafe { libc::munmap(self.ptr.cast(), self.len) };
+            }
+            // SAFETY: from `Box::into_raw` in `from_box`, freed once.
+            Owner::Boxed => drop(unsafe {
+                Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.ptr, self.len))
+            }),
+            Owner::Raw(_) => {}
         }
     }
 }

@@ -2,11 +2,10 @@
 
 use crate::ring::Ring;
 use crate::{Buffer, Error, Geometry, Options, Result, Stream};
-use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo, Stats, ABI_VERSION};
+use fgrab_uapi::{ops, DeviceInfo, Stats, ABI_VERSION};
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use zerocopy::{FromZeros, IntoBytes};
 
 /// An open card with its command ring.
 pub struct Card {
@@ -50,19 +49,9 @@ impl Card {
     /// [`Error::Command`] if the driver rejects the request, [`Error::AbiMismatch`] if it
     /// speaks another ABI version.
     pub fn info(&mut self) -> Result<DeviceInfo> {
-        let mut info = DeviceInfo::new_zeroed();
-        let request = CopyOutCmd {
-            addr: info.as_mut_bytes().as_mut_ptr() as u64,
-            size: size_of::<DeviceInfo>() as u32,
-            ..CopyOutCmd::new_zeroed()
-        };
-        // The payload points at `info`, which lives until the command completed.
-        let completion = self.command(ops::INFO, request.as_bytes())?;
-        if completion < 0 {
-            return Err(Error::Command {
-                command: "INFO",
-                errno: -completion,
-            });
+        let (res, info) = self.ring.copy_out::<DeviceInfo>(ops::INFO)?;
+        if res < 0 {
+            return Err(Error::command("INFO", res));
         }
         if info.abi_version != ABI_VERSION {
             return Err(Error::AbiMismatch {
@@ -78,14 +67,7 @@ impl Card {
     /// # Errors
     /// [`Error::Command`] if the driver rejects the request.
     pub fn stats(&mut self) -> Result<Stats> {
-        let mut stats = Stats::new_zeroed();
-        let request = CopyOutCmd {
-            addr: stats.as_mut_bytes().as_mut_ptr() as u64,
-            size: size_of::<Stats>() as u32,
-            ..CopyOutCmd::new_zeroed()
-        };
-        // The payload points at `stats`, which lives until the command completed.
-        let res = self.command(ops::STATS, request.as_bytes())?;
+        let (res, stats) = self.ring.copy_out::<Stats>(ops::STATS)?;
         if res < 0 {
             return Err(Error::command("STATS", res));
         }
@@ -117,14 +99,6 @@ impl Card {
         Stream::attach(_file, buffer, geometry, options)
     }
 
-    /// Sends a command whose payload the caller vouches for (zero-padded to 80 bytes).
-    fn command(&mut self, op: u32, payload: &[u8]) -> Result<i32> {
-        let mut bytes = [0u8; 80];
-        let len = payload.len().min(bytes.len());
-        bytes[..len].copy_from_slice(&payload[..len]);
-        self.ring.command(op, bytes)
-    }
-
     /// Sends a command with an arbitrary payload and returns the raw CQE result, for tests
     /// and tools that probe the driver's validation (feature `raw-commands`).
     ///
@@ -135,6 +109,9 @@ impl Card {
     /// memory the process cannot access (the driver then answers `-EFAULT`).
     #[cfg(feature = "raw-commands")]
     pub unsafe fn raw_command(&mut self, op: u32, payload: &[u8]) -> Result<i32> {
-        self.command(op, payload)
+        let mut bytes = [0u8; 80];
+        let len = payload.len().min(bytes.len());
+        bytes[..len].copy_from_slice(&payload[..len]);
+        self.ring.command(op, bytes)
     }
 }

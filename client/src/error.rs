@@ -49,6 +49,12 @@ pub enum Error {
     /// The region ended (card unplugged or reset, ring failure): the stream is over.
     #[error("the stream ended: the driver gave the region back")]
     Ended,
+    /// The driver did not finish something in time.
+    #[error("timed out waiting for {what}")]
+    Timeout {
+        /// What was waited for.
+        what: &'static str,
+    },
     /// A frame was released that the caller does not hold.
     #[error("frame {index} is not held by the application")]
     NotHeld {

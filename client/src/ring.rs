@@ -1,22 +1,28 @@
-//! The io_uring instance behind a card: with `registration.rs`, the only modules with
-//! `unsafe`.
+//! The io_uring instance behind a card: with `buffer.rs`, the only module with `unsafe`.
 //!
 //! fgrab commands need 128-byte SQEs (80-byte payloads) and 32-byte CQEs (frame sequence
 //! numbers), so the ring is created with `IORING_SETUP_SQE128 | IORING_SETUP_CQE32`.
 
 use crate::{Error, Result};
+use fgrab_uapi::CopyOutCmd;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
+use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 /// Entries of the submission queue (the completion queue has twice as many).
 const RING_ENTRIES: u32 = 256;
 
-/// `user_data` of one-shot commands (`INFO`, `START`, ...); frames use their index.
-pub(crate) const CONTROL: u64 = u64::MAX;
+/// `user_data` of one-shot commands (`INFO`, `START`, ...) is this bit plus a counter, so
+/// that a late answer to a command given up on is never taken for the next one's. Frames
+/// use their index (below 2^32).
+const COMMAND_TAG: u64 = 1 << 63;
 
-/// `user_data` of the attach command.
-pub(crate) const ATTACH: u64 = u64::MAX - 1;
+/// `user_data` of the attach command (no command tag reaches it).
+pub(crate) const ATTACH: u64 = u64::MAX;
+
+/// How long a one-shot command may take before the library gives up on it.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One completion: `user_data`, `res`, and the first extra word of the CQE.
 #[derive(Clone, Copy, Debug)]
@@ -33,6 +39,8 @@ pub struct Ring {
     sqpoll: bool,
     /// Completions seen while waiting for another one.
     backlog: Vec<Completion>,
+    /// Counter of [`COMMAND_TAG`] user data.
+    next_command: u64,
 }
 
 impl Ring {
@@ -51,6 +59,7 @@ impl Ring {
             fd,
             sqpoll,
             backlog: Vec::new(),
+            next_command: 0,
         })
     }
 
@@ -95,6 +104,11 @@ impl Ring {
             }
             self.submit()?;
         }
+    }
+
+    /// Commands written to the ring and not yet taken by the kernel.
+    pub(crate) fn unsubmitted(&mut self) -> usize {
+        self.ring.submission().len()
     }
 
     /// Submits queued commands (a system call unless an awake SQPOLL thread takes them).
@@ -161,18 +175,31 @@ impl Ring {
         }
     }
 
+    /// A fresh `user_data` for a one-shot command.
+    pub(crate) fn command_tag(&mut self) -> u64 {
+        self.next_command = (self.next_command + 1) & !COMMAND_TAG;
+        COMMAND_TAG | self.next_command
+    }
+
     /// Sends one command and waits for its result; other completions that arrive meanwhile
     /// are kept for the next [`Self::reap`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Ring`] if the ring fails or no answer comes within 30 s: the command may then
+    /// still be in flight, so memory its payload points to must never be reused (see
+    /// [`Self::copy_out`]).
     pub(crate) fn command(&mut self, op: u32, payload: [u8; 80]) -> Result<i32> {
-        self.push(op, payload, false, CONTROL)?;
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let tag = self.command_tag();
+        self.push(op, payload, false, tag)?;
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
         let mut held = Vec::new();
         let result = loop {
             let mut completions = match self.reap(1, Some(Duration::from_secs(1))) {
                 Ok(completions) => completions,
                 Err(error) => break Err(error),
             };
-            if let Some(at) = completions.iter().position(|c| c.user_data == CONTROL) {
+            if let Some(at) = completions.iter().position(|c| c.user_data == tag) {
                 let result = completions.remove(at).res;
                 held.extend(completions);
                 break Ok(result);
@@ -189,5 +216,31 @@ impl Ring {
         held.append(&mut self.backlog);
         self.backlog = held;
         result
+    }
+
+    /// Sends `INFO` or `STATS` and returns the driver's result and the structure it wrote.
+    /// The structure lives on the heap and is leaked if no answer came: the driver may still
+    /// write it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::command`].
+    pub(crate) fn copy_out<T: FromBytes + IntoBytes>(&mut self, op: u32) -> Result<(i32, T)> {
+        let mut target = Box::new(T::new_zeroed());
+        let request = CopyOutCmd {
+            addr: target.as_mut_bytes().as_mut_ptr() as u64,
+            // CAST: uapi structures are a few dozen bytes.
+            size: size_of::<T>() as u32,
+            ..CopyOutCmd::new_zeroed()
+        };
+        let mut payload = [0u8; 80];
+        payload[..size_of::<CopyOutCmd>()].copy_from_slice(request.as_bytes());
+        match self.command(op, payload) {
+            Ok(res) => Ok((res, *target)),
+            Err(error) => {
+                Box::leak(target);
+                Err(error)
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 use crate::buffer::Buffer;
 use crate::ring::{Completion, Ring, ATTACH};
 use crate::{Error, Result};
-use fgrab_uapi::{ops, AttachCmd, ControlCmd, CopyOutCmd, FrameMeta, QueueCmd, Stats};
+use fgrab_uapi::{ops, AttachCmd, ControlCmd, FrameMeta, QueueCmd, Stats};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::time::{Duration, Instant};
@@ -98,6 +98,9 @@ pub struct Options {
     pub sqpoll: bool,
 }
 
+/// How long [`Stream::stop`] waits for the driver to return every queued frame.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What the card reported about a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameInfo {
@@ -187,9 +190,9 @@ impl<'a> Stream<'a> {
         };
         let mut payload = [0u8; 80];
         payload.copy_from_slice(request.as_bytes());
-        ring.push(ops::ATTACH, payload, true, ATTACH)?;
-        ring.submit()?;
         let count = geometry.count as usize;
+        // The stream exists before the attach command is submitted, so that every failure
+        // from here on ends the region (or leaks the buffer) through `Drop`.
         let mut stream = Self {
             ring,
             _file: file,
@@ -203,6 +206,8 @@ impl<'a> Stream<'a> {
             last_sequence: None,
             counters: Counters::default(),
         };
+        stream.ring.push(ops::ATTACH, payload, true, ATTACH)?;
+        stream.ring.submit()?;
         // The attach command stays in flight; an error completes it at once, which STATS
         // (issued after it on the same ring) reveals.
         let stats = stream.stats()?;
@@ -287,13 +292,19 @@ impl<'a> Stream<'a> {
     ///
     /// # Errors
     ///
-    /// [`Error::Command`] (`EALREADY` if not running).
+    /// [`Error::Command`] (`EALREADY` if not running); [`Error::Timeout`] if the driver has
+    /// not returned every queued frame within 10 s.
     pub fn stop(&mut self) -> Result<()> {
         self.control(ops::STOP, "STOP")?;
         self.streaming = false;
         // Collect the frames the stop returned.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.states.contains(&State::Queued) && Instant::now() < deadline {
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while self.states.contains(&State::Queued) {
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: "frames coming back after STOP",
+                });
+            }
             for completion in self.ring.reap(1, Some(Duration::from_millis(100)))? {
                 self.handle(completion);
             }
@@ -323,7 +334,14 @@ impl<'a> Stream<'a> {
             return;
         }
         if completion.res >= 0 {
+            // The CQE is authoritative (`docs/abi.md`): its byte count, bounded by the frame
+            // size, and sequence number replace what the metadata copy says. The driver
+            // wrote that copy before posting the CQE and no longer touches it.
             let sequence = completion.extra;
+            let meta = &mut self.metas[index as usize];
+            // CAST: `res` is non-negative.
+            meta.bytes = (completion.res as u32).min(self.geometry.frame_bytes);
+            meta.sequence = sequence;
             if let Some(last) = self.last_sequence {
                 self.counters.dropped += sequence.saturating_sub(last + 1);
             }
@@ -362,6 +380,12 @@ impl<'a> Stream<'a> {
     /// As [`Self::next_frame`].
     pub fn take_frame(&mut self, timeout: Option<Duration>) -> Result<Option<FrameInfo>> {
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        // Frames released since the last wait are submitted with it; while frames are ready
+        // without waiting, they are submitted once half the region waits in the ring, so
+        // that the card never runs dry behind a batch.
+        if self.ring.unsubmitted() * 2 >= self.states.len() {
+            self.ring.submit()?;
+        }
         loop {
             if let Some(index) = self.ready.pop_front() {
                 self.states[index as usize] = State::Held;
@@ -383,6 +407,9 @@ impl<'a> Stream<'a> {
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
+                        if self.ring.unsubmitted() > 0 {
+                            self.ring.submit()?;
+                        }
                         return Ok(None);
                     }
                     Some(left)
@@ -400,13 +427,17 @@ impl<'a> Stream<'a> {
         if self.states.get(index as usize) != Some(&State::Held) {
             return None;
         }
-        let len = self.metas[index as usize].bytes as usize;
+        let len = self.metas[index as usize]
+            .bytes
+            .min(self.geometry.frame_bytes) as usize;
         self.buffer
             .as_ref()?
             .bytes(self.geometry.frame_offset(index), len)
     }
 
-    /// Gives held frame `index` back: queued again while running.
+    /// Gives held frame `index` back: queued again while running. The `QUEUE` command is
+    /// only written to the ring: the next wait ([`Self::next_frame`], [`Self::take_frame`])
+    /// or [`Self::flush`] submits every frame released since, in one system call.
     ///
     /// # Errors
     ///
@@ -416,12 +447,32 @@ impl<'a> Stream<'a> {
             return Err(Error::NotHeld { index });
         }
         if self.streaming {
-            self.queue(index)?;
-            self.ring.submit()
+            self.queue(index)
         } else {
             self.states[index as usize] = State::Idle;
             Ok(())
         }
+    }
+
+    /// Submits the frames released since the last wait now, for callers that hold frames
+    /// for a while between waits.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Ring`].
+    pub fn flush(&mut self) -> Result<()> {
+        self.ring.submit()
+    }
+
+    /// Frames filled and not yet handed out.
+    pub fn ready_frames(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Whether the region is still attached: false once the driver ended it (card removed
+    /// or reset, ring failure); then only frames already filled are handed out.
+    pub fn is_attached(&self) -> bool {
+        self.attached
     }
 
     /// Library counters (delivered, dropped from sequence gaps, failed).
@@ -435,15 +486,7 @@ impl<'a> Stream<'a> {
     ///
     /// [`Error::Command`], [`Error::Ring`].
     pub fn stats(&mut self) -> Result<Stats> {
-        let mut stats = Stats::new_zeroed();
-        let request = CopyOutCmd {
-            addr: stats.as_mut_bytes().as_mut_ptr() as u64,
-            size: size_of::<Stats>() as u32,
-            ..CopyOutCmd::new_zeroed()
-        };
-        let mut payload = [0u8; 80];
-        payload.copy_from_slice(request.as_bytes());
-        let res = self.ring.command(ops::STATS, payload)?;
+        let (res, stats) = self.ring.copy_out::<Stats>(ops::STATS)?;
         if res < 0 {
             return Err(Error::command("STATS", res));
         }
@@ -456,10 +499,9 @@ impl<'a> Stream<'a> {
         if self.attached {
             let mut payload = [0u8; 80];
             payload.copy_from_slice(ControlCmd::new_zeroed().as_bytes());
-            if self
-                .ring
-                .push(ops::DETACH, payload, false, crate::ring::CONTROL)
-                .is_err()
+            // Not waited for as a command: the attach command's completion is the answer.
+            let tag = self.ring.command_tag();
+            if self.ring.push(ops::DETACH, payload, false, tag).is_err()
                 || self.ring.submit().is_err()
             {
                 return false;
@@ -487,17 +529,23 @@ impl<'a> Stream<'a> {
         if self.end() {
             self.buffer.take().ok_or(Error::Ended)
         } else {
-            std::mem::forget(self.buffer.take());
+            self.abandon();
             Err(Error::Ended)
         }
+    }
+
+    /// The region's end could not be confirmed: the card may still write frames, and the
+    /// driver frame metadata, so both memories are leaked, never freed or reused.
+    fn abandon(&mut self) {
+        std::mem::forget(self.buffer.take());
+        std::mem::forget(std::mem::take(&mut self.metas));
     }
 }
 
 impl Drop for Stream<'_> {
     fn drop(&mut self) {
         if self.buffer.is_some() && !self.end() {
-            // The card may still write into it: never free it.
-            std::mem::forget(self.buffer.take());
+            self.abandon();
         }
     }
 }
@@ -507,7 +555,7 @@ impl Drop for Stream<'_> {
 /// The guard borrows the stream, so the stream can be neither stopped nor dropped while a
 /// frame is held:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0499
 /// # fn f(mut stream: fgrab::Stream<'static>) -> fgrab::Result<()> {
 /// let frame = stream.next_frame(None)?.unwrap();
 /// stream.stop()?; // error: `stream` is borrowed by `frame`
@@ -515,7 +563,7 @@ impl Drop for Stream<'_> {
 /// # Ok(()) }
 /// ```
 ///
-/// ```compile_fail
+/// ```compile_fail,E0505
 /// # fn f(mut stream: fgrab::Stream<'static>) -> fgrab::Result<Vec<u8>> {
 /// let frame = stream.next_frame(None)?.unwrap();
 /// drop(stream); // error: cannot move out of `stream` while borrowed

@@ -9,6 +9,14 @@
  *
  * Every function returns FGRAB_OK (0) or a negative FGRAB_E_* code; fgrab_last_error()
  * then describes what went wrong. No function unwinds or aborts on bad input.
+ *
+ * The buffer must stay allocated, and must not be used for anything else, until
+ * fgrab_close() returns FGRAB_OK; if fgrab_close() fails with FGRAB_E_IO the card may still
+ * write into it, and it must never be freed.
+ *
+ * A handle may be used from any thread, but by one call at a time: a call made while
+ * another call runs on the same handle returns FGRAB_E_STATE and changes nothing. A handle
+ * must not be used after fgrab_close().
  */
 #ifndef FGRAB_LEGACY_H
 #define FGRAB_LEGACY_H
@@ -28,7 +36,10 @@ extern "C" {
 #define FGRAB_E_STATE (-5)    /* call not allowed now (no buffer, already started, ...) */
 #define FGRAB_E_IO (-6)       /* the driver or io_uring failed; see fgrab_last_error() */
 #define FGRAB_E_NOMEM (-7)    /* out of memory */
-#define FGRAB_E_INTERNAL (-8) /* a bug in the library (caught, reported, not fatal) */
+#define FGRAB_E_INTERNAL (-8) /* a bug in the library, caught; afterwards only fgrab_close works */
+
+/* timeout of fgrab_wait_frame: wait as long as it takes */
+#define FGRAB_WAIT_FOREVER UINT32_MAX
 
 /* flags of struct fgrab_frame_info */
 #define FGRAB_FRAME_INCOMPLETE (1u << 1) /* bytes < frame_bytes */
@@ -52,22 +63,35 @@ struct fgrab_counters {
 	uint64_t bytes_delivered;
 };
 
-/* Opens card N (/dev/fgrabN). */
+/* Opens card N (/dev/fgrabN). On failure *out is NULL; fgrab_last_error(NULL) says why. */
 int fgrab_open(int card, fgrab_handle **out);
 /* Stops, gives the buffer back (the card no longer writes it afterwards), frees @h. */
 int fgrab_close(fgrab_handle *h);
-/* Uses @buffer (not necessarily aligned) for total_bytes / frame_bytes frames. */
+/*
+ * Uses @buffer (not necessarily aligned) for total_bytes / frame_bytes frames packed back to
+ * back, at most as many as the card supports (4095 for current cards); bytes after the last
+ * frame are never written. Once per handle.
+ */
 int fgrab_set_buffer(fgrab_handle *h, void *buffer, size_t total_bytes, uint32_t frame_bytes);
 int fgrab_start(fgrab_handle *h);
 int fgrab_stop(fgrab_handle *h);
-/* Waits up to timeout_ms for the next frame; FGRAB_E_TIMEOUT if none came. */
+/*
+ * Waits up to timeout_ms (0: only look; FGRAB_WAIT_FOREVER: no limit) for the next frame;
+ * FGRAB_E_TIMEOUT if none came. The frame is the application's until fgrab_release_frame.
+ * After fgrab_stop, frames filled before the stop are still returned, then FGRAB_E_STATE;
+ * FGRAB_E_NODEV once the card went away.
+ */
 int fgrab_wait_frame(fgrab_handle *h, uint32_t timeout_ms, struct fgrab_frame_info *out);
-/* Gives frame @index back to the card. */
+/* Gives frame @index back to the card, at once; FGRAB_E_INVAL if it is not held. */
 int fgrab_release_frame(fgrab_handle *h, uint32_t index);
+/* Library counters since fgrab_set_buffer (zeros before it). */
 int fgrab_get_counters(fgrab_handle *h, struct fgrab_counters *out);
 /* A fixed description of an FGRAB_* code. */
 const char *fgrab_strerror(int code);
-/* What went wrong in the last failed call on @h (valid until the next call on @h). */
+/*
+ * What went wrong in the last failed call on @h (valid until the next call on @h), or in the
+ * last failed fgrab_open on this thread when @h is NULL.
+ */
 const char *fgrab_last_error(const fgrab_handle *h);
 
 #ifdef __cplusplus

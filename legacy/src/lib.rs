@@ -6,8 +6,10 @@
 #![deny(missing_docs)]
 
 use fgrab::{Buffer, Card, Error, Geometry, Stream};
+use std::cell::{RefCell, UnsafeCell};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Success.
@@ -61,14 +63,34 @@ pub struct Counters {
     pub bytes_delivered: u64,
 }
 
+/// Timeout of [`fgrab_wait_frame`] that waits as long as it takes.
+pub const FGRAB_WAIT_FOREVER: u32 = u32::MAX;
+
 /// An open card (`fgrab_handle`).
+///
+/// Calls on one handle must not overlap: a call made while another runs on the same handle
+/// (from another thread) is refused with [`FGRAB_E_STATE`] instead of racing.
 pub struct Handle {
+    /// Set while a call runs.
+    busy: AtomicBool,
+    state: UnsafeCell<State>,
+}
+
+/// What a handle holds; reached only by the call that set [`Handle::busy`].
+struct State {
     path: String,
     card: Option<Card>,
     stream: Option<Stream<'static>>,
     frame_bytes: u32,
     base: usize,
     message: CString,
+    /// A call panicked: the state may be inconsistent, only `fgrab_close` is allowed.
+    poisoned: bool,
+}
+
+thread_local! {
+    /// Why the last `fgrab_open` on this thread failed (there is no handle to keep it).
+    static OPEN_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
 
 /// A failed call: code and message.
@@ -77,9 +99,11 @@ struct Failure(c_int, String);
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
         let code = match &error {
-            Error::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                FGRAB_E_NODEV
-            }
+            Error::Open { source, .. } => match source.raw_os_error() {
+                Some(libc::ENOENT | libc::ENODEV | libc::ENXIO) => FGRAB_E_NODEV,
+                Some(libc::EBUSY) => FGRAB_E_BUSY,
+                _ => FGRAB_E_IO,
+            },
             Error::Command { errno, .. } => match *errno {
                 libc::EBUSY => FGRAB_E_BUSY,
                 libc::ENODEV | libc::ENOENT => FGRAB_E_NODEV,
@@ -88,8 +112,13 @@ impl From<Error> for Failure {
                 libc::ENOMEM => FGRAB_E_NOMEM,
                 _ => FGRAB_E_IO,
             },
+            // Registering the buffer fails with ENOMEM past RLIMIT_MEMLOCK.
+            Error::Ring { source, .. } if source.raw_os_error() == Some(libc::ENOMEM) => {
+                FGRAB_E_NOMEM
+            }
             Error::Geometry { .. } | Error::NotHeld { .. } => FGRAB_E_INVAL,
             Error::Ended => FGRAB_E_NODEV,
+            Error::Timeout { .. } => FGRAB_E_TIMEOUT,
             _ => FGRAB_E_IO,
         };
         Failure(code, error.to_string())
@@ -100,58 +129,91 @@ fn fail<T>(code: c_int, message: impl Into<String>) -> Result<T, Failure> {
     Err(Failure(code, message.into()))
 }
 
-/// Runs `body` on the handle, converting errors and panics into codes and messages.
-fn with_handle(h: *mut Handle, body: impl FnOnce(&mut Handle) -> Result<(), Failure>) -> c_int {
+fn message(text: String) -> CString {
+    CString::new(text.replace('\0', " ")).unwrap_or_default()
+}
+
+/// Runs `body` on the handle's state, converting errors and panics into codes and messages.
+fn with_handle(h: *mut Handle, body: impl FnOnce(&mut State) -> Result<(), Failure>) -> c_int {
     if h.is_null() {
         return FGRAB_E_INVAL;
     }
-    // SAFETY: a non-null handle comes from `fgrab_open` and is not used concurrently
-    // (the API is documented single-threaded per handle).
-    let handle = unsafe { &mut *h };
-    let outcome = catch_unwind(AssertUnwindSafe(|| body(handle)));
-    let (code, message) = match outcome {
-        Ok(Ok(())) => return FGRAB_OK,
-        Ok(Err(Failure(code, message))) => (code, message),
-        Err(_) => (
-            FGRAB_E_INTERNAL,
-            "internal error (panic caught)".to_string(),
-        ),
+    // SAFETY: a non-null handle comes from `fgrab_open` and is live until `fgrab_close`
+    // (caller contract); only its atomic flag is touched before the flag is won.
+    let handle = unsafe { &*h };
+    if handle.busy.swap(true, Ordering::Acquire) {
+        return FGRAB_E_STATE;
+    }
+    // SAFETY: this call set `busy`, so it is the only one reaching the state until it
+    // clears the flag below.
+    let state = unsafe { &mut *handle.state.get() };
+    let code = if state.poisoned {
+        FGRAB_E_INTERNAL
+    } else {
+        let outcome = catch_unwind(AssertUnwindSafe(|| body(state)));
+        match outcome {
+            Ok(Ok(())) => FGRAB_OK,
+            Ok(Err(Failure(code, text))) => {
+                state.message = message(text);
+                code
+            }
+            Err(_) => {
+                state.poisoned = true;
+                state.message =
+                    message("internal error (panic caught); only fgrab_close is allowed".into());
+                FGRAB_E_INTERNAL
+            }
+        }
     };
-    handle.message = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    handle.busy.store(false, Ordering::Release);
     code
 }
 
-/// Opens card `card` (`/dev/fgrabN`).
+/// Opens card `card` (`/dev/fgrabN`). On failure `*out` is set to NULL and
+/// `fgrab_last_error(NULL)` says why.
 ///
 /// # Safety
 ///
 /// `out` must be null or point to writable storage for a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn fgrab_open(card: c_int, out: *mut *mut Handle) -> c_int {
-    if out.is_null() || card < 0 {
+    if out.is_null() {
         return FGRAB_E_INVAL;
     }
+    // SAFETY: `out` is non-null and writable (caller contract); any alignment.
+    unsafe { out.write_unaligned(std::ptr::null_mut()) };
     let opened = catch_unwind(|| {
+        if card < 0 {
+            return Err(Failure(FGRAB_E_INVAL, format!("no card number {card}")));
+        }
         let path = format!("/dev/fgrab{card}");
-        Card::open(&path).map(|card| (path, card))
+        Card::open(&path)
+            .map(|card| (path, card))
+            .map_err(Failure::from)
     });
-    match opened {
+    let failure = match opened {
         Ok(Ok((path, card))) => {
             let handle = Box::new(Handle {
-                path,
-                card: Some(card),
-                stream: None,
-                frame_bytes: 0,
-                base: 0,
-                message: CString::default(),
+                busy: AtomicBool::new(false),
+                state: UnsafeCell::new(State {
+                    path,
+                    card: Some(card),
+                    stream: None,
+                    frame_bytes: 0,
+                    base: 0,
+                    message: CString::default(),
+                    poisoned: false,
+                }),
             });
-            // SAFETY: `out` is writable (checked non-null, caller contract).
-            unsafe { *out = Box::into_raw(handle) };
-            FGRAB_OK
+            // SAFETY: as above.
+            unsafe { out.write_unaligned(Box::into_raw(handle)) };
+            return FGRAB_OK;
         }
-        Ok(Err(error)) => Failure::from(error).0,
-        Err(_) => FGRAB_E_INTERNAL,
-    }
+        Ok(Err(failure)) => failure,
+        Err(_) => Failure(FGRAB_E_INTERNAL, "internal error (panic caught)".into()),
+    };
+    OPEN_ERROR.with(|error| *error.borrow_mut() = message(failure.1));
+    failure.0
 }
 
 /// Stops and releases the handle; the buffer is no longer written once this returns
@@ -165,9 +227,14 @@ pub unsafe extern "C" fn fgrab_close(h: *mut Handle) -> c_int {
     if h.is_null() {
         return FGRAB_E_INVAL;
     }
-    // SAFETY: from `fgrab_open`; ownership returns here.
-    let mut handle = unsafe { Box::from_raw(h) };
-    let outcome = catch_unwind(AssertUnwindSafe(|| match handle.stream.take() {
+    // SAFETY: from `fgrab_open`; checked for a call still running before taking it back.
+    if unsafe { &*h }.busy.swap(true, Ordering::Acquire) {
+        return FGRAB_E_STATE;
+    }
+    // SAFETY: from `fgrab_open`, no other call runs on it; ownership returns here.
+    let handle = unsafe { Box::from_raw(h) };
+    let mut state = handle.state.into_inner();
+    let outcome = catch_unwind(AssertUnwindSafe(|| match state.stream.take() {
         Some(stream) => stream.detach().map(|_| ()),
         None => Ok(()),
     }));
@@ -178,7 +245,8 @@ pub unsafe extern "C" fn fgrab_close(h: *mut Handle) -> c_int {
     }
 }
 
-/// Uses `buffer` for `total_bytes / frame_bytes` frames packed back to back.
+/// Uses `buffer` for `total_bytes / frame_bytes` frames packed back to back (at most the
+/// card's frame limit; bytes after the last frame are not used).
 ///
 /// # Safety
 ///
@@ -191,38 +259,53 @@ pub unsafe extern "C" fn fgrab_set_buffer(
     total_bytes: usize,
     frame_bytes: u32,
 ) -> c_int {
-    with_handle(h, |handle| {
+    with_handle(h, |state| {
         if buffer.is_null() || frame_bytes == 0 || total_bytes < frame_bytes as usize {
             return fail(FGRAB_E_INVAL, "buffer is null or smaller than one frame");
         }
-        let count = u32::try_from(total_bytes / frame_bytes as usize)
-            .map_err(|_| Failure(FGRAB_E_INVAL, "too many frames".into()))?;
-        let count = count.min(fgrab_uapi::MAX_FRAMES);
-        let Some(card) = handle.card.take() else {
-            return fail(FGRAB_E_STATE, "a buffer is set already");
+        if (buffer as usize).checked_add(total_bytes).is_none() {
+            return fail(FGRAB_E_INVAL, "buffer wraps around the address space");
+        }
+        let Some(card) = state.card.as_mut() else {
+            return if state.stream.is_some() {
+                fail(FGRAB_E_STATE, "a buffer is set already")
+            } else {
+                fail(
+                    FGRAB_E_NODEV,
+                    "the card could not be opened again after a failed fgrab_set_buffer",
+                )
+            };
         };
+        let limit = card.info()?.max_frames;
+        let count = u32::try_from(total_bytes / frame_bytes as usize)
+            .unwrap_or(u32::MAX)
+            .min(limit);
+        let card = state
+            .card
+            .take()
+            .ok_or(Failure(FGRAB_E_INTERNAL, String::new()))?;
         // SAFETY: the caller keeps the buffer valid and unused until `fgrab_close`, which
         // ends the stream first (contract above).
         let memory = unsafe { Buffer::from_raw_parts(buffer.cast(), total_bytes) };
         let geometry = Geometry::new(frame_bytes, count);
         match card.attach(memory, geometry) {
             Ok(stream) => {
-                handle.stream = Some(stream);
-                handle.frame_bytes = frame_bytes;
-                handle.base = buffer as usize;
+                state.stream = Some(stream);
+                state.frame_bytes = frame_bytes;
+                state.base = buffer as usize;
                 Ok(())
             }
             Err(error) => {
                 // The card file is gone with the failed attach; open it again.
-                handle.card = Card::open(&handle.path).ok();
+                state.card = Card::open(&state.path).ok();
                 Err(error.into())
             }
         }
     })
 }
 
-fn stream(handle: &mut Handle) -> Result<&mut Stream<'static>, Failure> {
-    handle
+fn stream(state: &mut State) -> Result<&mut Stream<'static>, Failure> {
+    state
         .stream
         .as_mut()
         .ok_or_else(|| Failure(FGRAB_E_STATE, "no buffer set".into()))
@@ -235,7 +318,7 @@ fn stream(handle: &mut Handle) -> Result<&mut Stream<'static>, Failure> {
 /// `h` must be null or a handle from `fgrab_open`.
 #[no_mangle]
 pub unsafe extern "C" fn fgrab_start(h: *mut Handle) -> c_int {
-    with_handle(h, |handle| Ok(stream(handle)?.start()?))
+    with_handle(h, |state| Ok(stream(state)?.start()?))
 }
 
 /// Stops the card.
@@ -245,10 +328,11 @@ pub unsafe extern "C" fn fgrab_start(h: *mut Handle) -> c_int {
 /// `h` must be null or a handle from `fgrab_open`.
 #[no_mangle]
 pub unsafe extern "C" fn fgrab_stop(h: *mut Handle) -> c_int {
-    with_handle(h, |handle| Ok(stream(handle)?.stop()?))
+    with_handle(h, |state| Ok(stream(state)?.stop()?))
 }
 
-/// Waits up to `timeout_ms` for the next frame.
+/// Waits up to `timeout_ms` (0: only look, [`FGRAB_WAIT_FOREVER`]: no limit) for the next
+/// frame. After a stop, frames filled before it are still handed out.
 ///
 /// # Safety
 ///
@@ -259,18 +343,23 @@ pub unsafe extern "C" fn fgrab_wait_frame(
     timeout_ms: u32,
     out: *mut FrameInfo,
 ) -> c_int {
-    with_handle(h, |handle| {
+    with_handle(h, |state| {
         if out.is_null() {
             return fail(FGRAB_E_INVAL, "out is null");
         }
-        let frame_bytes = handle.frame_bytes as usize;
-        let base = handle.base;
-        let stream = stream(handle)?;
-        if !stream.is_running() {
-            return fail(FGRAB_E_STATE, "not started");
+        let frame_bytes = state.frame_bytes as usize;
+        let base = state.base;
+        let stream = stream(state)?;
+        if !stream.is_running() && stream.ready_frames() == 0 {
+            return if stream.is_attached() {
+                fail(FGRAB_E_STATE, "not started")
+            } else {
+                fail(FGRAB_E_NODEV, "the card went away; the stream ended")
+            };
         }
-        let Some(info) = stream.take_frame(Some(Duration::from_millis(u64::from(timeout_ms))))?
-        else {
+        let timeout =
+            (timeout_ms != FGRAB_WAIT_FOREVER).then(|| Duration::from_millis(timeout_ms.into()));
+        let Some(info) = stream.take_frame(timeout)? else {
             return fail(FGRAB_E_TIMEOUT, format!("no frame within {timeout_ms} ms"));
         };
         let frame = FrameInfo {
@@ -282,37 +371,45 @@ pub unsafe extern "C" fn fgrab_wait_frame(
             reserved: 0,
             data: (base + info.index as usize * frame_bytes) as *const c_void,
         };
-        // SAFETY: `out` is non-null and writable (contract).
-        unsafe { out.write(frame) };
+        // SAFETY: `out` is non-null and writable (contract); any alignment.
+        unsafe { out.write_unaligned(frame) };
         Ok(())
     })
 }
 
-/// Gives frame `index` back to the card.
+/// Gives frame `index` back to the card, at once.
 ///
 /// # Safety
 ///
 /// `h` must be null or a handle from `fgrab_open`.
 #[no_mangle]
 pub unsafe extern "C" fn fgrab_release_frame(h: *mut Handle, index: u32) -> c_int {
-    with_handle(h, |handle| Ok(stream(handle)?.release(index)?))
+    with_handle(h, |state| {
+        let stream = stream(state)?;
+        stream.release(index)?;
+        Ok(stream.flush()?)
+    })
 }
 
-/// Reads the counters.
+/// Reads the counters (zeros before a buffer is set).
 ///
 /// # Safety
 ///
 /// `h` must be null or a handle from `fgrab_open`; `out` null or writable.
 #[no_mangle]
 pub unsafe extern "C" fn fgrab_get_counters(h: *mut Handle, out: *mut Counters) -> c_int {
-    with_handle(h, |handle| {
+    with_handle(h, |state| {
         if out.is_null() {
             return fail(FGRAB_E_INVAL, "out is null");
         }
-        let counters = stream(handle)?.counters();
-        // SAFETY: `out` is non-null and writable (contract).
+        let counters = state
+            .stream
+            .as_ref()
+            .map(Stream::counters)
+            .unwrap_or_default();
+        // SAFETY: `out` is non-null and writable (contract); any alignment.
         unsafe {
-            out.write(Counters {
+            out.write_unaligned(Counters {
                 frames_delivered: counters.delivered,
                 frames_dropped: counters.dropped,
                 frames_failed: counters.failed,
@@ -341,7 +438,8 @@ pub extern "C" fn fgrab_strerror(code: c_int) -> *const c_char {
     text.as_ptr()
 }
 
-/// The message of the last failed call on `h`.
+/// The message of the last failed call on `h`, or of the last failed `fgrab_open` on this
+/// thread when `h` is null.
 ///
 /// # Safety
 ///
@@ -349,8 +447,15 @@ pub extern "C" fn fgrab_strerror(code: c_int) -> *const c_char {
 #[no_mangle]
 pub unsafe extern "C" fn fgrab_last_error(h: *const Handle) -> *const c_char {
     if h.is_null() {
-        return c"null handle".as_ptr();
+        // The thread's own string: valid until its next failed `fgrab_open`.
+        return OPEN_ERROR.with(|error| error.borrow().as_ptr());
     }
     // SAFETY: a handle from `fgrab_open`.
-    unsafe { (*h).message.as_ptr() }
+    let handle = unsafe { &*h };
+    if handle.busy.load(Ordering::Acquire) {
+        return c"another call is running on this handle".as_ptr();
+    }
+    // SAFETY: no call runs on the handle (checked above; the caller does not start one
+    // while reading the message, which is valid until the next call on `h`).
+    unsafe { (*handle.state.get()).message.as_ptr() }
 }

@@ -19,6 +19,10 @@ fn header_matches_library() {
         ("FGRAB_E_NOMEM", fgrab_legacy::FGRAB_E_NOMEM as i64),
         ("FGRAB_E_INTERNAL", fgrab_legacy::FGRAB_E_INTERNAL as i64),
         (
+            "FGRAB_WAIT_FOREVER",
+            fgrab_legacy::FGRAB_WAIT_FOREVER as i64,
+        ),
+        (
             "sizeof(struct fgrab_frame_info)",
             size_of::<fgrab_legacy::FrameInfo>() as i64,
         ),

@@ -22,6 +22,12 @@ const C_PROGRAMS: &[(&str, &str, &str, bool)] = &[
         true,
     ),
     (
+        "fgrab-legacy-misuse",
+        "legacy/examples/misuse.c",
+        "legacy/include",
+        true,
+    ),
+    (
         "fgrab-raw-uring",
         "client/examples/c/raw_uring.c",
         "uapi/include",

@@ -171,7 +171,7 @@ pub fn competing_owners() -> TestResult {
         .map_err(|error| error.to_string())?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     ensure!(
-        !output.status.success() && stderr.contains("Device or resource busy"),
+        !output.status.success() && stderr.contains("the card is busy"),
         "a second process captured from a busy card: {stderr}"
     );
     let mut other = TestRing::open(CARD0)?;

@@ -76,6 +76,7 @@ pub const ALL: &[Test] = &[
     test("client-rust-api", client::client_rust_api),
     test("client-misuse", client::client_misuse),
     test("client-legacy-c", client::client_legacy_c),
+    test("client-legacy-misuse", client::client_legacy_misuse),
     test("client-raw-uring-c", client::client_raw_uring_c),
     test("client-cli", client::client_cli),
     test(
