@@ -61,6 +61,16 @@ impl Card {
         })
     }
 
+    /// Resets the card at probe, before bus mastering may be turned on: whatever it was
+    /// doing before (for a previous kernel or driver) ends here.
+    ///
+    /// # Errors
+    ///
+    /// Those of `Engine::reset`.
+    pub(crate) fn reset(&self) -> Result {
+        self.stream.lock().reset(&self.regs)
+    }
+
     /// The N of `/dev/fgrabN`.
     pub(crate) fn index(&self) -> u32 {
         self.index.get()
@@ -164,9 +174,9 @@ impl Card {
         self.changed.notify_all();
     }
 
-    /// `ioctl(QBUF)` from file `owner`; see [`Stream::queue_waiter`].
+    /// `ioctl(QBUF)` from file `owner`; see [`Stream::qbuf`].
     pub(crate) fn qbuf(&self, owner: u64, index: u32) -> Result {
-        self.stream.lock().queue_waiter(&self.regs, owner, index)
+        self.stream.lock().qbuf(&self.regs, owner, index)
     }
 
     /// `ioctl(DQBUF)` from file `owner`: waits for the oldest frame queued with `QBUF` to
@@ -178,7 +188,7 @@ impl Card {
     pub(crate) fn dqbuf(&self, owner: u64) -> Result<FrameMeta> {
         let mut stream = self.stream.lock();
         loop {
-            if let Some(meta) = stream.dequeue(owner)? {
+            if let Some(meta) = stream.dqbuf(owner)? {
                 return Ok(meta);
             }
             if self.changed.wait_interruptible(&mut stream) {
@@ -189,12 +199,14 @@ impl Card {
 
     /// `read()` from file `owner` (the copy path): the first call on an idle card starts a
     /// stream into driver-owned frames of `writer.len()` bytes; every call returns the next
-    /// filled frame, copied, and queues it again. Frames that failed are skipped.
+    /// filled frame, copied, and queues it again. Frames that failed are skipped; a card
+    /// that halted is restarted once per call.
     ///
     /// # Errors
     ///
     /// `EBUSY` if another file streams or this one attached a fixed buffer; `EINVAL` for a
-    /// size the card cannot produce; `ERESTARTSYS` on a signal; copy and allocation errors.
+    /// size the card cannot produce; `ENODEV` after unbind; `ERESTARTSYS` on a signal; the
+    /// errors of a restart; copy and allocation errors.
     pub(crate) fn read(&self, owner: u64, writer: &mut UserSliceWriter) -> Result<usize> {
         let mut stream = self.stream.lock();
         if !stream.copying(owner)? {
@@ -202,9 +214,23 @@ impl Card {
             let region = Region::kernel(frame_bytes, COPY_FRAMES, &self.info, &self.pdev)?;
             stream.begin_copy(&self.regs, owner, region)?;
         }
+        let mut restarted = false;
         let meta = loop {
-            match stream.dequeue(owner)? {
-                Some(meta) if meta.flags & (META_ERROR | META_FLUSHED) == 0 => break meta,
+            let next = stream.dequeue(owner)?;
+            if let Some(meta) = next.filter(|meta| meta.flags & (META_ERROR | META_FLUSHED) == 0)
+            {
+                break meta;
+            }
+            if !stream.copy_streaming() {
+                // The card halted or stopped answering, which stopped the stream: start it
+                // again (a dead card fails here), but only once per call.
+                if restarted {
+                    return Err(EIO);
+                }
+                stream.start(&self.regs, owner)?;
+                restarted = true;
+            }
+            match next {
                 Some(failed) => stream.queue_waiter(&self.regs, owner, failed.frame)?,
                 None => {
                     if self.changed.wait_interruptible(&mut stream) {
@@ -214,7 +240,7 @@ impl Card {
             }
         };
         let pieces = stream.kernel_pieces(meta.frame)?;
-        stream.set_reading(true);
+        stream.begin_reading();
         drop(stream);
         let mut copied = 0usize;
         let mut result = Ok(());
@@ -226,7 +252,7 @@ impl Card {
             }
             // SAFETY: the chunk belongs to a frame that is neither on the card nor queued
             // (it was just dequeued), and the region cannot end meanwhile: its only owner is
-            // this file, which `read()` keeps open, and unbind waits while `reading` is set.
+            // this file, which `read()` keeps open, and unbind waits while a reader copies.
             let bytes = unsafe { core::slice::from_raw_parts(address, len) };
             result = writer.write_slice(bytes);
             if result.is_err() {
@@ -235,7 +261,7 @@ impl Card {
             copied += len;
         }
         let mut stream = self.stream.lock();
-        stream.set_reading(false);
+        stream.end_reading();
         self.changed.notify_all();
         stream.queue_waiter(&self.regs, owner, meta.frame)?;
         result.map(|()| copied)

@@ -63,7 +63,9 @@ impl pci::Driver for FgrabDriver {
         _info: Option<&'bound Self::IdInfo>,
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
         pdev.enable_device_mem()?;
-        pdev.set_master();
+        // No DMA until the card was reset (it may still run what a previous kernel or driver
+        // gave it): bus mastering stays off until the first START (see `engine.rs`).
+        shim::set_bus_master(pdev, false);
         let bar = pdev.iomap_region_sized::<{ regs::BAR0_SIZE }>(0, c"fgrab")?;
 
         let magic = bar.read(regs::ID).magic().get();
@@ -89,7 +91,8 @@ impl pci::Driver for FgrabDriver {
         // is 64 KiB). SAFETY: as above, no DMA operation runs concurrently.
         unsafe { pdev.dma_set_max_seg_size(max_segment_bytes) };
 
-        let engine = Engine::new(pdev.as_ref())?;
+        let pdev_ref: ARef<pci::Device> = pdev.into();
+        let engine = Engine::new(pdev.as_ref(), pdev_ref.clone())?;
         let index = CardIndex::alloc()?;
         let info = DeviceInfo {
             // CAST: the structure is 88 bytes.
@@ -117,11 +120,11 @@ impl pci::Driver for FgrabDriver {
             ..DeviceInfo::default()
         };
         let name = CString::try_from_fmt(fmt!("fgrab{}", index.get()))?;
-        let pdev_ref: ARef<pci::Device> = pdev.into();
         let card = Arc::pin_init(
             Card::new(index, info, pdev_ref.clone(), bar.into_devres()?, engine),
             GFP_KERNEL,
         )?;
+        card.reset()?;
         let interrupts = Interrupts::new(&pdev_ref, &card)?;
         let watchdog = Watchdog::start(&card, WATCHDOG_MS)?;
         let misc = MiscRegistration::new(name, card.clone(), pdev)?;

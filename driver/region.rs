@@ -164,7 +164,8 @@ impl ListWriter<'_> {
 }
 
 /// An attached region. Field order is drop order: frames are unmapped, then their lists
-/// freed, then the import released.
+/// freed, then the import released, which marks the region's pages dirty: the card wrote
+/// them, and io_uring unpins them without doing so.
 pub(crate) struct Region {
     frames: KVec<Frame>,
     _lists: KVec<DmaBuffer>,

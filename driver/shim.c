@@ -15,6 +15,7 @@
 #include <linux/interrupt.h>
 #include <linux/io_uring/cmd.h>
 #include <linux/miscdevice.h>
+#include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/pci.h>
 #include <linux/scatterlist.h>
@@ -118,6 +119,18 @@ void fgrab_shim_misc_deregister(struct miscdevice *misc)
 	misc_deregister(misc);
 }
 
+/*
+ * Bus Master Enable gates every DMA the card makes (docs/hardware.md §2). kernel::pci only
+ * sets it, during probe; the engine also clears it when a card will not stop.
+ */
+void fgrab_shim_bus_master(struct pci_dev *pdev, bool enable)
+{
+	if (enable)
+		pci_set_master(pdev);
+	else
+		pci_clear_master(pdev);
+}
+
 /* PCI location as domain << 16 | bus << 8 | devfn (the Rust PCI API has no domain). */
 u32 fgrab_shim_pci_location(struct pci_dev *pdev)
 {
@@ -174,6 +187,12 @@ bool fgrab_shim_issue_is_cancel(unsigned int issue_flags)
 	return issue_flags & IO_URING_F_CANCEL;
 }
 
+/* Whether the ring posts 32-byte CQEs (IORING_SETUP_CQE32 or CQE_MIXED). */
+bool fgrab_shim_issue_has_cqe32(unsigned int issue_flags)
+{
+	return issue_flags & IO_URING_F_CQE32;
+}
+
 /* Identifies the ring a command came from (its io_ring_ctx), for comparison only. */
 const void *fgrab_shim_cmd_ring(struct io_uring_cmd *cmd)
 {
@@ -221,17 +240,21 @@ static void fgrab_cmd_done_tw(struct io_tw_req tw_req, io_tw_token_t tw)
  * Completes @cmd from any context (another command, release, unbind, interrupt
  * thread): the CQE is posted from task work in the submitter's context, with the issue
  * flags io_uring gives there. @out (may be NULL) is consumed. The caller must not touch
- * @cmd afterwards.
+ * @cmd afterwards. @lazy: the waiter need not be woken before it has as many completions
+ * as it waits for (DEFER_TASKRUN rings; @cmd posts one CQE).
  */
 void fgrab_shim_cmd_done_in_task(struct io_uring_cmd *cmd, s32 res, u64 res2,
-				 struct fgrab_frame_out *out)
+				 struct fgrab_frame_out *out, bool lazy)
 {
 	struct fgrab_cmd_pdu *pdu = io_uring_cmd_to_pdu(cmd, struct fgrab_cmd_pdu);
 
 	pdu->res = res;
 	pdu->res2 = res2;
 	pdu->out = out;
-	io_uring_cmd_complete_in_task(cmd, fgrab_cmd_done_tw);
+	if (lazy)
+		io_uring_cmd_do_in_task_lazy(cmd, fgrab_cmd_done_tw);
+	else
+		io_uring_cmd_complete_in_task(cmd, fgrab_cmd_done_tw);
 }
 
 /*
@@ -271,8 +294,47 @@ struct fgrab_region *fgrab_shim_region_import(struct io_uring_cmd *cmd,
 	return region;
 }
 
+/*
+ * Marks every page of @region dirty. The card may have written any byte of it, and
+ * io_uring unpins registered buffers without dirtying them (videobuf2 USERPTR does it with
+ * unpin_user_pages_dirty_lock() instead): without this, a file-backed or swap-cached page
+ * written only by DMA could be reclaimed as clean and the frames lost. Once per region, at
+ * its end: after the last DMA (every frame unmapped, so bounce buffers were copied back)
+ * and while the attach command still keeps the pages pinned. May sleep (page locks).
+ */
+static void fgrab_region_mark_dirty(const struct fgrab_region *region)
+{
+	size_t skip = region->iter.iov_offset, left = region->iter.count;
+	struct folio *last = NULL;
+	unsigned long i;
+
+	for (i = 0; i < region->iter.nr_segs && left; i++) {
+		const struct bio_vec *bv = &region->iter.bvec[i];
+		size_t start, end, off;
+
+		if (skip >= bv->bv_len) {
+			skip -= bv->bv_len;
+			continue;
+		}
+		start = bv->bv_offset + skip;
+		end = bv->bv_offset + min_t(size_t, bv->bv_len, skip + left);
+		left -= end - start;
+		skip = 0;
+		for (off = round_down(start, PAGE_SIZE); off < end; off += PAGE_SIZE) {
+			struct folio *folio = page_folio(bv->bv_page + (off >> PAGE_SHIFT));
+
+			/* A huge page is one folio: dirty it once. */
+			if (folio != last)
+				folio_mark_dirty_lock(folio);
+			last = folio;
+		}
+	}
+}
+
+/* Ends an import whose frames are all unmapped; see fgrab_region_mark_dirty(). */
 void fgrab_shim_region_release(struct fgrab_region *region)
 {
+	fgrab_region_mark_dirty(region);
 	kfree(region);
 }
 

@@ -70,6 +70,7 @@ int fgrab_shim_misc_register(struct miscdevice *misc, const char *name,
 			     struct pci_dev *pdev);
 void fgrab_shim_misc_deregister(struct miscdevice *misc);
 u32 fgrab_shim_pci_location(struct pci_dev *pdev);
+void fgrab_shim_bus_master(struct pci_dev *pdev, bool enable);
 int fgrab_shim_card_index_alloc(void);
 void fgrab_shim_card_index_free(int index);
 u32 fgrab_shim_cmd_op(const struct io_uring_cmd *cmd);
@@ -78,12 +79,13 @@ int fgrab_shim_cmd_payload(const struct io_uring_cmd *cmd, unsigned int issue_fl
 			   void *dst, size_t len);
 bool fgrab_shim_cmd_is_fixed(const struct io_uring_cmd *cmd);
 bool fgrab_shim_issue_is_cancel(unsigned int issue_flags);
+bool fgrab_shim_issue_has_cqe32(unsigned int issue_flags);
 const void *fgrab_shim_cmd_ring(struct io_uring_cmd *cmd);
 void fgrab_shim_cmd_mark_cancelable(struct io_uring_cmd *cmd, unsigned int issue_flags);
 void fgrab_shim_cmd_done(struct io_uring_cmd *cmd, s32 res, u64 res2,
 			 unsigned int issue_flags);
 void fgrab_shim_cmd_done_in_task(struct io_uring_cmd *cmd, s32 res, u64 res2,
-				 struct fgrab_frame_out *out);
+				 struct fgrab_frame_out *out, bool lazy);
 struct fgrab_region *fgrab_shim_region_import(struct io_uring_cmd *cmd,
 					      unsigned int issue_flags, u64 addr,
 					      u64 len, int *err);

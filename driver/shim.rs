@@ -42,6 +42,13 @@ pub(crate) fn pci_location(pdev: &kernel::pci::Device) -> u32 {
     unsafe { fgrab_shim_pci_location(raw_pci_dev(pdev)) }
 }
 
+/// Sets or clears Bus Master Enable of `pdev`: while clear, the card can do no DMA.
+pub(crate) fn set_bus_master(pdev: &kernel::pci::Device, enable: bool) {
+    // SAFETY: `raw_pci_dev` gives a valid `struct pci_dev` for as long as `pdev` is borrowed;
+    // the command register may be written in any process context.
+    unsafe { fgrab_shim_bus_master(raw_pci_dev(pdev), enable) }
+}
+
 /// `struct io_uring_cmd`, only ever handled by pointer.
 #[repr(C)]
 pub(crate) struct RawUringCmd {
@@ -58,6 +65,7 @@ extern "C" {
         pdev: *mut c_void,
     ) -> c_int;
     fn fgrab_shim_pci_location(pdev: *mut c_void) -> u32;
+    fn fgrab_shim_bus_master(pdev: *mut c_void, enable: bool);
     fn fgrab_shim_misc_deregister(misc: *mut c_void);
     fn fgrab_shim_card_index_alloc() -> c_int;
     fn fgrab_shim_card_index_free(index: c_int);
@@ -71,10 +79,17 @@ extern "C" {
     ) -> c_int;
     fn fgrab_shim_cmd_is_fixed(cmd: *const RawUringCmd) -> bool;
     fn fgrab_shim_issue_is_cancel(issue_flags: c_uint) -> bool;
+    fn fgrab_shim_issue_has_cqe32(issue_flags: c_uint) -> bool;
     fn fgrab_shim_cmd_ring(cmd: *mut RawUringCmd) -> *const c_void;
     fn fgrab_shim_cmd_mark_cancelable(cmd: *mut RawUringCmd, issue_flags: c_uint);
     fn fgrab_shim_cmd_done(cmd: *mut RawUringCmd, res: i32, res2: u64, issue_flags: c_uint);
-    fn fgrab_shim_cmd_done_in_task(cmd: *mut RawUringCmd, res: i32, res2: u64, out: *mut FrameOut);
+    fn fgrab_shim_cmd_done_in_task(
+        cmd: *mut RawUringCmd,
+        res: i32,
+        res2: u64,
+        out: *mut FrameOut,
+        lazy: bool,
+    );
     fn fgrab_shim_region_import(
         cmd: *mut RawUringCmd,
         issue_flags: c_uint,
@@ -261,6 +276,13 @@ impl UringCmd {
         unsafe { fgrab_shim_issue_is_cancel(self.issue_flags) }
     }
 
+    /// Whether the ring posts 32-byte CQEs, which frame completions need (the sequence
+    /// number travels in the CQE's first extra word).
+    pub(crate) fn has_cqe32(&self) -> bool {
+        // SAFETY: pure flag test.
+        unsafe { fgrab_shim_issue_has_cqe32(self.issue_flags) }
+    }
+
     /// Whether the SQE set `IORING_URING_CMD_FIXED` (a fixed buffer is named by `buf_index`).
     pub(crate) fn is_fixed(&self) -> bool {
         // SAFETY: `raw` is valid for this call (type invariant).
@@ -357,19 +379,28 @@ impl PendingCmd {
     /// Completes the command from any context; the CQE is posted from task work in the
     /// submitter's context.
     pub(crate) fn complete_in_task(self, res: i32) {
-        self.complete_frame(res, 0, None);
+        self.complete(res, 0, None, false);
     }
 
     /// Completes a frame command from any context: `res` and `sequence` go to the CQE
     /// (`big_cqe[0]`), and `out`'s metadata, if any, to user memory just before it.
+    ///
+    /// Frame completions are lazy task work (`IOU_F_TWQ_LAZY_WAKE`): on a
+    /// `IORING_SETUP_DEFER_TASKRUN` ring, a task waiting for N completions is woken once, when
+    /// the N-th frame is ready, instead of once per frame (NVMe passthrough does the same).
+    /// Each frame command posts exactly one CQE, as lazy wake-ups require.
     pub(crate) fn complete_frame(self, res: i32, sequence: u64, out: Option<KBox<FrameOut>>) {
+        self.complete(res, sequence, out, true);
+    }
+
+    fn complete(self, res: i32, res2: u64, out: Option<KBox<FrameOut>>, lazy: bool) {
         let raw = self.raw.as_ptr();
         core::mem::forget(self);
         let out = out.map_or(core::ptr::null_mut(), KBox::into_raw);
         // SAFETY: `raw` is in flight and completed only here (type invariant; `self` is
         // forgotten so `Drop` does not complete it again). `out` is null or a kmalloc'ed
         // `FrameOut` whose ownership passes to the shim, which kfree()s it.
-        unsafe { fgrab_shim_cmd_done_in_task(raw, res, sequence, out) };
+        unsafe { fgrab_shim_cmd_done_in_task(raw, res, res2, out, lazy) };
     }
 
     /// Completes the command inside its own cancel call, with that call's issue flags.
@@ -393,6 +424,7 @@ impl Drop for PendingCmd {
                 ECANCELED.to_errno(),
                 0,
                 core::ptr::null_mut(),
+                false,
             )
         };
     }
@@ -472,7 +504,9 @@ impl RegionImport {
 
 impl Drop for RegionImport {
     fn drop(&mut self) {
-        // SAFETY: created by `fgrab_shim_region_import`, released once.
+        // Marks the region's pages dirty (the card wrote them), then frees the import.
+        // SAFETY: created by `fgrab_shim_region_import`, released once, while the command
+        // that imported it is still in flight (the pages are pinned).
         unsafe { fgrab_shim_region_release(self.raw.as_ptr()) };
     }
 }

@@ -154,15 +154,17 @@ impl Attached {
         }
     }
 
-    /// Completes every frame on the card with `res`: after a reset or on a vanished card,
-    /// which do no more DMA.
+    /// Completes every frame on the card with `res`: after a reset or on a card cut off the
+    /// bus, which do no more DMA.
     fn reclaim_on_card(&mut self, res: i32) {
         for (index, slot) in self.slots.iter_mut().enumerate() {
             if matches!(slot, Slot::OnCard(_)) {
                 if let Slot::OnCard(queued) = core::mem::replace(slot, Slot::Idle) {
                     // CAST: at most `MAX_FRAMES` slots.
-                    if let Some(meta) = queued.complete(index as u32, res, None, self.clock_offset)
-                    {
+                    let index = index as u32;
+                    // Whatever the card wrote before it stopped is the CPU's again.
+                    self.region.sync_for_cpu(index);
+                    if let Some(meta) = queued.complete(index, res, None, self.clock_offset) {
                         let _ = self.done.push(meta, GFP_KERNEL);
                     }
                 }
@@ -320,8 +322,8 @@ pub(crate) struct Stream {
     attaching: bool,
     /// The card was unbound: no new region.
     gone: bool,
-    /// A `read()` copies a driver-owned frame outside the lock (unbind waits for it).
-    reading: bool,
+    /// `read()` calls copying a driver-owned frame outside the lock (unbind waits for them).
+    readers: u32,
     /// The card's rings; dropped at unbind, while the device is still bound.
     engine: Option<Engine>,
 }
@@ -333,7 +335,7 @@ impl Stream {
             attached: None,
             attaching: false,
             gone: false,
-            reading: false,
+            readers: 0,
             engine: Some(engine),
         }
     }
@@ -386,7 +388,7 @@ impl Stream {
     /// Whether an `ATTACH` holds a reservation or a `read()` copies a frame (unbind waits
     /// for both to end).
     pub(crate) fn busy(&self) -> bool {
-        self.attaching || self.reading
+        self.attaching || self.readers > 0
     }
 
     /// The region file `owner` attached.
@@ -469,7 +471,32 @@ impl Stream {
         attached.queue_waiter(engine, regs, index)
     }
 
-    /// `ioctl(DQBUF)`: the oldest completed frame queued as a waiter, if any.
+    /// `ioctl(QBUF)`: [`Self::queue_waiter`] on a fixed-buffer region (the copy path's
+    /// frames belong to `read()`).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Self::queue_waiter`]; `EINVAL` on driver-owned frames.
+    pub(crate) fn qbuf(&mut self, regs: &Registers, owner: u64, index: u32) -> Result {
+        if self.owned(owner)?.0.region.is_kernel() {
+            return Err(EINVAL);
+        }
+        self.queue_waiter(regs, owner, index)
+    }
+
+    /// `ioctl(DQBUF)`: [`Self::dequeue`] on a fixed-buffer region.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Self::dequeue`]; `EINVAL` on driver-owned frames.
+    pub(crate) fn dqbuf(&mut self, owner: u64) -> Result<Option<FrameMeta>> {
+        if self.owned(owner)?.0.region.is_kernel() {
+            return Err(EINVAL);
+        }
+        self.dequeue(owner)
+    }
+
+    /// The oldest completed frame queued as a waiter, if any.
     ///
     /// # Errors
     ///
@@ -520,8 +547,11 @@ impl Stream {
     }
 
     /// Whether file `owner` streams driver-owned frames (copy path); `EBUSY` if another
-    /// file owns the card or this one attached a fixed buffer.
+    /// file owns the card or this one attached a fixed buffer, `ENODEV` after unbind.
     pub(crate) fn copying(&self, owner: u64) -> Result<bool> {
+        if self.gone {
+            return Err(ENODEV);
+        }
         match &self.attached {
             None => Ok(false),
             Some(attached) if attached.owner == owner && attached.region.is_kernel() => Ok(true),
@@ -539,8 +569,29 @@ impl Stream {
     }
 
     /// A `read()` copies a driver-owned frame outside the lock: teardown waits for it.
-    pub(crate) fn set_reading(&mut self, reading: bool) {
-        self.reading = reading;
+    pub(crate) fn begin_reading(&mut self) {
+        self.readers += 1;
+    }
+
+    /// A `read()` finished copying.
+    pub(crate) fn end_reading(&mut self) {
+        self.readers -= 1;
+    }
+
+    /// Whether the copy path's stream runs (an error or a vanished card stops it).
+    pub(crate) fn copy_streaming(&self) -> bool {
+        self.attached
+            .as_ref()
+            .is_some_and(|attached| attached.streaming)
+    }
+
+    /// Resets the card (at probe).
+    ///
+    /// # Errors
+    ///
+    /// `ENODEV` without an engine; those of [`Engine::reset`].
+    pub(crate) fn reset(&mut self, regs: &Registers) -> Result {
+        self.engine.as_mut().ok_or(ENODEV)?.reset(regs)
     }
 
     /// `START` from file `owner`: resets the card, programs it for the region's frames,
@@ -556,7 +607,6 @@ impl Stream {
             return Err(EALREADY);
         }
         engine.configure(regs, attached.region.frame_bytes())?;
-        attached.counters = Counters::default();
         let mut result = Ok(());
         for index in 0..attached.region.frame_count() {
             let Some(slot) = attached.slots.get_mut(index as usize) else {
@@ -579,8 +629,9 @@ impl Stream {
         }
         let result = result.and_then(|()| engine.enable(regs));
         if let Err(error) = result {
-            // The card forgets its submissions at reset: they wait again.
-            let _ = engine.reset(regs);
+            // The card forgets its submissions at reset (or is cut off the bus if it will
+            // not reset): they wait again.
+            engine.quiesce(regs);
             for slot in attached.slots.iter_mut() {
                 if let Slot::OnCard(queued) = core::mem::replace(slot, Slot::Idle) {
                     *slot = Slot::Waiting(queued);
@@ -589,6 +640,7 @@ impl Stream {
             return Err(error);
         }
         attached.streaming = true;
+        attached.counters = Counters::default();
         attached.clock_offset = engine.clock_offset(regs).unwrap_or(0);
         Ok(())
     }
@@ -715,9 +767,9 @@ impl Stream {
         if let Some(attached) = self.attached.take() {
             attached.end(self.engine.as_mut(), regs, ENODEV.to_errno(), None);
         }
-        if let Some(mut engine) = self.engine.take() {
-            // Quiesce even an idle card before its rings are freed.
-            let _ = engine.reset(regs);
+        if let Some(engine) = self.engine.take() {
+            // Quiesce even an idle card, and take it off the bus, before its rings are freed.
+            engine.release(regs);
         }
     }
 

@@ -28,6 +28,7 @@ pub(crate) fn handle(file: &OpenFile, cmd: UringCmd) -> Result<i32> {
         ops::INFO => copy_out(card.info().as_bytes(), &cmd.payload()?),
         ops::STATS => copy_out(card.stats().as_bytes(), &cmd.payload()?),
         ops::ATTACH => {
+            cqe32(&cmd)?;
             let request = AttachCmd::read_from_bytes(&cmd.payload()?).map_err(|_| EINVAL)?;
             if request.flags != 0 || request.reserved0 != 0 || request.reserved != [0; 5] {
                 return Err(EINVAL);
@@ -36,6 +37,7 @@ pub(crate) fn handle(file: &OpenFile, cmd: UringCmd) -> Result<i32> {
             Err(EIOCBQUEUED)
         }
         ops::QUEUE => {
+            cqe32(&cmd)?;
             let request = QueueCmd::read_from_bytes(&cmd.payload()?).map_err(|_| EINVAL)?;
             if request.flags != 0 || request.reserved != [0; 8] {
                 return Err(EINVAL);
@@ -59,6 +61,16 @@ pub(crate) fn handle(file: &OpenFile, cmd: UringCmd) -> Result<i32> {
             Ok(0)
         }
         _ => Err(EOPNOTSUPP),
+    }
+}
+
+/// `ATTACH`, `QUEUE`: frame completions carry the sequence number in a 32-byte CQE, so a
+/// ring without them cannot stream.
+fn cqe32(cmd: &UringCmd) -> Result {
+    if cmd.has_cqe32() {
+        Ok(())
+    } else {
+        Err(EINVAL)
     }
 }
 

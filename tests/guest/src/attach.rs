@@ -451,3 +451,124 @@ pub fn demo(path: &str) -> TestResult {
     ));
     Ok(())
 }
+
+/// A ring without 32-byte CQEs cannot carry frame sequence numbers: `ATTACH` and `QUEUE`
+/// are refused with -EINVAL and nothing changes on the card; `INFO` still works there.
+pub fn attach_rejects_small_cqe_ring() -> TestResult {
+    use io_uring::{cqueue, opcode, squeue, types, IoUring};
+    use std::os::fd::AsRawFd;
+    let memory = Memory::new(2 << 20)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(CARD0)
+        .map_err(|error| error.to_string())?;
+    let mut ring = IoUring::<squeue::Entry128, cqueue::Entry>::builder()
+        .build(8)
+        .map_err(|error| error.to_string())?;
+    // SAFETY: `memory` outlives the ring (declared before it, dropped after it).
+    unsafe { ring.submitter().register_buffers(&[memory.iovec()]) }
+        .map_err(|error| format!("register_buffers: {error}"))?;
+    let mut info = fgrab_uapi::DeviceInfo::new_zeroed();
+    let copy_out = fgrab_uapi::CopyOutCmd {
+        addr: info.as_mut_bytes().as_mut_ptr() as u64,
+        size: size_of::<fgrab_uapi::DeviceInfo>() as u32,
+        ..fgrab_uapi::CopyOutCmd::new_zeroed()
+    };
+    let queue = fgrab_uapi::QueueCmd::new_zeroed();
+    let region = small_request(&memory);
+    let commands: [(u32, &[u8], bool, i32); 3] = [
+        (ops::ATTACH, region.as_bytes(), true, -libc::EINVAL),
+        (ops::QUEUE, queue.as_bytes(), false, -libc::EINVAL),
+        (
+            ops::INFO,
+            copy_out.as_bytes(),
+            false,
+            size_of::<fgrab_uapi::DeviceInfo>() as i32,
+        ),
+    ];
+    for (op, payload, fixed, want) in commands {
+        let mut bytes = [0u8; 80];
+        bytes[..payload.len()].copy_from_slice(payload);
+        let entry = opcode::UringCmd80::new(types::Fd(file.as_raw_fd()), op)
+            .cmd(bytes)
+            .buf_index(fixed.then_some(0))
+            .build();
+        // SAFETY: the payload points at `info` (alive until the completion is reaped below)
+        // or at the registered `memory`.
+        unsafe { ring.submission().push(&entry) }.map_err(|error| error.to_string())?;
+        ring.submit_and_wait(1).map_err(|error| error.to_string())?;
+        let cqe = ring.completion().next().ok_or("no completion")?;
+        ensure!(
+            cqe.result() == want,
+            "op {op:#x} on a ring without CQE32: {} instead of {want}",
+            cqe.result()
+        );
+    }
+    ensure!(info.card_index == 0, "INFO wrote card {}", info.card_index);
+    drop(ring);
+    let state = TestRing::open(CARD0)?.stats()?.state;
+    ensure!(state == STATE_IDLE, "the card changed state: {state}");
+    Ok(())
+}
+
+/// `PG_dirty` of the pages behind `addr..addr + len` of this process, from
+/// `/proc/self/pagemap` (virtual page to frame number) and `/proc/kpageflags`.
+fn dirty_pages(addr: u64, len: u64) -> Result<(usize, usize), String> {
+    use std::os::unix::fs::FileExt;
+    const KPF_DIRTY: u64 = 1 << 4;
+    const PRESENT: u64 = 1 << 63;
+    let pagemap = std::fs::File::open("/proc/self/pagemap").map_err(|e| e.to_string())?;
+    let flags = std::fs::File::open("/proc/kpageflags")
+        .map_err(|e| format!("/proc/kpageflags (CONFIG_PROC_PAGE_MONITOR): {e}"))?;
+    let (mut dirty, mut clean) = (0, 0);
+    for page in addr / 4096..(addr + len).div_ceil(4096) {
+        let mut entry = [0u8; 8];
+        pagemap
+            .read_exact_at(&mut entry, page * 8)
+            .map_err(|e| format!("pagemap: {e}"))?;
+        let entry = u64::from_le_bytes(entry);
+        ensure!(entry & PRESENT != 0, "page {page:#x} is not present");
+        let pfn = entry & ((1 << 55) - 1);
+        let mut word = [0u8; 8];
+        flags
+            .read_exact_at(&mut word, pfn * 8)
+            .map_err(|e| format!("kpageflags: {e}"))?;
+        if u64::from_le_bytes(word) & KPF_DIRTY != 0 {
+            dirty += 1;
+        } else {
+            clean += 1;
+        }
+    }
+    Ok((dirty, clean))
+}
+
+/// The card writes pages io_uring unpins without dirtying: the driver marks every page of
+/// a region dirty when the region ends (else a file-backed or swap-cached page written only
+/// by DMA could be dropped as clean). Freshly written anonymous pages are clean as far as
+/// `PG_dirty` goes (their dirt is in the page table), so the change is visible.
+pub fn attach_marks_pages_dirty() -> TestResult {
+    let memory = Memory::new(2 * MIB)?;
+    let request = small_request(&memory);
+    let (dirty_before, clean_before) = dirty_pages(request.addr, request.len)?;
+    ensure!(
+        clean_before > 0,
+        "every page of the region is dirty before the attach: the test cannot tell"
+    );
+    let mut ring = TestRing::open(CARD0)?;
+    // SAFETY: `memory` outlives `ring`.
+    unsafe { ring.register(&[&memory])? };
+    attach(&mut ring, &request)?;
+    detach(&mut ring)?;
+    let (dirty_after, clean_after) = dirty_pages(request.addr, request.len)?;
+    harness::info(&format!(
+        "region pages marked dirty: {dirty_before} of {} before the attach, {dirty_after} after \
+         the detach",
+        dirty_before + clean_before
+    ));
+    ensure!(
+        clean_after == 0,
+        "{clean_after} pages of the region are still clean after the detach"
+    );
+    Ok(())
+}

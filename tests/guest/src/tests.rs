@@ -36,6 +36,10 @@ pub const ALL: &[Test] = &[
     test("small-sqe-ring-rejected", small_sqe_ring_rejected),
     test("attach-detach", attach::attach_detach),
     test("attach-rejects-malformed", attach::attach_rejects_malformed),
+    test(
+        "attach-rejects-small-cqe-ring",
+        attach::attach_rejects_small_cqe_ring,
+    ),
     test("attach-ring-exit", attach::attach_ring_exit),
     test(
         "attach-survives-unregister",
@@ -43,6 +47,7 @@ pub const ALL: &[Test] = &[
     ),
     test("attach-process-killed", attach::attach_process_killed),
     test("attach-huge-pages", attach::attach_huge_pages),
+    test("attach-marks-pages-dirty", attach::attach_marks_pages_dirty),
     test("attach-unbind", attach::attach_unbind),
     test("stream-verify", stream::stream_verify),
     test("stream-underrun", stream::stream_underrun),
