@@ -46,10 +46,15 @@ const CONTROL: u64 = u64::MAX - 2;
 
 type Ring = IoUring<squeue::Entry128, cqueue::Entry32>;
 
-fn ring(sqpoll: bool) -> Result<Ring, String> {
+/// A ring for one job. Without SQPOLL, task work is deferred to the waiting task
+/// (`DEFER_TASKRUN`, which needs `SINGLE_ISSUER`) unless the job turns it off: with the
+/// driver's lazy frame completions, a wait for N frames then wakes once, not N times.
+fn ring(sqpoll: bool, defer_taskrun: bool) -> Result<Ring, String> {
     let mut builder = IoUring::<squeue::Entry128, cqueue::Entry32>::builder();
     if sqpoll {
         builder.setup_sqpoll(2000);
+    } else if defer_taskrun {
+        builder.setup_single_issuer().setup_defer_taskrun();
     }
     builder
         .build(256)
@@ -128,7 +133,7 @@ fn copy_out<T: IntoBytes + zerocopy::FromBytes>(
 /// The card's identity and limits.
 pub fn info(device: &str) -> Result<DeviceInfo, String> {
     let file = open(device)?;
-    let mut ring = ring(false)?;
+    let mut ring = ring(false, false)?;
     copy_out(&mut ring, file.as_raw_fd(), ops::INFO)
 }
 
@@ -229,7 +234,7 @@ fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
     let buffer = Buffer::new(job.offset + frame_bytes * count as usize, job.backing)?;
     let file = open(&job.device)?;
     let fd = file.as_raw_fd();
-    let mut ring = ring(sqpoll)?;
+    let mut ring = ring(sqpoll, job.defer_taskrun)?;
     let iovec = libc::iovec {
         iov_base: buffer.ptr.cast(),
         iov_len: buffer.len,
@@ -429,7 +434,7 @@ fn copy(job: &Job) -> Result<Outcome, String> {
     let info = info(&job.device)?;
     let mut file = open(&job.device)?;
     let observer = open(&job.device)?;
-    let mut ring = ring(false)?;
+    let mut ring = ring(false, false)?;
     let mut frame = vec![0u8; job.frame_bytes as usize];
     let mut outcome = Outcome::default();
     let cpu = Cpu::now(info.card_index);

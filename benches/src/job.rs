@@ -65,6 +65,8 @@ pub struct Job {
     pub queue_depth: u32,
     /// Completions collected per `io_uring_enter` (io_uring engine).
     pub batch: u32,
+    /// `IORING_SETUP_DEFER_TASKRUN` on the io_uring engine without SQPOLL.
+    pub defer_taskrun: bool,
     /// Buffer backing.
     pub backing: Backing,
     /// Region offset in the buffer (frames are back to back from there).
@@ -84,6 +86,7 @@ impl Default for Job {
             frame_bytes: 4 << 20,
             queue_depth: 8,
             batch: 4,
+            defer_taskrun: true,
             backing: Backing::Huge,
             offset: 0,
             frames: None,
@@ -129,6 +132,7 @@ impl Job {
             "iodepth_batch" | "batch" => {
                 self.batch = u32::try_from(number(value)?).map_err(|_| "batch")?.max(1)
             }
+            "defer_taskrun" => self.defer_taskrun = matches!(value, "1" | "true" | "on"),
             "sqpoll" | "sqthread_poll" => {
                 if matches!(value, "1" | "true" | "on") {
                     self.engine = Engine::UringSqpoll;

@@ -3,6 +3,7 @@
 //! ```text
 //! fgrab-bench [--name NAME] [--filename /dev/fgrab0] [--ioengine uring|uring-sqpoll|read|ioctl]
 //!             [--bs 4M] [--iodepth 8] [--iodepth_batch 4] [--backing 4k|huge] [--offset 0]
+//!             [--defer_taskrun 1|0]
 //!             [--number_ios N | --runtime 3] [--output-format human|json] [JOBFILE]
 //! ```
 //!
@@ -102,6 +103,7 @@ impl Report {
             ("frame_bytes", job.frame_bytes.to_string()),
             ("queue_depth", job.queue_depth.to_string()),
             ("batch", job.batch.to_string()),
+            ("defer_taskrun", job.defer_taskrun.to_string()),
             ("backing", format!("\"{:?}\"", job.backing)),
             ("offset", job.offset.to_string()),
             ("card", info.card_index.to_string()),

@@ -229,6 +229,17 @@ fn verdicts(jobs: &[Figures], rates: &[f64]) -> String {
             ));
         }
     }
+    for bs in ["256k", "1M"] {
+        if let (Some(deferred), Some(immediate)) = (
+            cpu(&format!("uring-{bs}")),
+            cpu(&format!("uring-{bs}-no-defer")),
+        ) {
+            out.push_str(&format!(
+                "- {bs}: CPU per GB {deferred:.4} s with task work deferred to the waiter \
+                 (DEFER_TASKRUN, lazy frame completions) vs {immediate:.4} s without\n"
+            ));
+        }
+    }
     let sqpoll: Vec<f64> = jobs
         .iter()
         .filter(|job| job.get("engine").map(String::as_str) == Some("uring-sqpoll"))

@@ -506,6 +506,19 @@ fn bench() -> TestResult {
             .into(),
         );
     }
+    // Task work run at once instead of deferred to the waiter: what lazy frame completions
+    // on a DEFER_TASKRUN ring save, side by side.
+    for bs in ["256k", "1M"] {
+        jobs.push(
+            [
+                format!("--name=uring-{bs}-no-defer"),
+                "--ioengine=uring".into(),
+                format!("--bs={bs}"),
+                "--defer_taskrun=0".into(),
+            ]
+            .into(),
+        );
+    }
     // The same zero-copy job on 4 KiB pages: more descriptors, as many as extents.
     jobs.push(
         [
