@@ -217,29 +217,35 @@ impl Card {
         let mut restarted = false;
         let meta = loop {
             let next = stream.dequeue(owner)?;
-            if let Some(meta) = next.filter(|meta| meta.flags & (META_ERROR | META_FLUSHED) == 0)
-            {
-                break meta;
+            if let Some(meta) = next {
+                if meta.flags & (META_ERROR | META_FLUSHED) == 0 {
+                    break meta;
+                }
+                // A failed frame goes straight back: to the card, or, on a stopped stream,
+                // to the frames the next start submits.
+                stream.queue_waiter(&self.regs, owner, meta.frame)?;
             }
             if !stream.copy_streaming() {
                 // The card halted or stopped answering, which stopped the stream: start it
-                // again (a dead card fails here), but only once per call.
+                // again (a dead card fails here, its frames stay queued), once per call.
                 if restarted {
                     return Err(EIO);
                 }
-                stream.start(&self.regs, owner)?;
                 restarted = true;
+                stream.start(&self.regs, owner)?;
+                continue;
             }
-            match next {
-                Some(failed) => stream.queue_waiter(&self.regs, owner, failed.frame)?,
-                None => {
-                    if self.changed.wait_interruptible(&mut stream) {
-                        return Err(ERESTARTSYS);
-                    }
-                }
+            if next.is_none() && self.changed.wait_interruptible(&mut stream) {
+                return Err(ERESTARTSYS);
             }
         };
-        let pieces = stream.kernel_pieces(meta.frame)?;
+        let pieces = match stream.kernel_pieces(meta.frame) {
+            Ok(pieces) => pieces,
+            Err(error) => {
+                stream.queue_waiter(&self.regs, owner, meta.frame)?;
+                return Err(error);
+            }
+        };
         stream.begin_reading();
         drop(stream);
         let mut copied = 0usize;
@@ -263,7 +269,9 @@ impl Card {
         let mut stream = self.stream.lock();
         stream.end_reading();
         self.changed.notify_all();
-        stream.queue_waiter(&self.regs, owner, meta.frame)?;
+        // The bytes are copied whatever happens to the frame now; a card gone meanwhile is
+        // reported by the next call.
+        let _ = stream.queue_waiter(&self.regs, owner, meta.frame);
         result.map(|()| copied)
     }
 

@@ -231,6 +231,8 @@ impl Engine {
         })?;
         self.submit_tail = tail;
         self.on_card += 1;
+        // The entry is the card's now: nothing after this point may fail the submission.
+        self.release_records(regs);
         Ok(())
     }
 
@@ -287,16 +289,27 @@ impl Engine {
             self.on_card = self.on_card.saturating_sub(1);
             handle(record);
         }
+        self.release_records(regs);
+        Ok(())
+    }
+
+    /// Hands consumed records back to the card once they and the records it still owes
+    /// reach half the completion ring. Called after every submission and drain, so between
+    /// calls the card holds at most half a ring of records plus the ones it owes, which
+    /// always fits (see [`Self::drain`]). Without a BAR (unbind) there is nothing to tell.
+    fn release_records(&mut self, regs: &Registers) {
         let unreported = (self.completion_head + RING_ENTRIES - self.reported_head) % RING_ENTRIES;
         if unreported + self.on_card < RING_ENTRIES / 2 {
-            return Ok(());
+            return;
         }
         let head = self.completion_head;
-        with_bar(regs, |bar| {
+        if with_bar(regs, |bar| {
             bar.write_reg(regs::COMPLETION_HEAD::zeroed().with_index(head))
-        })?;
-        self.reported_head = head;
-        Ok(())
+        })
+        .is_ok()
+        {
+            self.reported_head = head;
+        }
     }
 
     /// Stops the card and hands every record of a submission to `handle` (flushed ones

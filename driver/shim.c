@@ -323,11 +323,16 @@ static void fgrab_region_mark_dirty(const struct fgrab_region *region)
 		for (off = round_down(start, PAGE_SIZE); off < end; off += PAGE_SIZE) {
 			struct folio *folio = page_folio(bv->bv_page + (off >> PAGE_SHIFT));
 
-			/* A huge page is one folio: dirty it once. */
-			if (folio != last)
+			/*
+			 * A huge page is one folio: dirty it once. Only user memory, which
+			 * io_uring pinned (FOLL_PIN): a kernel buffer registered by ublk may be
+			 * page cache locked by its own request, and is not ours to dirty.
+			 */
+			if (folio != last && folio_maybe_dma_pinned(folio))
 				folio_mark_dirty_lock(folio);
 			last = folio;
 		}
+		cond_resched();
 	}
 }
 

@@ -18,7 +18,7 @@ const RING_ENTRIES: u32 = 256;
 /// use their index (below 2^32).
 const COMMAND_TAG: u64 = 1 << 63;
 
-/// `user_data` of the attach command (no command tag reaches it).
+/// `user_data` of the attach command (command tags stop one short of it).
 pub(crate) const ATTACH: u64 = u64::MAX;
 
 /// How long a one-shot command may take before the library gives up on it.
@@ -177,7 +177,7 @@ impl Ring {
 
     /// A fresh `user_data` for a one-shot command.
     pub(crate) fn command_tag(&mut self) -> u64 {
-        self.next_command = (self.next_command + 1) & !COMMAND_TAG;
+        self.next_command = (self.next_command + 1) % (COMMAND_TAG - 1);
         COMMAND_TAG | self.next_command
     }
 

@@ -381,11 +381,16 @@ impl<'a> Stream<'a> {
     pub fn take_frame(&mut self, timeout: Option<Duration>) -> Result<Option<FrameInfo>> {
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
         // Frames released since the last wait are submitted with it; while frames are ready
-        // without waiting, they are submitted once half the region waits in the ring, so
-        // that the card never runs dry behind a batch.
-        if self.ring.unsubmitted() * 2 >= self.states.len() {
-            self.ring.submit()?;
+        // without waiting, they are submitted as soon as fewer than half the region's frames
+        // are on the card, so that it never runs dry behind a batch.
+        let unsubmitted = self.ring.unsubmitted();
+        if unsubmitted > 0 {
+            let queued = self.states.iter().filter(|&&s| s == State::Queued).count();
+            if (queued - unsubmitted.min(queued)) * 2 < self.states.len() {
+                self.ring.submit()?;
+            }
         }
+        let mut looked = false;
         loop {
             if let Some(index) = self.ready.pop_front() {
                 self.states[index as usize] = State::Held;
@@ -403,20 +408,22 @@ impl<'a> Stream<'a> {
             if !self.attached {
                 return Err(Error::Ended);
             }
-            let left = match deadline {
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        if self.ring.unsubmitted() > 0 {
-                            self.ring.submit()?;
-                        }
+            let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            let completions = match left {
+                Some(left) if left.is_zero() => {
+                    if looked {
                         return Ok(None);
                     }
-                    Some(left)
+                    // One look without waiting (a zero timeout polls): entering the kernel
+                    // submits what was released and runs the task work that posts
+                    // completions.
+                    looked = true;
+                    self.ring.submit()?;
+                    self.ring.reap(0, Some(Duration::ZERO))?
                 }
-                None => None,
+                left => self.ring.reap(1, left)?,
             };
-            for completion in self.ring.reap(1, left)? {
+            for completion in completions {
                 self.handle(completion);
             }
         }

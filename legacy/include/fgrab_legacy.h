@@ -15,8 +15,9 @@
  * write into it, and it must never be freed.
  *
  * A handle may be used from any thread, but by one call at a time: a call made while
- * another call runs on the same handle returns FGRAB_E_STATE and changes nothing. A handle
- * must not be used after fgrab_close().
+ * another call runs on the same handle returns FGRAB_E_STATE and changes nothing.
+ * fgrab_close() must not overlap any other call on its handle, and the handle must not be
+ * used after it.
  */
 #ifndef FGRAB_LEGACY_H
 #define FGRAB_LEGACY_H

@@ -212,7 +212,8 @@ pub unsafe extern "C" fn fgrab_open(card: c_int, out: *mut *mut Handle) -> c_int
         Ok(Err(failure)) => failure,
         Err(_) => Failure(FGRAB_E_INTERNAL, "internal error (panic caught)".into()),
     };
-    OPEN_ERROR.with(|error| *error.borrow_mut() = message(failure.1));
+    // Only a thread being torn down has no thread-locals left; the code still says it all.
+    let _ = OPEN_ERROR.try_with(|error| *error.borrow_mut() = message(failure.1));
     failure.0
 }
 
@@ -448,14 +449,18 @@ pub extern "C" fn fgrab_strerror(code: c_int) -> *const c_char {
 pub unsafe extern "C" fn fgrab_last_error(h: *const Handle) -> *const c_char {
     if h.is_null() {
         // The thread's own string: valid until its next failed `fgrab_open`.
-        return OPEN_ERROR.with(|error| error.borrow().as_ptr());
+        return OPEN_ERROR
+            .try_with(|error| error.borrow().as_ptr())
+            .unwrap_or(c"thread exiting".as_ptr());
     }
     // SAFETY: a handle from `fgrab_open`.
     let handle = unsafe { &*h };
-    if handle.busy.load(Ordering::Acquire) {
+    if handle.busy.swap(true, Ordering::Acquire) {
         return c"another call is running on this handle".as_ptr();
     }
-    // SAFETY: no call runs on the handle (checked above; the caller does not start one
-    // while reading the message, which is valid until the next call on `h`).
-    unsafe { (*handle.state.get()).message.as_ptr() }
+    // SAFETY: this call set `busy`, so no other call reaches the state; the message stays
+    // until the next call on `h` replaces it (the documented lifetime of the pointer).
+    let text = unsafe { (*handle.state.get()).message.as_ptr() };
+    handle.busy.store(false, Ordering::Release);
+    text
 }
