@@ -324,11 +324,13 @@ static void fgrab_region_mark_dirty(const struct fgrab_region *region)
 			struct folio *folio = page_folio(bv->bv_page + (off >> PAGE_SHIFT));
 
 			/*
-			 * A huge page is one folio: dirty it once. Only user memory, which
-			 * io_uring pinned (FOLL_PIN): a kernel buffer registered by ublk may be
-			 * page cache locked by its own request, and is not ours to dirty.
+			 * A huge page is one folio: dirty it once, and only if it is clean (a
+			 * region attached again finds its pages dirty already). Only user memory,
+			 * which io_uring pinned (FOLL_PIN): a kernel buffer registered by ublk may
+			 * be page cache locked by its own request, and is not ours to dirty.
 			 */
-			if (folio != last && folio_maybe_dma_pinned(folio))
+			if (folio != last && !folio_test_dirty(folio) &&
+			    folio_maybe_dma_pinned(folio))
 				folio_mark_dirty_lock(folio);
 			last = folio;
 		}

@@ -83,7 +83,7 @@ pub struct VmConfig {
 }
 
 impl VmConfig {
-    /// A test run with defaults: two cards, no IOMMU, ten minutes.
+    /// A test run with defaults: two cards, no IOMMU, half an hour at most.
     pub fn test(name: &str) -> Self {
         Self {
             name: name.to_string(),
@@ -95,7 +95,7 @@ impl VmConfig {
             guest_args: Vec::new(),
             emulator_args: Vec::new(),
             card_args: Vec::new(),
-            timeout: Duration::from_secs(600),
+            timeout: Duration::from_secs(1800),
         }
     }
 }

@@ -11,13 +11,19 @@ use std::time::{Duration, Instant};
 /// A guest test's verdict: `Err` carries the reason.
 pub type TestResult = Result<(), String>;
 
-/// Limit for one test; a test that needs longer is broken or hung. A long run (the soak)
-/// raises it with `fgrab_test_timeout=SECONDS` on the kernel command line.
-fn test_timeout() -> Duration {
+/// Limit for test `name`; a test that needs longer is broken or hung. 300 s unless the test
+/// declares more; a long run (the soak) raises it with `fgrab_test_timeout=SECONDS` on the
+/// kernel command line.
+fn test_timeout(name: &str) -> Duration {
+    let declared = tests::ALL
+        .iter()
+        .find(|test| test.name == name)
+        .map_or(0, |test| test.timeout_seconds);
     let seconds = std::env::var("fgrab_test_timeout")
         .ok()
         .and_then(|value| value.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(300u64)
+        .max(declared);
     Duration::from_secs(seconds)
 }
 
@@ -87,7 +93,7 @@ fn run_child(name: &str) -> TestResult {
         }
         reason
     });
-    let timeout = test_timeout();
+    let timeout = test_timeout(name);
     let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {

@@ -14,6 +14,8 @@ pub struct Test {
     pub run: fn() -> TestResult,
     /// Whether a run without an explicit list includes it (self-tests are opt-in).
     pub in_default_run: bool,
+    /// Seconds it may take (the harness default when 0).
+    pub timeout_seconds: u64,
 }
 
 const fn test(name: &'static str, run: fn() -> TestResult) -> Test {
@@ -21,6 +23,7 @@ const fn test(name: &'static str, run: fn() -> TestResult) -> Test {
         name,
         run,
         in_default_run: true,
+        timeout_seconds: 0,
     }
 }
 
@@ -69,14 +72,20 @@ pub const ALL: &[Test] = &[
         name: "fault-injection",
         run: faults::fault_injection,
         in_default_run: false,
+        timeout_seconds: 0,
     },
-    test("fuzz-commands", fuzz::fuzz_commands),
+    // 100,000 commands, thousands of them mapping regions: minutes behind an IOMMU.
+    Test {
+        timeout_seconds: 900,
+        ..test("fuzz-commands", fuzz::fuzz_commands)
+    },
     test("soak-short", soak::soak_short),
     // `cargo xtask soak`.
     Test {
         name: "soak",
         run: soak::soak_long,
         in_default_run: false,
+        timeout_seconds: 0,
     },
     test("client-rust-api", client::client_rust_api),
     test("client-misuse", client::client_misuse),
@@ -93,27 +102,32 @@ pub const ALL: &[Test] = &[
         name: "stream-hot-unplug",
         run: stream::stream_hot_unplug,
         in_default_run: false,
+        timeout_seconds: 0,
     },
     Test {
         name: "stream-surprise-removal",
         run: stream::stream_surprise_removal,
         in_default_run: false,
+        timeout_seconds: 0,
     },
     // `cargo xtask bench` runs it on the fast kernel.
     Test {
         name: "bench",
         run: bench,
         in_default_run: false,
+        timeout_seconds: 0,
     },
     Test {
         name: "selftest-fail",
         run: selftest_fail,
         in_default_run: false,
+        timeout_seconds: 0,
     },
     Test {
         name: "selftest-warn",
         run: selftest_warn,
         in_default_run: false,
+        timeout_seconds: 0,
     },
 ];
 
