@@ -289,8 +289,9 @@ pub fn soak(flags: &[String]) -> Result<()> {
         }
         if let Some(value) = flag.strip_prefix("--frames=") {
             config.guest_args.push(format!("fgrab_soak_frames={value}"));
-            // Several hundred frames per second at least, with room to spare.
-            seconds = seconds.max(value.parse::<u64>()? / 250);
+            // The debug kernel under pressure verifies 150-350 frames per second here, slower
+            // as the run goes on: allow 100.
+            seconds = seconds.max(value.parse::<u64>()? / 100);
         }
     }
     config.timeout = std::time::Duration::from_secs(seconds + 600);
