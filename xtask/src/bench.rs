@@ -116,7 +116,9 @@ fn render(jobs: &[Figures], rates: &[f64], iommu: bool) -> String {
          side in one run carry the meaning). Card 0 runs with its sensor faster than its DMA \
          engine, so the physical limit is the device model's own write rate into guest memory \
          during each job. Buffers start 0x321 bytes into a THP-backed mapping, 8 frames \
-         queued, completions reaped 4 per system call. Latency runs from the card's end of \
+         queued, completions reaped 4 per system call; io_uring jobs without SQPOLL use \
+         DEFER_TASKRUN rings, on which the driver's lazy frame completions wake the \
+         waiter once per batch (the `-no-defer` jobs show the difference). Latency runs from the card's end of \
          frame (its clock, translated to CLOCK_MONOTONIC by the driver at START) to user space \
          reading the completion.\n\n",
         if iommu { " --iommu" } else { "" }
