@@ -4,7 +4,8 @@
 //! controls batching, SQPOLL and every system call it makes, so it can count them.
 
 use crate::job::{Backing, Engine, Job};
-use crate::measure::{physical_extents, Cpu, Latencies};
+use crate::measure::{Cpu, Latencies};
+use fgrab::physical_extents;
 use fgrab_uapi::{
     ioctls, ops, AttachCmd, ControlCmd, CopyOutCmd, DeviceInfo, FrameMeta, QueueCmd, Stats,
     META_FRAME,

@@ -27,12 +27,14 @@
 mod buffer;
 mod card;
 mod error;
+mod extents;
 mod ring;
 mod stream;
 
 pub use buffer::Buffer;
 pub use card::Card;
 pub use error::{Error, Result};
+pub use extents::physical_extents;
 pub use fgrab_uapi as uapi;
 
 /// The README's Rust example, compiled as a doctest so that it cannot rot.

@@ -363,39 +363,49 @@ pub fn attach_unbind() -> TestResult {
     usable(CARD0)
 }
 
-/// Buffers backed by huge pages need fewer descriptors per frame than 4 KiB pages.
+/// Buffers backed by huge pages need fewer descriptors per frame than 4 KiB pages. With
+/// direct DMA (no IOMMU, no bounce buffers) the descriptors of each frame must also equal the
+/// frame's physically contiguous extents, split at the card's largest segment, as
+/// `/proc/self/pagemap` shows them.
 pub fn attach_huge_pages() -> TestResult {
     let behind_iommu = std::fs::read_link("/sys/class/misc/fgrab0/device/iommu_group").is_ok();
     let bounced = std::fs::read_to_string("/proc/cmdline")
         .map_err(|error| error.to_string())?
         .contains("swiotlb=force");
+    let max_segment = fgrab::Card::open(CARD0)
+        .and_then(|mut card| card.info())
+        .map_err(|error| error.to_string())?
+        .max_segment_bytes;
+    // 8 frames of 1 MiB + 1000 bytes every 2 MiB, starting 300 bytes into the buffer.
+    let (offset, frame_bytes, stride, count) = (300, MIB + 1000, 2 * MIB, 8);
     let mut counts = Vec::new();
     for huge in [false, true] {
         let memory = if huge {
             Memory::huge(16 * MIB)?
         } else {
-            // Transparent huge pages off while the buffer is populated, whatever the
-            // kernel's default: this buffer stands for plain 4 KiB pages.
-            let thp = "/sys/kernel/mm/transparent_hugepage/enabled";
-            let saved = std::fs::read_to_string(thp).unwrap_or_default();
-            let _ = std::fs::write(thp, "never");
-            let memory = Memory::new(16 * MIB);
-            if let Some(mode) = saved.split_whitespace().find(|word| word.starts_with('[')) {
-                let _ = std::fs::write(thp, mode.trim_matches(['[', ']']));
-            }
-            memory?
+            Memory::fragmented(16 * MIB)?
         };
+        let base = memory.addr() as usize + offset;
+        let extents = (0..count)
+            .map(|frame| {
+                fgrab::physical_extents(base + frame * stride, frame_bytes, max_segment.into())
+                    .ok_or("/proc/self/pagemap shows no frame numbers")
+            })
+            .collect::<Result<Vec<u64>, _>>()?;
         let mut ring = TestRing::open(CARD0)?;
         // SAFETY: `memory` outlives `ring`.
         unsafe { ring.register(&[&memory])? };
-        // 8 frames of 1 MiB + 1000 bytes, starting 300 bytes into the buffer.
-        let request = attach_request(memory.addr() + 300, MIB as u32 + 1000, 2 * MIB as u64, 8);
+        let request = attach_request(base as u64, frame_bytes as u32, stride as u64, count as u32);
         attach(&mut ring, &request)?;
         let stats = ring.stats()?;
         detach(&mut ring)?;
-        counts.push(stats.descriptors_max_per_frame);
+        let (extents_max, extents_total) = (
+            extents.iter().copied().max().unwrap_or(0),
+            extents.iter().sum::<u64>(),
+        );
         harness::info(&format!(
-            "{} pages{}: {} descriptors per 1 MiB frame at most, {} in all, {} mapped entries",
+            "{} pages{}: {} descriptors per 1 MiB frame at most, {} in all, {} mapped entries; \
+             physically contiguous extents: {extents_max} per frame at most, {extents_total} in all",
             if huge { "2 MiB huge" } else { "4 KiB" },
             if behind_iommu {
                 " behind the IOMMU"
@@ -408,6 +418,17 @@ pub fn attach_huge_pages() -> TestResult {
             stats.descriptors_total,
             stats.mapped_entries
         ));
+        if !behind_iommu && !bounced {
+            ensure!(
+                u64::from(stats.descriptors_total) == extents_total
+                    && u64::from(stats.descriptors_max_per_frame) == extents_max,
+                "descriptors ({} in all, {} per frame at most) differ from the physical \
+                 extents ({extents_total}, {extents_max})",
+                stats.descriptors_total,
+                stats.descriptors_max_per_frame
+            );
+        }
+        counts.push(stats.descriptors_max_per_frame);
     }
     ensure!(
         counts[1] <= counts[0],

@@ -26,6 +26,31 @@ impl Memory {
         )
     }
 
+    /// Maps `len` bytes of 4 KiB pages of which no two neighbours in the buffer are likely
+    /// neighbours in physical memory: each page is faulted in alternately with a page of a
+    /// spacer mapping that is unmapped afterwards. Fresh guest memory otherwise hands out
+    /// ascending frames, and a plain buffer can come out physically contiguous. Transparent
+    /// huge pages are off while it is populated: `MADV_NOHUGEPAGE` alone has not kept them
+    /// away in this guest.
+    pub fn fragmented(len: usize) -> Result<Self, String> {
+        const THP: &str = "/sys/kernel/mm/transparent_hugepage/enabled";
+        let saved = std::fs::read_to_string(THP).unwrap_or_default();
+        let _ = std::fs::write(THP, "never");
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        let mapped = Self::reserve(len, flags, libc::MADV_NOHUGEPAGE).and_then(|buffer| {
+            let spacer = Self::reserve(len, flags, libc::MADV_NOHUGEPAGE)?;
+            for page in 0..len.div_ceil(4096) {
+                buffer.touch(page);
+                spacer.touch(page);
+            }
+            Ok(buffer)
+        });
+        if let Some(mode) = saved.split_whitespace().find(|word| word.starts_with('[')) {
+            let _ = std::fs::write(THP, mode.trim_matches(['[', ']']));
+        }
+        mapped
+    }
+
     /// Maps `len` bytes (a multiple of 2 MiB) from the hugetlb pool, which the guest's init
     /// fills at boot, before memory fragments.
     pub fn huge(len: usize) -> Result<Self, String> {
@@ -37,6 +62,24 @@ impl Memory {
     }
 
     fn map(len: usize, flags: libc::c_int, advice: libc::c_int) -> Result<Self, String> {
+        let memory = Self::reserve(len, flags, advice)?;
+        // Touch every page so the backing exists before io_uring pins it; last to first, so
+        // neighbours in the buffer are less likely to be neighbours in physical memory.
+        for page in (0..len.div_ceil(4096)).rev() {
+            memory.touch(page);
+        }
+        Ok(memory)
+    }
+
+    /// Writes to 4 KiB page `page` so that it is backed.
+    fn touch(&self, page: usize) {
+        assert!(page * 4096 < self.len, "page {page} outside the mapping");
+        // SAFETY: `page * 4096 < len` (checked above), inside the writable mapping.
+        unsafe { self.ptr.add(page * 4096).write_volatile(0xa5) };
+    }
+
+    /// Maps `len` bytes without touching them.
+    fn reserve(len: usize, flags: libc::c_int, advice: libc::c_int) -> Result<Self, String> {
         // SAFETY: anonymous mapping at an address of the kernel's choice.
         let ptr = unsafe {
             libc::mmap(
@@ -53,12 +96,6 @@ impl Memory {
         }
         // SAFETY: advice on the mapping just created.
         unsafe { libc::madvise(ptr, len, advice) };
-        // Touch every page so the backing exists before io_uring pins it; last to first, so
-        // neighbours in the buffer are less likely to be neighbours in physical memory.
-        for page in (0..len.div_ceil(4096)).rev() {
-            // SAFETY: `page * 4096 < len`, inside the writable mapping.
-            unsafe { ptr.cast::<u8>().add(page * 4096).write_volatile(0xa5) };
-        }
         Ok(Self {
             ptr: ptr.cast(),
             len,
