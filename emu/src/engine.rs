@@ -39,6 +39,9 @@ const SUBMIT_ENTRY: u64 = 16;
 const COMPLETION_ENTRY: u64 = 32;
 /// Longest wait for the engine to complete a reset requested by the client.
 const RESET_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a starved engine sleeps at most before it counts the frames it missed (drop
+/// counters are at most this stale while no buffer is queued).
+const STARVED_POLL: Duration = Duration::from_millis(1);
 
 /// Run parameters from the command line.
 #[derive(Clone, Debug)]
@@ -109,6 +112,13 @@ pub struct Counters {
     /// Time spent producing and writing them, in nanoseconds: `dma_bytes` over this is
     /// the fastest the model can fill buffers (the "physical limit" of benchmarks).
     pub dma_busy_ns: u64,
+    /// Time between `ENABLE` and the stop request, in nanoseconds.
+    pub running_ns: u64,
+    /// Part of `running_ns` the engine spent starved: a frame was due but no submission
+    /// was queued (underrun) or the completion ring was full (backpressure), until the next
+    /// frame could start. With `dma_busy_ns` it splits a stream's time between the host
+    /// keeping the card fed, the writes themselves and the model's own per-frame work.
+    pub starved_ns: u64,
 }
 
 struct Pending {
@@ -129,6 +139,9 @@ struct State {
     moderation_us: u32,
     last_frame_irq: Option<Instant>,
     frame_irq_deadline: Option<Instant>,
+    running_since: Option<Instant>,
+    /// Since when frame starts find no submission (or no completion room: `true`).
+    starved_since: Option<(Instant, bool)>,
     submit: Ring,
     completion: Ring,
     writeback: u64,
@@ -145,6 +158,19 @@ struct State {
 }
 
 impl State {
+    /// Opens a starved stretch at `at` unless one is open: frame starts find no submission,
+    /// or (`backpressure`) completion records are held back.
+    fn starve(&mut self, at: Instant, backpressure: bool) {
+        self.starved_since.get_or_insert((at, backpressure));
+    }
+
+    /// Ends a starved stretch (if one is open) and counts it.
+    fn end_starvation(&mut self) {
+        if let Some((since, _)) = self.starved_since.take() {
+            self.counters.starved_ns += nanos(since.elapsed());
+        }
+    }
+
     fn new(config: &EngineConfig, faults: FaultPlan) -> Self {
         Self {
             run: Run::Idle,
@@ -159,6 +185,8 @@ impl State {
             moderation_us: 0,
             last_frame_irq: None,
             frame_irq_deadline: None,
+            running_since: None,
+            starved_since: None,
             submit: Ring::default(),
             completion: Ring::default(),
             writeback: 0,
@@ -531,6 +559,10 @@ impl Device {
         match st.run {
             Run::Running if stop => {
                 log::info!("stop requested");
+                st.end_starvation();
+                if let Some(since) = st.running_since.take() {
+                    st.counters.running_ns += nanos(since.elapsed());
+                }
                 st.run = Run::Stopping;
                 self.abort.store(true, Ordering::Release);
                 self.wake.notify_all();
@@ -560,6 +592,7 @@ impl Device {
                 );
                 self.abort.store(false, Ordering::Release);
                 st.run = Run::Running;
+                st.running_since = Some(Instant::now());
                 st.next_frame_at = Instant::now() + Duration::from_nanos(st.period_ns.into());
                 self.wake.notify_all();
             }
@@ -634,6 +667,10 @@ impl Device {
     }
 
     fn run_engine(self: Arc<Self>) {
+        // Frame starts are microseconds apart at high rates; the default 50 us timer slack
+        // would stretch every wait for the next one into a gap in the stream.
+        // SAFETY: PR_SET_TIMERSLACK takes a value and changes only this thread's timers.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong) };
         let mut buf = vec![0u8; CHUNK];
         let mut st = self.lock();
         loop {
@@ -668,7 +705,19 @@ impl Device {
                     st = self.frame(st, &mut buf);
                     continue;
                 }
-                deadline = Some(deadline.map_or(st.next_frame_at, |d| d.min(st.next_frame_at)));
+                // With no buffer to fill (or no room to complete into) the next frame start
+                // can only be a drop: sleep until a doorbell or for STARVED_POLL, and count
+                // the frames that went by then (`frame`), instead of waking every period.
+                let fed = !st.submit.is_empty() && st.pending.is_empty();
+                let start_at = if fed {
+                    st.next_frame_at
+                } else {
+                    let due = st.next_frame_at;
+                    let backpressure = !st.pending.is_empty();
+                    st.starve(due, backpressure);
+                    due.max(now + STARVED_POLL)
+                };
+                deadline = Some(deadline.map_or(start_at, |d| d.min(start_at)));
             }
             st = self.wait(st, deadline);
         }
@@ -680,10 +729,17 @@ impl Device {
         let late = Instant::now().saturating_duration_since(st.next_frame_at);
         // CAST: a u32 period divides any realistic lateness into a u64.
         let missed = (late.as_nanos() / period.as_nanos().max(1)) as u64;
+        // Frame starts that went by while the card was starved are dropped for the reason it
+        // was starved (docs/hardware.md 6.2), else the card itself was late.
+        let starved = st.starved_since.map(|(_, backpressure)| backpressure);
         for _ in 0..missed {
             st.next_sequence += 1;
             st.counters.produced += 1;
-            st.counters.dropped_overrun += 1;
+            match starved {
+                Some(true) => st.counters.dropped_backpressure += 1,
+                Some(false) => st.counters.dropped_underrun += 1,
+                None => st.counters.dropped_overrun += 1,
+            }
         }
         if missed > 0 {
             log::debug!("engine late: {missed} frame starts dropped");
@@ -717,12 +773,14 @@ impl Device {
         }
         if !st.pending.is_empty() {
             st.counters.dropped_backpressure += 1;
+            st.starve(Instant::now(), true);
             return st;
         }
 
         let (entry, list) = loop {
             if st.submit.is_empty() {
                 st.counters.dropped_underrun += 1;
+                st.starve(Instant::now(), false);
                 return st;
             }
             let fetched = match self.take_submission(&mut st) {
@@ -750,6 +808,7 @@ impl Device {
             }
         };
 
+        st.end_starvation();
         let frame_bytes = st.frame_bytes;
         let inject_dma_error = st.faults.take_kind(sequence, FaultKind::DmaError);
         let stall = match st
@@ -782,7 +841,7 @@ impl Device {
         let mut st = self.lock();
         st.frame_in_flight = false;
         st.counters.dma_bytes += u64::from(transfer.bytes);
-        st.counters.dma_busy_ns += u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX);
+        st.counters.dma_busy_ns += nanos(busy);
         if st.reset_requested || self.is_removed() {
             // Reset discards everything; a removed device says nothing more.
             return st;
@@ -938,17 +997,25 @@ impl Device {
             if c.dma_busy_ns > 0 {
                 // One line per stream, parsed by `cargo xtask bench`.
                 log::info!(
-                    "stream: produced {} completed {} dma_bytes {} dma_busy_ns {} rate {:.3} GB/s",
+                    "stream: produced {} completed {} dma_bytes {} dma_busy_ns {} running_ns {} \
+                     starved_ns {} rate {:.3} GB/s",
                     c.produced,
                     c.completed,
                     c.dma_bytes,
                     c.dma_busy_ns,
+                    c.running_ns,
+                    c.starved_ns,
                     c.dma_bytes as f64 / c.dma_busy_ns as f64
                 );
             }
             self.raise(st, IrqCause::STOPPED);
         }
     }
+}
+
+/// Nanoseconds of `duration`, saturating.
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn no_frame_record(cookie: u32, status: CompletionStatus, next_sequence: u64) -> CompletionRecord {

@@ -520,6 +520,20 @@ fn bench() -> TestResult {
             .into(),
         );
     }
+    // Far deeper queues (64 MiB in flight): whether the misses at small frames come from
+    // per-frame cost or from host stalls longer than the queued frames last.
+    for (bs, depth) in [("256k", 256), ("1M", 64)] {
+        jobs.push(
+            [
+                format!("--name=uring-{bs}-qd{depth}"),
+                "--ioengine=uring".into(),
+                format!("--bs={bs}"),
+                format!("--iodepth={depth}"),
+                "--iodepth_batch=32".into(),
+            ]
+            .into(),
+        );
+    }
     // Task work run at once instead of deferred to the waiter: what lazy frame completions
     // on a DEFER_TASKRUN ring save, side by side.
     for bs in ["256k", "1M"] {
