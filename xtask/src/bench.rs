@@ -231,7 +231,7 @@ fn verdicts(jobs: &[Figures], rates: &[f64]) -> String {
             let share = get(job, "gbps").unwrap_or(0.0) / rate;
             let underrun = get(job, "drops_underrun").unwrap_or(f64::NAN);
             out.push_str(&format!(
-                "- {bs}: {:.0}% of the physical limit ({}), {underrun} underrun drops ({})\n",
+                "- {bs}: {:.1}% of the physical limit ({}), {underrun} underrun drops ({})\n",
                 100.0 * share,
                 mark(share >= 0.95),
                 mark(underrun == 0.0)
