@@ -319,9 +319,9 @@ fn verdicts(jobs: &[Figures], rates: &[f64]) -> String {
          column separates the two sides: time starved is the host not keeping the card fed \
          (the guest and its stalls: the `-qd` jobs, with far more frames in flight, show how \
          much depth buys back), while time that is neither writing nor starved is the device \
-         model's own per-frame work (descriptor fetch, ring and interrupt traffic through \
-         vfio-user), which bounds small frames below the write rate whatever the driver \
-         does. CPU figures come from 100 Hz tick accounting and are coarse for \
+         model's own per-frame work (descriptor fetch, completion records, interrupts) and \
+         its thread waiting for a host core between frames, which bounds small frames below \
+         the write rate whatever the driver does. CPU figures come from 100 Hz tick accounting and are coarse for \
          short jobs. The same code and ratios on real hardware remain to be measured.\n",
     );
     out
