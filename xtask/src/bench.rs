@@ -41,7 +41,8 @@ struct Stream {
     rate: f64,
     /// Shares of the time from `ENABLE` to the stop request spent writing frames and
     /// starved (a frame was due but no buffer was queued, or completions were not reaped);
-    /// the rest is the model's own per-frame work (descriptor and ring accesses, interrupts).
+    /// the rest is the model's own per-frame work (descriptor and ring accesses, interrupts)
+    /// and its thread waiting for a host core.
     writing: f64,
     starved: f64,
 }
@@ -132,8 +133,6 @@ pub fn run(flags: &[String]) -> Result<()> {
 
 /// The report: every job, then the ratios the project's targets are about.
 fn render(jobs: &[Figures], streams: &[Stream], iommu: bool) -> String {
-    let rates: Vec<f64> = streams.iter().map(|stream| stream.rate).collect();
-    let rates = &rates[..];
     let get = |job: &Figures, key: &str| job.get(key).cloned().unwrap_or_default();
     let mut out = String::new();
     out.push_str(&format!(
@@ -181,11 +180,11 @@ fn render(jobs: &[Figures], streams: &[Stream], iommu: bool) -> String {
     out.push_str("| --- | --- | --- | --- | --- |\n");
     let find = |engine: &str, bs: &str| {
         jobs.iter()
-            .zip(rates)
+            .zip(streams)
             .find(|(job, _)| get(job, "name") == format!("{engine}-{bs}"))
     };
     for bs in ["256k", "1M", "4M", "16M"] {
-        let (Some((uring, rate)), Some((read, _)), Some((ioctl, _)), Some((sqpoll, _))) = (
+        let (Some((uring, stream)), Some((read, _)), Some((ioctl, _)), Some((sqpoll, _))) = (
             find("uring", bs),
             find("read", bs),
             find("ioctl", bs),
@@ -203,7 +202,7 @@ fn render(jobs: &[Figures], streams: &[Stream], iommu: bool) -> String {
         };
         out.push_str(&format!(
             "| {bs} | {:.0}% | {} | {} | {}, {}, {}, {} |\n",
-            100.0 * number(uring, "gbps").unwrap_or(0.0) / rate,
+            100.0 * number(uring, "gbps").unwrap_or(0.0) / stream.rate,
             ratio(cpu(read), cpu(uring)),
             ratio(cpu(ioctl), cpu(uring)),
             get(uring, "syscalls_per_frame"),
@@ -212,23 +211,23 @@ fn render(jobs: &[Figures], streams: &[Stream], iommu: bool) -> String {
             get(read, "syscalls_per_frame"),
         ));
     }
-    out.push_str(&verdicts(jobs, rates));
+    out.push_str(&verdicts(jobs, streams));
     out
 }
 
 /// The project's targets, each with the measured figure and whether it was met.
-fn verdicts(jobs: &[Figures], rates: &[f64]) -> String {
+fn verdicts(jobs: &[Figures], streams: &[Stream]) -> String {
     let get = |job: &Figures, key: &str| number(job, key);
     let named = |name: &str| {
         jobs.iter()
-            .zip(rates)
+            .zip(streams)
             .find(|(job, _)| job.get("name").map(String::as_str) == Some(name))
     };
     let mark = |met: bool| if met { "met" } else { "missed" };
     let mut out = String::from("\nTargets:\n\n");
     for bs in ["256k", "1M", "4M", "16M"] {
-        if let Some((job, rate)) = named(&format!("uring-{bs}")) {
-            let share = get(job, "gbps").unwrap_or(0.0) / rate;
+        if let Some((job, stream)) = named(&format!("uring-{bs}")) {
+            let share = get(job, "gbps").unwrap_or(0.0) / stream.rate;
             let underrun = get(job, "drops_underrun").unwrap_or(f64::NAN);
             out.push_str(&format!(
                 "- {bs}: {:.1}% of the physical limit ({}), {underrun} underrun drops ({})\n",
@@ -238,13 +237,13 @@ fn verdicts(jobs: &[Figures], rates: &[f64]) -> String {
             ));
         }
     }
-    for (job, rate) in jobs.iter().zip(rates) {
+    for (job, stream) in jobs.iter().zip(streams) {
         let name = job.get("name").map(String::as_str).unwrap_or_default();
         if name.contains("-qd") {
             out.push_str(&format!(
                 "- {name} (not a modest depth; for comparison): {:.0}% of the physical limit, \
                  {} underrun drops\n",
-                100.0 * get(job, "gbps").unwrap_or(0.0) / rate,
+                100.0 * get(job, "gbps").unwrap_or(0.0) / stream.rate,
                 get(job, "drops_underrun").unwrap_or(f64::NAN)
             ));
         }
