@@ -18,6 +18,53 @@ const HOST_PACKAGES: &[&str] = &[
     "libc6-dev",
 ];
 
+/// Disk a first run needs: the sysroot (2.2 GiB), the kernel source and both kernel builds
+/// (about 6 GiB), the workspace's targets (about 3 GiB), with room to spare.
+const FIRST_RUN_DISK_GIB: u64 = 14;
+
+/// Disk any run needs (a kernel rebuilt after a config change, logs, run directories).
+const RUN_DISK_GIB: u64 = 3;
+
+/// Fails early, with a message that says what to do, when the machine cannot run the
+/// project's commands: not root (apt, debootstrap, unshare and chroot need it), or too
+/// little disk for the cache and the build.
+pub fn preflight(env: &crate::paths::Env) -> Result<()> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "cargo xtask must run as root: it installs Debian packages, builds a sysroot with \
+             debootstrap and runs the kernel build and QEMU in it through unshare and chroot \
+             (run it as root, or with `sudo -E`)"
+        );
+    }
+    let first_run = !env.cache.join("sysroot").is_dir();
+    let needed = if first_run { FIRST_RUN_DISK_GIB } else { RUN_DISK_GIB };
+    for dir in [&env.cache, &env.root] {
+        let free = free_gib(dir)?;
+        if free < needed {
+            bail!(
+                "{} has {free} GiB free; {} needs about {needed} GiB there (the cache can \
+                 move elsewhere with FGRAB_CACHE=DIR)",
+                dir.display(),
+                if first_run { "a first run" } else { "a run" },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Free space, in GiB, of the file system holding `dir`.
+fn free_gib(dir: &Path) -> Result<u64> {
+    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())?;
+    // SAFETY: statvfs is plain old data; the all-zero pattern is a valid value.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid NUL-terminated string and `stat` is writable for the call.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok(stat.f_bavail as u64 * stat.f_frsize / (1 << 30))
+}
+
 /// Guest programs are static musl binaries: no libc to ship in the initramfs.
 pub const GUEST_TARGET: &str = "x86_64-unknown-linux-musl";
 

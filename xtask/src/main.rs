@@ -10,6 +10,7 @@ mod cmd;
 mod guest;
 mod hash;
 mod host;
+mod host_tests;
 mod kernel;
 mod module;
 mod paths;
@@ -30,8 +31,13 @@ commands:
   bench [--iommu] [--runtime=S]
                     the fio-style benchmark matrix in the VM; rewrites benches/RESULTS.md
                     and the README's table
+  fuzz [--commands=N] [--iommu]
+                    the command fuzzer with a bigger budget (default 1,000,000 commands;
+                    the test run gives it 20,000)
   test              run every test (host checks and VM tests); ends with `N passed, N failed`
-  test WORD...      only the guest tests whose names contain a word (no host checks)
+  test --host       only the host checks (formatting, lints, host test binaries, doctests)
+  test WORD...      only the guest tests whose names contain a word, in every suite that
+                    runs them (no host checks); a word that matches nothing is an error
   setup             install and build everything the other commands need
   fmt               format the workspace (cargo fmt) and driver/ (the kernel's rustfmt)
   kernel [--debug]  build the guest kernel (fast profile unless --debug)
@@ -42,7 +48,8 @@ commands:
 environment:
   FGRAB_CACHE       cache directory (default: ~/.cache/fgrab)
   FGRAB_VERBOSE=1   stream build and serial output instead of progress lines
-  FGRAB_SUITES=a,b  `test WORD...` runs only these VM suites (vm, vm-iommu, vm-swiotlb)
+  FGRAB_SUITES=a,b  `test WORD...` runs only these VM suites (vm, vm-iommu, vm-swiotlb,
+                    vm-removal, vm-faults)
   FGRAB_EMU_ARGS    extra arguments for every `fgrab-emu serve` (e.g. -vv)
 ";
 
@@ -60,6 +67,9 @@ fn run() -> Result<()> {
         bail!("no command given");
     };
     let flags = &args[1..];
+    if !matches!(command.as_str(), "help" | "--help" | "-h" | "fmt") {
+        host::preflight(&paths::Env::new()?)?;
+    }
     let profile = if flags.iter().any(|flag| flag == "--debug") {
         kernel::Profile::Debug
     } else {
@@ -69,7 +79,9 @@ fn run() -> Result<()> {
         "demo" => vm::demo(),
         "bench" => bench::run(flags),
         "soak" => test::soak(flags),
-        "test" if flags.is_empty() => test::run_all(),
+        "fuzz" => test::fuzz(flags),
+        "test" if flags.is_empty() => test::run_all(test::Part::All),
+        "test" if flags == ["--host"] => test::run_all(test::Part::Host),
         "test" => test::run_filtered(flags),
         "setup" => {
             let env = paths::Env::new()?;

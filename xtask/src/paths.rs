@@ -71,10 +71,13 @@ pub fn is_complete(dir: &Path, key: &str) -> bool {
     std::fs::read_to_string(dir.join(".fgrab-complete")).is_ok_and(|stamp| stamp == key)
 }
 
-/// Removes siblings of `current` named like it (`<prefix>-<key>`) but for another key.
+/// Removes siblings of `current` named like it (`<prefix>-<key>`) but for another key,
+/// except the most recently modified one.
 ///
 /// Cached artifacts are keyed by their inputs; once an input changes, nothing leads back to
-/// the old artifact, and kernel builds and sysroots hold gigabytes each.
+/// the old artifact, and kernel builds and sysroots hold gigabytes each. One previous entry
+/// stays, so switching between two branches (or worktrees) whose inputs differ does not
+/// rebuild a kernel at every switch.
 pub fn prune_stale(current: &Path) -> Result<()> {
     let (Some(parent), Some(name)) = (current.parent(), current.file_name()) else {
         return Ok(());
@@ -86,13 +89,25 @@ pub fn prune_stale(current: &Path) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return Ok(());
     };
-    for entry in entries.flatten() {
-        let other = entry.file_name().to_string_lossy().into_owned();
-        if other != name && other.rsplit_once('-').is_some_and(|(p, _)| p == prefix) {
-            println!("    removing stale cache entry {}", entry.path().display());
-            std::fs::remove_dir_all(entry.path())
-                .with_context(|| format!("removing {}", entry.path().display()))?;
-        }
+    let mut others: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|entry| {
+            let other = entry.file_name().to_string_lossy().into_owned();
+            other != name && other.rsplit_once('-').is_some_and(|(p, _)| p == prefix)
+        })
+        .map(|entry| {
+            let modified = entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            (modified, entry.path())
+        })
+        .collect();
+    others.sort();
+    others.pop();
+    for (_, path) in others {
+        println!("    removing stale cache entry {}", path.display());
+        std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
     }
     Ok(())
 }

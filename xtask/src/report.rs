@@ -49,6 +49,33 @@ pub fn is_kernel_report(line: &str) -> bool {
         && !BENIGN.iter().any(|benign| line.contains(benign))
 }
 
+/// Taint flags every test run sets: `O` (bit 12), fgrab.ko is built outside the kernel
+/// tree, and `N` (bit 18), KUnit ran the driver's suites at module load.
+const EXPECTED_TAINT: u64 = (1 << 12) | (1 << 18);
+
+/// Flag letters of `/proc/sys/kernel/tainted` bits (kernel/panic.c `taint_flags`).
+const TAINT_LETTERS: &[u8; 20] = b"PFSRMBUDAWCIOELKXTNJ";
+
+/// What is wrong with the guest's final taint value, if anything: any flag but the
+/// expected ones means the kernel hit something (a WARN is `W`, an oops `D`, a forced
+/// unload `R`), even if its message never reached the console.
+pub fn taint_problem(value: &str) -> Option<String> {
+    let Ok(taint) = value.parse::<u64>() else {
+        return Some(format!("kernel taint not readable: {value}"));
+    };
+    let unexpected = taint & !EXPECTED_TAINT;
+    if unexpected == 0 {
+        return None;
+    }
+    let letters: String = (0..64)
+        .filter(|bit| unexpected & (1 << bit) != 0)
+        .map(|bit| TAINT_LETTERS.get(bit).map_or('?', |&letter| letter as char))
+        .collect();
+    Some(format!(
+        "kernel tainted {taint} (unexpected flags {letters}: see Documentation/admin-guide/tainted-kernels.rst)"
+    ))
+}
+
 /// One guest test's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -69,6 +96,8 @@ pub enum Event {
     Info(String),
     /// kmemleak's verdict after the final scan.
     Kmemleak(String),
+    /// `/proc/sys/kernel/tainted` at the end of the run.
+    Tainted(String),
     /// The guest finished and is powering off.
     Done,
 }
@@ -92,6 +121,7 @@ pub fn parse(line: &str) -> Option<Event> {
         }
         "info" => Event::Info(rest.to_string()),
         "kmemleak" => Event::Kmemleak(rest.trim().to_string()),
+        "tainted" => Event::Tainted(rest.trim().to_string()),
         "done" => Event::Done,
         _ => return None,
     })
@@ -117,6 +147,15 @@ mod tests {
         assert!(!is_kernel_report(
             "@@fgrab fail x 10ms WARNING: text in a test's own message"
         ));
+    }
+
+    #[test]
+    fn taint() {
+        assert_eq!(taint_problem("0"), None);
+        assert_eq!(taint_problem("266240"), None); // O + N
+        let warned = taint_problem(&(266240 + 512).to_string()).unwrap();
+        assert!(warned.contains("flags W"), "{warned}");
+        assert!(taint_problem("garbage").is_some());
     }
 
     #[test]

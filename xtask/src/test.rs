@@ -1,40 +1,85 @@
 //! `cargo xtask test`: host checks, then the VM suites on the debug kernel.
 //!
-//! Prints one line per check or test and ends with the plain `N passed, N failed` line.
+//! Prints one line per check or test, a table of where the time went, and ends with the
+//! plain `N passed, N failed` line. Only test executions count there: a guest test once per
+//! suite that ran it, a host test once, the harness self-test once. Bookkeeping (formatting,
+//! lints, builds, module load and unload, "no kernel report") is printed and fails the run
+//! when it fails, but is not a test.
 
+use crate::host_tests;
 use crate::report::Outcome;
 use crate::vm::{self, VmConfig, VmOutcome};
 use crate::{cmd, kernel, module, paths};
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+/// Guest lines that report harness steps, not tests.
+const BOOKKEEPING: &[&str] = &["module-load", "module-unload"];
+
+/// Results and timings of one `cargo xtask test`.
 #[derive(Default)]
-struct Tally {
+pub struct Tally {
     passed: usize,
     failed: Vec<String>,
+    /// `(step, tests it ran, time)`, in run order.
+    steps: Vec<(String, usize, Duration)>,
+    /// `(suite/test, time)` for every guest test.
+    tests: Vec<(String, Duration)>,
 }
 
 impl Tally {
-    fn record(&mut self, name: &str, result: Result<()>) {
+    /// Counts one test execution.
+    pub fn test(&mut self, name: &str, result: Result<()>) {
         match result {
             Ok(()) => {
                 println!("ok    {name}");
                 self.passed += 1;
             }
-            Err(error) => {
-                println!("FAIL  {name}: {error:#}");
-                self.failed.push(name.to_string());
-            }
+            Err(error) => self.fail(name, error),
         }
     }
 
-    /// Counts each guest test, plus one entry for the run's kernel reports and completion.
+    /// Counts one passing test execution reported elsewhere (a host test binary's summary).
+    pub fn test_passed_quietly(&mut self) {
+        self.passed += 1;
+    }
+
+    /// A check that is not a test: printed, and a failure when it fails.
+    pub fn check(&mut self, name: &str, result: Result<()>) {
+        match result {
+            Ok(()) => println!("ok    {name} (check)"),
+            Err(error) => self.fail(name, error),
+        }
+    }
+
+    fn fail(&mut self, name: &str, error: anyhow::Error) {
+        println!("FAIL  {name}: {error:#}");
+        self.failed.push(name.to_string());
+    }
+
+    /// Runs `body` as one timed step of the table.
+    fn timed<T>(&mut self, step: &str, body: impl FnOnce(&mut Self) -> T) -> T {
+        let before = self.passed + self.failed.len();
+        let start = Instant::now();
+        let value = body(self);
+        let tests = self.passed + self.failed.len() - before;
+        self.steps.push((step.to_string(), tests, start.elapsed()));
+        value
+    }
+
+    /// Counts each guest test of a suite; module load/unload and kernel reports only fail.
     fn vm(&mut self, suite: &str, outcome: &VmOutcome) {
-        for (test, result, _) in &outcome.results {
+        for (test, result, millis) in &outcome.results {
+            let name = format!("{suite}/{test}");
+            let bookkeeping = BOOKKEEPING.contains(&test.as_str());
             match result {
+                Outcome::Pass if bookkeeping => {}
                 Outcome::Pass => self.passed += 1,
-                Outcome::Fail(_) => self.failed.push(format!("{suite}/{test}")),
+                Outcome::Fail(_) => self.failed.push(name.clone()),
+            }
+            if !bookkeeping {
+                self.tests.push((name, Duration::from_millis(*millis)));
             }
         }
         let mut problems = Vec::new();
@@ -44,19 +89,49 @@ impl Tally {
         if !outcome.reports.is_empty() {
             problems.push(format!("{} kernel report line(s)", outcome.reports.len()));
         }
-        let name = format!("{suite}: guest finished with no kernel report");
-        if problems.is_empty() {
-            self.record(&name, Ok(()));
+        let result = if problems.is_empty() {
+            Ok(())
         } else {
-            self.record(
-                &name,
-                Err(anyhow::anyhow!(
-                    "{}; serial log kept at {}",
-                    problems.join("; "),
-                    outcome.log.display()
-                )),
-            );
+            Err(anyhow::anyhow!(
+                "{}; serial log kept at {}",
+                problems.join("; "),
+                outcome.log.display()
+            ))
+        };
+        self.check(
+            &format!("{suite}: guest finished, no kernel report, kernel not tainted"),
+            result,
+        );
+    }
+
+    /// Prints the time table and the closing line; exits 1 if anything failed.
+    fn finish(self, start: Instant) -> Result<()> {
+        println!();
+        println!(
+            "where the time went ({} s in all):",
+            start.elapsed().as_secs()
+        );
+        println!("  {:<44} {:>5} {:>8}", "step", "tests", "seconds");
+        for (step, tests, time) in &self.steps {
+            println!("  {step:<44} {tests:>5} {:>8.1}", time.as_secs_f64());
         }
+        let mut slowest = self.tests.clone();
+        slowest.sort_by_key(|(_, time)| std::cmp::Reverse(*time));
+        if !slowest.is_empty() {
+            println!("  slowest guest tests:");
+            for (name, time) in slowest.iter().take(5) {
+                println!("    {name:<42} {:>8.1}", time.as_secs_f64());
+            }
+        }
+        println!();
+        for name in &self.failed {
+            println!("failed: {name}");
+        }
+        println!("{} passed, {} failed", self.passed, self.failed.len());
+        if !self.failed.is_empty() {
+            std::process::exit(1);
+        }
+        Ok(())
     }
 }
 
@@ -66,89 +141,41 @@ fn cargo(env: &paths::Env) -> Command {
     command
 }
 
-/// Runs `cargo test` for the host crates and adds its per-test counts to the tally.
-fn host_unit_tests(env: &paths::Env, tally: &mut Tally) -> Result<()> {
-    let log = env.target().join("host-tests.log");
-    std::fs::create_dir_all(env.target())?;
-    let result = cmd::run_logged(
-        cargo(env).args(["test", "--workspace", "--exclude", "fgrab-guest"]),
-        "cargo test",
-        &log,
-        env.verbose,
-    );
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    let mut counted = false;
-    for line in text.lines().filter(|line| line.starts_with("test result:")) {
-        counted = true;
-        let number = |word: &str| {
-            line.split(';')
-                .find(|part| part.trim_end().ends_with(word))
-                .and_then(|part| part.split_whitespace().rev().nth(1)?.parse::<usize>().ok())
-                .unwrap_or(0)
-        };
-        tally.passed += number("passed");
-        let failed = number("failed");
-        for index in 0..failed {
-            tally
-                .failed
-                .push(format!("host unit test #{index} ({line})"));
-        }
-    }
-    for line in text.lines().filter(|line| line.ends_with("FAILED")) {
-        println!("FAIL  host {line}");
-    }
-    if result.is_err() && !counted {
-        tally.record("cargo test (host crates)", result);
-    } else {
-        println!("ok    cargo test (host crates): see {}", log.display());
-    }
-    Ok(())
+/// A guest test as `fgrab-guest list` describes it (see `tests/guest/src/tests.rs`).
+struct GuestTest {
+    name: String,
+    /// `every-dma-mode`, `once`, a suite name, or `manual`.
+    scope: String,
 }
 
-/// Runs one VM suite and records it.
-fn suite(env: &paths::Env, artifacts: &vm::Artifacts, tally: &mut Tally, config: VmConfig) {
-    cmd::step(&format!("VM suite `{}`", config.name));
-    let name = config.name.clone();
-    match vm::run(env, artifacts, &config) {
-        Ok(outcome) => tally.vm(&name, &outcome),
-        Err(error) => tally.record(&format!("{name}: VM run"), Err(error)),
-    }
+/// Asks the guest binary (static, it runs on the host too) which tests exist and where.
+fn guest_tests(artifacts: &vm::Artifacts) -> Result<Vec<GuestTest>> {
+    let listing = cmd::output(Command::new(&artifacts.guest).arg("list"))?;
+    listing
+        .lines()
+        .map(|line| {
+            let mut words = line.split_whitespace();
+            match (words.next(), words.next()) {
+                (Some(name), Some(scope)) => Ok(GuestTest {
+                    name: name.to_string(),
+                    scope: scope.to_string(),
+                }),
+                _ => bail!("unexpected line from `fgrab-guest list`: {line:?}"),
+            }
+        })
+        .collect()
 }
 
-/// Proves the harness can fail: a deliberately failing guest test and a real kernel WARN
-/// (provoked through lkdtm) must both be detected.
-fn harness_self_test(env: &paths::Env, artifacts: &vm::Artifacts, tally: &mut Tally) {
-    cmd::step(
-        "harness self-test: the FAIL and KERNEL REPORT lines below are provoked on purpose \
-         and must be caught",
-    );
-    let mut config = VmConfig::test("selftest");
-    config.cards = 0;
-    config.tests = vec!["selftest-fail".into(), "selftest-warn".into()];
-    let result = vm::run(env, artifacts, &config).and_then(|outcome| {
-        let failing_caught = outcome
-            .results
-            .iter()
-            .any(|(name, result, _)| name == "selftest-fail" && *result != Outcome::Pass);
-        let warn_caught = outcome.reports.iter().any(|line| line.contains("WARNING:"));
-        if failing_caught && warn_caught && !outcome.clean() {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!(
-                "failing test caught: {failing_caught}, WARN caught: {warn_caught}; log {}",
-                outcome.log.display()
-            ))
-        }
-    });
-    tally.record(
-        "harness self-test (failing test and kernel WARN detected)",
-        result,
-    );
+/// One VM suite: a machine configuration and the scopes of the tests it runs.
+struct Suite {
+    config: VmConfig,
+    scopes: &'static [&'static str],
 }
 
-/// The VM suites: the same guest tests with direct DMA, behind a virtual Intel IOMMU, and
-/// with every streaming mapping bounced through swiotlb.
-fn suites() -> Vec<VmConfig> {
+/// The VM suites. Data-path tests run with direct DMA, behind a virtual Intel IOMMU and with
+/// every streaming mapping bounced through swiotlb; control-path tests run once, with direct
+/// DMA; removal and fault injection on machines of their own.
+fn suites() -> Vec<Suite> {
     let plain = VmConfig::test("vm");
     let mut iommu = VmConfig::test("vm-iommu");
     iommu.iommu = true;
@@ -157,12 +184,10 @@ fn suites() -> Vec<VmConfig> {
     // Hot-unplug of card 0, and card 1 going silent at its frame 300, behind the IOMMU.
     let mut removal = VmConfig::test("vm-removal");
     removal.iommu = true;
-    removal.tests = vec!["stream-hot-unplug".into(), "stream-surprise-removal".into()];
     removal.card_args = vec![(1, vec!["--fault".into(), "remove@300".into()])];
     // Card 1 misbehaves on purpose (docs/hardware.md, fault injection), behind the IOMMU.
     let mut faults = VmConfig::test("vm-faults");
     faults.iommu = true;
-    faults.tests = vec!["fault-injection".into()];
     let fault = |spec: &str| ["--fault".to_string(), spec.to_string()];
     faults.card_args = vec![(
         1,
@@ -177,103 +202,280 @@ fn suites() -> Vec<VmConfig> {
         .flat_map(fault)
         .collect(),
     )];
-    vec![plain, iommu, swiotlb, removal, faults]
+    vec![
+        Suite {
+            config: plain,
+            scopes: &["every-dma-mode", "once"],
+        },
+        Suite {
+            config: iommu,
+            scopes: &["every-dma-mode"],
+        },
+        Suite {
+            config: swiotlb,
+            scopes: &["every-dma-mode"],
+        },
+        Suite {
+            config: removal,
+            scopes: &["vm-removal"],
+        },
+        Suite {
+            config: faults,
+            scopes: &["vm-faults"],
+        },
+    ]
 }
 
-/// `cargo xtask test FILTER...`: only the guest tests whose names contain a word, in every
-/// suite, skipping host checks (for iterating on the driver).
-pub fn run_filtered(filter: &[String]) -> Result<()> {
-    let env = paths::Env::new()?;
-    let mut tally = Tally::default();
-    let artifacts = vm::prepare(&env, kernel::Profile::Debug)?;
-    let only: Option<Vec<String>> = std::env::var("FGRAB_SUITES")
-        .ok()
-        .map(|list| list.split(',').map(str::to_owned).collect());
-    for mut config in suites() {
-        if only
-            .as_ref()
-            .is_some_and(|only| !only.contains(&config.name))
-        {
+/// Whether filter word `word` selects `test`: its exact name, or part of the name of a test
+/// that runs without being named.
+fn selects(word: &str, test: &GuestTest) -> bool {
+    test.name == word || (test.scope != "manual" && test.name.contains(word))
+}
+
+/// Edit distance, for suggesting test names to a filter that matched nothing.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// Fails for a filter word that selects no test, naming the closest test names.
+fn check_filter(filter: &[String], tests: &[GuestTest]) -> Result<()> {
+    for word in filter {
+        if tests.iter().any(|test| selects(word, test)) {
             continue;
         }
-        if config.tests.is_empty() {
-            config.tests = filter.to_vec();
-        } else {
-            // A suite for particular tests runs those of them the filter names.
-            config
-                .tests
-                .retain(|test| filter.iter().any(|word| test.contains(word.as_str())));
-            if config.tests.is_empty() {
-                continue;
-            }
-        }
-        suite(&env, &artifacts, &mut tally, config);
-    }
-    println!("{} passed, {} failed", tally.passed, tally.failed.len());
-    if !tally.failed.is_empty() {
-        std::process::exit(1);
+        let mut close: Vec<(usize, &str)> = tests
+            .iter()
+            .filter(|test| test.scope != "manual")
+            .map(|test| {
+                // Compare with the name and with each run of its words as long as the filter.
+                let parts: Vec<&str> = test.name.split('-').collect();
+                let best = (0..parts.len())
+                    .flat_map(|i| (i + 1..=parts.len()).map(move |j| (i, j)))
+                    .map(|(i, j)| distance(word, &parts[i..j].join("-")))
+                    .min()
+                    .unwrap_or(usize::MAX);
+                (best, test.name.as_str())
+            })
+            .collect();
+        close.sort();
+        let names: Vec<&str> = close
+            .iter()
+            .take_while(|(score, _)| *score <= close[0].0.max(2))
+            .take(5)
+            .map(|(_, name)| *name)
+            .collect();
+        bail!(
+            "no guest test matches `{word}`; closest: {} (`fgrab-guest list` in the guest, or \
+             tests/guest/src/tests.rs, lists them all)",
+            names.join(", ")
+        );
     }
     Ok(())
 }
 
-/// `cargo xtask test`.
-pub fn run_all() -> Result<()> {
+/// Runs each suite on the tests it should run (those `filter` selects, if given).
+fn run_suites(
+    env: &paths::Env,
+    artifacts: &vm::Artifacts,
+    tally: &mut Tally,
+    filter: Option<&[String]>,
+    only: Option<&[String]>,
+) -> Result<()> {
+    let tests = guest_tests(artifacts)?;
+    if let Some(filter) = filter {
+        check_filter(filter, &tests)?;
+    }
+    let mut ran = 0;
+    for Suite { mut config, scopes } in suites() {
+        if only.is_some_and(|only| !only.contains(&config.name)) {
+            continue;
+        }
+        config.tests = tests
+            .iter()
+            .filter(|test| scopes.contains(&test.scope.as_str()))
+            .filter(|test| filter.is_none_or(|filter| filter.iter().any(|w| selects(w, test))))
+            .map(|test| test.name.clone())
+            .collect();
+        if config.tests.is_empty() {
+            continue;
+        }
+        ran += 1;
+        let name = config.name.clone();
+        let count = config.tests.len();
+        tally.timed(&format!("VM suite {name} ({count} tests)"), |tally| {
+            cmd::step(&format!("VM suite `{name}`: {count} tests"));
+            match vm::run(env, artifacts, &config) {
+                Ok(outcome) => tally.vm(&name, &outcome),
+                Err(error) => tally.fail(&format!("{name}: VM run"), error),
+            }
+        });
+    }
+    if ran == 0 {
+        // Only a manual test was named, or FGRAB_SUITES excluded every suite that runs it.
+        bail!("no VM suite runs the selected tests (manual tests have commands of their own: soak, bench)");
+    }
+    Ok(())
+}
+
+/// Proves the harness can fail: a deliberately failing guest test, a real kernel WARN
+/// (provoked through lkdtm) and the taint it leaves must all be detected.
+fn harness_self_test(env: &paths::Env, artifacts: &vm::Artifacts, tally: &mut Tally) {
+    cmd::step(
+        "harness self-test: the FAIL and KERNEL REPORT lines below are provoked on purpose \
+         and must be caught",
+    );
+    let mut config = VmConfig::test("selftest");
+    config.cards = 0;
+    config.tests = vec!["selftest-fail".into(), "selftest-warn".into()];
+    let result = vm::run(env, artifacts, &config).and_then(|outcome| {
+        let failing_caught = outcome
+            .results
+            .iter()
+            .any(|(name, result, _)| name == "selftest-fail" && *result != Outcome::Pass);
+        let warn_caught = outcome.reports.iter().any(|line| line.contains("WARNING:"));
+        let taint_caught = outcome
+            .reports
+            .iter()
+            .any(|line| line.contains("unexpected flags W"));
+        if failing_caught && warn_caught && taint_caught && !outcome.clean() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!(
+                "failing test caught: {failing_caught}, WARN caught: {warn_caught}, \
+                 taint caught: {taint_caught}; log {}",
+                outcome.log.display()
+            ))
+        }
+    });
+    tally.test(
+        "harness self-test (failing test, kernel WARN and taint detected)",
+        result,
+    );
+}
+
+/// Builds the debug kernel, module and guest, timed; `None` (recorded) if that failed.
+fn prepare(env: &paths::Env, tally: &mut Tally) -> Option<vm::Artifacts> {
+    let name = "debug kernel, module (CLIPPY=1) and guest build";
+    tally.timed(name, |tally| {
+        match vm::prepare(env, kernel::Profile::Debug) {
+            Ok(artifacts) => {
+                tally.check(name, Ok(()));
+                Some(artifacts)
+            }
+            Err(error) => {
+                tally.check(name, Err(error));
+                None
+            }
+        }
+    })
+}
+
+/// `cargo xtask test FILTER...`: only the guest tests whose names contain a word, in every
+/// suite that runs them (`FGRAB_SUITES=a,b` narrows the suites), skipping host checks.
+pub fn run_filtered(filter: &[String]) -> Result<()> {
+    let env = paths::Env::new()?;
+    let start = Instant::now();
+    let mut tally = Tally::default();
+    let only: Option<Vec<String>> = std::env::var("FGRAB_SUITES")
+        .ok()
+        .map(|list| list.split(',').map(str::to_owned).collect());
+    if let Some(artifacts) = prepare(&env, &mut tally) {
+        run_suites(&env, &artifacts, &mut tally, Some(filter), only.as_deref())?;
+    }
+    tally.finish(start)
+}
+
+/// What `cargo xtask test` runs.
+#[derive(PartialEq, Eq)]
+pub enum Part {
+    /// Everything.
+    All,
+    /// Host checks only (`--host`).
+    Host,
+}
+
+/// `cargo xtask test [--host]`.
+pub fn run_all(part: Part) -> Result<()> {
     let env = paths::Env::new()?;
     let start = Instant::now();
     let mut tally = Tally::default();
 
+    // The debug kernel's inputs are known now: a fresh machine builds it (and the sysroot)
+    // while the host checks run, instead of after them. A cached build returns at once.
+    let kernel = (part == Part::All).then(|| {
+        std::thread::spawn(|| -> Result<()> {
+            kernel::build(&paths::Env::new()?, kernel::Profile::Debug).map(drop)
+        })
+    });
     cmd::step("host checks");
-    tally.record(
-        "cargo fmt --check",
-        cmd::run(cargo(&env).args(["fmt", "--all", "--", "--check"])),
-    );
-    tally.record(
-        "cargo clippy -D warnings",
-        cmd::run(cargo(&env).args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--quiet",
-            "--",
-            "-D",
-            "warnings",
-        ])),
-    );
-    host_unit_tests(&env, &mut tally)?;
-
-    match vm::prepare(&env, kernel::Profile::Debug) {
-        Err(error) => tally.record(
-            "debug kernel, module (CLIPPY=1) and guest build",
-            Err(error),
-        ),
-        Ok(artifacts) => {
-            tally.record("debug kernel, module (CLIPPY=1) and guest build", Ok(()));
-            tally.record(
-                "driver rustfmt (kernel .rustfmt.toml)",
-                module::rustfmt(&env, &artifacts.built, true),
-            );
-            for config in suites() {
-                suite(&env, &artifacts, &mut tally, config);
-            }
-            harness_self_test(&env, &artifacts, &mut tally);
+    tally.timed("cargo fmt --check", |tally| {
+        tally.check(
+            "cargo fmt --check",
+            cmd::run(cargo(&env).args(["fmt", "--all", "--", "--check"])),
+        )
+    });
+    tally.timed("cargo clippy -D warnings", |tally| {
+        tally.check(
+            "cargo clippy -D warnings",
+            cmd::run(cargo(&env).args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--quiet",
+                "--",
+                "-D",
+                "warnings",
+            ])),
+        )
+    });
+    tally.timed("host tests (each test binary and doctests)", |tally| {
+        if let Err(error) = host_tests::run(&env, tally) {
+            tally.fail("host tests", error);
         }
-    }
+    });
 
-    println!();
-    println!("finished in {}s", start.elapsed().as_secs());
-    for name in &tally.failed {
-        println!("failed: {name}");
+    let Some(kernel) = kernel else {
+        return tally.finish(start);
+    };
+    let kernel = tally.timed("debug kernel (waiting for the early build)", |_| {
+        kernel
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the kernel build thread panicked")))
+    });
+    if let Err(error) = kernel {
+        tally.check("debug kernel build", Err(error));
+        return tally.finish(start);
     }
-    println!("{} passed, {} failed", tally.passed, tally.failed.len());
-    if !tally.failed.is_empty() {
-        std::process::exit(1);
+    if let Some(artifacts) = prepare(&env, &mut tally) {
+        tally.check(
+            "driver rustfmt (kernel .rustfmt.toml)",
+            module::rustfmt(&env, &artifacts.built, true),
+        );
+        if let Err(error) = run_suites(&env, &artifacts, &mut tally, None, None) {
+            tally.fail("VM suites", error);
+        }
+        tally.timed("harness self-test", |tally| {
+            harness_self_test(&env, &artifacts, tally)
+        });
     }
-    Ok(())
+    tally.finish(start)
 }
 
 /// `cargo xtask soak`: the long soak on the debug kernel, one VM run.
 pub fn soak(flags: &[String]) -> Result<()> {
     let env = paths::Env::new()?;
+    let start = Instant::now();
     let artifacts = vm::prepare(&env, kernel::Profile::Debug)?;
     let iommu = flags.iter().any(|flag| flag == "--iommu");
     let mut config = VmConfig::test(if iommu { "soak-iommu" } else { "soak" });
@@ -294,15 +496,103 @@ pub fn soak(flags: &[String]) -> Result<()> {
             seconds = seconds.max(value.parse::<u64>()? / 100);
         }
     }
-    config.timeout = std::time::Duration::from_secs(seconds + 600);
+    config.timeout = Duration::from_secs(seconds + 600);
     config
         .guest_args
         .push(format!("fgrab_test_timeout={}", seconds + 300));
     let mut tally = Tally::default();
-    suite(&env, &artifacts, &mut tally, config);
-    println!("{} passed, {} failed", tally.passed, tally.failed.len());
-    if !tally.failed.is_empty() {
-        std::process::exit(1);
+    run_one(&env, &artifacts, &mut tally, config);
+    tally.finish(start)
+}
+
+/// `cargo xtask fuzz [--commands=N] [--iommu]`: the command fuzzer with a larger budget than
+/// the test run gives it (20,000 commands there).
+pub fn fuzz(flags: &[String]) -> Result<()> {
+    let env = paths::Env::new()?;
+    let start = Instant::now();
+    let artifacts = vm::prepare(&env, kernel::Profile::Debug)?;
+    let iommu = flags.iter().any(|flag| flag == "--iommu");
+    let mut config = VmConfig::test(if iommu { "fuzz-iommu" } else { "fuzz" });
+    config.iommu = iommu;
+    config.tests = vec!["fuzz-commands".into()];
+    let commands: u64 = match flags
+        .iter()
+        .find_map(|flag| flag.strip_prefix("--commands="))
+    {
+        Some(value) => value
+            .parse()
+            .with_context(|| format!("--commands expects a number, got `{value}`"))?,
+        None => 1_000_000,
+    };
+    config
+        .guest_args
+        .push(format!("fgrab_fuzz_commands={commands}"));
+    // Behind the IOMMU 100,000 commands took up to 490 s on a slow machine: allow 200 per second.
+    let seconds = 300 + commands / 200;
+    config.timeout = Duration::from_secs(seconds + 300);
+    config
+        .guest_args
+        .push(format!("fgrab_test_timeout={seconds}"));
+    let mut tally = Tally::default();
+    run_one(&env, &artifacts, &mut tally, config);
+    tally.finish(start)
+}
+
+/// Runs one VM configuration as it is (its tests named), timed.
+fn run_one(env: &paths::Env, artifacts: &vm::Artifacts, tally: &mut Tally, config: VmConfig) {
+    let name = config.name.clone();
+    tally.timed(&format!("VM run {name}"), |tally| {
+        cmd::step(&format!("VM run `{name}`"));
+        match vm::run(env, artifacts, &config) {
+            Ok(outcome) => tally.vm(&name, &outcome),
+            Err(error) => tally.fail(&format!("{name}: VM run"), error),
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalogue() -> Vec<GuestTest> {
+        [
+            ("stream-verify", "every-dma-mode"),
+            ("stream-underrun", "every-dma-mode"),
+            ("fuzz-commands", "once"),
+            ("soak", "manual"),
+        ]
+        .into_iter()
+        .map(|(name, scope)| GuestTest {
+            name: name.into(),
+            scope: scope.into(),
+        })
+        .collect()
     }
-    Ok(())
+
+    #[test]
+    fn filter_words() {
+        let tests = catalogue();
+        assert!(check_filter(&["stream".into()], &tests).is_ok());
+        assert!(check_filter(&["soak".into()], &tests).is_ok());
+        // A part of a manual test's name selects nothing.
+        assert!(check_filter(&["soa".into()], &tests).is_err());
+        let error = check_filter(&["strem-verify".into()], &tests)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`strem-verify`"), "{error}");
+        assert!(error.contains("stream-verify"), "{error}");
+        let error = check_filter(&["fuz".into()], &tests);
+        assert!(error.is_ok());
+        let error = check_filter(&["typo".into()], &tests)
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("no guest test matches `typo`"), "{error}");
+    }
+
+    #[test]
+    fn edit_distance() {
+        assert_eq!(distance("", "abc"), 3);
+        assert_eq!(distance("kitten", "sitting"), 3);
+        assert_eq!(distance("same", "same"), 0);
+    }
 }

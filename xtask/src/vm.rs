@@ -23,6 +23,8 @@ pub struct Artifacts {
     pub initramfs: PathBuf,
     /// The host-side device model binary.
     pub emulator: PathBuf,
+    /// `fgrab-guest` (static, so the host can run `fgrab-guest list` to learn the tests).
+    pub guest: PathBuf,
 }
 
 /// Builds (or finds cached) everything needed to boot `profile`.
@@ -38,6 +40,7 @@ pub fn prepare(env: &paths::Env, profile: kernel::Profile) -> Result<Artifacts> 
         built,
         initramfs,
         emulator,
+        guest: binaries.join("fgrab-guest"),
     })
 }
 
@@ -319,6 +322,11 @@ pub fn run(env: &paths::Env, artifacts: &Artifacts, config: &VmConfig) -> Result
                     }
                     Some(Event::Kmemleak(verdict)) if verdict != "clean" => {
                         outcome.reports.push(format!("kmemleak: {verdict}"));
+                    }
+                    Some(Event::Tainted(value)) => {
+                        if let Some(problem) = report::taint_problem(&value) {
+                            outcome.reports.push(problem);
+                        }
                     }
                     Some(Event::Done) => outcome.finished = true,
                     Some(Event::Kmemleak(_)) | None => {}

@@ -1,5 +1,6 @@
 //! PID 1 of the test VM.
 
+use crate::tests::Scope;
 use crate::{harness, sys, tests};
 use std::time::{Duration, Instant};
 
@@ -50,24 +51,18 @@ pub fn main() -> ! {
         "shell" => shell(),
         "demo" => crate::tests::demo(),
         _ => {
-            // Without a list: every default test. With one: exact names, or, for words that
-            // name no test, every default test containing the word.
-            let names: Vec<String> = tests::ALL
-                .iter()
-                .filter(|test| {
-                    if requested.is_empty() {
-                        return test.in_default_run;
-                    }
-                    // A word that names a test exactly selects only that test.
-                    requested.iter().any(|word| {
-                        test.name == word
-                            || (test.in_default_run
-                                && test.name.contains(word.as_str())
-                                && !tests::ALL.iter().any(|other| other.name == word))
-                    })
-                })
-                .map(|test| test.name.to_string())
-                .collect();
+            // The host resolves filters and scopes (`fgrab-guest list`) and names every test
+            // exactly; without a list (an interactive `fgrab_mode=test`), the data-path and
+            // control-path tests.
+            let names: Vec<String> = if requested.is_empty() {
+                tests::ALL
+                    .iter()
+                    .filter(|test| matches!(test.scope, Scope::EveryDmaMode | Scope::Once))
+                    .map(|test| test.name.to_string())
+                    .collect()
+            } else {
+                requested.clone()
+            };
             harness::run_tests(&names);
         }
     }
@@ -111,12 +106,22 @@ fn finish(kmemleak: bool) -> ! {
             Err(error) => println!("@@fgrab kmemleak unreadable: {error}"),
         }
     }
+    report_taint();
     println!("---- kernel log (dmesg) ----");
     let _ = std::process::Command::new("/bin/busybox")
         .arg("dmesg")
         .status();
     println!("@@fgrab done");
     sys::power_off()
+}
+
+/// Prints the kernel's taint flags for the host to judge (`@@fgrab tainted N`): a WARN,
+/// an oops or a forced module unload taints the kernel even when its message was lost.
+fn report_taint() {
+    match std::fs::read_to_string("/proc/sys/kernel/tainted") {
+        Ok(text) => println!("@@fgrab tainted {}", text.trim()),
+        Err(error) => println!("@@fgrab tainted unreadable: {error}"),
+    }
 }
 
 fn shell() {

@@ -37,8 +37,14 @@ fn main() {
             args.get(3).map(String::as_str) == Some("exit"),
         ),
         Some("list") => {
+            // Read by the host harness: name, scope, timeout in seconds (0: the default).
             for test in tests::ALL {
-                println!("{}", test.name);
+                println!(
+                    "{} {} {}",
+                    test.name,
+                    test.scope.word(),
+                    test.timeout_seconds
+                );
             }
         }
         _ => {

@@ -6,129 +6,150 @@ use fgrab::Card;
 use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo};
 use zerocopy::{FromZeros, IntoBytes};
 
+/// Where a test runs: the host harness (`cargo xtask test`) reads this through
+/// `fgrab-guest list` and passes each suite its exact list.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Data path: its outcome depends on how DMA reaches memory, so it runs with direct DMA,
+    /// behind the IOMMU and through swiotlb bounce buffers.
+    EveryDmaMode,
+    /// Control path (command decoding, ownership, sysfs, user-space libraries over paths
+    /// that the data-path tests cover): DMA mode cannot change its outcome, so it runs once,
+    /// with direct DMA.
+    Once,
+    /// Needs the machine of one particular suite (a card with injected faults, removal).
+    Suite(&'static str),
+    /// Run only when named (the long soak, the benchmark, the harness self-tests).
+    Manual,
+}
+
+impl Scope {
+    /// The word `fgrab-guest list` prints.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::EveryDmaMode => "every-dma-mode",
+            Self::Once => "once",
+            Self::Suite(suite) => suite,
+            Self::Manual => "manual",
+        }
+    }
+}
+
 /// A guest test.
 pub struct Test {
     /// Name used on the command line and in reports.
     pub name: &'static str,
     /// The test body.
     pub run: fn() -> TestResult,
-    /// Whether a run without an explicit list includes it (self-tests are opt-in).
-    pub in_default_run: bool,
+    /// Which suites run it.
+    pub scope: Scope,
     /// Seconds it may take (the harness default when 0).
     pub timeout_seconds: u64,
 }
 
-const fn test(name: &'static str, run: fn() -> TestResult) -> Test {
+const fn test(name: &'static str, scope: Scope, run: fn() -> TestResult) -> Test {
     Test {
         name,
         run,
-        in_default_run: true,
+        scope,
         timeout_seconds: 0,
     }
 }
 
+/// A data-path test: every DMA mode.
+const fn data(name: &'static str, run: fn() -> TestResult) -> Test {
+    test(name, Scope::EveryDmaMode, run)
+}
+
+/// A control-path test: once.
+const fn control(name: &'static str, run: fn() -> TestResult) -> Test {
+    test(name, Scope::Once, run)
+}
+
 /// Every guest test, in run order.
 pub const ALL: &[Test] = &[
-    test("kunit", kunit),
-    test("enumerate", enumerate),
-    test("driver-bound", driver_bound),
-    test("cards-independent", cards_independent),
-    test("info", info_roundtrip),
-    test("info-rejects-bad-payload", info_rejects_bad_payload),
-    test("unknown-op", unknown_op),
-    test("small-sqe-ring-rejected", small_sqe_ring_rejected),
-    test("attach-detach", attach::attach_detach),
-    test("attach-rejects-malformed", attach::attach_rejects_malformed),
-    test(
+    // KUnit ran when the module loaded; reading its verdict does not depend on DMA.
+    control("kunit", kunit),
+    control("enumerate", enumerate),
+    control("driver-bound", driver_bound),
+    control("cards-independent", cards_independent),
+    control("info", info_roundtrip),
+    control("info-rejects-bad-payload", info_rejects_bad_payload),
+    control("unknown-op", unknown_op),
+    control("small-sqe-ring-rejected", small_sqe_ring_rejected),
+    data("attach-detach", attach::attach_detach),
+    // Rejected before anything is mapped.
+    control("attach-rejects-malformed", attach::attach_rejects_malformed),
+    control(
         "attach-rejects-small-cqe-ring",
         attach::attach_rejects_small_cqe_ring,
     ),
-    test("attach-ring-exit", attach::attach_ring_exit),
-    test(
+    data("attach-ring-exit", attach::attach_ring_exit),
+    data(
         "attach-survives-unregister",
         attach::attach_survives_unregister,
     ),
-    test("attach-process-killed", attach::attach_process_killed),
-    test("attach-huge-pages", attach::attach_huge_pages),
-    test("attach-marks-pages-dirty", attach::attach_marks_pages_dirty),
-    test("attach-unbind", attach::attach_unbind),
-    test("stream-verify", stream::stream_verify),
-    test("stream-underrun", stream::stream_underrun),
-    test("stream-stop-start", stream::stream_stop_start),
-    test("stream-rejects-malformed", stream::stream_rejects_malformed),
-    test("stream-detach-midstream", stream::stream_detach_midstream),
-    test("stream-process-killed", stream::stream_process_killed),
-    test("stream-ring-exit", stream::stream_ring_exit),
-    test("stream-file-closed", stream::stream_file_closed),
-    test("stream-unbind", stream::stream_unbind),
-    test("stream-sysfs", stream::stream_sysfs),
-    test("stream-ioctl", stream::stream_ioctl),
-    test("stream-read", stream::stream_read),
-    test("competing-owners", faults::competing_owners),
-    test("two-cards-at-once", faults::two_cards_at_once),
-    test("unregister-midstream", faults::unregister_midstream),
-    // Needs card 1's fault injection: suite `vm-faults`.
-    Test {
-        name: "fault-injection",
-        run: faults::fault_injection,
-        in_default_run: false,
-        timeout_seconds: 0,
-    },
-    // 100,000 commands, thousands of them mapping regions: minutes behind an IOMMU.
+    data("attach-process-killed", attach::attach_process_killed),
+    data("attach-huge-pages", attach::attach_huge_pages),
+    data("attach-marks-pages-dirty", attach::attach_marks_pages_dirty),
+    data("attach-unbind", attach::attach_unbind),
+    data("stream-verify", stream::stream_verify),
+    data("stream-underrun", stream::stream_underrun),
+    data("stream-stop-start", stream::stream_stop_start),
+    // Rejected by command decoding, before the card or a mapping is touched.
+    control("stream-rejects-malformed", stream::stream_rejects_malformed),
+    data("stream-detach-midstream", stream::stream_detach_midstream),
+    data("stream-process-killed", stream::stream_process_killed),
+    data("stream-ring-exit", stream::stream_ring_exit),
+    data("stream-file-closed", stream::stream_file_closed),
+    data("stream-unbind", stream::stream_unbind),
+    // Reads counters and state: the same whichever way DMA goes.
+    control("stream-sysfs", stream::stream_sysfs),
+    data("stream-ioctl", stream::stream_ioctl),
+    data("stream-read", stream::stream_read),
+    // Ownership rules are decided before any DMA.
+    control("competing-owners", faults::competing_owners),
+    data("two-cards-at-once", faults::two_cards_at_once),
+    data("unregister-midstream", faults::unregister_midstream),
+    test(
+        "fault-injection",
+        Scope::Suite("vm-faults"),
+        faults::fault_injection,
+    ),
+    // The ABI's decoding under random input; the mapping paths it reaches are the
+    // data-path tests' (its budget: `fgrab_fuzz_commands`, `cargo xtask fuzz` for more).
     Test {
         timeout_seconds: 900,
-        ..test("fuzz-commands", fuzz::fuzz_commands)
+        ..control("fuzz-commands", fuzz::fuzz_commands)
     },
-    test("soak-short", soak::soak_short),
-    // `cargo xtask soak`.
-    Test {
-        name: "soak",
-        run: soak::soak_long,
-        in_default_run: false,
-        timeout_seconds: 0,
-    },
-    test("client-rust-api", client::client_rust_api),
-    test("client-misuse", client::client_misuse),
-    test("client-legacy-c", client::client_legacy_c),
-    test("client-legacy-misuse", client::client_legacy_misuse),
-    test("client-raw-uring-c", client::client_raw_uring_c),
-    test("client-cli", client::client_cli),
-    test(
+    data("soak-short", soak::soak_short),
+    test("soak", Scope::Manual, soak::soak_long),
+    // The libraries and tools over the paths tested above in every DMA mode.
+    control("client-rust-api", client::client_rust_api),
+    control("client-misuse", client::client_misuse),
+    control("client-legacy-c", client::client_legacy_c),
+    control("client-legacy-misuse", client::client_legacy_misuse),
+    control("client-raw-uring-c", client::client_raw_uring_c),
+    control("client-cli", client::client_cli),
+    control(
         "stream-module-unload-refused",
         stream::stream_module_unload_refused,
     ),
-    // Removal tests change the machine (and need a card with a fault): suite `vm-removal`.
-    Test {
-        name: "stream-hot-unplug",
-        run: stream::stream_hot_unplug,
-        in_default_run: false,
-        timeout_seconds: 0,
-    },
-    Test {
-        name: "stream-surprise-removal",
-        run: stream::stream_surprise_removal,
-        in_default_run: false,
-        timeout_seconds: 0,
-    },
+    // Removal changes the machine (and needs a card with a fault).
+    test(
+        "stream-hot-unplug",
+        Scope::Suite("vm-removal"),
+        stream::stream_hot_unplug,
+    ),
+    test(
+        "stream-surprise-removal",
+        Scope::Suite("vm-removal"),
+        stream::stream_surprise_removal,
+    ),
     // `cargo xtask bench` runs it on the fast kernel.
-    Test {
-        name: "bench",
-        run: bench,
-        in_default_run: false,
-        timeout_seconds: 0,
-    },
-    Test {
-        name: "selftest-fail",
-        run: selftest_fail,
-        in_default_run: false,
-        timeout_seconds: 0,
-    },
-    Test {
-        name: "selftest-warn",
-        run: selftest_warn,
-        in_default_run: false,
-        timeout_seconds: 0,
-    },
+    test("bench", Scope::Manual, bench),
+    test("selftest-fail", Scope::Manual, selftest_fail),
+    test("selftest-warn", Scope::Manual, selftest_warn),
 ];
 
 const CARD0: &str = "/dev/fgrab0";
