@@ -74,7 +74,8 @@ pub const ALL: &[Test] = &[
         in_default_run: false,
         timeout_seconds: 0,
     },
-    // 100,000 commands, thousands of them mapping regions: minutes behind an IOMMU.
+    // 20,000 commands by default (`fgrab_fuzz_commands`), many of them mapping regions:
+    // minutes behind an IOMMU, more with a larger budget.
     Test {
         timeout_seconds: 900,
         ..test("fuzz-commands", fuzz::fuzz_commands)
