@@ -132,9 +132,9 @@ struct fgrab_device_info {
 	uint8_t reserved0[3];
 	uint32_t max_segment_bytes;
 	uint32_t max_descriptors_per_frame;
-	uint32_t frame_bytes;
+	uint32_t frame_bytes;      /* at probe time: stale once START sets the region's size */
 	uint32_t dma_address_bits;
-	uint64_t frame_period_ns;
+	uint64_t frame_period_ns;  /* for that frame_bytes, at probe time: stale after START */
 	uint32_t max_frame_bytes;
 	uint32_t max_frames;
 	uint64_t reserved[3];
@@ -143,7 +143,9 @@ struct fgrab_device_info {
 /*
  * Per-frame blocking path (V4L2-style), on a region attached through io_uring:
  * QBUF queues a frame index, DQBUF waits for the oldest such frame and returns its
- * metadata (-EAGAIN if none is queued).
+ * metadata (-EAGAIN if none is queued). The numbers come from <linux/ioctl.h>, so they are
+ * right for every architecture's _IOC layout (fgrab_uapi::ioctls mirrors the generic one
+ * and that of powerpc, mips and sparc).
  */
 #define FGRAB_IOC_QBUF _IOW('F', 0x10, uint32_t)
 #define FGRAB_IOC_DQBUF _IOR('F', 0x11, struct fgrab_frame_meta)

@@ -67,16 +67,57 @@ pub mod ops {
 /// V4L2-style calls (and as a benchmark peer): one system call per frame and direction.
 /// The region is attached (and the stream started) through io_uring as usual.
 pub mod ioctls {
-    /// `_IOC(dir, 'F', nr, size)` as Linux encodes it on x86, arm and riscv.
-    const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
-        // CAST: ABI structures are far below 16 KiB.
-        (dir << 30) | ((size as u32) << 16) | ((b'F' as u32) << 8) | nr
+    /// The `_IOC` layout of `asm/ioctl.h` on powerpc, mips and sparc: 13 size bits, 3
+    /// direction bits, write 4, read 2. (Alpha has it too, and parisc swaps the generic
+    /// read and write values; Rust targets neither.)
+    #[cfg(any(
+        target_arch = "powerpc",
+        target_arch = "powerpc64",
+        target_arch = "mips",
+        target_arch = "mips64",
+        target_arch = "mips32r6",
+        target_arch = "mips64r6",
+        target_arch = "sparc",
+        target_arch = "sparc64"
+    ))]
+    mod layout {
+        pub(super) const SIZE_BITS: u32 = 13;
+        pub(super) const WRITE: u32 = 4;
+        pub(super) const READ: u32 = 2;
     }
-    /// Queues one frame (`u32` frame index, read by the driver) for [`DQBUF`].
-    pub const QBUF: u32 = ioc(1, 0x10, core::mem::size_of::<u32>());
+
+    /// The generic `_IOC` layout (`asm-generic/ioctl.h`): x86, arm, arm64, riscv, s390,
+    /// loongarch and the rest: 14 size bits, 2 direction bits, write 1, read 2.
+    #[cfg(not(any(
+        target_arch = "powerpc",
+        target_arch = "powerpc64",
+        target_arch = "mips",
+        target_arch = "mips64",
+        target_arch = "mips32r6",
+        target_arch = "mips64r6",
+        target_arch = "sparc",
+        target_arch = "sparc64"
+    )))]
+    mod layout {
+        pub(super) const SIZE_BITS: u32 = 14;
+        pub(super) const WRITE: u32 = 1;
+        pub(super) const READ: u32 = 2;
+    }
+
+    /// `_IOC(dir, 'F', nr, size)` for the target architecture: number bits 7:0, type bits
+    /// 15:8, size above, direction on top.
+    const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
+        assert!(size < 1 << layout::SIZE_BITS, "ioctl argument too large");
+        // CAST: checked above to fit the size field.
+        (dir << (16 + layout::SIZE_BITS)) | ((size as u32) << 16) | ((b'F' as u32) << 8) | nr
+    }
+    /// Queues one frame (`u32` frame index, read by the driver) for [`DQBUF`]:
+    /// `_IOW('F', 0x10, uint32_t)`.
+    pub const QBUF: u32 = ioc(layout::WRITE, 0x10, core::mem::size_of::<u32>());
     /// Waits for the oldest frame queued by [`QBUF`] to complete and writes its
-    /// [`super::FrameMeta`]. `EAGAIN` if no frame is queued.
-    pub const DQBUF: u32 = ioc(2, 0x11, core::mem::size_of::<super::FrameMeta>());
+    /// [`super::FrameMeta`]; `EAGAIN` if no frame is queued:
+    /// `_IOR('F', 0x11, struct fgrab_frame_meta)`.
+    pub const DQBUF: u32 = ioc(layout::READ, 0x11, core::mem::size_of::<super::FrameMeta>());
 }
 
 /// Payload of the commands that copy a structure out to user memory ([`ops::INFO`],
@@ -271,11 +312,15 @@ pub struct DeviceInfo {
     pub max_segment_bytes: u32,
     /// Most descriptors the card accepts for one frame.
     pub max_descriptors_per_frame: u32,
-    /// Bytes per frame the sensor currently produces.
+    /// Bytes per frame the sensor produced when the driver probed the card. Read once at
+    /// probe: `START` programs the region's frame size, after which this is stale (the
+    /// attached region's frame size is in [`Stats::frame_bytes`]).
     pub frame_bytes: u32,
     /// Bits of DMA address the card can generate.
     pub dma_address_bits: u32,
-    /// Time between frame starts, in nanoseconds.
+    /// Time between frame starts at [`Self::frame_bytes`], in nanoseconds, read at probe
+    /// like it. The period follows the frame size, so it is stale after `START` as well; the
+    /// frames' timestamps show the current one.
     pub frame_period_ns: u64,
     /// Largest `frame_bytes` the sensor can produce.
     pub max_frame_bytes: u32,

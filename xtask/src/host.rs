@@ -38,7 +38,11 @@ pub fn preflight(env: &crate::paths::Env) -> Result<()> {
         );
     }
     let first_run = !env.cache.join("sysroot").is_dir();
-    let needed = if first_run { FIRST_RUN_DISK_GIB } else { RUN_DISK_GIB };
+    let needed = if first_run {
+        FIRST_RUN_DISK_GIB
+    } else {
+        RUN_DISK_GIB
+    };
     for dir in [&env.cache, &env.root] {
         let free = free_gib(dir)?;
         if free < needed {

@@ -190,29 +190,39 @@ pub fn client_raw_uring_c() -> TestResult {
     Ok(())
 }
 
-/// The `fgrab` command: info, capture with its summary, stats.
+/// The `fgrab` command: info, capture with its summary, stats. The capture file is checked
+/// byte by byte: frame `i` fills bytes `i * frame_bytes..` and is the card's pattern for one
+/// sequence number, in the order the card produced them; the drops the summary reports are
+/// the card's own counters.
 pub fn client_cli() -> TestResult {
+    const CAPTURED: u64 = 200;
+    const OUTPUT: &str = "/tmp/frames";
     let info = run("/bin/fgrab", &["info"])?;
     ensure!(info.contains("10ee:f9a0"), "fgrab info: {info}");
+    let frame_bytes = FRAME_BYTES.to_string();
+    let captured = CAPTURED.to_string();
     let output = Command::new("/bin/fgrab")
         .args([
             "capture",
             "--frames",
-            "200",
+            &captured,
             "--frame-bytes",
-            "65543",
+            &frame_bytes,
             "--output",
-            "/tmp/frames",
+            OUTPUT,
         ])
         .output()
         .map_err(|error| error.to_string())?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     ensure!(output.status.success(), "fgrab capture: {stderr}");
-    let written = std::fs::metadata("/tmp/frames")
-        .map_err(|e| e.to_string())?
-        .len();
-    ensure!(written == 200 * 65_543, "capture wrote {written} bytes");
-    let _ = std::fs::remove_file("/tmp/frames");
+    let file = std::fs::read(OUTPUT).map_err(|error| format!("{OUTPUT}: {error}"))?;
+    let _ = std::fs::remove_file(OUTPUT);
+    let sequences = captured_sequences(&file, FRAME_BYTES as usize)?;
+    ensure!(
+        sequences.len() as u64 == CAPTURED,
+        "capture wrote {} frames, expected {CAPTURED}",
+        sequences.len()
+    );
     let summary = stderr
         .lines()
         .last()
@@ -220,13 +230,61 @@ pub fn client_cli() -> TestResult {
         .unwrap_or("")
         .trim();
     ensure!(
-        summary.starts_with("200 frames"),
+        summary.starts_with(&format!("{CAPTURED} frames")),
         "capture summary: {summary}"
     );
-    harness::info(&format!("fgrab capture: {summary}"));
+    // The card stopped and was not reset since (DETACH leaves its counters), so its BAR
+    // counters are the capture's.
+    let card = crate::bar::read_counters(&crate::stream::card_pci_address("fgrab0")?)?;
+    let last = sequences.last().copied().unwrap_or(0);
+    ensure!(
+        last < card.next_sequence,
+        "the file holds frame {last}, but the card used only {} sequence numbers",
+        card.next_sequence
+    );
+    let dropped = card.underrun + card.overrun + card.backpressure;
+    ensure!(
+        summary.contains(&format!(" {dropped} dropped by the card")),
+        "capture summary `{summary}`, but the card counted {dropped} drops: {card:?}"
+    );
+    harness::info(&format!(
+        "fgrab capture: {summary}; every byte of the {CAPTURED} frames in the file verified, \
+         sequences {}..={last} in order",
+        sequences.first().copied().unwrap_or(0)
+    ));
     let stats = run("/bin/fgrab", &["stats"])?;
     ensure!(stats.contains("idle"), "fgrab stats after capture: {stats}");
     Ok(())
+}
+
+/// The sequence numbers of the frames in a capture file, checked: the file is whole frames
+/// of `frame_bytes`, each slot holds one frame of the card's pattern from its first byte to
+/// its last, and sequence numbers only go up.
+fn captured_sequences(file: &[u8], frame_bytes: usize) -> Result<Vec<u64>, String> {
+    ensure!(
+        file.len().is_multiple_of(frame_bytes),
+        "capture file of {} bytes is not whole frames of {frame_bytes}",
+        file.len()
+    );
+    let mut sequences: Vec<u64> = Vec::new();
+    for (slot, frame) in file.chunks(frame_bytes).enumerate() {
+        // The next frame comes after the previous one; the card drops some in between.
+        let from = sequences.last().map_or(0, |last| last + 1);
+        let sequence = pattern::identify(frame, 0, from..from + 100_000).ok_or_else(|| {
+            format!(
+                "file bytes {}..: not the start of a frame after sequence {from}",
+                slot * frame_bytes
+            )
+        })?;
+        pattern::verify(frame, sequence, 0).map_err(|mismatch| {
+            format!(
+                "file frame {slot} (bytes {}.., sequence {sequence}): {mismatch}",
+                slot * frame_bytes
+            )
+        })?;
+        sequences.push(sequence);
+    }
+    Ok(sequences)
 }
 
 /// The demo's Rust part: the library streams for `seconds`, every byte checked.

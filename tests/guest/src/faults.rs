@@ -216,15 +216,17 @@ pub fn two_cards_at_once() -> TestResult {
             streamer.flush()?;
         }
     }
-    harness::info(&format!(
-        "two cards at once: {} + {} frames verified",
-        first.tally.verified, second.tally.verified
-    ));
+    let mut drops = Vec::new();
     for streamer in [&mut first, &mut second] {
         streamer.stop()?;
         streamer.check_guards()?;
+        drops.push(streamer.reconcile_drops()?);
         streamer.detach()?;
     }
+    harness::info(&format!(
+        "two cards at once: {} + {} frames verified; card 0: {}; card 1: {}",
+        first.tally.verified, second.tally.verified, drops[0], drops[1]
+    ));
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! (`fgrab-guest run-test NAME`) so a crash or hang is contained and reported.
 
 mod attach;
+mod bar;
 mod client;
 mod faults;
 mod fuzz;
@@ -13,6 +14,9 @@ mod init;
 #[path = "../../../emu/src/pattern.rs"]
 #[allow(dead_code)]
 mod pattern;
+#[path = "../../../emu/src/regs.rs"]
+#[allow(dead_code)]
+mod regs;
 mod ring;
 mod soak;
 mod stream;

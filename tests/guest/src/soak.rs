@@ -199,16 +199,16 @@ fn soak(layout: Layout, seconds: u64, frames: Option<u64>, rest: Duration) -> Te
     streamer.stop()?;
     let stats = streamer.stats()?;
     streamer.check_guards()?;
+    let drops = streamer.reconcile_drops()?;
     let tally = &streamer.tally;
     harness::info(&format!(
         "soak: {} frames streamed, {:.2} GB verified byte by byte in {elapsed:.0} s, 0 corrupted \
-         bytes, guard bytes intact, {} frames failed, {} dropped by the card; pressure: {} hog \
+         bytes, guard bytes intact, {} frames failed, {drops}; pressure: {} hog \
          cycles of 300 MiB, {} files written, {} compactions, {} cache drops, {} THPs split, \
          {forks} forks",
         tally.verified,
         tally.bytes as f64 / 1e9,
         stats.frames_failed,
-        stats.frames_dropped_underrun + stats.frames_dropped_other,
         pressure.hog_cycles.load(Ordering::Relaxed),
         pressure.files_written.load(Ordering::Relaxed),
         pressure.compactions.load(Ordering::Relaxed),

@@ -71,14 +71,75 @@ pub struct Tally {
     pub bytes: u64,
     /// Frames given back unfilled (stop, teardown).
     pub canceled: u64,
-    /// Sequence numbers skipped between consecutive delivered frames: dropped frames.
+    /// Sequence numbers skipped between consecutive delivered frames, over every stream.
     pub gaps: u64,
-    /// Highest sequence delivered.
-    pub last_sequence: Option<u64>,
+    /// Sequence numbers of the current stream (since its last successful `START`).
+    pub stream: Sequences,
+}
+
+/// The sequence numbers one stream (`START` to `STOP`) put on completions.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Sequences {
+    /// The lowest one.
+    pub first: Option<u64>,
+    /// The highest one.
+    pub last: Option<u64>,
+    /// Completions that carried one: frames delivered, and frames `STOP` aborted while the
+    /// card wrote them (`-ECANCELED` with a sequence number). Each used a number without
+    /// being a drop.
+    pub carried: u64,
+    /// Frames delivered.
+    pub delivered: u64,
+    /// Numbers skipped between consecutive ones.
+    pub gaps: u64,
+}
+
+/// A stopped stream's dropped frames, by the card's counters and by where they fall among
+/// the sequence numbers the stream saw.
+#[derive(Clone, Copy, Debug)]
+pub struct Drops {
+    /// `STATS` `frames_dropped_underrun`.
+    pub underrun: u64,
+    /// `STATS` `frames_dropped_other` (late, completions held back).
+    pub other: u64,
+    /// Sequence numbers the card used in all: its `NEXT_SEQUENCE` after the stop.
+    pub sequences: u64,
+    /// Numbers before the first one the stream saw (all of them if it saw none).
+    pub before_first: u64,
+    /// Numbers skipped between seen ones.
+    pub between: u64,
+    /// Numbers after the last one seen: frames started after it until the card stopped.
+    pub after_last: u64,
+}
+
+impl Drops {
+    /// Every drop.
+    pub fn total(&self) -> u64 {
+        self.underrun + self.other
+    }
+}
+
+impl std::fmt::Display for Drops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} dropped ({} underrun, {} other) of {} sequence numbers: {} before the first \
+             frame, {} between frames, {} after the last",
+            self.total(),
+            self.underrun,
+            self.other,
+            self.sequences,
+            self.before_first,
+            self.between,
+            self.after_last
+        )
+    }
 }
 
 /// A region of a registered buffer attached to a card, with its frames' metadata.
 pub struct Streamer {
+    /// The card's name (`fgrabN`).
+    card: String,
     /// The ring that attached the region; frame commands go through it.
     pub ring: TestRing,
     /// A second file on the card, for `STATS` while frames complete on `ring`.
@@ -107,7 +168,12 @@ impl Streamer {
         let mut ring = TestRing::open(path)?;
         // SAFETY: `memory` outlives the ring: field order of `Streamer` drops the ring first.
         unsafe { ring.register(&[&memory])? };
+        let card = std::path::Path::new(path)
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let mut streamer = Self {
+            card,
             ring,
             observer: TestRing::open(path)?,
             memory,
@@ -230,8 +296,6 @@ impl Streamer {
     pub fn control(&mut self, op: u32) -> Result<i32, String> {
         if op == ops::START {
             self.requeue = true;
-            // Sequence numbers restart at every start.
-            self.tally.last_sequence = None;
         } else if op == ops::STOP || op == ops::DETACH {
             self.requeue = false;
         }
@@ -246,6 +310,12 @@ impl Streamer {
             let mut completions = self.reap(Duration::from_millis(200))?.into_iter();
             while let Some(completion) = completions.next() {
                 if completion.user_data == CONTROL {
+                    if op == ops::START && completion.res == 0 {
+                        // Sequence numbers restart at every start. A stopped card completes
+                        // no frame with a sequence number, so none of the new stream's came
+                        // before this completion.
+                        self.tally.stream = Sequences::default();
+                    }
                     self.backlog.extend(completions);
                     return Ok(completion.res);
                 }
@@ -286,6 +356,15 @@ impl Streamer {
                 "frame {index} failed: res {}, metadata {meta:?}",
                 completion.res
             );
+            if completion.extra != u64::MAX {
+                // Aborted while the card wrote it: it used a sequence number.
+                ensure!(
+                    meta.flags & META_FRAME != 0 && meta.sequence == completion.extra,
+                    "frame {index} canceled with sequence {}, metadata {meta:?}",
+                    completion.extra
+                );
+                self.saw_sequence(completion.extra, false)?;
+            }
             self.tally.canceled += 1;
             return Ok(());
         }
@@ -321,17 +400,103 @@ impl Streamer {
             after.iter().all(|&byte| byte == GUARD),
             "guard bytes after frame {index} overwritten"
         );
-        if let Some(last) = self.tally.last_sequence {
-            ensure!(sequence > last, "sequence {sequence} after {last}");
-            self.tally.gaps += sequence - last - 1;
-        }
-        self.tally.last_sequence = Some(sequence);
+        self.saw_sequence(sequence, true)?;
         self.tally.verified += 1;
         self.tally.bytes += u64::from(self.layout.frame_bytes);
         if requeue {
             self.queue(index)?;
         }
         Ok(())
+    }
+
+    /// Counts a sequence number a completion carried; they only go up within a stream.
+    fn saw_sequence(&mut self, sequence: u64, delivered: bool) -> TestResult {
+        let stream = &mut self.tally.stream;
+        if let Some(last) = stream.last {
+            ensure!(sequence > last, "sequence {sequence} after {last}");
+            stream.gaps += sequence - last - 1;
+            self.tally.gaps += sequence - last - 1;
+        }
+        stream.first.get_or_insert(sequence);
+        stream.last = Some(sequence);
+        stream.carried += 1;
+        stream.delivered += u64::from(delivered);
+        Ok(())
+    }
+
+    /// After `STOP` (every frame back): reconciles the stream's drops exactly. The card's
+    /// own counters (BAR0) must agree with `STATS` and sysfs, and every sequence number the
+    /// card used must be a frame the stream saw or a drop the card counted: those before the
+    /// first frame seen, the gaps between frames, and those after the last frame (started
+    /// until the stop took effect). `STATS` alone cannot tell the last ones, hence BAR0.
+    pub fn reconcile_drops(&mut self) -> Result<Drops, String> {
+        let stats = self.stats()?;
+        ensure!(
+            stats.state == STATE_ATTACHED && stats.frames_queued == 0,
+            "drops are reconciled on a stopped stream with nothing queued: {stats:?}"
+        );
+        let card = crate::bar::read_counters(&card_pci_address(&self.card)?)?;
+        let stream = self.tally.stream;
+        ensure!(
+            card.produced == card.next_sequence,
+            "the card started {} frames but used {} sequence numbers",
+            card.produced,
+            card.next_sequence
+        );
+        ensure!(
+            stats.frames_dropped_underrun == card.underrun
+                && stats.frames_dropped_other == card.overrun + card.backpressure,
+            "STATS drops (underrun {}, other {}) are not the card's {card:?}",
+            stats.frames_dropped_underrun,
+            stats.frames_dropped_other
+        );
+        for (attribute, value) in [
+            ("frames_dropped_underrun", stats.frames_dropped_underrun),
+            ("frames_dropped_other", stats.frames_dropped_other),
+            ("frames_delivered", stats.frames_delivered),
+        ] {
+            let shown = sysfs_counter(&self.card, attribute)?;
+            ensure!(shown == value, "sysfs {attribute} {shown}, STATS {value}");
+        }
+        ensure!(
+            stats.frames_delivered == stream.delivered && stats.frames_failed == 0,
+            "the driver counted {} frames delivered and {} failed, the stream saw {} delivered",
+            stats.frames_delivered,
+            stats.frames_failed,
+            stream.delivered
+        );
+        let drops = Drops {
+            underrun: stats.frames_dropped_underrun,
+            other: stats.frames_dropped_other,
+            sequences: card.next_sequence,
+            before_first: stream.first.unwrap_or(card.next_sequence),
+            between: stream.gaps,
+            after_last: stream
+                .last
+                .map_or(0, |last| card.next_sequence.saturating_sub(last + 1)),
+        };
+        ensure!(
+            stream.last.is_none_or(|last| last < card.next_sequence),
+            "sequence {:?} seen, but the card used only {} numbers",
+            stream.last,
+            card.next_sequence
+        );
+        ensure!(
+            drops.total() == drops.before_first + drops.between + drops.after_last,
+            "drops do not add up: the card counted {} ({} underrun, {} other), the sequence \
+             numbers show {} ({} before the first frame, {} between frames, {} after the last; \
+             {} numbers used, {} carried by completions)",
+            drops.total(),
+            drops.underrun,
+            drops.other,
+            drops.before_first + drops.between + drops.after_last,
+            drops.before_first,
+            drops.between,
+            drops.after_last,
+            card.next_sequence,
+            stream.carried
+        );
+        Ok(drops)
     }
 
     /// Checks and re-queues completions until `frames` frames were verified in total.
@@ -488,22 +653,14 @@ pub fn stream_verify() -> TestResult {
         stats.frames_failed,
         tally.verified
     );
-    let drops = stats.frames_dropped_underrun + stats.frames_dropped_other;
-    ensure!(
-        tally.gaps <= drops,
-        "{} sequence numbers skipped but the card counted {drops} drops",
-        tally.gaps
-    );
+    let (verified, bytes) = (tally.verified, tally.bytes);
+    let drops = streamer.reconcile_drops()?;
     harness::info(&format!(
-        "{} frames of {} B verified ({} MB) in {:.1} s; {} dropped by the card ({} underrun), \
-         {} sequence gaps; descriptors per frame at most {}",
-        tally.verified,
+        "{verified} frames of {} B verified ({} MB) in {:.1} s; {drops}; descriptors per \
+         frame at most {}",
         Layout::UNALIGNED.frame_bytes,
-        tally.bytes / 1_000_000,
+        bytes / 1_000_000,
         elapsed.as_secs_f64(),
-        drops,
-        stats.frames_dropped_underrun,
-        tally.gaps,
         stats.descriptors_max_per_frame
     ));
     streamer.detach()?;
@@ -535,19 +692,14 @@ pub fn stream_underrun() -> TestResult {
         streamer.flush()?;
     }
     streamer.stop()?;
-    let stats = streamer.stats()?;
-    let tally = &streamer.tally;
-    ensure!(tally.gaps > 0, "no sequence gap although frames were held");
+    let drops = streamer.reconcile_drops()?;
     ensure!(
-        stats.frames_dropped_underrun > 0
-            && tally.gaps <= stats.frames_dropped_underrun + stats.frames_dropped_other,
-        "gaps {} vs drops {:?}",
-        tally.gaps,
-        (stats.frames_dropped_underrun, stats.frames_dropped_other)
+        drops.between > 0 && drops.underrun > 0,
+        "frames were held but no underrun shows between frames: {drops}"
     );
     harness::info(&format!(
-        "underrun: {} frames delivered, {} sequence numbers skipped, card counted {} underruns",
-        tally.verified, tally.gaps, stats.frames_dropped_underrun
+        "underrun: {} frames delivered; {drops}",
+        streamer.tally.verified
     ));
     streamer.detach()
 }
@@ -585,8 +737,9 @@ pub fn stream_stop_start() -> TestResult {
                 && streamer.stats()?.frames_queued == 0,
             "cycle {cycle}: {returned} frames came back at STOP"
         );
+        let drops = streamer.reconcile_drops()?;
         harness::info(&format!(
-            "stop/start cycle {cycle}: STOP returned {} frames canceled, {} filled",
+            "stop/start cycle {cycle}: STOP returned {} frames canceled, {} filled; {drops}",
             streamer.tally.canceled - before.1,
             streamer.tally.verified - before.0
         ));
@@ -886,12 +1039,26 @@ fn drain_until_gone(streamer: &mut Streamer, timeout: Duration) -> Result<i32, S
 
 /// The PCI address of the device behind `/dev/fgrabN`.
 fn pci_address(card: u32) -> Result<String, String> {
-    let device = std::fs::read_link(format!("/sys/class/misc/fgrab{card}/device"))
-        .map_err(|error| format!("fgrab{card}'s device: {error}"))?;
+    card_pci_address(&format!("fgrab{card}"))
+}
+
+/// The PCI address of the device behind card `name` (`fgrabN`).
+pub fn card_pci_address(name: &str) -> Result<String, String> {
+    let device = std::fs::read_link(format!("/sys/class/misc/{name}/device"))
+        .map_err(|error| format!("{name}'s device: {error}"))?;
     device
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .ok_or_else(|| "no device name".into())
+}
+
+/// A counter from `/sys/class/misc/{card}/{attribute}`.
+fn sysfs_counter(card: &str, attribute: &str) -> Result<u64, String> {
+    let path = format!("/sys/class/misc/{card}/{attribute}");
+    let text = std::fs::read_to_string(&path).map_err(|error| format!("{path}: {error}"))?;
+    text.trim()
+        .parse()
+        .map_err(|error| format!("{path}: `{}`: {error}", text.trim()))
 }
 
 /// Hot-removes a PCI device the way a hotplug controller does (the driver's remove path).
@@ -965,7 +1132,7 @@ pub fn stream_surprise_removal() -> TestResult {
             break;
         }
     }
-    let last = streamer.tally.last_sequence.unwrap_or(0);
+    let last = streamer.tally.stream.last.unwrap_or(0);
     ensure!(
         last < 300,
         "frame {last} delivered after the card died at 300"
@@ -1058,6 +1225,8 @@ pub fn stream_sysfs() -> TestResult {
         "sysfs bytes_delivered {bytes}"
     );
     ensure!(sysfs("frames_queued")? == "0", "frames_queued after STOP");
+    // The drop counters, in sysfs as in STATS and on the card.
+    streamer.reconcile_drops()?;
     streamer.detach()?;
     ensure!(
         sysfs("state")? == "idle",

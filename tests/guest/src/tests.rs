@@ -117,7 +117,8 @@ pub const ALL: &[Test] = &[
         faults::fault_injection,
     ),
     // The ABI's decoding under random input; the mapping paths it reaches are the
-    // data-path tests' (its budget: `fgrab_fuzz_commands`, `cargo xtask fuzz` for more).
+    // data-path tests' (20,000 commands unless `fgrab_fuzz_commands` says otherwise;
+    // `cargo xtask fuzz` gives it more).
     Test {
         timeout_seconds: 900,
         ..control("fuzz-commands", fuzz::fuzz_commands)
@@ -169,7 +170,9 @@ fn bound_devices() -> Vec<String> {
     devices
 }
 
-/// The driver's KUnit suites ran when the module loaded; every case must have passed.
+/// The driver's KUnit suites ran when the module loaded; every case must have passed: a
+/// case that failed or was skipped (`ok N name # SKIP reason`, which KTAP counts as "ok")
+/// fails the test.
 fn kunit() -> TestResult {
     let root = "/sys/kernel/debug/kunit";
     let mut suites = Vec::new();
@@ -184,19 +187,43 @@ fn kunit() -> TestResult {
     for suite in &suites {
         let results = std::fs::read_to_string(format!("{root}/{suite}/results"))
             .map_err(|error| format!("{suite} results: {error}"))?;
-        let passed = results
-            .lines()
-            .filter(|line| line.trim_start().starts_with("ok "))
-            .count();
-        let failed: Vec<&str> = results
-            .lines()
-            .filter(|line| line.trim_start().starts_with("not ok"))
-            .collect();
-        ensure!(failed.is_empty(), "{suite}: {failed:?}\n{results}");
-        ensure!(passed > 1, "{suite}: no passing case in\n{results}");
-        harness::info(&format!("KUnit {suite}: {} cases passed", passed - 1));
+        let passed = kunit_verdict(suite, &results)?;
+        harness::info(&format!(
+            "KUnit {suite}: {passed} cases passed, none skipped"
+        ));
     }
     Ok(())
+}
+
+/// Reads one suite's KTAP `results`: the number of cases that passed, or why the suite does
+/// not count as passed (a case failed or was skipped, or none passed). The suite's own
+/// result line is one of the "ok" lines and is not counted.
+fn kunit_verdict(suite: &str, results: &str) -> Result<usize, String> {
+    let mut passed = 0;
+    let mut skipped = Vec::new();
+    let mut failed = Vec::new();
+    for line in results.lines().map(str::trim_start) {
+        if line.starts_with("not ok ") {
+            failed.push(line);
+        } else if line.starts_with("ok ") {
+            // KTAP directives are case-insensitive: `# SKIP`, `# skip`.
+            let directive = line
+                .split_once('#')
+                .map(|(_, directive)| directive.trim_start().to_ascii_uppercase());
+            if directive.is_some_and(|directive| directive.starts_with("SKIP")) {
+                skipped.push(line);
+            } else {
+                passed += 1;
+            }
+        }
+    }
+    ensure!(failed.is_empty(), "{suite}: failed {failed:?}\n{results}");
+    ensure!(
+        skipped.is_empty(),
+        "{suite}: skipped (a skip is not a pass) {skipped:?}\n{results}"
+    );
+    ensure!(passed > 1, "{suite}: no passing case in\n{results}");
+    Ok(passed - 1)
 }
 
 /// Number of emulated cards the host started (`fgrab_cards` on the kernel command line).
@@ -601,4 +628,43 @@ fn bench() -> TestResult {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod kunit_tests {
+    use super::kunit_verdict;
+
+    const PASSED: &str = "KTAP version 1\n# Subtest: fgrab_region\n# module: fgrab\n1..2\n    \
+        ok 1 frame_slicing\n    ok 2 descriptor_merging\n# fgrab_region: pass:2 fail:0 \
+        skip:0 total:2\nok 1 fgrab_region\n";
+
+    #[test]
+    fn passed_cases_are_counted() {
+        assert_eq!(kunit_verdict("fgrab_region", PASSED), Ok(2));
+    }
+
+    #[test]
+    fn a_skipped_case_fails_and_is_named() {
+        let results = PASSED.replace(
+            "ok 2 descriptor_merging",
+            "ok 2 descriptor_merging # SKIP no IOMMU",
+        );
+        let verdict = kunit_verdict("fgrab_region", &results).unwrap_err();
+        assert!(
+            verdict.contains("ok 2 descriptor_merging # SKIP no IOMMU"),
+            "{verdict}"
+        );
+    }
+
+    #[test]
+    fn a_skipped_suite_fails() {
+        let results = "KTAP version 1\n1..0\nok 1 fgrab_region # SKIP not built\n";
+        assert!(kunit_verdict("fgrab_region", results).is_err());
+    }
+
+    #[test]
+    fn a_failed_case_fails() {
+        let results = PASSED.replace("    ok 1 frame_slicing", "    not ok 1 frame_slicing");
+        assert!(kunit_verdict("fgrab_region", &results).is_err());
+    }
 }
