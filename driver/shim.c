@@ -416,9 +416,16 @@ free:
 	return NULL;
 }
 
+/*
+ * Unmaps a frame without copying anything to the CPU (DMA_ATTR_SKIP_CPU_SYNC): a frame
+ * the card filled was synced for the CPU before it completed, and from then on its bytes
+ * are the application's (in-place processing); a frame that was never queued, or that was
+ * taken back from the card without a record, holds nothing from the card worth copying.
+ * A sync here would copy stale bounce buffers (swiotlb) over whatever user space wrote.
+ */
 void fgrab_shim_frame_unmap(struct sg_table *sgt, struct pci_dev *pdev)
 {
-	dma_unmap_sgtable(&pdev->dev, sgt, DMA_FROM_DEVICE, 0);
+	dma_unmap_sgtable(&pdev->dev, sgt, DMA_FROM_DEVICE, DMA_ATTR_SKIP_CPU_SYNC);
 	sg_free_table(sgt);
 	kfree(sgt);
 }

@@ -156,14 +156,16 @@ impl Attached {
 
     /// Completes every frame on the card with `res`: after a reset or on a card cut off the
     /// bus, which do no more DMA.
+    ///
+    /// Nothing is synced for the CPU: without a record nobody knows what the card wrote,
+    /// the frame completes without data, and under bounce buffering a sync would copy stale
+    /// bounce contents over what user space had in the frame.
     fn reclaim_on_card(&mut self, res: i32) {
         for (index, slot) in self.slots.iter_mut().enumerate() {
             if matches!(slot, Slot::OnCard(_)) {
                 if let Slot::OnCard(queued) = core::mem::replace(slot, Slot::Idle) {
                     // CAST: at most `MAX_FRAMES` slots.
                     let index = index as u32;
-                    // Whatever the card wrote before it stopped is the CPU's again.
-                    self.region.sync_for_cpu(index);
                     if let Some(meta) = queued.complete(index, res, None, self.clock_offset) {
                         let _ = self.done.push(meta, GFP_KERNEL);
                     }
@@ -183,8 +185,12 @@ impl Attached {
             pr_warn!("fgrab: record for frame {} not on the card\n", index);
             return;
         };
-        // Bytes the card wrote (any status) belong to the CPU from here on.
-        self.region.sync_for_cpu(index);
+        // Bytes the card wrote (any status) belong to the CPU from here on. A record
+        // without frame data (flushed, rejected) copies nothing: under bounce buffering a
+        // sync would put stale bounce contents over what user space had in the frame.
+        if record.flags & RECORD_FRAME != 0 && record.bytes != 0 {
+            self.region.sync_for_cpu(index);
+        }
         let res = match record.status {
             status::OK | status::INCOMPLETE => {
                 self.counters.delivered += 1;

@@ -164,6 +164,32 @@ impl Streamer {
         }
     }
 
+    /// Writes `byte(offset)` into every byte of frame `index` (which must not be queued):
+    /// what an application processing a frame in place does.
+    pub(crate) fn write_frame(&mut self, index: u32, byte: impl Fn(usize) -> u8) {
+        let range = self.layout.frame_range(index);
+        // SAFETY: as in `frame`; nothing else borrows the memory.
+        let frame = unsafe {
+            std::slice::from_raw_parts_mut(
+                (self.memory.addr() as *mut u8).add(range.start),
+                range.len(),
+            )
+        };
+        for (offset, slot) in frame.iter_mut().enumerate() {
+            *slot = byte(offset);
+        }
+    }
+
+    /// Closes the ring that attached the region without `STOP` or `DETACH` (a new ring on a
+    /// new file takes its place): io_uring's ring exit cancels the attach command. The
+    /// buffer stays mapped in this process.
+    pub fn exit_ring(&mut self, path: &str) -> TestResult {
+        let old = std::mem::replace(&mut self.ring, TestRing::open(path)?);
+        drop(old);
+        self.queued.iter_mut().for_each(|queued| *queued = false);
+        Ok(())
+    }
+
     /// Unmaps the buffer from this process (see `faults::unregister_midstream`).
     pub fn unmap(&mut self) {
         self.memory.unmap();
@@ -612,6 +638,83 @@ pub fn stream_detach_midstream() -> TestResult {
     streamer.check_guards()?;
     drop(streamer);
     stream_briefly(CARD0, 100).map(|_| ())
+}
+
+/// What user space writes into frame `frame` of the region in [`user_bytes_survive`].
+fn user_byte(frame: u32, offset: usize) -> u8 {
+    // CAST: a byte of a mix of both; any pattern no card frame and no guard byte matches.
+    (offset.wrapping_mul(131) ^ (frame as usize * 29) ^ 0x3c) as u8
+}
+
+/// The region ends (`DETACH`, or the ring's exit) after a few frames: bytes user space wrote
+/// into a frame the card had filled and completed (in-place processing), and into a frame it
+/// never queued, are still there afterwards. Under bounce buffering (`swiotlb=force`) an
+/// unmap that copies back would revert both to the stale bounce buffer contents.
+fn user_bytes_survive(ring_exit: bool) -> TestResult {
+    const FILLED: u32 = 1;
+    const NEVER_QUEUED: u32 = 15;
+    let layout = Layout::UNALIGNED;
+    let mut streamer = Streamer::attach(CARD0, layout)?;
+    for index in 0..4 {
+        streamer.queue(index)?;
+    }
+    streamer.flush()?;
+    ensure!(streamer.control(ops::START)? == 0, "START failed");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while streamer.queued[..4].iter().any(|&queued| queued) {
+        ensure!(Instant::now() < deadline, "the first frames did not complete");
+        for completion in streamer.reap(Duration::from_millis(200))? {
+            streamer.check(completion, false)?;
+        }
+    }
+    ensure!(
+        streamer.metas[FILLED as usize].flags == META_FRAME,
+        "frame {FILLED} was not filled: {:?}",
+        streamer.metas[FILLED as usize]
+    );
+    for index in [FILLED, NEVER_QUEUED] {
+        streamer.write_frame(index, |offset| user_byte(index, offset));
+    }
+    let how = if ring_exit {
+        streamer.exit_ring(CARD0)?;
+        wait_idle(CARD0)?;
+        "ring exit"
+    } else {
+        streamer.detach()?;
+        "DETACH"
+    };
+    for (index, what) in [(FILLED, "filled and completed"), (NEVER_QUEUED, "never queued")] {
+        let frame = streamer.frame(index);
+        if let Some(offset) = (0..frame.len()).find(|&offset| frame[offset] != user_byte(index, offset))
+        {
+            let reverted = if frame[offset] == GUARD {
+                " (the byte from before the region was attached)"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "after {how}: frame {index} ({what}) lost the bytes user space wrote: offset \
+                 {offset} is {:#04x}, expected {:#04x}{reverted}",
+                frame[offset],
+                user_byte(index, offset)
+            ));
+        }
+    }
+    streamer.check_guards()?;
+    harness::info(&format!(
+        "after {how}: user bytes in a completed frame and a never-queued frame intact"
+    ));
+    Ok(())
+}
+
+/// [`user_bytes_survive`] with `DETACH`.
+pub fn stream_user_bytes_detach() -> TestResult {
+    user_bytes_survive(false)
+}
+
+/// [`user_bytes_survive`] with the ring's exit.
+pub fn stream_user_bytes_ring_exit() -> TestResult {
+    user_bytes_survive(true)
 }
 
 /// Helper process: streams, says so, and keeps streaming until killed or until its ring

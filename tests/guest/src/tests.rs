@@ -61,6 +61,11 @@ pub const ALL: &[Test] = &[
     test("stream-ring-exit", stream::stream_ring_exit),
     test("stream-file-closed", stream::stream_file_closed),
     test("stream-unbind", stream::stream_unbind),
+    test("stream-user-bytes-detach", stream::stream_user_bytes_detach),
+    test(
+        "stream-user-bytes-ring-exit",
+        stream::stream_user_bytes_ring_exit,
+    ),
     test("stream-sysfs", stream::stream_sysfs),
     test("stream-ioctl", stream::stream_ioctl),
     test("stream-read", stream::stream_read),
