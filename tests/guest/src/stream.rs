@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use zerocopy::{FromZeros, IntoBytes};
 
 const CARD0: &str = "/dev/fgrab0";
+const PCI_DRIVER: &str = "/sys/bus/pci/drivers/fgrab";
 const ATTACH: u64 = 0xa77a;
 const CONTROL: u64 = 0xc0;
 /// `user_data` of frame `i`'s command is `FRAME | i`.
@@ -836,6 +837,113 @@ pub fn stream_unbind() -> TestResult {
     stream_briefly(CARD0, 100).map(|_| ())
 }
 
+/// How card 0 goes away under its waiters.
+#[derive(Clone, Copy, Debug)]
+enum Departure {
+    /// `/sys/bus/pci/drivers/fgrab/unbind`, then `bind` again.
+    Unbind,
+    /// `/sys/bus/pci/devices/.../remove` (hot removal), then a bus rescan.
+    Removal,
+}
+
+/// Threads blocked on card 0 when it goes: in `ioctl(DQBUF)` (frames queued with `QBUF`
+/// but the stream not started, so nothing ever completes) or, with `read`, in `read()` on
+/// the copy path (frames of 8 MiB: most of the threads wait for the next frame at any
+/// time). Every one must return `ENODEV` promptly. The card comes back afterwards.
+fn waiters_see_departure(read: bool, departure: Departure) -> TestResult {
+    const THREADS: usize = 4;
+    let address = pci_address(0)?;
+    let mut streamer = None;
+    let mut threads = Vec::new();
+    if read {
+        let file = std::sync::Arc::new(
+            std::fs::File::open(CARD0).map_err(|error| format!("{CARD0}: {error}"))?,
+        );
+        for _ in 0..THREADS {
+            let file = file.clone();
+            threads.push(std::thread::spawn(move || {
+                use std::io::Read;
+                let mut buffer = vec![0u8; 8 * MIB];
+                loop {
+                    if let Err(error) = (&*file).read(&mut buffer) {
+                        return error.raw_os_error().unwrap_or(0);
+                    }
+                }
+            }));
+        }
+    } else {
+        let attached = Streamer::attach(CARD0, Layout::UNALIGNED)?;
+        let fd = attached.ring.fd();
+        for index in 0..THREADS as u32 {
+            qbuf(fd, index).map_err(|errno| format!("QBUF {index}: errno {errno}"))?;
+        }
+        streamer = Some(attached);
+        for _ in 0..THREADS {
+            threads.push(std::thread::spawn(move || match dqbuf(fd) {
+                Ok(_) => 0,
+                Err(errno) => errno,
+            }));
+        }
+    }
+    let what = if read { "read()" } else { "ioctl(DQBUF)" };
+    // Let them block (or, reading, stream for a while).
+    std::thread::sleep(Duration::from_millis(500));
+    let early = threads.iter().filter(|thread| thread.is_finished()).count();
+    ensure!(early == 0, "{early} threads in {what} returned before the card went");
+    let started = Instant::now();
+    match departure {
+        Departure::Unbind => std::fs::write(format!("{PCI_DRIVER}/unbind"), &address)
+            .map_err(|error| format!("unbind {address}: {error}"))?,
+        Departure::Removal => pci_remove(&address)?,
+    }
+    let gone_in = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while threads.iter().any(|thread| !thread.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let returned_in = started.elapsed();
+    let stuck = threads.iter().filter(|thread| !thread.is_finished()).count();
+    // Bring the card back before judging: later tests need it.
+    match departure {
+        Departure::Unbind => std::fs::write(format!("{PCI_DRIVER}/bind"), &address)
+            .map_err(|error| format!("bind {address}: {error}"))?,
+        Departure::Removal => {
+            wait_for_node(CARD0, false, Duration::from_secs(10))?;
+            std::fs::write("/sys/bus/pci/rescan", "1")
+                .map_err(|error| format!("rescan: {error}"))?;
+        }
+    }
+    wait_for_node(CARD0, true, Duration::from_secs(30))?;
+    ensure!(
+        stuck == 0,
+        "{departure:?}: {stuck} of {THREADS} threads in {what} still blocked 3 s after the \
+         card went"
+    );
+    for thread in threads {
+        let errno = thread.join().map_err(|_| "a waiter thread panicked")?;
+        ensure!(
+            errno == libc::ENODEV,
+            "{departure:?}: a thread in {what} returned errno {errno}, expected ENODEV"
+        );
+    }
+    drop(streamer);
+    harness::info(&format!(
+        "{departure:?}: {THREADS} threads in {what} returned ENODEV within {} ms of the card \
+         going ({} ms to unbind)",
+        returned_in.as_millis(),
+        gone_in.as_millis()
+    ));
+    Ok(())
+}
+
+/// Threads blocked in `ioctl(DQBUF)` and in `read()` when the card is unbound return
+/// `ENODEV`; after a rebind the card streams again.
+pub fn stream_unbind_waiters() -> TestResult {
+    waiters_see_departure(false, Departure::Unbind)?;
+    waiters_see_departure(true, Departure::Unbind)?;
+    stream_briefly(CARD0, 50).map(|_| ())
+}
+
 /// Each malformed frame or control command gets its errno and changes nothing.
 pub fn stream_rejects_malformed() -> TestResult {
     let control = ControlCmd::new_zeroed();
@@ -1005,7 +1113,8 @@ fn pci_remove(address: &str) -> TestResult {
 
 /// The card is hot-removed while streaming (`/sys/bus/pci/devices/.../remove`, the path
 /// pciehp takes): frames and the attach command complete with -ENODEV, `/dev/fgrab0` goes;
-/// found again by a bus rescan, it streams.
+/// found again by a bus rescan, it streams. Then threads blocked in `ioctl(DQBUF)`, and in
+/// `read()`, when the card is removed return `ENODEV`.
 ///
 /// QEMU's own `device_del` would be closer to a real slot, but in this stack it is not
 /// usable: Linux 7.3's pciehp reports a lockdep cycle of its own on every removal
@@ -1030,7 +1139,11 @@ pub fn stream_hot_unplug() -> TestResult {
     wait_for_node(CARD0, false, Duration::from_secs(10))?;
     std::fs::write("/sys/bus/pci/rescan", "1").map_err(|error| format!("rescan: {error}"))?;
     wait_for_node(CARD0, true, Duration::from_secs(30))?;
-    stream_briefly(CARD0, 100).map(|_| ())
+    stream_briefly(CARD0, 100)?;
+    // Threads blocked in DQBUF, then in read(), when the card is removed: ENODEV at once.
+    waiters_see_departure(false, Departure::Removal)?;
+    waiters_see_departure(true, Departure::Removal)?;
+    stream_briefly(CARD0, 50).map(|_| ())
 }
 
 /// The card stops answering mid-stream (emulator fault `remove@300` on card 1: reads all

@@ -61,6 +61,7 @@ pub const ALL: &[Test] = &[
     test("stream-ring-exit", stream::stream_ring_exit),
     test("stream-file-closed", stream::stream_file_closed),
     test("stream-unbind", stream::stream_unbind),
+    test("stream-unbind-waiters", stream::stream_unbind_waiters),
     test("stream-user-bytes-detach", stream::stream_user_bytes_detach),
     test(
         "stream-user-bytes-ring-exit",
