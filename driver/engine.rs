@@ -29,7 +29,7 @@ use crate::{
 
 /// Entries of both rings: one more than the most frames a region may have
 /// ([`crate::uapi::MAX_FRAMES`]), so neither ring can fill (a ring holds `size - 1`).
-const RING_ENTRIES: u32 = 4096;
+pub(crate) const RING_ENTRIES: u32 = 4096;
 
 /// How long a stop may take before the card is reset (the model needs microseconds; a
 /// frame being written at 1 GB/s with the largest frame takes about a second).

@@ -430,9 +430,15 @@ impl Device {
             st.hi_latch = hi(value);
             return lo(value);
         }
+        let hostile = st.faults.has(FaultKind::HostileCapabilities);
         match reg {
             Register::Id => MAGIC,
             Register::Version => INTERFACE_VERSION,
+            Register::MaxSegmentBytes if hostile => 0,
+            Register::MaxDescriptors if hostile => 1 << 16,
+            Register::RingMaxEntries if hostile => 16,
+            Register::MaxFrameSlots if hostile => 0,
+            Register::MaxFrameBytes if hostile => u32::MAX,
             Register::MaxSegmentBytes => MAX_SEGMENT_BYTES,
             Register::MaxDescriptors => MAX_DESCRIPTORS,
             Register::RingMaxEntries => RING_MAX_ENTRIES,
@@ -819,6 +825,7 @@ impl Device {
             _ => None,
         };
         let lost_irq = st.faults.take_kind(sequence, FaultKind::LostIrq);
+        let hostile_bytes = st.faults.take_kind(sequence, FaultKind::HostileBytes);
         st.frame_in_flight = true;
         drop(st);
 
@@ -871,7 +878,11 @@ impl Device {
             cookie: entry.cookie,
             status: status as u16,
             flags: CompletionRecord::FRAME,
-            bytes: transfer.bytes,
+            bytes: if hostile_bytes {
+                0xffff_ff00
+            } else {
+                transfer.bytes
+            },
             reserved: 0,
             sequence,
             timestamp_ns: self.now_ns(),

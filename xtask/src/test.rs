@@ -177,7 +177,15 @@ fn suites() -> Vec<VmConfig> {
         .flat_map(fault)
         .collect(),
     )];
-    vec![plain, iommu, swiotlb, removal, faults]
+    // Hostile cards: card 0 claims too many bytes for a frame, card 1 has invalid
+    // capabilities (refused at probe).
+    let mut hostile = VmConfig::test("vm-hostile");
+    hostile.tests = vec!["hostile-capabilities".into(), "hostile-records".into()];
+    hostile.card_args = vec![
+        (0, fault("hostile-bytes@100").into()),
+        (1, fault("hostile-caps@0").into()),
+    ];
+    vec![plain, iommu, swiotlb, removal, faults, hostile]
 }
 
 /// `cargo xtask test FILTER...`: only the guest tests whose names contain a word, in every

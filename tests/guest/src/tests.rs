@@ -1,7 +1,7 @@
 //! Guest tests: each runs in its own process on the real kernel, driver and emulated card.
 
 use crate::harness::{self, TestResult};
-use crate::{attach, client, ensure, faults, fuzz, soak, stream};
+use crate::{attach, client, ensure, faults, fuzz, hostile, soak, stream};
 use fgrab::Card;
 use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo};
 use zerocopy::{FromZeros, IntoBytes};
@@ -79,6 +79,16 @@ pub const ALL: &[Test] = &[
         run: faults::fault_injection,
         in_default_run: false,
         timeout_seconds: 0,
+    },
+    // Need hostile cards (capabilities, records): suite
+    // `vm-hostile`.
+    Test {
+        in_default_run: false,
+        ..test("hostile-capabilities", hostile::hostile_capabilities)
+    },
+    Test {
+        in_default_run: false,
+        ..test("hostile-records", hostile::hostile_records)
     },
     // 100,000 commands, thousands of them mapping regions: minutes behind an IOMMU.
     Test {
