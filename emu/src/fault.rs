@@ -31,7 +31,15 @@ pub enum FaultKind {
     HostileCapabilities,
     /// The frame's completion record claims 0xffffff00 bytes (more than any frame).
     HostileBytes,
+    /// The first stop request once the frame has started is answered with IDLE at once,
+    /// without returning the queued submissions; the oldest of them is written
+    /// [`LYING_STOP_WRITE_DELAY`] later, with no record, unless the device is reset or Bus
+    /// Master Enable is clear by then.
+    LyingStop,
 }
+
+/// How long after a lying stop the device still writes a frame it kept.
+pub const LYING_STOP_WRITE_DELAY: Duration = Duration::from_millis(100);
 
 /// One injected fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +57,7 @@ pub enum FaultParseError {
     #[error("fault `{0}`: expected KIND@FRAME[:ARG], e.g. dma-error@100 or stall@50:200ms")]
     Syntax(String),
     /// Unknown kind.
-    #[error("fault `{0}`: unknown kind (dma-error, lost-irq, stall, desc-reject, reset-request, remove, unplug-request, hostile-caps, hostile-bytes)")]
+    #[error("fault `{0}`: unknown kind (dma-error, lost-irq, stall, desc-reject, reset-request, remove, unplug-request, hostile-caps, hostile-bytes, lying-stop)")]
     Kind(String),
     /// Bad number or duration.
     #[error("fault `{0}`: bad frame number or duration")]
@@ -83,6 +91,7 @@ impl FromStr for Fault {
             ("unplug-request", None) => FaultKind::UnplugRequest,
             ("hostile-caps", None) => FaultKind::HostileCapabilities,
             ("hostile-bytes", None) => FaultKind::HostileBytes,
+            ("lying-stop", None) => FaultKind::LyingStop,
             (_, Some(_)) => return Err(FaultParseError::Syntax(s.into())),
             _ => return Err(FaultParseError::Kind(s.into())),
         };
@@ -175,6 +184,7 @@ mod tests {
             ("unplug-request@12", FaultKind::UnplugRequest, 12),
             ("hostile-caps@0", FaultKind::HostileCapabilities, 0),
             ("hostile-bytes@13", FaultKind::HostileBytes, 13),
+            ("lying-stop@14", FaultKind::LyingStop, 14),
         ];
         for (text, kind, frame) in cases {
             assert_eq!(text.parse(), Ok(Fault { kind, frame }), "{text}");

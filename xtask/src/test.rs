@@ -177,13 +177,20 @@ fn suites() -> Vec<VmConfig> {
         .flat_map(fault)
         .collect(),
     )];
-    // Hostile cards: card 0 claims too many bytes for a frame, card 1 has invalid
-    // capabilities (refused at probe).
+    // Hostile cards, direct DMA (a late write shows in the buffer): card 0 claims too many
+    // bytes for a frame, card 1 has invalid capabilities (refused at probe), card 2 answers
+    // a stop with idle while keeping frames.
     let mut hostile = VmConfig::test("vm-hostile");
-    hostile.tests = vec!["hostile-capabilities".into(), "hostile-records".into()];
+    hostile.cards = 3;
+    hostile.tests = vec![
+        "hostile-capabilities".into(),
+        "hostile-records".into(),
+        "hostile-stop-keeps-frames".into(),
+    ];
     hostile.card_args = vec![
         (0, fault("hostile-bytes@100").into()),
         (1, fault("hostile-caps@0").into()),
+        (2, fault("lying-stop@50").into()),
     ];
     vec![plain, iommu, swiotlb, removal, faults, hostile]
 }

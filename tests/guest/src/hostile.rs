@@ -1,7 +1,8 @@
 //! Cards that are not to be trusted (suite `vm-hostile`, `docs/hardware.md` §11): card 0's
 //! record for frame 100 claims more bytes than any frame, card 1's capability registers
-//! break the interface's rules. The driver refuses card 1 and fails card 0's frame without
-//! believing the count.
+//! break the interface's rules, card 2 answers a stop with IDLE while it keeps frames and
+//! writes one of them later. The driver refuses card 1, fails card 0's frame without
+//! believing the count, and resets card 2 before its frames are reclaimed.
 
 use crate::ensure;
 use crate::harness::{self, TestResult};
@@ -38,7 +39,7 @@ pub fn hostile_capabilities() -> TestResult {
         }
     }
     cards.sort();
-    ensure!(cards.len() == 2, "expected 2 cards on the bus, found {cards:?}");
+    ensure!(cards.len() == 3, "expected 3 cards on the bus, found {cards:?}");
     let unbound: Vec<&String> = cards
         .iter()
         .filter(|device| {
@@ -66,13 +67,15 @@ pub fn hostile_capabilities() -> TestResult {
             "no refusal of {register} for {refused} in the kernel log"
         );
     }
+    for node in ["/dev/fgrab0", "/dev/fgrab1"] {
+        ensure!(
+            std::path::Path::new(node).exists(),
+            "{node} missing: a good card was not bound"
+        );
+    }
     ensure!(
-        std::path::Path::new("/dev/fgrab0").exists(),
-        "/dev/fgrab0 missing: the good card was not bound"
-    );
-    ensure!(
-        !std::path::Path::new("/dev/fgrab1").exists(),
-        "a second card node exists"
+        !std::path::Path::new("/dev/fgrab2").exists(),
+        "a third card node exists"
     );
     harness::info(&format!(
         "{refused} (hostile capabilities) is on the bus, unbound, and the log names each bad register"
@@ -143,5 +146,47 @@ pub fn hostile_records() -> TestResult {
         "hostile record at sequence {failed:?}: -EIO, flagged, {} frames verified around it",
         streamer.tally.verified
     ));
+    streamer.detach()
+}
+
+/// Card 2 (`/dev/fgrab1`) answers its first stop after frame 50 with IDLE while it keeps
+/// every queued frame, and writes one of them 100 ms later. The driver must notice that
+/// the card's account does not match its own and reset the card before it reclaims the
+/// frames: nothing is written into them afterwards.
+pub fn hostile_stop_keeps_frames() -> TestResult {
+    const CARD: &str = "/dev/fgrab1";
+    const MARK: u8 = 0x7e;
+    let layout = Layout::UNALIGNED;
+    let mut streamer = Streamer::attach(CARD, layout)?;
+    streamer.queue_all()?;
+    ensure!(streamer.control(ops::START)? == 0, "START failed");
+    streamer.run(100, Duration::from_secs(60))?;
+    // Every frame on the card when the stop comes.
+    streamer.queue_all()?;
+    streamer.stop()?;
+    for index in 0..layout.count {
+        streamer.write_frame(index, |_| MARK);
+    }
+    // The card's late write is due 100 ms after the stop.
+    std::thread::sleep(Duration::from_millis(600));
+    for index in 0..layout.count {
+        if let Some(offset) = streamer.frame(index).iter().position(|&byte| byte != MARK) {
+            return Err(format!(
+                "frame {index} was written after the driver reclaimed it (offset {offset})"
+            ));
+        }
+    }
+    streamer.check_guards()?;
+    ensure!(
+        kernel_log()?.contains("frames unaccounted for; resetting the card"),
+        "the kernel log does not say the card was reset"
+    );
+    // The card works again after the reset.
+    let target = streamer.tally.verified + 100;
+    streamer.queue_all()?;
+    ensure!(streamer.control(ops::START)? == 0, "START after the reset failed");
+    streamer.run(target, Duration::from_secs(60))?;
+    streamer.stop()?;
+    harness::info("a card idle with frames kept was reset before they were reclaimed");
     streamer.detach()
 }

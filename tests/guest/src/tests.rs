@@ -80,7 +80,7 @@ pub const ALL: &[Test] = &[
         in_default_run: false,
         timeout_seconds: 0,
     },
-    // Need hostile cards (capabilities, records): suite
+    // Need hostile cards (capabilities, records, a stop that keeps frames): suite
     // `vm-hostile`.
     Test {
         in_default_run: false,
@@ -89,6 +89,10 @@ pub const ALL: &[Test] = &[
     Test {
         in_default_run: false,
         ..test("hostile-records", hostile::hostile_records)
+    },
+    Test {
+        in_default_run: false,
+        ..test("hostile-stop-keeps-frames", hostile::hostile_stop_keeps_frames)
     },
     // 100,000 commands, thousands of them mapping regions: minutes behind an IOMMU.
     Test {
