@@ -39,7 +39,10 @@ pub fn hostile_capabilities() -> TestResult {
         }
     }
     cards.sort();
-    ensure!(cards.len() == 3, "expected 3 cards on the bus, found {cards:?}");
+    ensure!(
+        cards.len() == 3,
+        "expected 3 cards on the bus, found {cards:?}"
+    );
     let unbound: Vec<&String> = cards
         .iter()
         .filter(|device| {
@@ -61,9 +64,9 @@ pub fn hostile_capabilities() -> TestResult {
     ] {
         let needle = format!("capability register {register} reads");
         ensure!(
-            log.lines()
-                .any(|line| line.contains(refused.as_str()) && line.contains(&needle)
-                    && line.contains("card refused")),
+            log.lines().any(|line| line.contains(refused.as_str())
+                && line.contains(&needle)
+                && line.contains("card refused")),
             "no refusal of {register} for {refused} in the kernel log"
         );
     }
@@ -109,10 +112,7 @@ pub fn hostile_records() -> TestResult {
                      (metadata {meta:?})",
                     completion.res
                 );
-                ensure!(
-                    failed.is_none(),
-                    "a second frame failed: {index}, {meta:?}"
-                );
+                ensure!(failed.is_none(), "a second frame failed: {index}, {meta:?}");
                 ensure!(
                     meta.flags & META_ERROR != 0
                         && meta.flags & META_FRAME != 0
@@ -184,7 +184,10 @@ pub fn hostile_stop_keeps_frames() -> TestResult {
     // The card works again after the reset.
     let target = streamer.tally.verified + 100;
     streamer.queue_all()?;
-    ensure!(streamer.control(ops::START)? == 0, "START after the reset failed");
+    ensure!(
+        streamer.control(ops::START)? == 0,
+        "START after the reset failed"
+    );
     streamer.run(target, Duration::from_secs(60))?;
     streamer.stop()?;
     harness::info("a card idle with frames kept was reset before they were reclaimed");

@@ -663,7 +663,10 @@ fn user_bytes_survive(ring_exit: bool) -> TestResult {
     ensure!(streamer.control(ops::START)? == 0, "START failed");
     let deadline = Instant::now() + Duration::from_secs(30);
     while streamer.queued[..4].iter().any(|&queued| queued) {
-        ensure!(Instant::now() < deadline, "the first frames did not complete");
+        ensure!(
+            Instant::now() < deadline,
+            "the first frames did not complete"
+        );
         for completion in streamer.reap(Duration::from_millis(200))? {
             streamer.check(completion, false)?;
         }
@@ -684,9 +687,13 @@ fn user_bytes_survive(ring_exit: bool) -> TestResult {
         streamer.detach()?;
         "DETACH"
     };
-    for (index, what) in [(FILLED, "filled and completed"), (NEVER_QUEUED, "never queued")] {
+    for (index, what) in [
+        (FILLED, "filled and completed"),
+        (NEVER_QUEUED, "never queued"),
+    ] {
         let frame = streamer.frame(index);
-        if let Some(offset) = (0..frame.len()).find(|&offset| frame[offset] != user_byte(index, offset))
+        if let Some(offset) =
+            (0..frame.len()).find(|&offset| frame[offset] != user_byte(index, offset))
         {
             let reverted = if frame[offset] == GUARD {
                 " (the byte from before the region was attached)"
@@ -889,7 +896,10 @@ fn waiters_see_departure(read: bool, departure: Departure) -> TestResult {
     // Let them block (or, reading, stream for a while).
     std::thread::sleep(Duration::from_millis(500));
     let early = threads.iter().filter(|thread| thread.is_finished()).count();
-    ensure!(early == 0, "{early} threads in {what} returned before the card went");
+    ensure!(
+        early == 0,
+        "{early} threads in {what} returned before the card went"
+    );
     let started = Instant::now();
     match departure {
         Departure::Unbind => std::fs::write(format!("{PCI_DRIVER}/unbind"), &address)
@@ -902,7 +912,10 @@ fn waiters_see_departure(read: bool, departure: Departure) -> TestResult {
         std::thread::sleep(Duration::from_millis(10));
     }
     let returned_in = started.elapsed();
-    let stuck = threads.iter().filter(|thread| !thread.is_finished()).count();
+    let stuck = threads
+        .iter()
+        .filter(|thread| !thread.is_finished())
+        .count();
     // Bring the card back before judging: later tests need it.
     match departure {
         Departure::Unbind => std::fs::write(format!("{PCI_DRIVER}/bind"), &address)

@@ -92,7 +92,10 @@ pub const ALL: &[Test] = &[
     },
     Test {
         in_default_run: false,
-        ..test("hostile-stop-keeps-frames", hostile::hostile_stop_keeps_frames)
+        ..test(
+            "hostile-stop-keeps-frames",
+            hostile::hostile_stop_keeps_frames,
+        )
     },
     // 100,000 commands, thousands of them mapping regions: minutes behind an IOMMU.
     Test {
