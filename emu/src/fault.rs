@@ -39,7 +39,7 @@ pub enum FaultKind {
 }
 
 /// How long after a lying stop the device still writes a frame it kept.
-pub const LYING_STOP_WRITE_DELAY: Duration = Duration::from_millis(100);
+pub const LYING_STOP_WRITE_DELAY: Duration = Duration::from_millis(500);
 
 /// One injected fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

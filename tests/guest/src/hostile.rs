@@ -150,7 +150,7 @@ pub fn hostile_records() -> TestResult {
 }
 
 /// Card 2 (`/dev/fgrab1`) answers its first stop after frame 50 with IDLE while it keeps
-/// every queued frame, and writes one of them 100 ms later. The driver must notice that
+/// every queued frame, and writes one of them 500 ms later. The driver must notice that
 /// the card's account does not match its own and reset the card before it reclaims the
 /// frames: nothing is written into them afterwards.
 pub fn hostile_stop_keeps_frames() -> TestResult {
@@ -167,8 +167,8 @@ pub fn hostile_stop_keeps_frames() -> TestResult {
     for index in 0..layout.count {
         streamer.write_frame(index, |_| MARK);
     }
-    // The card's late write is due 100 ms after the stop.
-    std::thread::sleep(Duration::from_millis(600));
+    // The card's late write is due 500 ms after the stop (the frames are marked well before that).
+    std::thread::sleep(Duration::from_millis(1500));
     for index in 0..layout.count {
         if let Some(offset) = streamer.frame(index).iter().position(|&byte| byte != MARK) {
             return Err(format!(
