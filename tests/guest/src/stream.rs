@@ -861,11 +861,13 @@ fn waiters_see_departure(read: bool, departure: Departure) -> TestResult {
     const THREADS: usize = 4;
     let address = pci_address(0)?;
     let mut streamer = None;
+    let mut reading = None;
     let mut threads = Vec::new();
     if read {
         let file = std::sync::Arc::new(
             std::fs::File::open(CARD0).map_err(|error| format!("{CARD0}: {error}"))?,
         );
+        reading = Some(file.clone());
         for _ in 0..THREADS {
             let file = file.clone();
             threads.push(std::thread::spawn(move || {
@@ -916,7 +918,16 @@ fn waiters_see_departure(read: bool, departure: Departure) -> TestResult {
         .iter()
         .filter(|thread| !thread.is_finished())
         .count();
-    // Bring the card back before judging: later tests need it.
+    // Bring the card back before judging: later tests need it, and its number (the lowest
+    // free one) is free only once every file of the departed card is closed. A thread still
+    // blocked is interrupted by a signal (no SA_RESTART: its call fails with EINTR).
+    interrupt(&threads);
+    let errnos: Vec<i32> = threads
+        .into_iter()
+        .map(|thread| thread.join().unwrap_or(0))
+        .collect();
+    drop(reading);
+    drop(streamer);
     match departure {
         Departure::Unbind => std::fs::write(format!("{PCI_DRIVER}/bind"), &address)
             .map_err(|error| format!("bind {address}: {error}"))?,
@@ -932,14 +943,12 @@ fn waiters_see_departure(read: bool, departure: Departure) -> TestResult {
         "{departure:?}: {stuck} of {THREADS} threads in {what} still blocked 3 s after the \
          card went"
     );
-    for thread in threads {
-        let errno = thread.join().map_err(|_| "a waiter thread panicked")?;
+    for errno in errnos {
         ensure!(
             errno == libc::ENODEV,
             "{departure:?}: a thread in {what} returned errno {errno}, expected ENODEV"
         );
     }
-    drop(streamer);
     harness::info(&format!(
         "{departure:?}: {THREADS} threads in {what} returned ENODEV within {} ms of the card \
          going ({} ms to unbind)",
@@ -947,6 +956,24 @@ fn waiters_see_departure(read: bool, departure: Departure) -> TestResult {
         gone_in.as_millis()
     ));
     Ok(())
+}
+
+/// Sends SIGUSR1, caught by a handler that does nothing, to every thread still running.
+fn interrupt(threads: &[std::thread::JoinHandle<i32>]) {
+    use std::os::unix::thread::JoinHandleExt;
+    extern "C" fn ignore(_: libc::c_int) {}
+    // SAFETY: a handler that does nothing, installed without SA_RESTART; the sigaction
+    // structure is zeroed and then filled.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = ignore as extern "C" fn(libc::c_int) as usize;
+        libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut());
+    }
+    for thread in threads.iter().filter(|thread| !thread.is_finished()) {
+        // SAFETY: the thread has not been joined, so its pthread_t is valid.
+        unsafe { libc::pthread_kill(thread.as_pthread_t() as _, libc::SIGUSR1) };
+    }
+    std::thread::sleep(Duration::from_millis(100));
 }
 
 /// Threads blocked in `ioctl(DQBUF)` and in `read()` when the card is unbound return
