@@ -190,7 +190,15 @@ fn suites() -> Vec<VmConfig> {
     hostile.card_args = vec![
         (0, fault("hostile-bytes@100").into()),
         (1, fault("hostile-caps@0").into()),
-        (2, fault("lying-stop@50").into()),
+        // One frame per 20 ms: submissions wait in the ring when the stop comes.
+        (
+            2,
+            [
+                &fault("lying-stop@50")[..],
+                &["--period-us".into(), "20000".into()],
+            ]
+            .concat(),
+        ),
     ];
     vec![plain, iommu, swiotlb, removal, faults, hostile]
 }
