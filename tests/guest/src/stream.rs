@@ -951,7 +951,7 @@ fn waiters_see_departure(read: bool, departure: Departure) -> TestResult {
     }
     harness::info(&format!(
         "{departure:?}: {THREADS} threads in {what} returned ENODEV within {} ms of the card \
-         going ({} ms to unbind)",
+         going ({} ms for it to go)",
         returned_in.as_millis(),
         gone_in.as_millis()
     ));
