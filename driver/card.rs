@@ -276,13 +276,17 @@ impl Card {
     }
 
     /// The card is unbound: waits for an `ATTACH` in progress, then ends the region
-    /// (see [`Stream::shutdown`]).
+    /// (see [`Stream::shutdown`]) and wakes every waiter (`DQBUF`, `read()`), which finds
+    /// the card gone and returns `ENODEV`: nothing else would wake them once the watchdog
+    /// stops with the binding.
     pub(crate) fn shutdown(&self) {
         let mut stream = self.stream.lock();
         while stream.busy() {
             self.changed.wait(&mut stream);
         }
         stream.shutdown(&self.regs);
+        drop(stream);
+        self.changed.notify_all();
     }
 }
 

@@ -24,12 +24,12 @@ use kernel::{
 use crate::{
     hw::{CompletionRecord, SubmitEntry},
     regs::{self, Bar0, Registers},
-    shim::{monotonic_ns, set_bus_master},
+    shim::{monotonic_ns, set_bus_master, warn_ratelimit},
 };
 
 /// Entries of both rings: one more than the most frames a region may have
 /// ([`crate::uapi::MAX_FRAMES`]), so neither ring can fill (a ring holds `size - 1`).
-const RING_ENTRIES: u32 = 4096;
+pub(crate) const RING_ENTRIES: u32 = 4096;
 
 /// How long a stop may take before the card is reset (the model needs microseconds; a
 /// frame being written at 1 GB/s with the largest frame takes about a second).
@@ -47,10 +47,12 @@ const IRQ_CAUSES: u32 = 0xf;
 /// How the card left the running state.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Stopped {
-    /// It stopped: every submission came back with a record.
+    /// It stopped: every submission came back with a record, and no record came for a
+    /// submission it did not have.
     Clean,
-    /// It did not stop in time, or had halted, and was reset: submissions without a record
-    /// are reclaimed by the caller; the card does no more DMA.
+    /// It did not stop in time, had halted, or went idle while its records did not match
+    /// the submissions, and was reset: submissions without a record are reclaimed by the
+    /// caller; the card does no more DMA.
     Reset,
     /// It no longer answers (surprise removal), or would not reset: its bus mastering was
     /// turned off, so it does no DMA either.
@@ -76,6 +78,9 @@ pub(crate) struct Engine {
     reported_head: u32,
     /// Submissions the card has not answered with a record yet.
     on_card: u32,
+    /// The card published a record for no outstanding submission since the last reset:
+    /// its account of the frames differs from the driver's.
+    surplus_records: bool,
     /// The card, for its Bus Master Enable bit.
     pdev: ARef<pci::Device>,
 }
@@ -97,6 +102,7 @@ impl Engine {
             completion_head: 0,
             reported_head: 0,
             on_card: 0,
+            surplus_records: false,
             pdev,
         })
     }
@@ -155,6 +161,7 @@ impl Engine {
         self.completion_head = 0;
         self.reported_head = 0;
         self.on_card = 0;
+        self.surplus_records = false;
         Ok(())
     }
 
@@ -286,7 +293,10 @@ impl Engine {
             let record =
                 io_project!(&self.completion, [try: self.completion_head as usize]).copy_read();
             self.completion_head = (self.completion_head + 1) % RING_ENTRIES;
-            self.on_card = self.on_card.saturating_sub(1);
+            match self.on_card.checked_sub(1) {
+                Some(left) => self.on_card = left,
+                None => self.surplus_records = true,
+            }
             handle(record);
         }
         self.release_records(regs);
@@ -347,8 +357,26 @@ impl Engine {
             }
             if status.idle() {
                 // Idle after a stop: every record is published; collect the last ones.
-                if self.drain(regs, &mut handle).is_ok() {
+                if self.drain(regs, &mut handle).is_err() {
+                    break;
+                }
+                if self.on_card == 0 && !self.surplus_records {
                     return Stopped::Clean;
+                }
+                // Idle, yet its records do not match the submissions: a card that may still
+                // hold frames (and write them) must not have them reclaimed as it is.
+                if warn_ratelimit() {
+                    let pdev: &pci::Device = &self.pdev;
+                    dev_warn!(
+                        pdev,
+                        "idle after stop with {} frames unaccounted for{}; resetting the card\n",
+                        self.on_card,
+                        if self.surplus_records {
+                            " and records for no frame"
+                        } else {
+                            ""
+                        }
+                    );
                 }
                 break;
             }

@@ -17,7 +17,7 @@ use kernel::{
 
 use crate::{
     card::Card,
-    engine::Engine,
+    engine::{Engine, RING_ENTRIES},
     regs,
     shim::{self, CardIndex, Interrupts, MiscRegistration, Watchdog},
     uapi::{DeviceInfo, ABI_VERSION, MAX_FRAMES},
@@ -29,6 +29,19 @@ const DMA_ADDRESS_BITS: u32 = 64;
 /// Period of the completion watchdog: interrupt messages can be lost
 /// (`docs/hardware.md` §7), and a stream must not stall on one.
 const WATCHDOG_MS: u32 = 100;
+
+/// Smallest `MAX_SEGMENT_BYTES` the driver accepts: one page, the DMA layer's smallest
+/// mapped entry.
+const MIN_SEGMENT_BYTES: u32 = 4096;
+
+/// A capability register's value and the range the driver accepts (`docs/hardware.md`
+/// §3.1, "Capability checks").
+struct Capability {
+    name: &'static str,
+    value: u32,
+    min: u32,
+    max: u32,
+}
 
 /// The PCI driver.
 pub(crate) struct FgrabDriver;
@@ -84,7 +97,65 @@ impl pci::Driver for FgrabDriver {
             );
             return Err(ENODEV);
         }
-        let max_segment_bytes = bar.read(regs::MAX_SEGMENT_BYTES).bytes().get();
+        // The card is not trusted: every capability is checked before the driver relies on
+        // it, and a card outside the rules is refused here, with the reason, rather than
+        // failing later far from the cause.
+        let capabilities = [
+            Capability {
+                name: "MAX_SEGMENT_BYTES",
+                value: bar.read(regs::MAX_SEGMENT_BYTES).bytes().get(),
+                // The DMA layer hands out page-sized entries: one must fit a descriptor.
+                min: MIN_SEGMENT_BYTES,
+                max: u32::MAX,
+            },
+            Capability {
+                name: "MAX_DESCRIPTORS",
+                value: bar.read(regs::MAX_DESCRIPTORS).count().get(),
+                // A submit entry's `desc_count` is 16 bits wide.
+                min: 1,
+                max: u32::from(u16::MAX),
+            },
+            Capability {
+                name: "RING_MAX_ENTRIES",
+                value: bar.read(regs::RING_MAX_ENTRIES).entries().get(),
+                // The driver's rings have this many entries.
+                min: RING_ENTRIES,
+                max: u32::MAX,
+            },
+            Capability {
+                name: "MAX_FRAME_SLOTS",
+                value: bar.read(regs::MAX_FRAME_SLOTS).count().get(),
+                min: 1,
+                max: u32::MAX,
+            },
+            Capability {
+                name: "MAX_FRAME_BYTES",
+                value: bar.read(regs::MAX_FRAME_BYTES).bytes().get(),
+                // A filled frame's byte count is its command's result, an `i32`.
+                min: 1,
+                // CAST: a positive constant.
+                max: i32::MAX as u32,
+            },
+        ];
+        let mut refused = false;
+        for capability in &capabilities {
+            if !(capability.min..=capability.max).contains(&capability.value) {
+                dev_err!(
+                    pdev,
+                    "capability register {} reads {:#x}, outside {:#x}..={:#x}: card refused\n",
+                    capability.name,
+                    capability.value,
+                    capability.min,
+                    capability.max
+                );
+                refused = true;
+            }
+        }
+        if refused {
+            return Err(ENODEV);
+        }
+        let [max_segment_bytes, max_descriptors, _, max_frame_slots, max_frame_bytes] =
+            capabilities.map(|capability| capability.value);
         // SAFETY: probe runs before any DMA allocation or mapping for this device.
         unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<DMA_ADDRESS_BITS>())? };
         // Let mappings produce entries as long as one descriptor can carry (the PCI default
@@ -107,16 +178,12 @@ impl pci::Driver for FgrabDriver {
             pci_location: shim::pci_location(pdev),
             revision: pdev.revision_id(),
             max_segment_bytes,
-            max_descriptors_per_frame: bar.read(regs::MAX_DESCRIPTORS).count().get(),
+            max_descriptors_per_frame: max_descriptors,
             frame_bytes: bar.read(regs::FRAME_BYTES).bytes().get(),
             dma_address_bits: DMA_ADDRESS_BITS,
             frame_period_ns: u64::from(bar.read(regs::FRAME_PERIOD_NS).nanoseconds().get()),
-            max_frame_bytes: bar.read(regs::MAX_FRAME_BYTES).bytes().get(),
-            max_frames: bar
-                .read(regs::MAX_FRAME_SLOTS)
-                .count()
-                .get()
-                .min(MAX_FRAMES),
+            max_frame_bytes,
+            max_frames: max_frame_slots.min(MAX_FRAMES),
             ..DeviceInfo::default()
         };
         let name = CString::try_from_fmt(fmt!("fgrab{}", index.get()))?;

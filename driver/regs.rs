@@ -36,6 +36,11 @@ register! {
         31:0 count;
     }
 
+    /// Largest ring size (both rings) the card accepts.
+    pub(crate) RING_MAX_ENTRIES(u32) @ 0x010 {
+        31:0 entries;
+    }
+
     /// Most submissions the card holds at once (a full submit ring).
     pub(crate) MAX_FRAME_SLOTS(u32) @ 0x014 {
         31:0 count;

@@ -18,6 +18,7 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/pci.h>
+#include <linux/ratelimit.h>
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
 #include <linux/string.h>
@@ -129,6 +130,20 @@ void fgrab_shim_bus_master(struct pci_dev *pdev, bool enable)
 		pci_set_master(pdev);
 	else
 		pci_clear_master(pdev);
+}
+
+/*
+ * Whether a warning about what the card did may be logged now. A card is not trusted: one
+ * that floods the driver with bad records or fault interrupts must not flood the log too.
+ * One budget for every card: the default burst per interval, then a count of the
+ * suppressed ones when the interval ends.
+ */
+static DEFINE_RATELIMIT_STATE(fgrab_card_warnings, DEFAULT_RATELIMIT_INTERVAL,
+			      DEFAULT_RATELIMIT_BURST);
+
+bool fgrab_shim_warn_ratelimit(void)
+{
+	return __ratelimit(&fgrab_card_warnings);
 }
 
 /* PCI location as domain << 16 | bus << 8 | devfn (the Rust PCI API has no domain). */
@@ -416,9 +431,16 @@ free:
 	return NULL;
 }
 
+/*
+ * Unmaps a frame without copying anything to the CPU (DMA_ATTR_SKIP_CPU_SYNC): a frame
+ * the card filled was synced for the CPU before it completed, and from then on its bytes
+ * are the application's (in-place processing); a frame that was never queued, or that was
+ * taken back from the card without a record, holds nothing from the card worth copying.
+ * A sync here would copy stale bounce buffers (swiotlb) over whatever user space wrote.
+ */
 void fgrab_shim_frame_unmap(struct sg_table *sgt, struct pci_dev *pdev)
 {
-	dma_unmap_sgtable(&pdev->dev, sgt, DMA_FROM_DEVICE, 0);
+	dma_unmap_sgtable(&pdev->dev, sgt, DMA_FROM_DEVICE, DMA_ATTR_SKIP_CPU_SYNC);
 	sg_free_table(sgt);
 	kfree(sgt);
 }

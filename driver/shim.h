@@ -70,6 +70,7 @@ int fgrab_shim_misc_register(struct miscdevice *misc, const char *name,
 			     struct pci_dev *pdev);
 void fgrab_shim_misc_deregister(struct miscdevice *misc);
 u32 fgrab_shim_pci_location(struct pci_dev *pdev);
+bool fgrab_shim_warn_ratelimit(void);
 void fgrab_shim_bus_master(struct pci_dev *pdev, bool enable);
 int fgrab_shim_card_index_alloc(void);
 void fgrab_shim_card_index_free(int index);

@@ -49,6 +49,13 @@ pub(crate) fn set_bus_master(pdev: &kernel::pci::Device, enable: bool) {
     unsafe { fgrab_shim_bus_master(raw_pci_dev(pdev), enable) }
 }
 
+/// Whether a warning about the card's behaviour may be logged now (`__ratelimit`, one budget
+/// for all cards): a hostile or broken card must not flood the kernel log.
+pub(crate) fn warn_ratelimit() -> bool {
+    // SAFETY: `__ratelimit` on a static state takes its own lock; callable in any context.
+    unsafe { fgrab_shim_warn_ratelimit() }
+}
+
 /// `struct io_uring_cmd`, only ever handled by pointer.
 #[repr(C)]
 pub(crate) struct RawUringCmd {
@@ -66,6 +73,7 @@ extern "C" {
     ) -> c_int;
     fn fgrab_shim_pci_location(pdev: *mut c_void) -> u32;
     fn fgrab_shim_bus_master(pdev: *mut c_void, enable: bool);
+    fn fgrab_shim_warn_ratelimit() -> bool;
     fn fgrab_shim_misc_deregister(misc: *mut c_void);
     fn fgrab_shim_card_index_alloc() -> c_int;
     fn fgrab_shim_card_index_free(index: c_int);

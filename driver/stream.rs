@@ -25,7 +25,7 @@ use crate::{
     hw::{status, CompletionRecord, RECORD_FRAME},
     region::Region,
     regs::Registers,
-    shim::{FrameOut, PendingCmd, RingId, UringCmd},
+    shim::{warn_ratelimit, FrameOut, PendingCmd, RingId, UringCmd},
     uapi::{
         FrameMeta, Stats, META_ERROR, META_FLUSHED, META_FRAME, META_INCOMPLETE, STATE_ATTACHED,
         STATE_STREAMING,
@@ -93,6 +93,10 @@ fn meta(frame: u32, res: i32, record: Option<&CompletionRecord>, clock_offset: i
             status::FLUSHED => META_FLUSHED,
             _ => META_ERROR,
         };
+        if res == EIO.to_errno() {
+            // A record the driver rejected (a byte count beyond the frame).
+            meta.flags |= META_ERROR;
+        }
     } else if res == EIO.to_errno() {
         // Taken back from a halted card.
         meta.flags |= META_ERROR;
@@ -156,14 +160,16 @@ impl Attached {
 
     /// Completes every frame on the card with `res`: after a reset or on a card cut off the
     /// bus, which do no more DMA.
+    ///
+    /// Nothing is synced for the CPU: without a record nobody knows what the card wrote,
+    /// the frame completes without data, and under bounce buffering a sync would copy stale
+    /// bounce contents over what user space had in the frame.
     fn reclaim_on_card(&mut self, res: i32) {
         for (index, slot) in self.slots.iter_mut().enumerate() {
             if matches!(slot, Slot::OnCard(_)) {
                 if let Slot::OnCard(queued) = core::mem::replace(slot, Slot::Idle) {
                     // CAST: at most `MAX_FRAMES` slots.
                     let index = index as u32;
-                    // Whatever the card wrote before it stopped is the CPU's again.
-                    self.region.sync_for_cpu(index);
                     if let Some(meta) = queued.complete(index, res, None, self.clock_offset) {
                         let _ = self.done.push(meta, GFP_KERNEL);
                     }
@@ -172,24 +178,57 @@ impl Attached {
         }
     }
 
-    /// Completes the frame a record names.
+    /// Completes the frame a record names. The record comes from the card, which is not
+    /// trusted: a byte count beyond the frame is clamped and fails the frame, and warnings
+    /// about bad records are rate limited.
     fn complete(&mut self, record: &CompletionRecord) {
         let index = record.cookie;
         let Some(slot) = self.slots.get_mut(index as usize) else {
-            pr_warn!("fgrab: record for unknown frame {}\n", index);
+            if warn_ratelimit() {
+                pr_warn!("fgrab: record for unknown frame {}\n", index);
+            }
             return;
         };
+        if !matches!(slot, Slot::OnCard(_)) {
+            // Left as it is: a frame waiting for `START` keeps its command.
+            if warn_ratelimit() {
+                pr_warn!("fgrab: record for frame {} not on the card\n", index);
+            }
+            return;
+        }
         let Slot::OnCard(queued) = core::mem::replace(slot, Slot::Idle) else {
-            pr_warn!("fgrab: record for frame {} not on the card\n", index);
             return;
         };
-        // Bytes the card wrote (any status) belong to the CPU from here on.
-        self.region.sync_for_cpu(index);
+        let frame_bytes = self.region.frame_bytes();
+        let overlong = record.bytes > frame_bytes;
+        if overlong && warn_ratelimit() {
+            pr_warn!(
+                "fgrab: record claims {} bytes for frame {} of {} bytes; the frame fails\n",
+                record.bytes,
+                index,
+                frame_bytes
+            );
+        }
+        let record = &CompletionRecord {
+            bytes: record.bytes.min(frame_bytes),
+            ..*record
+        };
+        // Bytes the card wrote (any status) belong to the CPU from here on. A record
+        // without frame data (flushed, rejected) copies nothing: under bounce buffering a
+        // sync would put stale bounce contents over what user space had in the frame.
+        if record.flags & RECORD_FRAME != 0 && record.bytes != 0 {
+            self.region.sync_for_cpu(index);
+        }
         let res = match record.status {
+            _ if overlong => {
+                self.counters.failed += 1;
+                EIO.to_errno()
+            }
             status::OK | status::INCOMPLETE => {
                 self.counters.delivered += 1;
                 self.counters.bytes += u64::from(record.bytes);
-                // CAST: at most `MAX_FRAME_BYTES` (1 GiB).
+                // CAST: at most `frame_bytes`, itself at most `MAX_FRAME_BYTES`, which probe
+                // checked fits an `i32`.
                 record.bytes as i32
             }
             status::FLUSHED => ECANCELED.to_errno(),
@@ -198,11 +237,13 @@ impl Attached {
                 EIO.to_errno()
             }
             unknown => {
-                pr_warn!(
-                    "fgrab: frame {} completed with unknown status {}\n",
-                    index,
-                    unknown
-                );
+                if warn_ratelimit() {
+                    pr_warn!(
+                        "fgrab: frame {} completed with unknown status {}\n",
+                        index,
+                        unknown
+                    );
+                }
                 self.counters.failed += 1;
                 EIO.to_errno()
             }
@@ -693,7 +734,7 @@ impl Stream {
         let Some((irq, fault, cookie)) = Engine::take_errors(regs) else {
             return;
         };
-        if fault != 0 {
+        if fault != 0 && warn_ratelimit() {
             pr_warn!(
                 "fgrab{}: card fault {:#x} (frame {}), interrupt causes {:#x}\n",
                 card,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::dma::{DmaFault, DmaSpace};
-use crate::fault::{Fault, FaultKind, FaultPlan};
+use crate::fault::{Fault, FaultKind, FaultPlan, LYING_STOP_WRITE_DELAY};
 use crate::irq::Interrupts;
 use crate::pattern;
 use crate::regs::{
@@ -155,6 +155,8 @@ struct State {
     full_reported: bool,
     bus_master_warned: bool,
     faults: FaultPlan,
+    /// After a lying stop (fault injection): when the device writes a submission it kept.
+    kept_write_at: Option<Instant>,
 }
 
 impl State {
@@ -200,6 +202,7 @@ impl State {
             full_reported: false,
             bus_master_warned: false,
             faults,
+            kept_write_at: None,
         }
     }
 
@@ -430,9 +433,15 @@ impl Device {
             st.hi_latch = hi(value);
             return lo(value);
         }
+        let hostile = st.faults.has(FaultKind::HostileCapabilities);
         match reg {
             Register::Id => MAGIC,
             Register::Version => INTERFACE_VERSION,
+            Register::MaxSegmentBytes if hostile => 0,
+            Register::MaxDescriptors if hostile => 1 << 16,
+            Register::RingMaxEntries if hostile => 16,
+            Register::MaxFrameSlots if hostile => 0,
+            Register::MaxFrameBytes if hostile => u32::MAX,
             Register::MaxSegmentBytes => MAX_SEGMENT_BYTES,
             Register::MaxDescriptors => MAX_DESCRIPTORS,
             Register::RingMaxEntries => RING_MAX_ENTRIES,
@@ -562,6 +571,19 @@ impl Device {
                 st.end_starvation();
                 if let Some(since) = st.running_since.take() {
                     st.counters.running_ns += nanos(since.elapsed());
+                }
+                let started = st.next_sequence;
+                if started > 0 && st.faults.take_kind(started - 1, FaultKind::LyingStop) {
+                    // Idle at once (after a frame in flight), the queue kept, not flushed.
+                    log::warn!(
+                        "fault injection: stop answered idle, {} submissions kept",
+                        st.submit.len()
+                    );
+                    st.run = Run::Idle;
+                    st.kept_write_at = Some(Instant::now() + LYING_STOP_WRITE_DELAY);
+                    self.raise(st, IrqCause::STOPPED);
+                    self.wake.notify_all();
+                    return;
                 }
                 st.run = Run::Stopping;
                 self.abort.store(true, Ordering::Release);
@@ -699,7 +721,14 @@ impl Device {
                 st.last_frame_irq = Some(now);
                 self.send(&mut st, IrqCause::FRAME_DONE.vector());
             }
-            let mut deadline = st.frame_irq_deadline;
+            if st.kept_write_at.is_some_and(|at| now >= at) {
+                st.kept_write_at = None;
+                self.write_kept(&mut st, &mut buf);
+            }
+            let mut deadline = match (st.frame_irq_deadline, st.kept_write_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if st.run == Run::Running {
                 if now >= st.next_frame_at {
                     st = self.frame(st, &mut buf);
@@ -819,6 +848,7 @@ impl Device {
             _ => None,
         };
         let lost_irq = st.faults.take_kind(sequence, FaultKind::LostIrq);
+        let hostile_bytes = st.faults.take_kind(sequence, FaultKind::HostileBytes);
         st.frame_in_flight = true;
         drop(st);
 
@@ -871,13 +901,46 @@ impl Device {
             cookie: entry.cookie,
             status: status as u16,
             flags: CompletionRecord::FRAME,
-            bytes: transfer.bytes,
+            bytes: if hostile_bytes {
+                0xffff_ff00
+            } else {
+                transfer.bytes
+            },
             reserved: 0,
             sequence,
             timestamp_ns: self.now_ns(),
         };
         self.post(&mut st, record, lost_irq);
         st
+    }
+
+    /// The lying stop's late write (fault injection): the oldest kept submission gets a
+    /// frame, without a record, as a card that went idle too early would still do.
+    fn write_kept(&self, st: &mut State, buf: &mut [u8]) {
+        if st.run != Run::Idle || st.submit.is_empty() {
+            return;
+        }
+        if !self.bus_master.load(Ordering::Acquire) {
+            log::warn!("fault injection: kept submission not written, Bus Master Enable clear");
+            return;
+        }
+        let Some(Fetch::Frame(entry, list)) = self.take_submission(st) else {
+            return;
+        };
+        let transfer = write_frame(
+            &*self.dma,
+            &list,
+            st.frame_bytes,
+            st.next_sequence,
+            None,
+            &AtomicBool::new(false),
+            buf,
+        );
+        log::warn!(
+            "fault injection: wrote {} bytes into kept cookie {} after the stop",
+            transfer.bytes,
+            entry.cookie
+        );
     }
 
     fn reject(&self, st: &mut State, entry: SubmitEntry, error: DescriptorError) {

@@ -25,7 +25,21 @@ pub enum FaultKind {
     Remove,
     /// The device asks the host to unplug it (VFIO REQ interrupt), then keeps running.
     UnplugRequest,
+    /// The capability registers read values outside the interface's rules from the start
+    /// (the frame number is ignored): MAX_SEGMENT_BYTES 0, MAX_DESCRIPTORS 65536,
+    /// RING_MAX_ENTRIES 16, MAX_FRAME_SLOTS 0, MAX_FRAME_BYTES 0xffffffff.
+    HostileCapabilities,
+    /// The frame's completion record claims 0xffffff00 bytes (more than any frame).
+    HostileBytes,
+    /// The first stop request once the frame has started is answered with IDLE at once,
+    /// without returning the queued submissions; the oldest of them is written
+    /// [`LYING_STOP_WRITE_DELAY`] later, with no record, unless the device is reset or Bus
+    /// Master Enable is clear by then.
+    LyingStop,
 }
+
+/// How long after a lying stop the device still writes a frame it kept.
+pub const LYING_STOP_WRITE_DELAY: Duration = Duration::from_millis(500);
 
 /// One injected fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +57,7 @@ pub enum FaultParseError {
     #[error("fault `{0}`: expected KIND@FRAME[:ARG], e.g. dma-error@100 or stall@50:200ms")]
     Syntax(String),
     /// Unknown kind.
-    #[error("fault `{0}`: unknown kind (dma-error, lost-irq, stall, desc-reject, reset-request, remove, unplug-request)")]
+    #[error("fault `{0}`: unknown kind (dma-error, lost-irq, stall, desc-reject, reset-request, remove, unplug-request, hostile-caps, hostile-bytes, lying-stop)")]
     Kind(String),
     /// Bad number or duration.
     #[error("fault `{0}`: bad frame number or duration")]
@@ -75,6 +89,9 @@ impl FromStr for Fault {
             ("reset-request", None) => FaultKind::ResetRequest,
             ("remove", None) => FaultKind::Remove,
             ("unplug-request", None) => FaultKind::UnplugRequest,
+            ("hostile-caps", None) => FaultKind::HostileCapabilities,
+            ("hostile-bytes", None) => FaultKind::HostileBytes,
+            ("lying-stop", None) => FaultKind::LyingStop,
             (_, Some(_)) => return Err(FaultParseError::Syntax(s.into())),
             _ => return Err(FaultParseError::Kind(s.into())),
         };
@@ -126,6 +143,11 @@ impl FaultPlan {
         Some(fault.kind)
     }
 
+    /// Whether a fault of `kind` is planned (for faults that hold for the whole run).
+    pub fn has(&self, kind: FaultKind) -> bool {
+        self.pending.iter().any(|f| f.kind == kind)
+    }
+
     /// Fires the fault of exactly `kind` for frame `sequence`.
     pub fn take_kind(&mut self, sequence: u64, kind: FaultKind) -> bool {
         self.take(sequence, |k| k == kind).is_some()
@@ -160,6 +182,9 @@ mod tests {
             ("reset-request@10", FaultKind::ResetRequest, 10),
             ("remove@11", FaultKind::Remove, 11),
             ("unplug-request@12", FaultKind::UnplugRequest, 12),
+            ("hostile-caps@0", FaultKind::HostileCapabilities, 0),
+            ("hostile-bytes@13", FaultKind::HostileBytes, 13),
+            ("lying-stop@14", FaultKind::LyingStop, 14),
         ];
         for (text, kind, frame) in cases {
             assert_eq!(text.parse(), Ok(Fault { kind, frame }), "{text}");

@@ -202,6 +202,24 @@ fn suites() -> Vec<Suite> {
         .flat_map(fault)
         .collect(),
     )];
+    // Hostile cards, direct DMA (a late write shows in the buffer): card 0 claims too many
+    // bytes for a frame, card 1 has invalid capabilities (refused at probe), card 2 answers
+    // a stop with idle while keeping frames.
+    let mut hostile = VmConfig::test("vm-hostile");
+    hostile.cards = 3;
+    hostile.card_args = vec![
+        (0, fault("hostile-bytes@100").into()),
+        (1, fault("hostile-caps@0").into()),
+        // One frame per 20 ms: submissions wait in the ring when the stop comes.
+        (
+            2,
+            [
+                &fault("lying-stop@50")[..],
+                &["--period-us".into(), "20000".into()],
+            ]
+            .concat(),
+        ),
+    ];
     vec![
         Suite {
             config: plain,
@@ -222,6 +240,10 @@ fn suites() -> Vec<Suite> {
         Suite {
             config: faults,
             scopes: &["vm-faults"],
+        },
+        Suite {
+            config: hostile,
+            scopes: &["vm-hostile"],
         },
     ]
 }

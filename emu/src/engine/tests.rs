@@ -543,3 +543,51 @@ fn frame_period_follows_frame_bytes_at_the_configured_rate() {
     assert_eq!(config.period_ns(1_000_000), 1_000_000);
     assert_eq!(config.period_ns(1), 1_000, "clamped to 1 us");
 }
+
+#[test]
+fn hostile_capabilities_and_record_bytes() {
+    let mut rig = Rig::new(
+        64,
+        Duration::from_millis(2),
+        &["hostile-caps@0", "hostile-bytes@1"],
+    );
+    assert_eq!(rig.reg(Register::MaxSegmentBytes), 0);
+    assert_eq!(rig.reg(Register::MaxDescriptors), 1 << 16);
+    assert_eq!(rig.reg(Register::RingMaxEntries), 16);
+    assert_eq!(rig.reg(Register::MaxFrameSlots), 0);
+    assert_eq!(rig.reg(Register::MaxFrameBytes), u32::MAX);
+    rig.submit(0, &[desc(BUFFERS, 64, true)]);
+    rig.submit(1, &[desc(BUFFERS + 64, 64, true)]);
+    rig.enable();
+    let r = rig.completions(2);
+    assert_eq!((status(&r[0]), r[0].bytes), (CompletionStatus::Ok, 64));
+    assert_eq!(
+        (status(&r[1]), r[1].bytes),
+        (CompletionStatus::Ok, 0xffff_ff00)
+    );
+}
+
+#[test]
+fn lying_stop_keeps_submissions_and_writes_one_later_unless_reset() {
+    for reset in [false, true] {
+        let mut rig = Rig::new(64, Duration::from_millis(2), &["lying-stop@0"]);
+        rig.submit(0, &[desc(BUFFERS, 64, true)]);
+        rig.enable();
+        assert_eq!(status(&rig.completions(1)[0]), CompletionStatus::Ok);
+        rig.put(BUFFERS + 0x1000, &[0xee; 64]);
+        rig.submit(1, &[desc(BUFFERS + 0x1000, 64, true)]);
+        rig.set(Register::Control, Control::STOP.bits());
+        rig.wait_until("idle", |rig| {
+            rig.reg(Register::Status) & Status::IDLE.bits() != 0
+        });
+        // Idle, yet submission 1 got no record.
+        assert_eq!(rig.reg(Register::CompletionTail), 1);
+        if reset {
+            rig.set(Register::Control, Control::RESET.bits());
+            rig.wait_until("reset", |rig| rig.reg(Register::Control) == 0);
+        }
+        std::thread::sleep(LYING_STOP_WRITE_DELAY * 3);
+        let written = rig.get(BUFFERS + 0x1000, 64) != [0xee; 64];
+        assert_eq!(written, !reset, "late write with reset {reset}");
+    }
+}

@@ -10,6 +10,7 @@ mod client;
 mod faults;
 mod fuzz;
 mod harness;
+mod hostile;
 mod init;
 #[path = "../../../emu/src/pattern.rs"]
 #[allow(dead_code)]

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use zerocopy::{FromZeros, IntoBytes};
 
 const CARD0: &str = "/dev/fgrab0";
+const PCI_DRIVER: &str = "/sys/bus/pci/drivers/fgrab";
 const ATTACH: u64 = 0xa77a;
 const CONTROL: u64 = 0xc0;
 /// `user_data` of frame `i`'s command is `FRAME | i`.
@@ -228,6 +229,32 @@ impl Streamer {
                 range.len(),
             )
         }
+    }
+
+    /// Writes `byte(offset)` into every byte of frame `index` (which must not be queued):
+    /// what an application processing a frame in place does.
+    pub(crate) fn write_frame(&mut self, index: u32, byte: impl Fn(usize) -> u8) {
+        let range = self.layout.frame_range(index);
+        // SAFETY: as in `frame`; nothing else borrows the memory.
+        let frame = unsafe {
+            std::slice::from_raw_parts_mut(
+                (self.memory.addr() as *mut u8).add(range.start),
+                range.len(),
+            )
+        };
+        for (offset, slot) in frame.iter_mut().enumerate() {
+            *slot = byte(offset);
+        }
+    }
+
+    /// Closes the ring that attached the region without `STOP` or `DETACH` (a new ring on a
+    /// new file takes its place): io_uring's ring exit cancels the attach command. The
+    /// buffer stays mapped in this process.
+    pub fn exit_ring(&mut self, path: &str) -> TestResult {
+        let old = std::mem::replace(&mut self.ring, TestRing::open(path)?);
+        drop(old);
+        self.queued.iter_mut().for_each(|queued| *queued = false);
+        Ok(())
     }
 
     /// Unmaps the buffer from this process (see `faults::unregister_midstream`).
@@ -767,6 +794,90 @@ pub fn stream_detach_midstream() -> TestResult {
     stream_briefly(CARD0, 100).map(|_| ())
 }
 
+/// What user space writes into frame `frame` of the region in [`user_bytes_survive`].
+fn user_byte(frame: u32, offset: usize) -> u8 {
+    // CAST: a byte of a mix of both; any pattern no card frame and no guard byte matches.
+    (offset.wrapping_mul(131) ^ (frame as usize * 29) ^ 0x3c) as u8
+}
+
+/// The region ends (`DETACH`, or the ring's exit) after a few frames: bytes user space wrote
+/// into a frame the card had filled and completed (in-place processing), and into a frame it
+/// never queued, are still there afterwards. Under bounce buffering (`swiotlb=force`) an
+/// unmap that copies back would revert both to the stale bounce buffer contents.
+fn user_bytes_survive(ring_exit: bool) -> TestResult {
+    const FILLED: u32 = 1;
+    const NEVER_QUEUED: u32 = 15;
+    let layout = Layout::UNALIGNED;
+    let mut streamer = Streamer::attach(CARD0, layout)?;
+    for index in 0..4 {
+        streamer.queue(index)?;
+    }
+    streamer.flush()?;
+    ensure!(streamer.control(ops::START)? == 0, "START failed");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while streamer.queued[..4].iter().any(|&queued| queued) {
+        ensure!(
+            Instant::now() < deadline,
+            "the first frames did not complete"
+        );
+        for completion in streamer.reap(Duration::from_millis(200))? {
+            streamer.check(completion, false)?;
+        }
+    }
+    ensure!(
+        streamer.metas[FILLED as usize].flags == META_FRAME,
+        "frame {FILLED} was not filled: {:?}",
+        streamer.metas[FILLED as usize]
+    );
+    for index in [FILLED, NEVER_QUEUED] {
+        streamer.write_frame(index, |offset| user_byte(index, offset));
+    }
+    let how = if ring_exit {
+        streamer.exit_ring(CARD0)?;
+        wait_idle(CARD0)?;
+        "ring exit"
+    } else {
+        streamer.detach()?;
+        "DETACH"
+    };
+    for (index, what) in [
+        (FILLED, "filled and completed"),
+        (NEVER_QUEUED, "never queued"),
+    ] {
+        let frame = streamer.frame(index);
+        if let Some(offset) =
+            (0..frame.len()).find(|&offset| frame[offset] != user_byte(index, offset))
+        {
+            let reverted = if frame[offset] == GUARD {
+                " (the byte from before the region was attached)"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "after {how}: frame {index} ({what}) lost the bytes user space wrote: offset \
+                 {offset} is {:#04x}, expected {:#04x}{reverted}",
+                frame[offset],
+                user_byte(index, offset)
+            ));
+        }
+    }
+    streamer.check_guards()?;
+    harness::info(&format!(
+        "after {how}: user bytes in a completed frame and a never-queued frame intact"
+    ));
+    Ok(())
+}
+
+/// [`user_bytes_survive`] with `DETACH`.
+pub fn stream_user_bytes_detach() -> TestResult {
+    user_bytes_survive(false)
+}
+
+/// [`user_bytes_survive`] with the ring's exit.
+pub fn stream_user_bytes_ring_exit() -> TestResult {
+    user_bytes_survive(true)
+}
+
 /// Helper process: streams, says so, and keeps streaming until killed or until its ring
 /// exits (`exit` = return without detaching after 200 frames).
 pub fn stream_child(path: &str, exit: bool) -> ! {
@@ -884,6 +995,146 @@ pub fn stream_unbind() -> TestResult {
         .map_err(|error| format!("bind {device}: {error}"))?;
     wait_for_node(CARD0, true, Duration::from_secs(10))?;
     stream_briefly(CARD0, 100).map(|_| ())
+}
+
+/// How card 0 goes away under its waiters.
+#[derive(Clone, Copy, Debug)]
+enum Departure {
+    /// `/sys/bus/pci/drivers/fgrab/unbind`, then `bind` again.
+    Unbind,
+    /// `/sys/bus/pci/devices/.../remove` (hot removal), then a bus rescan.
+    Removal,
+}
+
+/// Threads blocked on card 0 when it goes: in `ioctl(DQBUF)` (frames queued with `QBUF`
+/// but the stream not started, so nothing ever completes) or, with `read`, in `read()` on
+/// the copy path (frames of 8 MiB: most of the threads wait for the next frame at any
+/// time). Every one must return `ENODEV` promptly. The card comes back afterwards.
+fn waiters_see_departure(read: bool, departure: Departure) -> TestResult {
+    const THREADS: usize = 4;
+    let address = pci_address(0)?;
+    let mut streamer = None;
+    let mut reading = None;
+    let mut threads = Vec::new();
+    if read {
+        let file = std::sync::Arc::new(
+            std::fs::File::open(CARD0).map_err(|error| format!("{CARD0}: {error}"))?,
+        );
+        reading = Some(file.clone());
+        for _ in 0..THREADS {
+            let file = file.clone();
+            threads.push(std::thread::spawn(move || {
+                use std::io::Read;
+                let mut buffer = vec![0u8; 8 * MIB];
+                loop {
+                    if let Err(error) = (&*file).read(&mut buffer) {
+                        return error.raw_os_error().unwrap_or(0);
+                    }
+                }
+            }));
+        }
+    } else {
+        let attached = Streamer::attach(CARD0, Layout::UNALIGNED)?;
+        let fd = attached.ring.fd();
+        for index in 0..THREADS as u32 {
+            qbuf(fd, index).map_err(|errno| format!("QBUF {index}: errno {errno}"))?;
+        }
+        streamer = Some(attached);
+        for _ in 0..THREADS {
+            threads.push(std::thread::spawn(move || match dqbuf(fd) {
+                Ok(_) => 0,
+                Err(errno) => errno,
+            }));
+        }
+    }
+    let what = if read { "read()" } else { "ioctl(DQBUF)" };
+    // Let them block (or, reading, stream for a while).
+    std::thread::sleep(Duration::from_millis(500));
+    let early = threads.iter().filter(|thread| thread.is_finished()).count();
+    ensure!(
+        early == 0,
+        "{early} threads in {what} returned before the card went"
+    );
+    let started = Instant::now();
+    match departure {
+        Departure::Unbind => std::fs::write(format!("{PCI_DRIVER}/unbind"), &address)
+            .map_err(|error| format!("unbind {address}: {error}"))?,
+        Departure::Removal => pci_remove(&address)?,
+    }
+    let gone_in = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while threads.iter().any(|thread| !thread.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let returned_in = started.elapsed();
+    let stuck = threads
+        .iter()
+        .filter(|thread| !thread.is_finished())
+        .count();
+    // Bring the card back before judging: later tests need it, and its number (the lowest
+    // free one) is free only once every file of the departed card is closed. A thread still
+    // blocked is interrupted by a signal (no SA_RESTART: its call fails with EINTR).
+    interrupt(&threads);
+    let errnos: Vec<i32> = threads
+        .into_iter()
+        .map(|thread| thread.join().unwrap_or(0))
+        .collect();
+    drop(reading);
+    drop(streamer);
+    match departure {
+        Departure::Unbind => std::fs::write(format!("{PCI_DRIVER}/bind"), &address)
+            .map_err(|error| format!("bind {address}: {error}"))?,
+        Departure::Removal => {
+            wait_for_node(CARD0, false, Duration::from_secs(10))?;
+            std::fs::write("/sys/bus/pci/rescan", "1")
+                .map_err(|error| format!("rescan: {error}"))?;
+        }
+    }
+    wait_for_node(CARD0, true, Duration::from_secs(30))?;
+    ensure!(
+        stuck == 0,
+        "{departure:?}: {stuck} of {THREADS} threads in {what} still blocked 3 s after the \
+         card went"
+    );
+    for errno in errnos {
+        ensure!(
+            errno == libc::ENODEV,
+            "{departure:?}: a thread in {what} returned errno {errno}, expected ENODEV"
+        );
+    }
+    harness::info(&format!(
+        "{departure:?}: {THREADS} threads in {what} returned ENODEV within {} ms of the card \
+         going ({} ms for it to go)",
+        returned_in.as_millis(),
+        gone_in.as_millis()
+    ));
+    Ok(())
+}
+
+/// Sends SIGUSR1, caught by a handler that does nothing, to every thread still running.
+fn interrupt(threads: &[std::thread::JoinHandle<i32>]) {
+    use std::os::unix::thread::JoinHandleExt;
+    extern "C" fn ignore(_: libc::c_int) {}
+    // SAFETY: a handler that does nothing, installed without SA_RESTART; the sigaction
+    // structure is zeroed and then filled.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = ignore as extern "C" fn(libc::c_int) as usize;
+        libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut());
+    }
+    for thread in threads.iter().filter(|thread| !thread.is_finished()) {
+        // SAFETY: the thread has not been joined, so its pthread_t is valid.
+        unsafe { libc::pthread_kill(thread.as_pthread_t() as _, libc::SIGUSR1) };
+    }
+    std::thread::sleep(Duration::from_millis(100));
+}
+
+/// Threads blocked in `ioctl(DQBUF)` and in `read()` when the card is unbound return
+/// `ENODEV`; after a rebind the card streams again.
+pub fn stream_unbind_waiters() -> TestResult {
+    waiters_see_departure(false, Departure::Unbind)?;
+    waiters_see_departure(true, Departure::Unbind)?;
+    stream_briefly(CARD0, 50).map(|_| ())
 }
 
 /// Each malformed frame or control command gets its errno and changes nothing.
@@ -1069,7 +1320,8 @@ fn pci_remove(address: &str) -> TestResult {
 
 /// The card is hot-removed while streaming (`/sys/bus/pci/devices/.../remove`, the path
 /// pciehp takes): frames and the attach command complete with -ENODEV, `/dev/fgrab0` goes;
-/// found again by a bus rescan, it streams.
+/// found again by a bus rescan, it streams. Then threads blocked in `ioctl(DQBUF)`, and in
+/// `read()`, when the card is removed return `ENODEV`.
 ///
 /// QEMU's own `device_del` would be closer to a real slot, but in this stack it is not
 /// usable: Linux 7.3's pciehp reports a lockdep cycle of its own on every removal
@@ -1094,7 +1346,11 @@ pub fn stream_hot_unplug() -> TestResult {
     wait_for_node(CARD0, false, Duration::from_secs(10))?;
     std::fs::write("/sys/bus/pci/rescan", "1").map_err(|error| format!("rescan: {error}"))?;
     wait_for_node(CARD0, true, Duration::from_secs(30))?;
-    stream_briefly(CARD0, 100).map(|_| ())
+    stream_briefly(CARD0, 100)?;
+    // Threads blocked in DQBUF, then in read(), when the card is removed: ENODEV at once.
+    waiters_see_departure(false, Departure::Removal)?;
+    waiters_see_departure(true, Departure::Removal)?;
+    stream_briefly(CARD0, 50).map(|_| ())
 }
 
 /// The card stops answering mid-stream (emulator fault `remove@300` on card 1: reads all

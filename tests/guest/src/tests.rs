@@ -1,7 +1,7 @@
 //! Guest tests: each runs in its own process on the real kernel, driver and emulated card.
 
 use crate::harness::{self, TestResult};
-use crate::{attach, client, ensure, faults, fuzz, soak, stream};
+use crate::{attach, client, ensure, faults, fuzz, hostile, soak, stream};
 use fgrab::Card;
 use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo};
 use zerocopy::{FromZeros, IntoBytes};
@@ -103,6 +103,13 @@ pub const ALL: &[Test] = &[
     data("stream-ring-exit", stream::stream_ring_exit),
     data("stream-file-closed", stream::stream_file_closed),
     data("stream-unbind", stream::stream_unbind),
+    data("stream-unbind-waiters", stream::stream_unbind_waiters),
+    // Bounce buffers copied back at teardown would revert what user space wrote.
+    data("stream-user-bytes-detach", stream::stream_user_bytes_detach),
+    data(
+        "stream-user-bytes-ring-exit",
+        stream::stream_user_bytes_ring_exit,
+    ),
     // Reads counters and state: the same whichever way DMA goes.
     control("stream-sysfs", stream::stream_sysfs),
     data("stream-ioctl", stream::stream_ioctl),
@@ -115,6 +122,22 @@ pub const ALL: &[Test] = &[
         "fault-injection",
         Scope::Suite("vm-faults"),
         faults::fault_injection,
+    ),
+    // Hostile cards (capabilities, records, a stop that keeps frames).
+    test(
+        "hostile-capabilities",
+        Scope::Suite("vm-hostile"),
+        hostile::hostile_capabilities,
+    ),
+    test(
+        "hostile-records",
+        Scope::Suite("vm-hostile"),
+        hostile::hostile_records,
+    ),
+    test(
+        "hostile-stop-keeps-frames",
+        Scope::Suite("vm-hostile"),
+        hostile::hostile_stop_keeps_frames,
     ),
     // The ABI's decoding under random input; the mapping paths it reaches are the
     // data-path tests' (20,000 commands unless `fgrab_fuzz_commands` says otherwise;
