@@ -281,6 +281,9 @@ impl Card {
     /// stops with the binding.
     pub(crate) fn shutdown(&self) {
         let mut stream = self.stream.lock();
+        stream.depart();
+        // Waiters need not wait for the region to end to learn that the card is going.
+        self.changed.notify_all();
         while stream.busy() {
             self.changed.wait(&mut stream);
         }

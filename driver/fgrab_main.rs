@@ -9,7 +9,8 @@
 //! Layout: `pci` binds cards, `card` holds per-card state shared with open files, `stream`
 //! the attach/detach state machine and teardown order, `region` a fixed-buffer region and
 //! its per-frame DMA mappings, `sglist` which bytes of the buffer's segments form a frame,
-//! `descriptors` the card's scatter/gather lists, `file` the
+//! `descriptors` the card's scatter/gather lists, `drop_order` a pair dropped in a fixed
+//! order (a region before the command that pins it), `file` the
 //! file operations, `uring` decodes and answers commands, `regs` is the register map, and
 //! `shim` the only place with raw bindings to the C shim (`shim.c`).
 
@@ -21,6 +22,7 @@ pub mod uapi;
 
 mod card;
 mod descriptors;
+mod drop_order;
 mod engine;
 mod file;
 mod hw;

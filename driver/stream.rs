@@ -23,6 +23,7 @@ use kernel::prelude::*;
 use crate::{
     engine::{Engine, Stopped},
     hw::{status, CompletionRecord, RECORD_FRAME},
+    drop_order::DropOrder,
     region::Region,
     regs::Registers,
     shim::{warn_ratelimit, FrameOut, PendingCmd, RingId, UringCmd},
@@ -128,11 +129,12 @@ struct Counters {
 struct Attached {
     /// Id of the file that attached it (see `file.rs`).
     owner: u64,
-    /// The attach command and its ring (frame commands must come from that ring, so that
-    /// its exit, which cancels the attach command, also ends them). None for the copy
-    /// path's driver-owned frames, which end when their file is released.
-    attach: Option<(RingId, PendingCmd)>,
-    region: Region,
+    /// The region, and the attach command with its ring (frame commands must come from
+    /// that ring, so that its exit, which cancels the attach command, also ends them; none
+    /// for the copy path's driver-owned frames, which end when their file is released).
+    /// io_uring may unpin the pages once the attach command completes, so the region is
+    /// unmapped first: [`DropOrder`] holds that order on every path, `end` and any drop.
+    pinned: DropOrder<Region, Option<(RingId, PendingCmd)>>,
     slots: KVec<Slot>,
     /// Frames queued as [`Queued::Waiter`] that completed, oldest first.
     done: KVec<FrameMeta>,
@@ -199,7 +201,7 @@ impl Attached {
         let Slot::OnCard(queued) = core::mem::replace(slot, Slot::Idle) else {
             return;
         };
-        let frame_bytes = self.region.frame_bytes();
+        let frame_bytes = self.pinned.first().frame_bytes();
         let overlong = record.bytes > frame_bytes;
         if overlong && warn_ratelimit() {
             pr_warn!(
@@ -217,7 +219,7 @@ impl Attached {
         // without frame data (flushed, rejected) copies nothing: under bounce buffering a
         // sync would put stale bounce contents over what user space had in the frame.
         if record.flags & RECORD_FRAME != 0 && record.bytes != 0 {
-            self.region.sync_for_cpu(index);
+            self.pinned.first().sync_for_cpu(index);
         }
         let res = match record.status {
             _ if overlong => {
@@ -261,8 +263,8 @@ impl Attached {
             return Err(EALREADY);
         }
         if self.streaming {
-            let (list, count) = self.region.list(index).ok_or(EINVAL)?;
-            self.region.sync_for_device(index);
+            let (list, count) = self.pinned.first().list(index).ok_or(EINVAL)?;
+            self.pinned.first().sync_for_device(index);
             engine.submit(regs, list, count, index)?;
             *slot = Slot::OnCard(Queued::Waiter);
         } else {
@@ -313,9 +315,8 @@ impl Attached {
                 self.flush_waiting(frame_res);
             }
         }
-        let Self { region, attach, .. } = self;
-        drop(region);
-        match (attach, cancel) {
+        // Frame commands are complete (above); now unmap, then complete the attach command.
+        match (self.pinned.end(), cancel) {
             (Some((_, cmd)), Some(cancel)) => cmd.complete_canceled(cancel, res),
             (Some((_, cmd)), None) => cmd.complete_in_task(res),
             (None, _) => {}
@@ -339,8 +340,7 @@ impl Attached {
         })();
         let attached = Self {
             owner,
-            attach,
-            region,
+            pinned: DropOrder::new(region, attach),
             slots,
             done,
             streaming: false,
@@ -352,7 +352,7 @@ impl Attached {
 
     /// The ring of the attach command (none for driver-owned frames).
     fn ring(&self) -> Option<RingId> {
-        self.attach.as_ref().map(|(ring, _)| *ring)
+        self.pinned.then().as_ref().map(|(ring, _)| *ring)
     }
 }
 
@@ -484,9 +484,9 @@ impl Stream {
             )?),
         };
         if attached.streaming {
-            let (list, count) = attached.region.list(index).ok_or(EINVAL)?;
+            let (list, count) = attached.pinned.first().list(index).ok_or(EINVAL)?;
             // User space may have written the frame; the card owns it again from here.
-            attached.region.sync_for_device(index);
+            attached.pinned.first().sync_for_device(index);
             engine.submit(regs, list, count, index)?;
             *slot = Slot::OnCard(Queued::Command {
                 cmd: cmd.into_queued(),
@@ -519,7 +519,7 @@ impl Stream {
     ///
     /// Those of [`Self::queue_waiter`]; `EINVAL` on driver-owned frames.
     pub(crate) fn qbuf(&mut self, regs: &Registers, owner: u64, index: u32) -> Result {
-        if self.owned(owner)?.0.region.is_kernel() {
+        if self.owned(owner)?.0.pinned.first().is_kernel() {
             return Err(EINVAL);
         }
         self.queue_waiter(regs, owner, index)
@@ -531,7 +531,7 @@ impl Stream {
     ///
     /// Those of [`Self::dequeue`]; `EINVAL` on driver-owned frames.
     pub(crate) fn dqbuf(&mut self, owner: u64) -> Result<Option<FrameMeta>> {
-        if self.owned(owner)?.0.region.is_kernel() {
+        if self.owned(owner)?.0.pinned.first().is_kernel() {
             return Err(EINVAL);
         }
         self.dequeue(owner)
@@ -574,7 +574,7 @@ impl Stream {
         self.attached = Some(attached);
         let result = (|| -> Result {
             let (attached, engine) = self.owned(owner)?;
-            for index in 0..attached.region.frame_count() {
+            for index in 0..attached.pinned.first().frame_count() {
                 attached.queue_waiter(engine, regs, index)?;
             }
             self.start(regs, owner)
@@ -595,7 +595,7 @@ impl Stream {
         }
         match &self.attached {
             None => Ok(false),
-            Some(attached) if attached.owner == owner && attached.region.is_kernel() => Ok(true),
+            Some(attached) if attached.owner == owner && attached.pinned.first().is_kernel() => Ok(true),
             Some(_) => Err(EBUSY),
         }
     }
@@ -605,7 +605,7 @@ impl Stream {
         self.attached
             .as_ref()
             .ok_or(ENOENT)?
-            .region
+            .pinned.first()
             .kernel_pieces(index)
     }
 
@@ -647,19 +647,19 @@ impl Stream {
         if attached.streaming {
             return Err(EALREADY);
         }
-        engine.configure(regs, attached.region.frame_bytes())?;
+        engine.configure(regs, attached.pinned.first().frame_bytes())?;
         let mut result = Ok(());
-        for index in 0..attached.region.frame_count() {
+        for index in 0..attached.pinned.first().frame_count() {
             let Some(slot) = attached.slots.get_mut(index as usize) else {
                 break;
             };
             if !matches!(slot, Slot::Waiting(_)) {
                 continue;
             }
-            let Some((list, count)) = attached.region.list(index) else {
+            let Some((list, count)) = attached.pinned.first().list(index) else {
                 break;
             };
-            attached.region.sync_for_device(index);
+            attached.pinned.first().sync_for_device(index);
             result = engine.submit(regs, list, count, index);
             if result.is_err() {
                 break;
@@ -694,7 +694,7 @@ impl Stream {
     /// Those of `owned`; `EALREADY` if not streaming.
     pub(crate) fn stop(&mut self, regs: &Registers, owner: u64) -> Result {
         let (attached, engine) = self.owned(owner)?;
-        if attached.region.is_kernel() {
+        if attached.pinned.first().is_kernel() {
             return Err(EINVAL);
         }
         if !attached.streaming {
@@ -761,7 +761,7 @@ impl Stream {
     ///
     /// Those of `owned`.
     pub(crate) fn detach(&mut self, regs: &Registers, owner: u64) -> Result {
-        if self.owned(owner)?.0.region.is_kernel() {
+        if self.owned(owner)?.0.pinned.first().is_kernel() {
             // Driver-owned frames end with the file that reads them.
             return Err(EINVAL);
         }
@@ -777,7 +777,7 @@ impl Stream {
         if self
             .attached
             .as_ref()
-            .and_then(|attached| attached.attach.as_ref())
+            .and_then(|attached| attached.pinned.then().as_ref())
             .is_some_and(|(_, attach)| cmd.is(attach))
         {
             if let Some(attached) = self.attached.take() {
@@ -800,6 +800,14 @@ impl Stream {
         }
     }
 
+    /// The card is leaving: from now on every request fails with `ENODEV`, so the
+    /// reservations and copying readers that `Card::shutdown` waits for drain instead of
+    /// being renewed (four threads in `read()` kept one copying at almost every moment and
+    /// held an unbind off for minutes).
+    pub(crate) fn depart(&mut self) {
+        self.gone = true;
+    }
+
     /// The card is being unbound: end the region while the device is still bound (DMA
     /// mappings must not outlive the binding), free the rings and refuse new regions. The
     /// caller has waited for a reservation to end (see `Card::shutdown`).
@@ -819,7 +827,7 @@ impl Stream {
         let Some(attached) = &self.attached else {
             return;
         };
-        attached.region.fill_stats(stats);
+        attached.pinned.first().fill_stats(stats);
         stats.state = if attached.streaming {
             STATE_STREAMING
         } else {

@@ -129,15 +129,23 @@ impl FaultPlan {
     /// `matches` accepts. A fault for frame N is due at the first frame the device handles
     /// with a sequence number of N or more: frame N itself may have been dropped (late,
     /// no buffer queued), and a test still wants its fault.
+    ///
+    /// Faults fire in the order of their frames: when a late engine finds several due at
+    /// once (`dma-error@0` and `reset-request@1` both due at frame 3), only those of the
+    /// earliest frame may fire now, the rest at the frames after. Otherwise a reset request
+    /// checked first in a frame would halt the card before the DMA error planned ahead of it.
     pub fn take(
         &mut self,
         sequence: u64,
         matches: impl Fn(FaultKind) -> bool,
     ) -> Option<FaultKind> {
+        // Whole-run faults (`has`) are never taken and do not hold others back.
+        let due = |f: &Fault| f.frame <= sequence && f.kind != FaultKind::HostileCapabilities;
+        let earliest = self.pending.iter().filter(|f| due(f)).map(|f| f.frame).min()?;
         let i = self
             .pending
             .iter()
-            .position(|f| f.frame <= sequence && matches(f.kind))?;
+            .position(|f| due(f) && f.frame == earliest && matches(f.kind))?;
         let fault = self.pending.remove(i);
         log::warn!("fault injection: {:?} at frame {}", fault.kind, fault.frame);
         Some(fault.kind)

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A test binary cargo built.
-struct TestBinary {
+pub struct TestBinary {
     /// `package (kind name)`, for reports.
     label: String,
     executable: PathBuf,
@@ -30,7 +30,7 @@ fn cargo(env: &paths::Env) -> Command {
 }
 
 /// Builds the host test binaries and lists them.
-fn build(env: &paths::Env) -> Result<Vec<TestBinary>> {
+pub fn build(env: &paths::Env) -> Result<Vec<TestBinary>> {
     let output = cmd::output(cargo(env).args([
         "--no-run",
         "--quiet",
@@ -126,12 +126,11 @@ fn record(tally: &mut Tally, label: &str, text: &str, status: std::process::Exit
     }
 }
 
-/// Runs every host test binary and the doctests; their tests go into the tally.
-pub fn run(env: &paths::Env, tally: &mut Tally) -> Result<()> {
+/// Runs every host test binary of [`build`] and the doctests; their tests go into the tally.
+pub fn run(env: &paths::Env, tally: &mut Tally, binaries: &[TestBinary]) -> Result<()> {
     let logs = env.target().join("host-tests");
     std::fs::create_dir_all(&logs)?;
-    let binaries = build(env)?;
-    for binary in &binaries {
+    for binary in binaries {
         let output = Command::new(&binary.executable)
             .current_dir(&binary.package_dir)
             .env("CARGO_MANIFEST_DIR", &binary.package_dir)

@@ -461,20 +461,28 @@ pub fn run_all(part: Part) -> Result<()> {
             ])),
         )
     });
+    let binaries = tally.timed("host test binaries (build)", |tally| {
+        host_tests::build(&env)
+            .inspect_err(|error| tally.fail("host test build", anyhow::anyhow!("{error:#}")))
+            .unwrap_or_default()
+    });
+    // Host tests include timing-sensitive device-model tests: they run once the kernel build
+    // no longer competes for the cores.
+    let kernel = kernel.map(|kernel| {
+        tally.timed("debug kernel (waiting for the early build)", |_| {
+            kernel
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the kernel build thread panicked")))
+        })
+    });
     tally.timed("host tests (each test binary and doctests)", |tally| {
-        if let Err(error) = host_tests::run(&env, tally) {
+        if let Err(error) = host_tests::run(&env, tally, &binaries) {
             tally.fail("host tests", error);
         }
     });
-
     let Some(kernel) = kernel else {
         return tally.finish(start);
     };
-    let kernel = tally.timed("debug kernel (waiting for the early build)", |_| {
-        kernel
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the kernel build thread panicked")))
-    });
     if let Err(error) = kernel {
         tally.check("debug kernel build", Err(error));
         return tally.finish(start);

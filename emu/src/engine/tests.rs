@@ -23,6 +23,11 @@ const DESC_LISTS: u64 = IOVA + 0x1_0000;
 const BUFFERS: u64 = IOVA + 0x10_0000;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Frame period of tests that check which frame a fault or a sequence number lands on: long
+/// enough that an engine thread started late on a loaded host skips no frame start (at
+/// 1-2 ms it did, and a fault planned for the second frame hit the first).
+const SEQUENCED_PERIOD: Duration = Duration::from_millis(25);
+
 struct Rig {
     file: File,
     device: Arc<Device>,
@@ -316,7 +321,7 @@ fn unmapped_iova_is_a_reported_fault_and_the_device_keeps_running() {
 
 #[test]
 fn invalid_descriptors_are_rejected_and_the_frame_takes_the_next_submission() {
-    let mut rig = Rig::new(64, Duration::from_millis(1), &[]);
+    let mut rig = Rig::new(64, SEQUENCED_PERIOD, &[]);
     rig.submit(1, &[desc(BUFFERS, 0, true)]);
     rig.submit(2, &[desc(BUFFERS, 64, false)]);
     rig.submit(3, &[desc(BUFFERS + 0x1000, 64, true)]);
@@ -420,7 +425,7 @@ fn reset_clears_rings_counters_and_masks_interrupts() {
 fn injected_lost_interrupt_and_descriptor_rejection() {
     let mut rig = Rig::new(
         64,
-        Duration::from_millis(3),
+        SEQUENCED_PERIOD,
         &["lost-irq@1", "desc-reject@2"],
     );
     for cookie in 0..5 {
@@ -455,7 +460,7 @@ fn injected_lost_interrupt_and_descriptor_rejection() {
 fn injected_dma_error_and_reset_request() {
     let mut rig = Rig::new(
         64,
-        Duration::from_millis(2),
+        SEQUENCED_PERIOD,
         &["dma-error@0", "reset-request@1"],
     );
     rig.submit(0, &[desc(BUFFERS, 64, true)]);
@@ -548,7 +553,7 @@ fn frame_period_follows_frame_bytes_at_the_configured_rate() {
 fn hostile_capabilities_and_record_bytes() {
     let mut rig = Rig::new(
         64,
-        Duration::from_millis(2),
+        SEQUENCED_PERIOD,
         &["hostile-caps@0", "hostile-bytes@1"],
     );
     assert_eq!(rig.reg(Register::MaxSegmentBytes), 0);
