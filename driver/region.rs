@@ -12,7 +12,7 @@ use kernel::{pci, prelude::*, sync::aref::ARef};
 use crate::{
     descriptors::{self, Extent},
     hw::{Descriptor, DESCRIPTOR_LAST, DESCRIPTOR_LIST_ALIGN},
-    shim::{DmaBuffer, FrameMapping, RegionImport, UringCmd},
+    shim::{self, DmaBuffer, FrameMapping, RegionImport, UringCmd},
     uapi::{AttachCmd, DeviceInfo, Stats},
 };
 
@@ -20,6 +20,42 @@ use crate::{
 /// gets a chunk of its own): small allocations stay easy to satisfy on a fragmented system,
 /// and the card only needs each list to be contiguous by itself.
 const LIST_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A region's frames may hold at most this share (1/N) of the swiotlb pool when their
+/// mappings are bounced: bounce slots stay taken for the region's whole life, and every
+/// other device of the machine (disks, network) needs the same pool for its short-lived
+/// mappings. A quarter leaves a second card room, and the rest of the system most of it.
+const BOUNCE_POOL_SHARE: u64 = 4;
+
+/// Refuses `bytes` of frames that would be bounced through more than the region's share
+/// of the swiotlb pool (see [`BOUNCE_POOL_SHARE`]), before a single slot is taken.
+///
+/// # Errors
+///
+/// `ENOBUFS` (the pool is the buffer space there is no room in; `ENOMEM` would suggest
+/// a transient shortage, `E2BIG` is the descriptor limit).
+fn check_bounce(pdev: &ARef<pci::Device>, bytes: u64) -> Result {
+    let Some(pool) = shim::bounce_pool_bytes(pdev) else {
+        return Ok(());
+    };
+    let cap = pool / BOUNCE_POOL_SHARE;
+    if bytes > cap {
+        shim::warn_ratelimited(
+            pdev,
+            fmt!(
+                "region of {} bytes of frames refused (ENOBUFS): its DMA is bounced through \
+                 swiotlb and would hold that much of the {} byte pool for its whole life; \
+                 the limit is {} bytes (a quarter). Use fewer or smaller frames, or boot \
+                 with a larger pool (swiotlb=<slabs of 2 KiB>)",
+                bytes,
+                pool,
+                cap
+            ),
+        );
+        return Err(ENOBUFS);
+    }
+    Ok(())
+}
 
 /// Validated frame layout of a region.
 #[derive(Clone, Copy)]
@@ -66,6 +102,12 @@ impl Geometry {
             return Err(EINVAL);
         }
         Ok(geometry)
+    }
+
+    /// Bytes of all frames (what bounce buffering would hold).
+    fn frames_bytes(&self) -> u64 {
+        // No overflow: at most `MAX_FRAMES` frames of at most `u32::MAX` bytes.
+        u64::from(self.frame_bytes) * u64::from(self.count)
     }
 
     /// Region offset of frame `index`.
@@ -181,8 +223,9 @@ impl Region {
     ///
     /// # Errors
     ///
-    /// Those of [`Geometry::new`] and [`UringCmd::import_region`]; `E2BIG` if a frame needs
-    /// more descriptors than the card accepts; mapping and allocation errors.
+    /// Those of [`Geometry::new`] and [`UringCmd::import_region`]; `ENOBUFS` if bounced frames would hold more than their share of the
+    /// swiotlb pool; `E2BIG` if a frame needs more descriptors than the card accepts;
+    /// mapping and allocation errors.
     pub(crate) fn attach(
         cmd: &UringCmd,
         request: &AttachCmd,
@@ -190,6 +233,7 @@ impl Region {
         pdev: &ARef<pci::Device>,
     ) -> Result<Self> {
         let geometry = Geometry::new(request, info)?;
+        check_bounce(pdev, geometry.frames_bytes())?;
         let import = cmd.import_region(request.addr, geometry.len)?;
         let mut frames = KVec::with_capacity(geometry.count as usize, GFP_KERNEL)?;
         let mut lists = ListWriter {

@@ -21,6 +21,7 @@
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
 #include <linux/string.h>
+#include <linux/swiotlb.h>
 #include <linux/uio.h>
 #include <linux/workqueue.h>
 
@@ -352,6 +353,42 @@ u64 fgrab_shim_max_sg_entry(struct pci_dev *pdev)
 			   dma_max_mapping_size(&pdev->dev));
 
 	return max(round_down(max, PAGE_SIZE), (size_t)PAGE_SIZE);
+}
+
+/*
+ * Bytes of the swiotlb pool that streaming mappings of @pdev are bounced through, or 0 if
+ * they are not bounced (or there is no pool, in which case a bounced mapping fails).
+ *
+ * The test is dma_max_mapping_size() != SIZE_MAX: it is the DMA layer's own answer to
+ * "do this device's mappings go through swiotlb" (dma_direct_max_mapping_size(): an
+ * active pool and an addressing-limited mask, swiotlb=force, or force_dma_unencrypted(),
+ * which is how SEV and TDX guests bounce every mapping; iommu_dma_max_mapping_size(): an
+ * untrusted device behind an IOMMU, whose partial pages bounce). The alternatives each
+ * miss a case in 7.3: is_swiotlb_force_bounce() is false in SEV/TDX guests (they bounce
+ * through dma_capable() failing, not through force_bounce), dma_addressing_limited() is
+ * false under swiotlb=force, is_swiotlb_active() is true on any machine with a pool for
+ * 32-bit devices even when this device never bounces, and dma_need_sync() answers only
+ * for an existing mapping (the slots would be taken already) and is always true behind
+ * an IOMMU. The default pool is what every device shares; pools grown later
+ * (SWIOTLB_DYNAMIC) are best effort and not counted.
+ */
+u64 fgrab_shim_bounce_pool_bytes(struct pci_dev *pdev)
+{
+#ifdef CONFIG_SWIOTLB
+	struct io_tlb_mem *mem = pdev->dev.dma_io_tlb_mem;
+
+	if (!mem || dma_max_mapping_size(&pdev->dev) == SIZE_MAX)
+		return 0;
+	return (u64)mem->defpool.nslabs << IO_TLB_SHIFT;
+#else
+	return 0;
+#endif
+}
+
+/* A refusal the caller of a command should be able to read the reason of. */
+void fgrab_shim_warn_ratelimited(struct pci_dev *pdev, const char *message)
+{
+	dev_warn_ratelimited(&pdev->dev, "%s\n", message);
 }
 
 /* Segments of @region's bvec array, and the bytes of the first ones before the region. */

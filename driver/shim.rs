@@ -10,7 +10,7 @@ use core::{
 use kernel::{
     bindings,
     error::to_result,
-    pci,
+    fmt, pci,
     prelude::*,
     scatterlist::SGTable,
     str::CString,
@@ -47,6 +47,23 @@ pub(crate) fn set_bus_master(pdev: &kernel::pci::Device, enable: bool) {
     // SAFETY: `raw_pci_dev` gives a valid `struct pci_dev` for as long as `pdev` is borrowed;
     // the command register may be written in any process context.
     unsafe { fgrab_shim_bus_master(raw_pci_dev(pdev), enable) }
+}
+
+/// Size of the swiotlb pool that streaming mappings of `pdev` are bounced through, or
+/// `None` if they are not bounced (see `fgrab_shim_bounce_pool_bytes` in `shim.c`).
+pub(crate) fn bounce_pool_bytes(pdev: &kernel::pci::Device) -> Option<u64> {
+    // SAFETY: `raw_pci_dev` gives a valid `struct pci_dev` for as long as `pdev` is borrowed.
+    let bytes = unsafe { fgrab_shim_bounce_pool_bytes(raw_pci_dev(pdev)) };
+    (bytes != 0).then_some(bytes)
+}
+
+/// Logs why `pdev` refused a request, rate limited (any opener can trigger it).
+pub(crate) fn warn_ratelimited(pdev: &kernel::pci::Device, message: fmt::Arguments<'_>) {
+    if let Ok(message) = CString::try_from_fmt(message) {
+        // SAFETY: `raw_pci_dev` gives a valid `struct pci_dev` for as long as `pdev` is
+        // borrowed; `message` is NUL-terminated and outlives the call.
+        unsafe { fgrab_shim_warn_ratelimited(raw_pci_dev(pdev), message.as_char_ptr()) };
+    }
 }
 
 /// `struct io_uring_cmd`, only ever handled by pointer.
@@ -99,6 +116,8 @@ extern "C" {
     ) -> *mut c_void;
     fn fgrab_shim_region_release(region: *mut c_void);
     fn fgrab_shim_max_sg_entry(pdev: *mut c_void) -> u64;
+    fn fgrab_shim_bounce_pool_bytes(pdev: *mut c_void) -> u64;
+    fn fgrab_shim_warn_ratelimited(pdev: *mut c_void, message: *const kernel::ffi::c_char);
     fn fgrab_shim_region_segments(region: *const c_void, skip: *mut u64) -> usize;
     fn fgrab_shim_region_segment_len(region: *const c_void, index: usize) -> u32;
     fn fgrab_shim_frame_map(

@@ -593,3 +593,83 @@ pub fn attach_marks_pages_dirty() -> TestResult {
     );
     Ok(())
 }
+
+/// Whether the guest forces every streaming DMA mapping through swiotlb bounce buffers.
+fn swiotlb_forced() -> Result<bool, String> {
+    Ok(std::fs::read_to_string("/proc/cmdline")
+        .map_err(|error| error.to_string())?
+        .contains("swiotlb=force"))
+}
+
+/// The kernel log so far.
+fn kernel_log() -> Result<String, String> {
+    let output = Command::new("/bin/busybox")
+        .arg("dmesg")
+        .output()
+        .map_err(|error| format!("busybox dmesg: {error}"))?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// A region whose mappings are bounced through swiotlb holds its slots for its whole life,
+/// so it may take at most a quarter of the pool: under `swiotlb=force` a larger one is
+/// refused with `ENOBUFS` (and the kernel log says why) while one just under the limit
+/// attaches; without bouncing (direct DMA, IOMMU) the larger region attaches.
+pub fn attach_bounce_cap() -> TestResult {
+    let bounced = swiotlb_forced()?;
+    // The default pool (64 MiB) where nothing is bounced, for the same geometry everywhere.
+    let pool = if bounced {
+        let slabs = std::fs::read_to_string("/sys/kernel/debug/swiotlb/io_tlb_nslabs")
+            .map_err(|error| format!("reading the swiotlb pool size: {error}"))?;
+        let slabs: u64 = slabs
+            .trim()
+            .parse()
+            .map_err(|error| format!("swiotlb slabs {slabs:?}: {error}"))?;
+        slabs * 2048
+    } else {
+        64 * MIB as u64
+    };
+    let cap = pool / 4;
+    // Non-aligned frames of 1 MiB + 1 byte, one more than fits under the cap.
+    let (offset, frame_bytes, stride) = (100u64, MIB as u64 + 1, MIB as u64 + 61);
+    let count = cap / frame_bytes + 1;
+    let memory = Memory::new((offset + count * stride).next_multiple_of(2 * MIB as u64) as usize)?;
+    let mut ring = TestRing::open(CARD0)?;
+    // SAFETY: `memory` outlives `ring`.
+    unsafe { ring.register(&[&memory])? };
+    // CAST: a few MiB and a few dozen frames.
+    let request = |count: u64| {
+        attach_request(
+            memory.addr() + offset,
+            frame_bytes as u32,
+            stride,
+            count as u32,
+        )
+    };
+    if bounced {
+        let res = ring.call(ops::ATTACH, request(count).as_bytes(), Some(0))?;
+        ensure!(
+            res == -libc::ENOBUFS,
+            "{count} frames of {frame_bytes} B through a {pool} B swiotlb pool: expected \
+             -ENOBUFS, got {res}"
+        );
+        ensure!(
+            ring.stats()?.state == STATE_IDLE,
+            "the refused region is attached"
+        );
+        let log = kernel_log()?;
+        ensure!(
+            log.lines()
+                .any(|line| line.contains("fgrab") && line.contains("swiotlb")),
+            "no kernel message says why the region was refused"
+        );
+        attach(&mut ring, &request(count - 1))?;
+        harness::info(&format!(
+            "swiotlb pool {pool} B: {count} frames of {frame_bytes} B refused, {} attached",
+            count - 1
+        ));
+    } else {
+        attach(&mut ring, &request(count))?;
+    }
+    detach(&mut ring)
+}
+

@@ -52,6 +52,7 @@ pub const ALL: &[Test] = &[
     test("attach-huge-pages", attach::attach_huge_pages),
     test("attach-marks-pages-dirty", attach::attach_marks_pages_dirty),
     test("attach-unbind", attach::attach_unbind),
+    test("attach-bounce-cap", attach::attach_bounce_cap),
     test("stream-verify", stream::stream_verify),
     test("stream-underrun", stream::stream_underrun),
     test("stream-stop-start", stream::stream_stop_start),
