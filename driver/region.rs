@@ -110,6 +110,16 @@ impl Geometry {
         u64::from(self.frame_bytes) * u64::from(self.count)
     }
 
+    /// Whether frames starting at user address `addr` share no cache line with each other
+    /// when lines are `alignment` bytes: the region's start and the stride are multiples of
+    /// it. Where DMA is not coherent, syncing a frame for the CPU invalidates whole lines,
+    /// so a frame sharing a line with its neighbour would lose the bytes the card wrote
+    /// there for the neighbour.
+    fn cache_aligned(&self, addr: u64, alignment: u32) -> bool {
+        let alignment = u64::from(alignment.max(1));
+        addr % alignment == 0 && (self.count == 1 || self.stride % alignment == 0)
+    }
+
     /// Region offset of frame `index`.
     fn offset(&self, index: u32) -> u64 {
         // No overflow: `new` checked the last frame's end.
@@ -223,7 +233,9 @@ impl Region {
     ///
     /// # Errors
     ///
-    /// Those of [`Geometry::new`] and [`UringCmd::import_region`]; `ENOBUFS` if bounced frames would hold more than their share of the
+    /// Those of [`Geometry::new`] and [`UringCmd::import_region`]; `EINVAL` where DMA is
+    /// not coherent and the region's address or stride is not a multiple of the DMA cache
+    /// alignment; `ENOBUFS` if bounced frames would hold more than their share of the
     /// swiotlb pool; `E2BIG` if a frame needs more descriptors than the card accepts;
     /// mapping and allocation errors.
     pub(crate) fn attach(
@@ -233,6 +245,22 @@ impl Region {
         pdev: &ARef<pci::Device>,
     ) -> Result<Self> {
         let geometry = Geometry::new(request, info)?;
+        let alignment = shim::dma_alignment(pdev);
+        if !geometry.cache_aligned(request.addr, alignment) {
+            shim::warn_ratelimited(
+                pdev,
+                fmt!(
+                    "region refused (EINVAL): DMA is not coherent here, so the region's \
+                     address (here {} bytes into a cache line) and frame stride ({}) must be \
+                     multiples of the {} byte DMA cache alignment, or syncing one frame would \
+                     discard bytes of another",
+                    request.addr % u64::from(alignment),
+                    geometry.stride,
+                    alignment
+                ),
+            );
+            return Err(EINVAL);
+        }
         check_bounce(pdev, geometry.frames_bytes())?;
         let import = cmd.import_region(request.addr, geometry.len)?;
         let mut frames = KVec::with_capacity(geometry.count as usize, GFP_KERNEL)?;

@@ -9,6 +9,7 @@
  * - struct io_uring_cmd accessors (linux/io_uring/cmd.h has no Rust bindings).
  * - the IDA that numbers /dev/fgrabN.
  */
+#include <linux/dma-map-ops.h>
 #include <linux/dma-mapping.h>
 #include <linux/fs.h>
 #include <linux/idr.h>
@@ -383,6 +384,34 @@ u64 fgrab_shim_bounce_pool_bytes(struct pci_dev *pdev)
 #else
 	return 0;
 #endif
+}
+
+/*
+ * Tests only (docs/abi.md): a nonzero value makes the driver treat every card as not
+ * DMA-coherent with this cache-line size, so that the geometry check for such platforms
+ * can be exercised on x86, where it never applies. Root only; 0 in production.
+ */
+static unsigned int test_dma_alignment;
+module_param(test_dma_alignment, uint, 0600);
+MODULE_PARM_DESC(test_dma_alignment,
+		 "tests only: treat cards as not DMA-coherent with this cache alignment (0: off)");
+
+/*
+ * Alignment that frames of @pdev need so that syncing one never touches bytes of another:
+ * 1 where DMA is coherent (no cache maintenance at all), else the DMA cache alignment
+ * (syncs invalidate whole cache lines). dev_is_dma_coherent() lives in dma-map-ops.h but
+ * is the only way to ask; dma_get_cache_alignment() alone is the worst case of the
+ * platform, not of this device.
+ */
+u32 fgrab_shim_dma_alignment(struct pci_dev *pdev)
+{
+	unsigned int forced = READ_ONCE(test_dma_alignment);
+
+	if (forced)
+		return forced;
+	if (dev_is_dma_coherent(&pdev->dev))
+		return 1;
+	return dma_get_cache_alignment();
 }
 
 /* A refusal the caller of a command should be able to read the reason of. */

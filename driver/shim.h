@@ -92,6 +92,7 @@ struct fgrab_region *fgrab_shim_region_import(struct io_uring_cmd *cmd,
 void fgrab_shim_region_release(struct fgrab_region *region);
 u64 fgrab_shim_max_sg_entry(struct pci_dev *pdev);
 u64 fgrab_shim_bounce_pool_bytes(struct pci_dev *pdev);
+u32 fgrab_shim_dma_alignment(struct pci_dev *pdev);
 void fgrab_shim_warn_ratelimited(struct pci_dev *pdev, const char *message);
 unsigned long fgrab_shim_region_segments(const struct fgrab_region *region, u64 *skip);
 u32 fgrab_shim_region_segment_len(const struct fgrab_region *region, unsigned long index);

@@ -57,6 +57,13 @@ pub(crate) fn bounce_pool_bytes(pdev: &kernel::pci::Device) -> Option<u64> {
     (bytes != 0).then_some(bytes)
 }
 
+/// Alignment, in bytes, that `pdev`'s frames need so that syncing one for the CPU never
+/// touches another's bytes: 1 where DMA is coherent, else the DMA cache-line size.
+pub(crate) fn dma_alignment(pdev: &kernel::pci::Device) -> u32 {
+    // SAFETY: `raw_pci_dev` gives a valid `struct pci_dev` for as long as `pdev` is borrowed.
+    unsafe { fgrab_shim_dma_alignment(raw_pci_dev(pdev)) }.max(1)
+}
+
 /// Logs why `pdev` refused a request, rate limited (any opener can trigger it).
 pub(crate) fn warn_ratelimited(pdev: &kernel::pci::Device, message: fmt::Arguments<'_>) {
     if let Ok(message) = CString::try_from_fmt(message) {
@@ -117,6 +124,7 @@ extern "C" {
     fn fgrab_shim_region_release(region: *mut c_void);
     fn fgrab_shim_max_sg_entry(pdev: *mut c_void) -> u64;
     fn fgrab_shim_bounce_pool_bytes(pdev: *mut c_void) -> u64;
+    fn fgrab_shim_dma_alignment(pdev: *mut c_void) -> u32;
     fn fgrab_shim_warn_ratelimited(pdev: *mut c_void, message: *const kernel::ffi::c_char);
     fn fgrab_shim_region_segments(region: *const c_void, skip: *mut u64) -> usize;
     fn fgrab_shim_region_segment_len(region: *const c_void, index: usize) -> u32;

@@ -673,3 +673,65 @@ pub fn attach_bounce_cap() -> TestResult {
     detach(&mut ring)
 }
 
+/// The driver's test-only knob: treat the cards as not DMA-coherent with this cache-line
+/// size (0: ask the DMA API).
+const TEST_DMA_ALIGNMENT: &str = "/sys/module/fgrab/parameters/test_dma_alignment";
+
+/// Sets [`TEST_DMA_ALIGNMENT`] and puts 0 back when dropped, whatever the test's outcome.
+struct ForcedAlignment;
+
+impl ForcedAlignment {
+    fn set(bytes: u32) -> Result<Self, String> {
+        std::fs::write(TEST_DMA_ALIGNMENT, bytes.to_string())
+            .map_err(|error| format!("writing {TEST_DMA_ALIGNMENT}: {error}"))?;
+        Ok(Self)
+    }
+}
+
+impl Drop for ForcedAlignment {
+    fn drop(&mut self) {
+        let _ = std::fs::write(TEST_DMA_ALIGNMENT, "0");
+    }
+}
+
+/// Where DMA is not coherent, syncing a frame for the CPU invalidates whole cache lines, so
+/// frames sharing a line corrupt each other: the driver then requires the region's address
+/// and the stride to be multiples of the DMA cache alignment. x86 is coherent, so the test
+/// forces the check on with the driver's test knob: the legacy unaligned geometry is
+/// refused with `EINVAL`, an aligned one attaches, and with the knob reset the unaligned
+/// one attaches again.
+pub fn attach_cache_alignment() -> TestResult {
+    const LINE: u64 = 128;
+    let memory = Memory::new(2 * MIB)?;
+    let mut ring = TestRing::open(CARD0)?;
+    // SAFETY: `memory` outlives `ring`.
+    unsafe { ring.register(&[&memory])? };
+    let unaligned = small_request(&memory);
+    {
+        let _forced = ForcedAlignment::set(LINE as u32)?;
+        let res = ring.call(ops::ATTACH, unaligned.as_bytes(), Some(0))?;
+        ensure!(
+            res == -libc::EINVAL,
+            "unaligned region and stride on a non-coherent card: expected -EINVAL, got {res}"
+        );
+        let cases = [
+            ("aligned address, unaligned stride", LINE, 100_003),
+            ("unaligned address, aligned stride", LINE + 64, 100_096),
+        ];
+        for (what, offset, stride) in cases {
+            let request = attach_request(memory.addr() + offset, 100_000, stride, 10);
+            let res = ring.call(ops::ATTACH, request.as_bytes(), Some(0))?;
+            ensure!(res == -libc::EINVAL, "{what}: expected -EINVAL, got {res}");
+        }
+        ensure!(
+            ring.stats()?.state == STATE_IDLE,
+            "a refused region is attached"
+        );
+        // Frames need not be a whole number of lines: only where they start matters.
+        let aligned = attach_request(memory.addr() + LINE, 100_000, 100_096, 10);
+        attach(&mut ring, &aligned)?;
+        detach(&mut ring)?;
+    }
+    attach(&mut ring, &unaligned)?;
+    detach(&mut ring)
+}

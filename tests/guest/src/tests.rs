@@ -53,6 +53,7 @@ pub const ALL: &[Test] = &[
     test("attach-marks-pages-dirty", attach::attach_marks_pages_dirty),
     test("attach-unbind", attach::attach_unbind),
     test("attach-bounce-cap", attach::attach_bounce_cap),
+    test("attach-cache-alignment", attach::attach_cache_alignment),
     test("stream-verify", stream::stream_verify),
     test("stream-underrun", stream::stream_underrun),
     test("stream-stop-start", stream::stream_stop_start),
