@@ -12,7 +12,7 @@ use kernel::{pci, prelude::*, sync::aref::ARef};
 use crate::{
     descriptors::{self, Extent},
     hw::{Descriptor, DESCRIPTOR_LAST, DESCRIPTOR_LIST_ALIGN},
-    shim::{self, DmaBuffer, FrameMapping, RegionImport, UringCmd},
+    shim::{self, DmaBuffer, FrameMapping, KernelFrame, RegionImport, UringCmd},
     uapi::{AttachCmd, DeviceInfo, Stats},
 };
 
@@ -131,8 +131,8 @@ impl Geometry {
 enum Memory {
     /// Bytes of the user's fixed buffer, DMA-mapped for this frame alone.
     User(FrameMapping),
-    /// Driver-owned coherent chunks, in frame order (copy mode, `read()`).
-    Kernel(KVec<DmaBuffer>),
+    /// Driver-owned pages, charged to the reader's memory cgroup (copy mode, `read()`).
+    Kernel(KernelFrame),
 }
 
 /// One frame: its memory and where the card finds its descriptor list.
@@ -143,10 +143,6 @@ struct Frame {
     /// Descriptors in the list.
     descriptors: u32,
 }
-
-/// Size of the coherent chunks a driver-owned frame is made of: small enough to allocate
-/// on a fragmented system, large enough to keep descriptors few.
-const KERNEL_CHUNK_BYTES: usize = 256 * 1024;
 
 /// Packs descriptor lists into coherent chunks.
 struct ListWriter<'a> {
@@ -299,12 +295,15 @@ impl Region {
         })
     }
 
-    /// Allocates `count` driver-owned frames of `frame_bytes` in coherent memory, for the
-    /// copy path (`read()`): the card writes them, `read()` copies them out.
+    /// Allocates `count` driver-owned frames of `frame_bytes`, charged to the calling task's
+    /// memory cgroup, for the copy path (`read()`): the card writes them, `read()` copies
+    /// them out. May take long (reclaim): the caller must not hold the card's lock.
     ///
     /// # Errors
     ///
-    /// `EINVAL` for sizes outside the card's limits; `ENOMEM`.
+    /// `EINVAL` for sizes outside the card's limits; `ENOBUFS` if the frames would be
+    /// bounced through more than their share of the swiotlb pool; `ENOMEM` (also at the
+    /// memory cgroup's limit); mapping errors.
     pub(crate) fn kernel(
         frame_bytes: u32,
         count: u32,
@@ -320,6 +319,7 @@ impl Region {
             ..AttachCmd::default()
         };
         let geometry = Geometry::new(&request, info)?;
+        check_bounce(pdev, geometry.frames_bytes())?;
         let mut frames = KVec::with_capacity(count as usize, GFP_KERNEL)?;
         let mut lists = ListWriter {
             chunks: KVec::new(),
@@ -329,22 +329,11 @@ impl Region {
             scratch: KVec::new(),
         };
         for _ in 0..count {
-            let mut chunks = KVec::new();
-            let mut left = frame_bytes as usize;
-            while left > 0 {
-                let size = left.min(KERNEL_CHUNK_BYTES);
-                chunks.push(DmaBuffer::new(pdev, size)?, GFP_KERNEL)?;
-                left -= size;
-            }
-            let extents = chunks.iter().map(|chunk| Extent {
-                dma: chunk.dma_address(0),
-                // CAST: at most `KERNEL_CHUNK_BYTES`.
-                len: chunk.len() as u64,
-            });
-            let (address, descriptors) = lists.write_frame(extents, info)?;
+            let frame = KernelFrame::new(pdev, frame_bytes)?;
+            let (address, descriptors) = lists.write_frame(frame.extents(), info)?;
             frames.push(
                 Frame {
-                    memory: Memory::Kernel(chunks),
+                    memory: Memory::Kernel(frame),
                     list: address,
                     descriptors,
                 },
@@ -366,16 +355,16 @@ impl Region {
     }
 
     /// The CPU-side pieces of driver-owned frame `index`, in frame order (empty for a
-    /// fixed-buffer frame): `(address, length)` of each coherent chunk.
+    /// fixed-buffer frame): `(address, length)` of each chunk.
     pub(crate) fn kernel_pieces(&self, index: u32) -> Result<KVec<(*const u8, usize)>> {
         let mut pieces = KVec::new();
         if let Some(Frame {
-            memory: Memory::Kernel(chunks),
+            memory: Memory::Kernel(frame),
             ..
         }) = self.frames.get(index as usize)
         {
-            for chunk in chunks.iter() {
-                pieces.push((chunk.cpu_address(), chunk.len()), GFP_KERNEL)?;
+            for piece in frame.pieces() {
+                pieces.push((piece.addr, piece.len), GFP_KERNEL)?;
             }
         }
         Ok(pieces)
@@ -397,26 +386,21 @@ impl Region {
         Some((frame.list, frame.descriptors))
     }
 
-    /// Gives frame `index` to the CPU after the card wrote it (coherent memory needs
-    /// nothing).
+    /// Gives frame `index` to the CPU after the card wrote it.
     pub(crate) fn sync_for_cpu(&self, index: u32) {
-        if let Some(Frame {
-            memory: Memory::User(mapping),
-            ..
-        }) = self.frames.get(index as usize)
-        {
-            mapping.sync_for_cpu();
+        match self.frames.get(index as usize).map(|frame| &frame.memory) {
+            Some(Memory::User(mapping)) => mapping.sync_for_cpu(),
+            Some(Memory::Kernel(frame)) => frame.sync_for_cpu(),
+            None => {}
         }
     }
 
     /// Gives frame `index` back to the card.
     pub(crate) fn sync_for_device(&self, index: u32) {
-        if let Some(Frame {
-            memory: Memory::User(mapping),
-            ..
-        }) = self.frames.get(index as usize)
-        {
-            mapping.sync_for_device();
+        match self.frames.get(index as usize).map(|frame| &frame.memory) {
+            Some(Memory::User(mapping)) => mapping.sync_for_device(),
+            Some(Memory::Kernel(frame)) => frame.sync_for_device(),
+            None => {}
         }
     }
 

@@ -15,6 +15,7 @@
 #include <linux/idr.h>
 #include <linux/interrupt.h>
 #include <linux/io_uring/cmd.h>
+#include <linux/log2.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
@@ -480,6 +481,136 @@ free:
 	kfree(sgt);
 	*err = ret;
 	return NULL;
+}
+
+/*
+ * A driver-owned frame of the copy path (read()), @bytes long: zeroed pages charged to the
+ * memory cgroup of the calling task, DMA-mapped for device writes like a user frame.
+ *
+ * Why not dma_alloc_coherent() (what the copy path used before): it cannot be charged to
+ * the opener. __GFP_ACCOUNT is honoured only where it happens to reach the page allocator;
+ * CMA, the atomic pools, restricted swiotlb pools and decrypted (CC) allocations ignore it,
+ * and no memcg charging API is exported to modules. Pages from alloc_pages() with
+ * __GFP_ACCOUNT are always charged (and uncharged when freed), so a reader in a small
+ * memory cgroup gets -ENOMEM instead of GiBs of unaccounted kernel memory. The cost is a
+ * streaming mapping: synced per frame, and bounced where the device's DMA is (the caller
+ * applies the bounce pool limit, as for a fixed-buffer region).
+ *
+ * Chunks are as large as @max_chunk (a power of two of pages, at most 256 KiB: few
+ * descriptors) where memory allows, smaller when fragmented (videobuf2-dma-sg does the
+ * same). __GFP_RETRY_MAYFAIL: a charge over memory.max fails after reclaim instead of
+ * invoking the OOM killer on the caller's cgroup; __GFP_NORETRY for the larger orders,
+ * which have a smaller fallback.
+ */
+#define FGRAB_KERNEL_FRAME_MAX_ORDER 6
+
+struct fgrab_chunk {
+	struct page *page;
+	unsigned int len;
+};
+
+static void fgrab_chunks_free(struct fgrab_chunk *chunks, unsigned int count)
+{
+	while (count--)
+		__free_pages(chunks[count].page, get_order(chunks[count].len));
+}
+
+struct sg_table *fgrab_shim_kernel_frame_alloc(struct pci_dev *pdev, u32 bytes,
+					       u64 max_chunk, int *err)
+{
+	unsigned int order = min_t(unsigned int, FGRAB_KERNEL_FRAME_MAX_ORDER,
+				   ilog2(max_t(u64, max_chunk >> PAGE_SHIFT, 1)));
+	size_t left = bytes, most = DIV_ROUND_UP(bytes, PAGE_SIZE);
+	struct fgrab_chunk *chunks;
+	struct scatterlist *sg;
+	unsigned int count = 0, i;
+	struct sg_table *sgt;
+	int ret = -ENOMEM;
+
+	if (!bytes) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	chunks = kvmalloc_array(most, sizeof(*chunks), GFP_KERNEL_ACCOUNT);
+	if (!chunks) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	while (left) {
+		gfp_t gfp = GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_NOWARN;
+		struct page *page;
+
+		/* A chunk of order get_order(len) for whatever len ends up being (freeing). */
+		order = min_t(unsigned int, order, get_order(left));
+		gfp |= order ? __GFP_NORETRY : __GFP_RETRY_MAYFAIL;
+		page = alloc_pages(gfp, order);
+		if (!page) {
+			if (!order)
+				goto free_chunks;
+			order--;
+			continue;
+		}
+		chunks[count].page = page;
+		chunks[count].len = min_t(size_t, left, PAGE_SIZE << order);
+		left -= chunks[count].len;
+		count++;
+		cond_resched();
+	}
+	sgt = kzalloc(sizeof(*sgt), GFP_KERNEL_ACCOUNT);
+	if (!sgt)
+		goto free_chunks;
+	ret = sg_alloc_table(sgt, count, GFP_KERNEL_ACCOUNT);
+	if (ret)
+		goto free_sgt;
+	for_each_sgtable_sg(sgt, sg, i)
+		sg_set_page(sg, chunks[i].page, chunks[i].len, 0);
+	ret = dma_map_sgtable(&pdev->dev, sgt, DMA_FROM_DEVICE, 0);
+	if (ret)
+		goto free_table;
+	kvfree(chunks);
+	return sgt;
+free_table:
+	sg_free_table(sgt);
+free_sgt:
+	kfree(sgt);
+free_chunks:
+	fgrab_chunks_free(chunks, count);
+	kvfree(chunks);
+	*err = ret;
+	return NULL;
+}
+
+/* Unmaps a frame from fgrab_shim_kernel_frame_alloc() and frees its pages. */
+void fgrab_shim_kernel_frame_free(struct sg_table *sgt, struct pci_dev *pdev)
+{
+	struct scatterlist *sg;
+	unsigned int i;
+
+	dma_unmap_sgtable(&pdev->dev, sgt, DMA_FROM_DEVICE, 0);
+	for_each_sgtable_sg(sgt, sg, i)
+		__free_pages(sg_page(sg), get_order(sg->length));
+	sg_free_table(sgt);
+	kfree(sgt);
+}
+
+/*
+ * The CPU side of a frame from fgrab_shim_kernel_frame_alloc(): fills up to @max pieces
+ * (kernel address and length of each chunk, in frame order) and returns how many there
+ * are. The pages are never highmem (no __GFP_HIGHMEM), so page_address() is valid.
+ */
+unsigned int fgrab_shim_kernel_frame_pieces(const struct sg_table *sgt,
+					    struct fgrab_cpu_piece *pieces, unsigned int max)
+{
+	struct scatterlist *sg;
+	unsigned int i;
+
+	for_each_sgtable_sg(sgt, sg, i) {
+		if (i < max) {
+			pieces[i].addr = sg_virt(sg);
+			pieces[i].len = sg->length;
+		}
+	}
+	return sgt->orig_nents;
 }
 
 void fgrab_shim_frame_unmap(struct sg_table *sgt, struct pci_dev *pdev)

@@ -1,7 +1,7 @@
 //! Guest tests: each runs in its own process on the real kernel, driver and emulated card.
 
 use crate::harness::{self, TestResult};
-use crate::{attach, client, ensure, faults, fuzz, soak, stream};
+use crate::{attach, client, copy_path, ensure, faults, fuzz, soak, stream};
 use fgrab::Card;
 use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo};
 use zerocopy::{FromZeros, IntoBytes};
@@ -66,6 +66,7 @@ pub const ALL: &[Test] = &[
     test("stream-sysfs", stream::stream_sysfs),
     test("stream-ioctl", stream::stream_ioctl),
     test("stream-read", stream::stream_read),
+    test("stream-read-memcg", copy_path::stream_read_memcg),
     test("competing-owners", faults::competing_owners),
     test("two-cards-at-once", faults::two_cards_at_once),
     test("unregister-midstream", faults::unregister_midstream),
