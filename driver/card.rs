@@ -24,6 +24,11 @@ use crate::{
 /// Driver-owned frames of the copy path (`read()`).
 const COPY_FRAMES: u32 = 8;
 
+/// Largest frame of the copy path: any opener picks the size with `read()`'s count, and the
+/// driver allocates `COPY_FRAMES` of them (here at most 128 MiB, charged to the reader's
+/// memory cgroup). Larger frames are for the zero-copy path, whose memory is the caller's.
+const COPY_MAX_FRAME_BYTES: u32 = 16 << 20;
+
 /// One frame grabber.
 #[pin_data]
 pub(crate) struct Card {
@@ -205,14 +210,15 @@ impl Card {
     /// # Errors
     ///
     /// `EBUSY` if another file streams or this one attached a fixed buffer; `EINVAL` for a
-    /// size the card cannot produce; `ENODEV` after unbind; `ERESTARTSYS` on a signal; the
+    /// size the card cannot produce or above `COPY_MAX_FRAME_BYTES`; `ENOMEM` at the
+    /// reader's memory cgroup limit; `ENODEV` after unbind; `ERESTARTSYS` on a signal; the
     /// errors of a restart; copy and allocation errors.
     pub(crate) fn read(&self, owner: u64, writer: &mut UserSliceWriter) -> Result<usize> {
         let mut stream = self.stream.lock();
-        if !stream.copying(owner)? {
-            let frame_bytes = u32::try_from(writer.len()).map_err(|_| EINVAL)?;
-            let region = Region::kernel(frame_bytes, COPY_FRAMES, &self.info, &self.pdev)?;
-            stream.begin_copy(&self.regs, owner, region)?;
+        while !stream.copying(owner)? {
+            drop(stream);
+            self.begin_copy(owner, writer.len())?;
+            stream = self.stream.lock();
         }
         let mut restarted = false;
         let meta = loop {
@@ -273,6 +279,51 @@ impl Card {
         // reported by the next call.
         let _ = stream.queue_waiter(&self.regs, owner, meta.frame);
         result.map(|()| copied)
+    }
+
+    /// Starts the copy path for file `owner` with frames of `len` bytes, unless another
+    /// thread reading the same file did first. The frames are allocated outside the card's
+    /// lock (up to `COPY_FRAMES * COPY_MAX_FRAME_BYTES`, with reclaim), under a reservation
+    /// of the card's region slot that unbind waits for, as `ATTACH` does.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for a frame size of 0 or above `COPY_MAX_FRAME_BYTES` (or the card's limit);
+    /// those of [`Stream::copying`], [`Stream::reserve`], [`Region::kernel`] and
+    /// [`Stream::begin_copy`]; `ERESTARTSYS` on a signal while another `ATTACH` maps.
+    fn begin_copy(&self, owner: u64, len: usize) -> Result {
+        let frame_bytes = u32::try_from(len)
+            .ok()
+            .filter(|bytes| *bytes <= COPY_MAX_FRAME_BYTES)
+            .ok_or(EINVAL)?;
+        {
+            let mut stream = self.stream.lock();
+            loop {
+                if stream.copying(owner)? {
+                    return Ok(());
+                }
+                match stream.reserve() {
+                    Ok(()) => break,
+                    // Another file's `ATTACH`, or another thread of this file starting the
+                    // copy path: wait for its outcome.
+                    Err(error) if error == EBUSY && stream.attaching() => {
+                        if self.changed.wait_interruptible(&mut stream) {
+                            return Err(ERESTARTSYS);
+                        }
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        let reservation = Reservation(self);
+        let region = Region::kernel(frame_bytes, COPY_FRAMES, &self.info, &self.pdev)?;
+        core::mem::forget(reservation);
+        let mut stream = self.stream.lock();
+        stream.unreserve();
+        let result = stream.begin_copy(&self.regs, owner, region);
+        drop(stream);
+        self.changed.notify_all();
+        result
     }
 
     /// The card is unbound: waits for an `ATTACH` in progress, then ends the region

@@ -12,7 +12,7 @@ use kernel::{pci, prelude::*, sync::aref::ARef};
 use crate::{
     descriptors::{self, Extent},
     hw::{Descriptor, DESCRIPTOR_LAST, DESCRIPTOR_LIST_ALIGN},
-    shim::{DmaBuffer, FrameMapping, RegionImport, UringCmd},
+    shim::{self, DmaBuffer, FrameMapping, KernelFrame, RegionImport, UringCmd},
     uapi::{AttachCmd, DeviceInfo, Stats},
 };
 
@@ -20,6 +20,42 @@ use crate::{
 /// gets a chunk of its own): small allocations stay easy to satisfy on a fragmented system,
 /// and the card only needs each list to be contiguous by itself.
 const LIST_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A region's frames may hold at most this share (1/N) of the swiotlb pool when their
+/// mappings are bounced: bounce slots stay taken for the region's whole life, and every
+/// other device of the machine (disks, network) needs the same pool for its short-lived
+/// mappings. A quarter leaves a second card room, and the rest of the system most of it.
+const BOUNCE_POOL_SHARE: u64 = 4;
+
+/// Refuses `bytes` of frames that would be bounced through more than the region's share
+/// of the swiotlb pool (see [`BOUNCE_POOL_SHARE`]), before a single slot is taken.
+///
+/// # Errors
+///
+/// `ENOBUFS` (the pool is the buffer space there is no room in; `ENOMEM` would suggest
+/// a transient shortage, `E2BIG` is the descriptor limit).
+fn check_bounce(pdev: &ARef<pci::Device>, bytes: u64) -> Result {
+    let Some(pool) = shim::bounce_pool_bytes(pdev) else {
+        return Ok(());
+    };
+    let cap = pool / BOUNCE_POOL_SHARE;
+    if bytes > cap {
+        shim::warn_ratelimited(
+            pdev,
+            fmt!(
+                "region of {} bytes of frames refused (ENOBUFS): its DMA is bounced through \
+                 swiotlb and would hold that much of the {} byte pool for its whole life; \
+                 the limit is {} bytes (a quarter). Use fewer or smaller frames, or boot \
+                 with a larger pool (swiotlb=<slabs of 2 KiB>)",
+                bytes,
+                pool,
+                cap
+            ),
+        );
+        return Err(ENOBUFS);
+    }
+    Ok(())
+}
 
 /// Validated frame layout of a region.
 #[derive(Clone, Copy)]
@@ -68,6 +104,22 @@ impl Geometry {
         Ok(geometry)
     }
 
+    /// Bytes of all frames (what bounce buffering would hold).
+    fn frames_bytes(&self) -> u64 {
+        // No overflow: at most `MAX_FRAMES` frames of at most `u32::MAX` bytes.
+        u64::from(self.frame_bytes) * u64::from(self.count)
+    }
+
+    /// Whether frames starting at user address `addr` share no cache line with each other
+    /// when lines are `alignment` bytes: the region's start and the stride are multiples of
+    /// it. Where DMA is not coherent, syncing a frame for the CPU invalidates whole lines,
+    /// so a frame sharing a line with its neighbour would lose the bytes the card wrote
+    /// there for the neighbour.
+    fn cache_aligned(&self, addr: u64, alignment: u32) -> bool {
+        let alignment = u64::from(alignment.max(1));
+        addr % alignment == 0 && (self.count == 1 || self.stride % alignment == 0)
+    }
+
     /// Region offset of frame `index`.
     fn offset(&self, index: u32) -> u64 {
         // No overflow: `new` checked the last frame's end.
@@ -79,8 +131,8 @@ impl Geometry {
 enum Memory {
     /// Bytes of the user's fixed buffer, DMA-mapped for this frame alone.
     User(FrameMapping),
-    /// Driver-owned coherent chunks, in frame order (copy mode, `read()`).
-    Kernel(KVec<DmaBuffer>),
+    /// Driver-owned pages, charged to the reader's memory cgroup (copy mode, `read()`).
+    Kernel(KernelFrame),
 }
 
 /// One frame: its memory and where the card finds its descriptor list.
@@ -91,10 +143,6 @@ struct Frame {
     /// Descriptors in the list.
     descriptors: u32,
 }
-
-/// Size of the coherent chunks a driver-owned frame is made of: small enough to allocate
-/// on a fragmented system, large enough to keep descriptors few.
-const KERNEL_CHUNK_BYTES: usize = 256 * 1024;
 
 /// Packs descriptor lists into coherent chunks.
 struct ListWriter<'a> {
@@ -181,8 +229,11 @@ impl Region {
     ///
     /// # Errors
     ///
-    /// Those of [`Geometry::new`] and [`UringCmd::import_region`]; `E2BIG` if a frame needs
-    /// more descriptors than the card accepts; mapping and allocation errors.
+    /// Those of [`Geometry::new`] and [`UringCmd::import_region`]; `EINVAL` where DMA is
+    /// not coherent and the region's address or stride is not a multiple of the DMA cache
+    /// alignment; `ENOBUFS` if bounced frames would hold more than their share of the
+    /// swiotlb pool; `E2BIG` if a frame needs more descriptors than the card accepts;
+    /// mapping and allocation errors.
     pub(crate) fn attach(
         cmd: &UringCmd,
         request: &AttachCmd,
@@ -190,6 +241,23 @@ impl Region {
         pdev: &ARef<pci::Device>,
     ) -> Result<Self> {
         let geometry = Geometry::new(request, info)?;
+        let alignment = shim::dma_alignment(pdev);
+        if !geometry.cache_aligned(request.addr, alignment) {
+            shim::warn_ratelimited(
+                pdev,
+                fmt!(
+                    "region refused (EINVAL): DMA is not coherent here, so the region's \
+                     address (here {} bytes into a cache line) and frame stride ({}) must be \
+                     multiples of the {} byte DMA cache alignment, or syncing one frame would \
+                     discard bytes of another",
+                    request.addr % u64::from(alignment),
+                    geometry.stride,
+                    alignment
+                ),
+            );
+            return Err(EINVAL);
+        }
+        check_bounce(pdev, geometry.frames_bytes())?;
         let import = cmd.import_region(request.addr, geometry.len)?;
         let mut frames = KVec::with_capacity(geometry.count as usize, GFP_KERNEL)?;
         let mut lists = ListWriter {
@@ -227,12 +295,15 @@ impl Region {
         })
     }
 
-    /// Allocates `count` driver-owned frames of `frame_bytes` in coherent memory, for the
-    /// copy path (`read()`): the card writes them, `read()` copies them out.
+    /// Allocates `count` driver-owned frames of `frame_bytes`, charged to the calling task's
+    /// memory cgroup, for the copy path (`read()`): the card writes them, `read()` copies
+    /// them out. May take long (reclaim): the caller must not hold the card's lock.
     ///
     /// # Errors
     ///
-    /// `EINVAL` for sizes outside the card's limits; `ENOMEM`.
+    /// `EINVAL` for sizes outside the card's limits; `ENOBUFS` if the frames would be
+    /// bounced through more than their share of the swiotlb pool; `ENOMEM` (also at the
+    /// memory cgroup's limit); mapping errors.
     pub(crate) fn kernel(
         frame_bytes: u32,
         count: u32,
@@ -248,6 +319,7 @@ impl Region {
             ..AttachCmd::default()
         };
         let geometry = Geometry::new(&request, info)?;
+        check_bounce(pdev, geometry.frames_bytes())?;
         let mut frames = KVec::with_capacity(count as usize, GFP_KERNEL)?;
         let mut lists = ListWriter {
             chunks: KVec::new(),
@@ -257,22 +329,11 @@ impl Region {
             scratch: KVec::new(),
         };
         for _ in 0..count {
-            let mut chunks = KVec::new();
-            let mut left = frame_bytes as usize;
-            while left > 0 {
-                let size = left.min(KERNEL_CHUNK_BYTES);
-                chunks.push(DmaBuffer::new(pdev, size)?, GFP_KERNEL)?;
-                left -= size;
-            }
-            let extents = chunks.iter().map(|chunk| Extent {
-                dma: chunk.dma_address(0),
-                // CAST: at most `KERNEL_CHUNK_BYTES`.
-                len: chunk.len() as u64,
-            });
-            let (address, descriptors) = lists.write_frame(extents, info)?;
+            let frame = KernelFrame::new(pdev, frame_bytes)?;
+            let (address, descriptors) = lists.write_frame(frame.extents(), info)?;
             frames.push(
                 Frame {
-                    memory: Memory::Kernel(chunks),
+                    memory: Memory::Kernel(frame),
                     list: address,
                     descriptors,
                 },
@@ -294,16 +355,16 @@ impl Region {
     }
 
     /// The CPU-side pieces of driver-owned frame `index`, in frame order (empty for a
-    /// fixed-buffer frame): `(address, length)` of each coherent chunk.
+    /// fixed-buffer frame): `(address, length)` of each chunk.
     pub(crate) fn kernel_pieces(&self, index: u32) -> Result<KVec<(*const u8, usize)>> {
         let mut pieces = KVec::new();
         if let Some(Frame {
-            memory: Memory::Kernel(chunks),
+            memory: Memory::Kernel(frame),
             ..
         }) = self.frames.get(index as usize)
         {
-            for chunk in chunks.iter() {
-                pieces.push((chunk.cpu_address(), chunk.len()), GFP_KERNEL)?;
+            for piece in frame.pieces() {
+                pieces.push((piece.addr, piece.len), GFP_KERNEL)?;
             }
         }
         Ok(pieces)
@@ -325,26 +386,21 @@ impl Region {
         Some((frame.list, frame.descriptors))
     }
 
-    /// Gives frame `index` to the CPU after the card wrote it (coherent memory needs
-    /// nothing).
+    /// Gives frame `index` to the CPU after the card wrote it.
     pub(crate) fn sync_for_cpu(&self, index: u32) {
-        if let Some(Frame {
-            memory: Memory::User(mapping),
-            ..
-        }) = self.frames.get(index as usize)
-        {
-            mapping.sync_for_cpu();
+        match self.frames.get(index as usize).map(|frame| &frame.memory) {
+            Some(Memory::User(mapping)) => mapping.sync_for_cpu(),
+            Some(Memory::Kernel(frame)) => frame.sync_for_cpu(),
+            None => {}
         }
     }
 
     /// Gives frame `index` back to the card.
     pub(crate) fn sync_for_device(&self, index: u32) {
-        if let Some(Frame {
-            memory: Memory::User(mapping),
-            ..
-        }) = self.frames.get(index as usize)
-        {
-            mapping.sync_for_device();
+        match self.frames.get(index as usize).map(|frame| &frame.memory) {
+            Some(Memory::User(mapping)) => mapping.sync_for_device(),
+            Some(Memory::Kernel(frame)) => frame.sync_for_device(),
+            None => {}
         }
     }
 

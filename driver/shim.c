@@ -9,11 +9,13 @@
  * - struct io_uring_cmd accessors (linux/io_uring/cmd.h has no Rust bindings).
  * - the IDA that numbers /dev/fgrabN.
  */
+#include <linux/dma-map-ops.h>
 #include <linux/dma-mapping.h>
 #include <linux/fs.h>
 #include <linux/idr.h>
 #include <linux/interrupt.h>
 #include <linux/io_uring/cmd.h>
+#include <linux/log2.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
@@ -22,6 +24,7 @@
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
 #include <linux/string.h>
+#include <linux/swiotlb.h>
 #include <linux/uio.h>
 #include <linux/workqueue.h>
 
@@ -369,6 +372,70 @@ u64 fgrab_shim_max_sg_entry(struct pci_dev *pdev)
 	return max(round_down(max, PAGE_SIZE), (size_t)PAGE_SIZE);
 }
 
+/*
+ * Bytes of the swiotlb pool that streaming mappings of @pdev are bounced through, or 0 if
+ * they are not bounced (or there is no pool, in which case a bounced mapping fails).
+ *
+ * The test is dma_max_mapping_size() != SIZE_MAX: it is the DMA layer's own answer to
+ * "do this device's mappings go through swiotlb" (dma_direct_max_mapping_size(): an
+ * active pool and an addressing-limited mask, swiotlb=force, or force_dma_unencrypted(),
+ * which is how SEV and TDX guests bounce every mapping; iommu_dma_max_mapping_size(): an
+ * untrusted device behind an IOMMU, whose partial pages bounce). The alternatives each
+ * miss a case in 7.3: is_swiotlb_force_bounce() is false in SEV/TDX guests (they bounce
+ * through dma_capable() failing, not through force_bounce), dma_addressing_limited() is
+ * false under swiotlb=force, is_swiotlb_active() is true on any machine with a pool for
+ * 32-bit devices even when this device never bounces, and dma_need_sync() answers only
+ * for an existing mapping (the slots would be taken already) and is always true behind
+ * an IOMMU. The default pool is what every device shares; pools grown later
+ * (SWIOTLB_DYNAMIC) are best effort and not counted.
+ */
+u64 fgrab_shim_bounce_pool_bytes(struct pci_dev *pdev)
+{
+#ifdef CONFIG_SWIOTLB
+	struct io_tlb_mem *mem = pdev->dev.dma_io_tlb_mem;
+
+	if (!mem || dma_max_mapping_size(&pdev->dev) == SIZE_MAX)
+		return 0;
+	return (u64)mem->defpool.nslabs << IO_TLB_SHIFT;
+#else
+	return 0;
+#endif
+}
+
+/*
+ * Tests only (docs/abi.md): a nonzero value makes the driver treat every card as not
+ * DMA-coherent with this cache-line size, so that the geometry check for such platforms
+ * can be exercised on x86, where it never applies. Root only; 0 in production.
+ */
+static unsigned int test_dma_alignment;
+module_param(test_dma_alignment, uint, 0600);
+MODULE_PARM_DESC(test_dma_alignment,
+		 "tests only: treat cards as not DMA-coherent with this cache alignment (0: off)");
+
+/*
+ * Alignment that frames of @pdev need so that syncing one never touches bytes of another:
+ * 1 where DMA is coherent (no cache maintenance at all), else the DMA cache alignment
+ * (syncs invalidate whole cache lines). dev_is_dma_coherent() lives in dma-map-ops.h but
+ * is the only way to ask; dma_get_cache_alignment() alone is the worst case of the
+ * platform, not of this device.
+ */
+u32 fgrab_shim_dma_alignment(struct pci_dev *pdev)
+{
+	unsigned int forced = READ_ONCE(test_dma_alignment);
+
+	if (forced)
+		return forced;
+	if (dev_is_dma_coherent(&pdev->dev))
+		return 1;
+	return dma_get_cache_alignment();
+}
+
+/* A refusal the caller of a command should be able to read the reason of. */
+void fgrab_shim_warn_ratelimited(struct pci_dev *pdev, const char *message)
+{
+	dev_warn_ratelimited(&pdev->dev, "%s\n", message);
+}
+
 /* Segments of @region's bvec array, and the bytes of the first ones before the region. */
 unsigned long fgrab_shim_region_segments(const struct fgrab_region *region, u64 *skip)
 {
@@ -432,6 +499,135 @@ free:
 }
 
 /*
+ * A driver-owned frame of the copy path (read()), @bytes long: zeroed pages charged to the
+ * memory cgroup of the calling task, DMA-mapped for device writes like a user frame.
+ *
+ * Why not dma_alloc_coherent() (what the copy path used before): it cannot be charged to
+ * the opener. __GFP_ACCOUNT is honoured only where it happens to reach the page allocator;
+ * CMA, the atomic pools, restricted swiotlb pools and decrypted (CC) allocations ignore it,
+ * and no memcg charging API is exported to modules. Pages from alloc_pages() with
+ * __GFP_ACCOUNT are always charged (and uncharged when freed), so a reader in a small
+ * memory cgroup gets -ENOMEM instead of GiBs of unaccounted kernel memory. The cost is a
+ * streaming mapping: synced per frame, and bounced where the device's DMA is (the caller
+ * applies the bounce pool limit, as for a fixed-buffer region).
+ *
+ * Chunks are as large as @max_chunk (a power of two of pages, at most 256 KiB: few
+ * descriptors) where memory allows, smaller when fragmented (videobuf2-dma-sg does the
+ * same). __GFP_RETRY_MAYFAIL: a charge over memory.max fails after reclaim instead of
+ * invoking the OOM killer on the caller's cgroup; __GFP_NORETRY for the larger orders,
+ * which have a smaller fallback.
+ */
+#define FGRAB_KERNEL_FRAME_MAX_ORDER 6
+
+struct fgrab_chunk {
+	struct page *page;
+	unsigned int len;
+};
+
+static void fgrab_chunks_free(struct fgrab_chunk *chunks, unsigned int count)
+{
+	while (count--)
+		__free_pages(chunks[count].page, get_order(chunks[count].len));
+}
+
+struct sg_table *fgrab_shim_kernel_frame_alloc(struct pci_dev *pdev, u32 bytes,
+					       u64 max_chunk, int *err)
+{
+	unsigned int order = min_t(unsigned int, FGRAB_KERNEL_FRAME_MAX_ORDER,
+				   ilog2(max_t(u64, max_chunk >> PAGE_SHIFT, 1)));
+	size_t left = bytes, most = DIV_ROUND_UP(bytes, PAGE_SIZE);
+	struct fgrab_chunk *chunks;
+	struct scatterlist *sg;
+	unsigned int count = 0, i;
+	struct sg_table *sgt;
+	int ret = -ENOMEM;
+
+	if (!bytes) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	chunks = kvmalloc_array(most, sizeof(*chunks), GFP_KERNEL_ACCOUNT);
+	if (!chunks) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	while (left) {
+		gfp_t gfp = GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_NOWARN;
+		struct page *page;
+
+		/* A chunk of order get_order(len) for whatever len ends up being (freeing). */
+		order = min_t(unsigned int, order, get_order(left));
+		gfp |= order ? __GFP_NORETRY : __GFP_RETRY_MAYFAIL;
+		page = alloc_pages(gfp, order);
+		if (!page) {
+			if (!order)
+				goto free_chunks;
+			order--;
+			continue;
+		}
+		chunks[count].page = page;
+		chunks[count].len = min_t(size_t, left, PAGE_SIZE << order);
+		left -= chunks[count].len;
+		count++;
+		cond_resched();
+	}
+	sgt = kzalloc(sizeof(*sgt), GFP_KERNEL_ACCOUNT);
+	if (!sgt)
+		goto free_chunks;
+	ret = sg_alloc_table(sgt, count, GFP_KERNEL_ACCOUNT);
+	if (ret)
+		goto free_sgt;
+	for_each_sgtable_sg(sgt, sg, i)
+		sg_set_page(sg, chunks[i].page, chunks[i].len, 0);
+	ret = dma_map_sgtable(&pdev->dev, sgt, DMA_FROM_DEVICE, 0);
+	if (ret)
+		goto free_table;
+	kvfree(chunks);
+	return sgt;
+free_table:
+	sg_free_table(sgt);
+free_sgt:
+	kfree(sgt);
+free_chunks:
+	fgrab_chunks_free(chunks, count);
+	kvfree(chunks);
+	*err = ret;
+	return NULL;
+}
+
+/* Unmaps a frame from fgrab_shim_kernel_frame_alloc() and frees its pages. */
+void fgrab_shim_kernel_frame_free(struct sg_table *sgt, struct pci_dev *pdev)
+{
+	struct scatterlist *sg;
+	unsigned int i;
+
+	dma_unmap_sgtable(&pdev->dev, sgt, DMA_FROM_DEVICE, 0);
+	for_each_sgtable_sg(sgt, sg, i)
+		__free_pages(sg_page(sg), get_order(sg->length));
+	sg_free_table(sgt);
+	kfree(sgt);
+}
+
+/*
+ * The CPU side of a frame from fgrab_shim_kernel_frame_alloc(): fills up to @max pieces
+ * (kernel address and length of each chunk, in frame order) and returns how many there
+ * are. The pages are never highmem (no __GFP_HIGHMEM), so page_address() is valid.
+ */
+unsigned int fgrab_shim_kernel_frame_pieces(const struct sg_table *sgt,
+					    struct fgrab_cpu_piece *pieces, unsigned int max)
+{
+	struct scatterlist *sg;
+	unsigned int i;
+
+	for_each_sgtable_sg(sgt, sg, i) {
+		if (i < max) {
+			pieces[i].addr = sg_virt(sg);
+			pieces[i].len = sg->length;
+		}
+	}
+	return sgt->orig_nents;
+}
+
  * Unmaps a frame without copying anything to the CPU (DMA_ATTR_SKIP_CPU_SYNC): a frame
  * the card filled was synced for the CPU before it completed, and from then on its bytes
  * are the application's (in-place processing); a frame that was never queued, or that was

@@ -43,6 +43,12 @@ struct fgrab_snapshot {
 	u64 bytes_delivered;
 };
 
+/* A piece of a driver-owned frame as the CPU sees it; mirrored by `CpuPiece` in shim.rs. */
+struct fgrab_cpu_piece {
+	void *addr;
+	size_t len;
+};
+
 struct fgrab_region;
 struct file;
 struct inode;
@@ -92,12 +98,20 @@ struct fgrab_region *fgrab_shim_region_import(struct io_uring_cmd *cmd,
 					      u64 len, int *err);
 void fgrab_shim_region_release(struct fgrab_region *region);
 u64 fgrab_shim_max_sg_entry(struct pci_dev *pdev);
+u64 fgrab_shim_bounce_pool_bytes(struct pci_dev *pdev);
+u32 fgrab_shim_dma_alignment(struct pci_dev *pdev);
+void fgrab_shim_warn_ratelimited(struct pci_dev *pdev, const char *message);
 unsigned long fgrab_shim_region_segments(const struct fgrab_region *region, u64 *skip);
 u32 fgrab_shim_region_segment_len(const struct fgrab_region *region, unsigned long index);
 struct sg_table *fgrab_shim_frame_map(const struct fgrab_region *region,
 				      const struct fgrab_piece *pieces, unsigned int count,
 				      struct pci_dev *pdev, int *err);
 void fgrab_shim_frame_unmap(struct sg_table *sgt, struct pci_dev *pdev);
+struct sg_table *fgrab_shim_kernel_frame_alloc(struct pci_dev *pdev, u32 bytes,
+					       u64 max_chunk, int *err);
+void fgrab_shim_kernel_frame_free(struct sg_table *sgt, struct pci_dev *pdev);
+unsigned int fgrab_shim_kernel_frame_pieces(const struct sg_table *sgt,
+					    struct fgrab_cpu_piece *pieces, unsigned int max);
 void fgrab_shim_frame_sync(struct sg_table *sgt, struct pci_dev *pdev, bool for_cpu);
 void *fgrab_shim_dma_alloc(struct pci_dev *pdev, size_t size, u64 *dma);
 void fgrab_shim_dma_free(struct pci_dev *pdev, size_t size, void *cpu, u64 dma);

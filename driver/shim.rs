@@ -10,7 +10,7 @@ use core::{
 use kernel::{
     bindings,
     error::to_result,
-    pci,
+    fmt, pci,
     prelude::*,
     scatterlist::SGTable,
     str::CString,
@@ -54,6 +54,30 @@ pub(crate) fn set_bus_master(pdev: &kernel::pci::Device, enable: bool) {
 pub(crate) fn warn_ratelimit() -> bool {
     // SAFETY: `__ratelimit` on a static state takes its own lock; callable in any context.
     unsafe { fgrab_shim_warn_ratelimit() }
+}
+
+/// Size of the swiotlb pool that streaming mappings of `pdev` are bounced through, or
+/// `None` if they are not bounced (see `fgrab_shim_bounce_pool_bytes` in `shim.c`).
+pub(crate) fn bounce_pool_bytes(pdev: &kernel::pci::Device) -> Option<u64> {
+    // SAFETY: `raw_pci_dev` gives a valid `struct pci_dev` for as long as `pdev` is borrowed.
+    let bytes = unsafe { fgrab_shim_bounce_pool_bytes(raw_pci_dev(pdev)) };
+    (bytes != 0).then_some(bytes)
+}
+
+/// Alignment, in bytes, that `pdev`'s frames need so that syncing one for the CPU never
+/// touches another's bytes: 1 where DMA is coherent, else the DMA cache-line size.
+pub(crate) fn dma_alignment(pdev: &kernel::pci::Device) -> u32 {
+    // SAFETY: `raw_pci_dev` gives a valid `struct pci_dev` for as long as `pdev` is borrowed.
+    unsafe { fgrab_shim_dma_alignment(raw_pci_dev(pdev)) }.max(1)
+}
+
+/// Logs why `pdev` refused a request, rate limited (any opener can trigger it).
+pub(crate) fn warn_ratelimited(pdev: &kernel::pci::Device, message: fmt::Arguments<'_>) {
+    if let Ok(message) = CString::try_from_fmt(message) {
+        // SAFETY: `raw_pci_dev` gives a valid `struct pci_dev` for as long as `pdev` is
+        // borrowed; `message` is NUL-terminated and outlives the call.
+        unsafe { fgrab_shim_warn_ratelimited(raw_pci_dev(pdev), message.as_char_ptr()) };
+    }
 }
 
 /// `struct io_uring_cmd`, only ever handled by pointer.
@@ -107,6 +131,9 @@ extern "C" {
     ) -> *mut c_void;
     fn fgrab_shim_region_release(region: *mut c_void);
     fn fgrab_shim_max_sg_entry(pdev: *mut c_void) -> u64;
+    fn fgrab_shim_bounce_pool_bytes(pdev: *mut c_void) -> u64;
+    fn fgrab_shim_dma_alignment(pdev: *mut c_void) -> u32;
+    fn fgrab_shim_warn_ratelimited(pdev: *mut c_void, message: *const kernel::ffi::c_char);
     fn fgrab_shim_region_segments(region: *const c_void, skip: *mut u64) -> usize;
     fn fgrab_shim_region_segment_len(region: *const c_void, index: usize) -> u32;
     fn fgrab_shim_frame_map(
@@ -118,6 +145,18 @@ extern "C" {
     ) -> *mut c_void;
     fn fgrab_shim_frame_unmap(sgt: *mut c_void, pdev: *mut c_void);
     fn fgrab_shim_frame_sync(sgt: *mut c_void, pdev: *mut c_void, for_cpu: bool);
+    fn fgrab_shim_kernel_frame_alloc(
+        pdev: *mut c_void,
+        bytes: u32,
+        max_chunk: u64,
+        err: *mut c_int,
+    ) -> *mut c_void;
+    fn fgrab_shim_kernel_frame_free(sgt: *mut c_void, pdev: *mut c_void);
+    fn fgrab_shim_kernel_frame_pieces(
+        sgt: *const c_void,
+        pieces: *mut CpuPiece,
+        max: c_uint,
+    ) -> c_uint;
     fn fgrab_shim_dma_alloc(pdev: *mut c_void, size: usize, dma: *mut u64) -> *mut c_void;
     fn fgrab_shim_dma_free(pdev: *mut c_void, size: usize, cpu: *mut c_void, dma: u64);
     fn fgrab_shim_irq_vectors_alloc(pdev: *mut c_void, count: c_uint) -> c_int;
@@ -564,6 +603,107 @@ impl Drop for FrameMapping {
     }
 }
 
+/// Mirror of `struct fgrab_cpu_piece` (shim.h): where a piece of a driver-owned frame is.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct CpuPiece {
+    /// Kernel address of the first byte.
+    pub(crate) addr: *const u8,
+    /// Bytes.
+    pub(crate) len: usize,
+}
+
+/// A driver-owned frame of the copy path: zeroed pages charged to the memory cgroup of the
+/// task that allocated it, DMA-mapped for device writes (its own `sg_table`, like
+/// [`FrameMapping`]); unmapped and freed when dropped. See `fgrab_shim_kernel_frame_alloc`
+/// in `shim.c` for why this is not coherent memory.
+///
+/// # Invariants
+///
+/// `sgt` came from `fgrab_shim_kernel_frame_alloc` for `pdev`; `pieces` are its chunks.
+pub(crate) struct KernelFrame {
+    sgt: NonNull<bindings::sg_table>,
+    pdev: ARef<pci::Device>,
+    pieces: KVec<CpuPiece>,
+}
+
+// SAFETY: the table and its pages are owned by this value; the CPU addresses point into
+// them and are only read by a caller that knows the card does not write the frame.
+unsafe impl Send for KernelFrame {}
+// SAFETY: shared references only read the table and the addresses.
+unsafe impl Sync for KernelFrame {}
+
+impl KernelFrame {
+    /// Allocates and maps a frame of `bytes`, charged to the current task's memory cgroup.
+    ///
+    /// # Errors
+    ///
+    /// `ENOMEM` (also when the cgroup's limit is reached); mapping errors.
+    pub(crate) fn new(pdev: &ARef<pci::Device>, bytes: u32) -> Result<Self> {
+        // SAFETY: the device is valid while `pdev` is held.
+        let max_chunk = unsafe { fgrab_shim_max_sg_entry(raw_pci_dev(pdev)) };
+        let mut err = 0;
+        // SAFETY: the device is bound (the caller holds a reservation that unbind waits
+        // for); `err` is writable.
+        let sgt =
+            unsafe { fgrab_shim_kernel_frame_alloc(raw_pci_dev(pdev), bytes, max_chunk, &mut err) };
+        let sgt = non_null_or::<bindings::sg_table>(sgt, err)?;
+        // SAFETY: `sgt` is a live table from `fgrab_shim_kernel_frame_alloc`; a null
+        // array with `max` 0 only asks for the count.
+        let count = unsafe {
+            fgrab_shim_kernel_frame_pieces(sgt.as_ptr().cast(), core::ptr::null_mut(), 0)
+        };
+        let mut frame = Self {
+            sgt,
+            pdev: pdev.clone(),
+            pieces: KVec::new(),
+        };
+        frame.pieces.reserve(count as usize, GFP_KERNEL)?;
+        // SAFETY: the array has room for `count` pieces, which the call fills.
+        unsafe {
+            fgrab_shim_kernel_frame_pieces(sgt.as_ptr().cast(), frame.pieces.as_mut_ptr(), count);
+            frame.pieces.inc_len(count as usize);
+        }
+        // INVARIANT: allocated for `pdev` above, `pieces` filled from it.
+        Ok(frame)
+    }
+
+    /// The entries the DMA mapping produced (see [`FrameMapping::extents`]).
+    pub(crate) fn extents(&self) -> impl Iterator<Item = Extent> + '_ {
+        // SAFETY: the table is valid and not modified while `self` is borrowed.
+        let table = unsafe { SGTable::from_raw(self.sgt.as_ptr()) };
+        table.iter().map(|entry| Extent {
+            dma: entry.dma_address(),
+            len: entry.dma_len(),
+        })
+    }
+
+    /// The frame's chunks as the CPU sees them, in frame order.
+    pub(crate) fn pieces(&self) -> &[CpuPiece] {
+        &self.pieces
+    }
+
+    /// Gives the frame to the CPU after the card wrote it (bounce buffers are copied back).
+    pub(crate) fn sync_for_cpu(&self) {
+        // SAFETY: the table is mapped for this device until `self` drops.
+        unsafe { fgrab_shim_frame_sync(self.sgt.as_ptr().cast(), raw_pci_dev(&self.pdev), true) };
+    }
+
+    /// Gives the frame back to the card before it is queued again.
+    pub(crate) fn sync_for_device(&self) {
+        // SAFETY: the table is mapped for this device until `self` drops.
+        unsafe { fgrab_shim_frame_sync(self.sgt.as_ptr().cast(), raw_pci_dev(&self.pdev), false) };
+    }
+}
+
+impl Drop for KernelFrame {
+    fn drop(&mut self) {
+        // SAFETY: allocated and mapped by `fgrab_shim_kernel_frame_alloc` for this device
+        // (type invariant); freed once.
+        unsafe { fgrab_shim_kernel_frame_free(self.sgt.as_ptr().cast(), raw_pci_dev(&self.pdev)) };
+    }
+}
+
 /// Mirror of `struct fgrab_frame_out` (shim.h): a frame's metadata and where user space wants
 /// it, handed to the completion's task work.
 #[repr(C)]
@@ -611,17 +751,6 @@ impl DmaBuffer {
             size,
             pdev: pdev.clone(),
         })
-    }
-
-    /// Bytes in the buffer.
-    pub(crate) fn len(&self) -> usize {
-        self.size
-    }
-
-    /// CPU address of the first byte, for copies by a caller that knows the card does not
-    /// write the buffer meanwhile.
-    pub(crate) fn cpu_address(&self) -> *const u8 {
-        self.cpu.as_ptr()
     }
 
     /// Bus address of byte `offset`.

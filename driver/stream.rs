@@ -397,6 +397,11 @@ impl Stream {
         Ok(())
     }
 
+    /// Whether an `ATTACH` (or the copy path's start) holds the region slot's reservation.
+    pub(crate) fn attaching(&self) -> bool {
+        self.attaching
+    }
+
     /// Gives up a reservation whose `ATTACH` failed.
     pub(crate) fn unreserve(&mut self) {
         self.attaching = false;
@@ -556,12 +561,13 @@ impl Stream {
         Ok(Some(attached.done.remove(0)?))
     }
 
-    /// The copy path's first `read()` on an idle card: driver-owned frames of
-    /// `frame_bytes` for file `owner`, all queued, the stream started.
+    /// The copy path's first `read()` on an idle card: driver-owned `region` (allocated
+    /// under a reservation the caller gave up) for file `owner`, all queued, the stream
+    /// started.
     ///
     /// # Errors
     ///
-    /// `EBUSY` if a region is attached; those of [`Region::kernel`] and `start`.
+    /// `EBUSY` if a region is attached; those of `start`.
     pub(crate) fn begin_copy(&mut self, regs: &Registers, owner: u64, region: Region) -> Result {
         if self.gone {
             return Err(ENODEV);

@@ -141,7 +141,12 @@ impl FaultPlan {
     ) -> Option<FaultKind> {
         // Whole-run faults (`has`) are never taken and do not hold others back.
         let due = |f: &Fault| f.frame <= sequence && f.kind != FaultKind::HostileCapabilities;
-        let earliest = self.pending.iter().filter(|f| due(f)).map(|f| f.frame).min()?;
+        let earliest = self
+            .pending
+            .iter()
+            .filter(|f| due(f))
+            .map(|f| f.frame)
+            .min()?;
         let i = self
             .pending
             .iter()

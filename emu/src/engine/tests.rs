@@ -423,11 +423,7 @@ fn reset_clears_rings_counters_and_masks_interrupts() {
 
 #[test]
 fn injected_lost_interrupt_and_descriptor_rejection() {
-    let mut rig = Rig::new(
-        64,
-        SEQUENCED_PERIOD,
-        &["lost-irq@1", "desc-reject@2"],
-    );
+    let mut rig = Rig::new(64, SEQUENCED_PERIOD, &["lost-irq@1", "desc-reject@2"]);
     for cookie in 0..5 {
         rig.submit(
             cookie,
@@ -458,11 +454,7 @@ fn injected_lost_interrupt_and_descriptor_rejection() {
 
 #[test]
 fn injected_dma_error_and_reset_request() {
-    let mut rig = Rig::new(
-        64,
-        SEQUENCED_PERIOD,
-        &["dma-error@0", "reset-request@1"],
-    );
+    let mut rig = Rig::new(64, SEQUENCED_PERIOD, &["dma-error@0", "reset-request@1"]);
     rig.submit(0, &[desc(BUFFERS, 64, true)]);
     rig.submit(1, &[desc(BUFFERS, 64, true)]);
     rig.enable();
@@ -551,11 +543,7 @@ fn frame_period_follows_frame_bytes_at_the_configured_rate() {
 
 #[test]
 fn hostile_capabilities_and_record_bytes() {
-    let mut rig = Rig::new(
-        64,
-        SEQUENCED_PERIOD,
-        &["hostile-caps@0", "hostile-bytes@1"],
-    );
+    let mut rig = Rig::new(64, SEQUENCED_PERIOD, &["hostile-caps@0", "hostile-bytes@1"]);
     assert_eq!(rig.reg(Register::MaxSegmentBytes), 0);
     assert_eq!(rig.reg(Register::MaxDescriptors), 1 << 16);
     assert_eq!(rig.reg(Register::RingMaxEntries), 16);

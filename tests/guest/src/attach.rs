@@ -593,3 +593,145 @@ pub fn attach_marks_pages_dirty() -> TestResult {
     );
     Ok(())
 }
+
+/// Whether the guest forces every streaming DMA mapping through swiotlb bounce buffers.
+fn swiotlb_forced() -> Result<bool, String> {
+    Ok(std::fs::read_to_string("/proc/cmdline")
+        .map_err(|error| error.to_string())?
+        .contains("swiotlb=force"))
+}
+
+/// The kernel log so far.
+fn kernel_log() -> Result<String, String> {
+    let output = Command::new("/bin/busybox")
+        .arg("dmesg")
+        .output()
+        .map_err(|error| format!("busybox dmesg: {error}"))?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// A region whose mappings are bounced through swiotlb holds its slots for its whole life,
+/// so it may take at most a quarter of the pool: under `swiotlb=force` a larger one is
+/// refused with `ENOBUFS` (and the kernel log says why) while one just under the limit
+/// attaches; without bouncing (direct DMA, IOMMU) the larger region attaches.
+pub fn attach_bounce_cap() -> TestResult {
+    let bounced = swiotlb_forced()?;
+    // The default pool (64 MiB) where nothing is bounced, for the same geometry everywhere.
+    let pool = if bounced {
+        let slabs = std::fs::read_to_string("/sys/kernel/debug/swiotlb/io_tlb_nslabs")
+            .map_err(|error| format!("reading the swiotlb pool size: {error}"))?;
+        let slabs: u64 = slabs
+            .trim()
+            .parse()
+            .map_err(|error| format!("swiotlb slabs {slabs:?}: {error}"))?;
+        slabs * 2048
+    } else {
+        64 * MIB as u64
+    };
+    let cap = pool / 4;
+    // Non-aligned frames of 1 MiB + 1 byte, one more than fits under the cap.
+    let (offset, frame_bytes, stride) = (100u64, MIB as u64 + 1, MIB as u64 + 61);
+    let count = cap / frame_bytes + 1;
+    let memory = Memory::new((offset + count * stride).next_multiple_of(2 * MIB as u64) as usize)?;
+    let mut ring = TestRing::open(CARD0)?;
+    // SAFETY: `memory` outlives `ring`.
+    unsafe { ring.register(&[&memory])? };
+    // CAST: a few MiB and a few dozen frames.
+    let request = |count: u64| {
+        attach_request(
+            memory.addr() + offset,
+            frame_bytes as u32,
+            stride,
+            count as u32,
+        )
+    };
+    if bounced {
+        let res = ring.call(ops::ATTACH, request(count).as_bytes(), Some(0))?;
+        ensure!(
+            res == -libc::ENOBUFS,
+            "{count} frames of {frame_bytes} B through a {pool} B swiotlb pool: expected \
+             -ENOBUFS, got {res}"
+        );
+        ensure!(
+            ring.stats()?.state == STATE_IDLE,
+            "the refused region is attached"
+        );
+        let log = kernel_log()?;
+        ensure!(
+            log.lines()
+                .any(|line| line.contains("fgrab") && line.contains("swiotlb")),
+            "no kernel message says why the region was refused"
+        );
+        attach(&mut ring, &request(count - 1))?;
+        harness::info(&format!(
+            "swiotlb pool {pool} B: {count} frames of {frame_bytes} B refused, {} attached",
+            count - 1
+        ));
+    } else {
+        attach(&mut ring, &request(count))?;
+    }
+    detach(&mut ring)
+}
+
+/// The driver's test-only knob: treat the cards as not DMA-coherent with this cache-line
+/// size (0: ask the DMA API).
+const TEST_DMA_ALIGNMENT: &str = "/sys/module/fgrab/parameters/test_dma_alignment";
+
+/// Sets [`TEST_DMA_ALIGNMENT`] and puts 0 back when dropped, whatever the test's outcome.
+struct ForcedAlignment;
+
+impl ForcedAlignment {
+    fn set(bytes: u32) -> Result<Self, String> {
+        std::fs::write(TEST_DMA_ALIGNMENT, bytes.to_string())
+            .map_err(|error| format!("writing {TEST_DMA_ALIGNMENT}: {error}"))?;
+        Ok(Self)
+    }
+}
+
+impl Drop for ForcedAlignment {
+    fn drop(&mut self) {
+        let _ = std::fs::write(TEST_DMA_ALIGNMENT, "0");
+    }
+}
+
+/// Where DMA is not coherent, syncing a frame for the CPU invalidates whole cache lines, so
+/// frames sharing a line corrupt each other: the driver then requires the region's address
+/// and the stride to be multiples of the DMA cache alignment. x86 is coherent, so the test
+/// forces the check on with the driver's test knob: the legacy unaligned geometry is
+/// refused with `EINVAL`, an aligned one attaches, and with the knob reset the unaligned
+/// one attaches again.
+pub fn attach_cache_alignment() -> TestResult {
+    const LINE: u64 = 128;
+    let memory = Memory::new(2 * MIB)?;
+    let mut ring = TestRing::open(CARD0)?;
+    // SAFETY: `memory` outlives `ring`.
+    unsafe { ring.register(&[&memory])? };
+    let unaligned = small_request(&memory);
+    {
+        let _forced = ForcedAlignment::set(LINE as u32)?;
+        let res = ring.call(ops::ATTACH, unaligned.as_bytes(), Some(0))?;
+        ensure!(
+            res == -libc::EINVAL,
+            "unaligned region and stride on a non-coherent card: expected -EINVAL, got {res}"
+        );
+        let cases = [
+            ("aligned address, unaligned stride", LINE, 100_003),
+            ("unaligned address, aligned stride", LINE + 64, 100_096),
+        ];
+        for (what, offset, stride) in cases {
+            let request = attach_request(memory.addr() + offset, 100_000, stride, 10);
+            let res = ring.call(ops::ATTACH, request.as_bytes(), Some(0))?;
+            ensure!(res == -libc::EINVAL, "{what}: expected -EINVAL, got {res}");
+        }
+        ensure!(
+            ring.stats()?.state == STATE_IDLE,
+            "a refused region is attached"
+        );
+        // Frames need not be a whole number of lines: only where they start matters.
+        let aligned = attach_request(memory.addr() + LINE, 100_000, 100_096, 10);
+        attach(&mut ring, &aligned)?;
+        detach(&mut ring)?;
+    }
+    attach(&mut ring, &unaligned)?;
+    detach(&mut ring)
+}

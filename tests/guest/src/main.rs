@@ -7,6 +7,7 @@
 mod attach;
 mod bar;
 mod client;
+mod copy_path;
 mod faults;
 mod fuzz;
 mod harness;
@@ -40,6 +41,12 @@ fn main() {
         Some("stream-child") => stream::stream_child(
             args.get(2).map(String::as_str).unwrap_or("/dev/fgrab0"),
             args.get(3).map(String::as_str) == Some("exit"),
+        ),
+        Some("read-child") => copy_path::read_child(
+            args.get(2).map(String::as_str).unwrap_or("/dev/fgrab0"),
+            args.get(3)
+                .and_then(|bytes| bytes.parse().ok())
+                .unwrap_or(1 << 20),
         ),
         Some("list") => {
             // Read by the host harness: name, scope, timeout in seconds (0: the default).

@@ -1,7 +1,7 @@
 //! Guest tests: each runs in its own process on the real kernel, driver and emulated card.
 
 use crate::harness::{self, TestResult};
-use crate::{attach, client, ensure, faults, fuzz, hostile, soak, stream};
+use crate::{attach, client, copy_path, ensure, faults, fuzz, hostile, soak, stream};
 use fgrab::Card;
 use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo};
 use zerocopy::{FromZeros, IntoBytes};
@@ -93,6 +93,10 @@ pub const ALL: &[Test] = &[
     data("attach-huge-pages", attach::attach_huge_pages),
     data("attach-marks-pages-dirty", attach::attach_marks_pages_dirty),
     data("attach-unbind", attach::attach_unbind),
+    // Bounced regions are capped: refused only where mappings bounce, attached elsewhere.
+    data("attach-bounce-cap", attach::attach_bounce_cap),
+    // The geometry rule is forced on by a module parameter: the same in every mode.
+    control("attach-cache-alignment", attach::attach_cache_alignment),
     data("stream-verify", stream::stream_verify),
     data("stream-underrun", stream::stream_underrun),
     data("stream-stop-start", stream::stream_stop_start),
@@ -114,6 +118,8 @@ pub const ALL: &[Test] = &[
     control("stream-sysfs", stream::stream_sysfs),
     data("stream-ioctl", stream::stream_ioctl),
     data("stream-read", stream::stream_read),
+    // Memory-cgroup charging of the copy path's frames does not depend on how DMA goes.
+    control("stream-read-memcg", copy_path::stream_read_memcg),
     // Ownership rules are decided before any DMA.
     control("competing-owners", faults::competing_owners),
     data("two-cards-at-once", faults::two_cards_at_once),
