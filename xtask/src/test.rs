@@ -502,30 +502,27 @@ pub fn run_all(part: Part) -> Result<()> {
     tally.finish(start)
 }
 
-/// `cargo xtask soak`: the long soak on the debug kernel, one VM run.
-pub fn soak(flags: &[String]) -> Result<()> {
+/// A long run of one manual guest test on the debug kernel (`soak`, `fuzz`): one VM, with
+/// the IOMMU on `--iommu`, given `seconds` (plus margins for boot and teardown).
+fn long_run(
+    flags: &[String],
+    name: &str,
+    test: &str,
+    guest_args: Vec<String>,
+    seconds: u64,
+) -> Result<()> {
     let env = paths::Env::new()?;
     let start = Instant::now();
     let artifacts = vm::prepare(&env, kernel::Profile::Debug)?;
     let iommu = flags.iter().any(|flag| flag == "--iommu");
-    let mut config = VmConfig::test(if iommu { "soak-iommu" } else { "soak" });
+    let mut config = VmConfig::test(&if iommu {
+        format!("{name}-iommu")
+    } else {
+        name.to_string()
+    });
     config.iommu = iommu;
-    config.tests = vec!["soak".into()];
-    let mut seconds = 600u64;
-    for flag in flags {
-        if let Some(value) = flag.strip_prefix("--seconds=") {
-            seconds = value.parse()?;
-            config
-                .guest_args
-                .push(format!("fgrab_soak_seconds={value}"));
-        }
-        if let Some(value) = flag.strip_prefix("--frames=") {
-            config.guest_args.push(format!("fgrab_soak_frames={value}"));
-            // The debug kernel under pressure verifies 150-350 frames per second here, slower
-            // as the run goes on: allow 100.
-            seconds = seconds.max(value.parse::<u64>()? / 100);
-        }
-    }
+    config.tests = vec![test.into()];
+    config.guest_args = guest_args;
     config.timeout = Duration::from_secs(seconds + 600);
     config
         .guest_args
@@ -535,16 +532,28 @@ pub fn soak(flags: &[String]) -> Result<()> {
     tally.finish(start)
 }
 
+/// `cargo xtask soak [--seconds=S | --frames=N] [--iommu]`: the long soak.
+pub fn soak(flags: &[String]) -> Result<()> {
+    let mut guest_args = Vec::new();
+    let mut seconds = 600u64;
+    for flag in flags {
+        if let Some(value) = flag.strip_prefix("--seconds=") {
+            seconds = value.parse()?;
+            guest_args.push(format!("fgrab_soak_seconds={value}"));
+        }
+        if let Some(value) = flag.strip_prefix("--frames=") {
+            guest_args.push(format!("fgrab_soak_frames={value}"));
+            // The debug kernel under pressure verifies 150-350 frames per second here, slower
+            // as the run goes on: allow 100.
+            seconds = seconds.max(value.parse::<u64>()? / 100);
+        }
+    }
+    long_run(flags, "soak", "soak", guest_args, seconds)
+}
+
 /// `cargo xtask fuzz [--commands=N] [--iommu]`: the command fuzzer with a larger budget than
 /// the test run gives it (20,000 commands there).
 pub fn fuzz(flags: &[String]) -> Result<()> {
-    let env = paths::Env::new()?;
-    let start = Instant::now();
-    let artifacts = vm::prepare(&env, kernel::Profile::Debug)?;
-    let iommu = flags.iter().any(|flag| flag == "--iommu");
-    let mut config = VmConfig::test(if iommu { "fuzz-iommu" } else { "fuzz" });
-    config.iommu = iommu;
-    config.tests = vec!["fuzz-commands".into()];
     let commands: u64 = match flags
         .iter()
         .find_map(|flag| flag.strip_prefix("--commands="))
@@ -554,18 +563,10 @@ pub fn fuzz(flags: &[String]) -> Result<()> {
             .with_context(|| format!("--commands expects a number, got `{value}`"))?,
         None => 1_000_000,
     };
-    config
-        .guest_args
-        .push(format!("fgrab_fuzz_commands={commands}"));
-    // Behind the IOMMU 100,000 commands took up to 490 s on a slow machine: allow 200 per second.
+    // Behind the IOMMU 100,000 commands took up to 490 s on a slow machine: allow 200 a second.
     let seconds = 300 + commands / 200;
-    config.timeout = Duration::from_secs(seconds + 300);
-    config
-        .guest_args
-        .push(format!("fgrab_test_timeout={seconds}"));
-    let mut tally = Tally::default();
-    run_one(&env, &artifacts, &mut tally, config);
-    tally.finish(start)
+    let guest_args = vec![format!("fgrab_fuzz_commands={commands}")];
+    long_run(flags, "fuzz", "fuzz-commands", guest_args, seconds)
 }
 
 /// Runs one VM configuration as it is (its tests named), timed.

@@ -4,8 +4,8 @@
 
 use crate::ensure;
 use crate::harness::{self, TestResult};
-use crate::pattern;
 use crate::ring::TestRing;
+use crate::stream::read_verified_frames;
 use crate::sys;
 use fgrab_uapi::STATE_IDLE;
 use std::io::{Read, Write};
@@ -158,25 +158,13 @@ pub fn stream_read_memcg() -> TestResult {
         "card not idle after the refused read: {stats:?}"
     );
     let mut file = std::fs::File::open(CARD0).map_err(|error| error.to_string())?;
-    let mut buffer = vec![0u8; FRAME_BYTES];
-    let mut last: Option<u64> = None;
     let started = Instant::now();
-    for _ in 0..5 {
-        let got = file
-            .read(&mut buffer)
-            .map_err(|error| format!("read after the refusal: {error}"))?;
-        ensure!(got == FRAME_BYTES, "read returned {got} bytes");
-        let from = last.map_or(0, |last| last + 1);
-        let sequence = pattern::identify(&buffer, 0, from..from + 2_000_000)
-            .ok_or("a read frame matches no sequence number")?;
-        pattern::verify(&buffer, sequence, 0)
-            .map_err(|mismatch| format!("frame {sequence}: {mismatch}"))?;
-        last = Some(sequence);
-        ensure!(
-            started.elapsed() < Duration::from_secs(60),
-            "5 frames took over a minute"
-        );
-    }
+    read_verified_frames(&mut file, FRAME_BYTES, 5)
+        .map_err(|error| format!("after the refusal: {error}"))?;
+    ensure!(
+        started.elapsed() < Duration::from_secs(60),
+        "5 frames took over a minute"
+    );
     Ok(())
 }
 

@@ -1590,31 +1590,42 @@ pub fn stream_ioctl() -> TestResult {
     streamer.detach()
 }
 
+/// Reads `frames` frames of `frame_bytes` with `read()` (the copy path) and verifies each
+/// whole frame against the pattern, with rising sequence numbers.
+pub fn read_verified_frames(
+    file: &mut std::fs::File,
+    frame_bytes: usize,
+    frames: usize,
+) -> TestResult {
+    use std::io::Read;
+    let mut buffer = vec![0u8; frame_bytes];
+    let mut last: Option<u64> = None;
+    for _ in 0..frames {
+        let got = file
+            .read(&mut buffer)
+            .map_err(|error| format!("read: {error}"))?;
+        ensure!(got == frame_bytes, "read returned {got} bytes");
+        // read() carries no metadata: find the sequence number from the first bytes.
+        let from = last.map_or(0, |last| last + 1);
+        let sequence = pattern::identify(&buffer, 0, from..from + 2_000_000)
+            .ok_or("a read frame matches no sequence number")?;
+        pattern::verify(&buffer, sequence, 0)
+            .map_err(|mismatch| format!("frame {sequence}: {mismatch}"))?;
+        last = Some(sequence);
+    }
+    Ok(())
+}
+
 /// The copy path: `read()` on an idle card streams into driver-owned frames of the read
 /// size; each read returns one whole frame, checked against the pattern; closing the file
 /// ends the stream.
 pub fn stream_read() -> TestResult {
-    use std::io::Read;
     const FRAMES: usize = 300;
     let frame_bytes = Layout::UNALIGNED.frame_bytes as usize;
     let started = Instant::now();
     {
         let mut file = std::fs::File::open(CARD0).map_err(|error| error.to_string())?;
-        let mut buffer = vec![0u8; frame_bytes];
-        let mut last: Option<u64> = None;
-        for _ in 0..FRAMES {
-            let got = file
-                .read(&mut buffer)
-                .map_err(|error| format!("read: {error}"))?;
-            ensure!(got == frame_bytes, "read returned {got} bytes");
-            // read() carries no metadata: find the sequence number from the first bytes.
-            let from = last.map_or(0, |last| last + 1);
-            let sequence = pattern::identify(&buffer, 0, from..from + 2_000_000)
-                .ok_or("a read frame matches no sequence number")?;
-            pattern::verify(&buffer, sequence, 0)
-                .map_err(|mismatch| format!("frame {sequence}: {mismatch}"))?;
-            last = Some(sequence);
-        }
+        read_verified_frames(&mut file, frame_bytes, FRAMES)?;
         let mut other = TestRing::open(CARD0)?;
         let stats = other.stats()?;
         ensure!(
