@@ -628,6 +628,7 @@ unsigned int fgrab_shim_kernel_frame_pieces(const struct sg_table *sgt,
 	return sgt->orig_nents;
 }
 
+/*
  * Unmaps a frame without copying anything to the CPU (DMA_ATTR_SKIP_CPU_SYNC): a frame
  * the card filled was synced for the CPU before it completed, and from then on its bytes
  * are the application's (in-place processing); a frame that was never queued, or that was
