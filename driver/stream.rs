@@ -21,9 +21,9 @@
 use kernel::prelude::*;
 
 use crate::{
+    drop_order::DropOrder,
     engine::{Engine, Stopped},
     hw::{status, CompletionRecord, RECORD_FRAME},
-    drop_order::DropOrder,
     region::Region,
     regs::Registers,
     shim::{warn_ratelimit, FrameOut, PendingCmd, RingId, UringCmd},
@@ -601,7 +601,9 @@ impl Stream {
         }
         match &self.attached {
             None => Ok(false),
-            Some(attached) if attached.owner == owner && attached.pinned.first().is_kernel() => Ok(true),
+            Some(attached) if attached.owner == owner && attached.pinned.first().is_kernel() => {
+                Ok(true)
+            }
             Some(_) => Err(EBUSY),
         }
     }
@@ -611,7 +613,8 @@ impl Stream {
         self.attached
             .as_ref()
             .ok_or(ENOENT)?
-            .pinned.first()
+            .pinned
+            .first()
             .kernel_pieces(index)
     }
 
