@@ -1008,8 +1008,10 @@ enum Departure {
 
 /// Threads blocked on card 0 when it goes: in `ioctl(DQBUF)` (frames queued with `QBUF`
 /// but the stream not started, so nothing ever completes) or, with `read`, in `read()` on
-/// the copy path (frames of 8 MiB: most of the threads wait for the next frame at any
-/// time). Every one must return `ENODEV` promptly. The card comes back afterwards.
+/// the copy path (frames of 1 MiB: 8 of them stay under the cap on bounced regions, so the
+/// test means the same through swiotlb; at any moment some threads copy and the others
+/// wait for a frame). Every one must return `ENODEV` promptly. The card comes back
+/// afterwards.
 fn waiters_see_departure(read: bool, departure: Departure) -> TestResult {
     const THREADS: usize = 4;
     let address = pci_address(0)?;
@@ -1025,7 +1027,7 @@ fn waiters_see_departure(read: bool, departure: Departure) -> TestResult {
             let file = file.clone();
             threads.push(std::thread::spawn(move || {
                 use std::io::Read;
-                let mut buffer = vec![0u8; 8 * MIB];
+                let mut buffer = vec![0u8; MIB];
                 loop {
                     if let Err(error) = (&*file).read(&mut buffer) {
                         return error.raw_os_error().unwrap_or(0);
