@@ -18,7 +18,6 @@ pub struct TestBinary {
     executable: PathBuf,
     /// The package directory: cargo runs tests there.
     package_dir: PathBuf,
-    package: String,
 }
 
 fn cargo(env: &paths::Env) -> Command {
@@ -64,7 +63,6 @@ pub fn build(env: &paths::Env) -> Result<Vec<TestBinary>> {
             label: format!("{package} ({kind} {name})"),
             executable: PathBuf::from(executable),
             package_dir,
-            package: message["target"]["name"].as_str().unwrap_or("").to_string(),
         });
     }
     binaries.sort_by(|a, b| a.label.cmp(&b.label));
@@ -134,7 +132,6 @@ pub fn run(env: &paths::Env, tally: &mut Tally, binaries: &[TestBinary]) -> Resu
         let output = Command::new(&binary.executable)
             .current_dir(&binary.package_dir)
             .env("CARGO_MANIFEST_DIR", &binary.package_dir)
-            .env("CARGO_PKG_NAME", &binary.package)
             .output()
             .with_context(|| format!("running {}", binary.executable.display()))?;
         let text = format!(
