@@ -5,6 +5,8 @@
 //! A [`Card`] is reference counted: the binding holds one reference, every open file
 //! another, so a file may outlive an unbind (it then finds the card gone).
 
+use core::sync::atomic::{AtomicUsize, Ordering};
+
 use kernel::{
     new_condvar, new_mutex, pci,
     prelude::*,
@@ -16,7 +18,7 @@ use crate::{
     engine::Engine,
     region::Region,
     regs::Registers,
-    shim::{CardIndex, UringCmd, Vector},
+    shim::{CardIndex, UringCmd, Vector, WatchdogKick},
     stream::Stream,
     uapi::{AttachCmd, DeviceInfo, FrameMeta, QueueCmd, Stats, META_ERROR, META_FLUSHED},
 };
@@ -45,6 +47,11 @@ pub(crate) struct Card {
     /// (unbind waits for both), frames complete (`DQBUF` and `read()` wait for them).
     #[pin]
     changed: CondVar,
+    /// Identity of the attach command whose cancel was taken and whose region waits for the
+    /// watchdog to end it (0: none). io_uring repeats a cancel call, under its ring lock,
+    /// until the command completes; the repeats find it here and return without waiting for
+    /// `stream`, which the watchdog holds while it ends the region.
+    canceling: AtomicUsize,
 }
 
 impl Card {
@@ -63,6 +70,7 @@ impl Card {
             regs,
             stream <- new_mutex!(Stream::new(engine)),
             changed <- new_condvar!(),
+            canceling: AtomicUsize::new(0),
         })
     }
 
@@ -145,9 +153,22 @@ impl Card {
         result
     }
 
-    /// io_uring cancels `cmd`; see [`Stream::cancel`].
+    /// Lets a cancel run the watchdog at once; see [`Stream::set_watchdog`].
+    pub(crate) fn set_watchdog(&self, watchdog: WatchdogKick) {
+        self.stream.lock().set_watchdog(watchdog);
+    }
+
+    /// io_uring cancels `cmd`, holding its ring lock: the region leaves its owner at once
+    /// and the watchdog ends it (see [`Stream::cancel`]).
     pub(crate) fn cancel(&self, cmd: &UringCmd) {
-        self.stream.lock().cancel(&self.regs, cmd);
+        if self.canceling.load(Ordering::Acquire) == cmd.id() {
+            return;
+        }
+        let mut stream = self.stream.lock();
+        if stream.cancel(cmd) {
+            self.canceling.store(cmd.id(), Ordering::Release);
+        }
+        drop(stream);
         self.changed.notify_all();
     }
 
@@ -174,8 +195,15 @@ impl Card {
 
     /// The watchdog's periodic call while the card is bound: interrupt messages can be
     /// lost (`docs/hardware.md` §7), and a lost one must not stall a stream.
+    ///
+    /// It also ends a region whose attach command was canceled (see [`Self::cancel`]).
     pub(crate) fn poll(&self) {
-        self.stream.lock().poll(&self.regs, self.index());
+        let mut stream = self.stream.lock();
+        if stream.end_canceled(&self.regs) {
+            self.canceling.store(0, Ordering::Release);
+        }
+        stream.poll(&self.regs, self.index());
+        drop(stream);
         self.changed.notify_all();
     }
 
@@ -339,6 +367,7 @@ impl Card {
             self.changed.wait(&mut stream);
         }
         stream.shutdown(&self.regs);
+        self.canceling.store(0, Ordering::Release);
         drop(stream);
         self.changed.notify_all();
     }

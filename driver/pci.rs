@@ -195,6 +195,8 @@ impl pci::Driver for FgrabDriver {
         let interrupts = Interrupts::new(&pdev_ref, &card)?;
         let watchdog = Watchdog::start(&card, WATCHDOG_MS)?;
         let misc = MiscRegistration::new(name, card.clone(), pdev)?;
+        // Nothing fails from here: the watchdog outlives the handle, which `unbind` drops.
+        card.set_watchdog(watchdog.kick_handle());
         dev_info!(
             pdev,
             "card {} ready as /dev/fgrab{}: interface v{}.{}\n",

@@ -222,13 +222,6 @@ void fgrab_shim_cmd_mark_cancelable(struct io_uring_cmd *cmd, unsigned int issue
 	io_uring_cmd_mark_cancelable(cmd, issue_flags);
 }
 
-/* Completes @cmd now; only with the issue_flags of @cmd's own ->uring_cmd call. */
-void fgrab_shim_cmd_done(struct io_uring_cmd *cmd, s32 res, u64 res2,
-			 unsigned int issue_flags)
-{
-	io_uring_cmd_done32(cmd, res, res2, issue_flags);
-}
-
 struct fgrab_cmd_pdu {
 	s32 res;
 	u64 res2;
@@ -730,6 +723,12 @@ struct fgrab_watchdog *fgrab_shim_watchdog_start(void *data, unsigned int period
 	INIT_DELAYED_WORK(&watchdog->work, fgrab_watchdog_fn);
 	schedule_delayed_work(&watchdog->work, watchdog->period);
 	return watchdog;
+}
+
+/* Runs the watchdog now instead of at its next period (any context). */
+void fgrab_shim_watchdog_kick(struct fgrab_watchdog *watchdog)
+{
+	mod_delayed_work(system_percpu_wq, &watchdog->work, 0);
 }
 
 /* cancel_delayed_work_sync() also stops a work that requeues itself. */

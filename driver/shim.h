@@ -89,8 +89,6 @@ bool fgrab_shim_issue_is_cancel(unsigned int issue_flags);
 bool fgrab_shim_issue_has_cqe32(unsigned int issue_flags);
 const void *fgrab_shim_cmd_ring(struct io_uring_cmd *cmd);
 void fgrab_shim_cmd_mark_cancelable(struct io_uring_cmd *cmd, unsigned int issue_flags);
-void fgrab_shim_cmd_done(struct io_uring_cmd *cmd, s32 res, u64 res2,
-			 unsigned int issue_flags);
 void fgrab_shim_cmd_done_in_task(struct io_uring_cmd *cmd, s32 res, u64 res2,
 				 struct fgrab_frame_out *out, bool lazy);
 struct fgrab_region *fgrab_shim_region_import(struct io_uring_cmd *cmd,
@@ -122,5 +120,6 @@ int fgrab_shim_irq_request(unsigned int irq, const char *name, void *data);
 void fgrab_shim_irq_free(unsigned int irq, void *data);
 struct fgrab_watchdog *fgrab_shim_watchdog_start(void *data, unsigned int period_ms);
 void fgrab_shim_watchdog_stop(struct fgrab_watchdog *watchdog);
+void fgrab_shim_watchdog_kick(struct fgrab_watchdog *watchdog);
 
 #endif /* FGRAB_SHIM_H */

@@ -114,7 +114,6 @@ extern "C" {
     fn fgrab_shim_issue_has_cqe32(issue_flags: c_uint) -> bool;
     fn fgrab_shim_cmd_ring(cmd: *mut RawUringCmd) -> *const c_void;
     fn fgrab_shim_cmd_mark_cancelable(cmd: *mut RawUringCmd, issue_flags: c_uint);
-    fn fgrab_shim_cmd_done(cmd: *mut RawUringCmd, res: i32, res2: u64, issue_flags: c_uint);
     fn fgrab_shim_cmd_done_in_task(
         cmd: *mut RawUringCmd,
         res: i32,
@@ -170,6 +169,7 @@ extern "C" {
     fn fgrab_shim_irq_free(irq: c_uint, data: *mut c_void);
     fn fgrab_shim_watchdog_start(data: *mut c_void, period_ms: c_uint) -> *mut c_void;
     fn fgrab_shim_watchdog_stop(watchdog: *mut c_void);
+    fn fgrab_shim_watchdog_kick(watchdog: *mut c_void);
 }
 
 /// Turns the shim's "pointer or NULL with `*err`" convention into a `Result`.
@@ -347,6 +347,11 @@ impl UringCmd {
         pending.raw == self.raw
     }
 
+    /// The command's identity, to compare without a lock.
+    pub(crate) fn id(&self) -> usize {
+        self.raw.as_ptr() as usize
+    }
+
     /// Imports bytes `addr..addr + len` of the fixed buffer the SQE names.
     ///
     /// # Errors
@@ -448,17 +453,6 @@ impl PendingCmd {
         // forgotten so `Drop` does not complete it again). `out` is null or a kmalloc'ed
         // `FrameOut` whose ownership passes to the shim, which kfree()s it.
         unsafe { fgrab_shim_cmd_done_in_task(raw, res, res2, out, lazy) };
-    }
-
-    /// Completes the command inside its own cancel call, with that call's issue flags.
-    pub(crate) fn complete_canceled(self, cancel: &UringCmd, res: i32) {
-        if !cancel.is(&self) {
-            // Not this command's call: its issue flags do not apply here.
-            return self.complete_in_task(res);
-        }
-        core::mem::forget(self);
-        // SAFETY: `cancel.raw` is this command, called with its own issue flags.
-        unsafe { fgrab_shim_cmd_done(cancel.raw.as_ptr(), res, 0, cancel.issue_flags) };
     }
 }
 
@@ -963,6 +957,37 @@ impl Watchdog {
             raw: NonNull::new(raw).ok_or(ENOMEM)?,
             _card: card.clone(),
         })
+    }
+}
+
+impl Watchdog {
+    /// A handle that runs this watchdog early; see [`WatchdogKick`] for how long it is valid.
+    pub(crate) fn kick_handle(&self) -> WatchdogKick {
+        // INVARIANT: a started watchdog; keeping it started is the holder's duty.
+        WatchdogKick { raw: self.raw }
+    }
+}
+
+/// Runs a card's watchdog now rather than at its next period, from any context.
+///
+/// # Invariants
+///
+/// `raw` is a started `struct fgrab_watchdog`. Its holder (the card's [`Stream`]) drops
+/// the handle at unbind, before the binding stops the watchdog.
+///
+/// [`Stream`]: crate::stream::Stream
+pub(crate) struct WatchdogKick {
+    raw: NonNull<c_void>,
+}
+
+// SAFETY: `fgrab_shim_watchdog_kick` may be called from any thread.
+unsafe impl Send for WatchdogKick {}
+
+impl WatchdogKick {
+    /// Queues the watchdog's run now.
+    pub(crate) fn kick(&self) {
+        // SAFETY: started, and not stopped while this handle exists (type invariant).
+        unsafe { fgrab_shim_watchdog_kick(self.raw.as_ptr()) };
     }
 }
 

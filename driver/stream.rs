@@ -13,6 +13,11 @@
 //! The interrupt thread takes `Card::stream` and nothing else; the BAR is accessed in short
 //! RCU sections inside it (see `engine.rs`).
 //!
+//! A cancel call (ring or task exit) holds the ring lock, and io_uring repeats it in a loop
+//! until the command completes, so it only hands the region over to the watchdog
+//! ([`Stream::cancel`]). Ending it (seconds for a card that will not stop, a folio lock per
+//! page of the region) happens there, where no ring is locked.
+//!
 //! Teardown has one order whatever triggers it (detach, ring exit, file release, device
 //! unbind): stop the engine and take every frame back from the card (reset it if it does
 //! not stop), complete every queued frame command, unmap every frame, then complete the
@@ -26,7 +31,7 @@ use crate::{
     hw::{status, CompletionRecord, RECORD_FRAME},
     region::Region,
     regs::Registers,
-    shim::{warn_ratelimit, FrameOut, PendingCmd, RingId, UringCmd},
+    shim::{warn_ratelimit, FrameOut, PendingCmd, RingId, UringCmd, WatchdogKick},
     uapi::{
         FrameMeta, Stats, META_ERROR, META_FLUSHED, META_FRAME, META_INCOMPLETE, STATE_ATTACHED,
         STATE_STREAMING,
@@ -290,15 +295,8 @@ impl Attached {
     }
 
     /// Ends the region: stops the engine and completes every frame command, unmaps the
-    /// frames, then completes the attach command with `res` (inside the command's own
-    /// cancel call when `cancel` is it, else via task work).
-    fn end(
-        mut self,
-        engine: Option<&mut Engine>,
-        regs: &Registers,
-        res: i32,
-        cancel: Option<&UringCmd>,
-    ) {
+    /// frames, then completes the attach command with `res` (via task work).
+    fn end(mut self, engine: Option<&mut Engine>, regs: &Registers, res: i32) {
         let frame_res = if res == ENODEV.to_errno() {
             res
         } else {
@@ -316,10 +314,8 @@ impl Attached {
             }
         }
         // Frame commands are complete (above); now unmap, then complete the attach command.
-        match (self.pinned.end(), cancel) {
-            (Some((_, cmd)), Some(cancel)) => cmd.complete_canceled(cancel, res),
-            (Some((_, cmd)), None) => cmd.complete_in_task(res),
-            (None, _) => {}
+        if let Some((_, cmd)) = self.pinned.end() {
+            cmd.complete_in_task(res);
         }
     }
 }
@@ -359,6 +355,9 @@ impl Attached {
 /// State behind `Card::stream`.
 pub(crate) struct Stream {
     attached: Option<Attached>,
+    /// A region whose attach command io_uring canceled, left for the watchdog to end
+    /// outside the ring lock ([`Self::end_canceled`]); it still holds the region slot.
+    canceled: Option<Attached>,
     /// An `ATTACH` is importing and mapping its region outside the lock.
     attaching: bool,
     /// The card was unbound: no new region.
@@ -367,6 +366,9 @@ pub(crate) struct Stream {
     readers: u32,
     /// The card's rings; dropped at unbind, while the device is still bound.
     engine: Option<Engine>,
+    /// Runs the card's watchdog early, to end a canceled region at once; dropped at unbind,
+    /// before the binding stops the watchdog.
+    watchdog: Option<WatchdogKick>,
 }
 
 impl Stream {
@@ -374,11 +376,19 @@ impl Stream {
     pub(crate) fn new(engine: Engine) -> Self {
         Self {
             attached: None,
+            canceled: None,
             attaching: false,
             gone: false,
             readers: 0,
             engine: Some(engine),
+            watchdog: None,
         }
+    }
+
+    /// Lets [`Self::cancel`] run the card's watchdog early (set once the binding is
+    /// complete).
+    pub(crate) fn set_watchdog(&mut self, watchdog: WatchdogKick) {
+        self.watchdog = Some(watchdog);
     }
 
     /// Reserves the card's region slot for an `ATTACH` in progress.
@@ -390,7 +400,7 @@ impl Stream {
         if self.gone {
             return Err(ENODEV);
         }
-        if self.attached.is_some() || self.attaching {
+        if self.attached.is_some() || self.canceled.is_some() || self.attaching {
             return Err(EBUSY);
         }
         self.attaching = true;
@@ -423,9 +433,9 @@ impl Stream {
         self.attaching = false;
         let (attached, allocated) = Attached::new(owner, Some((ring, cmd)), region);
         if self.gone {
-            attached.end(None, regs, ENODEV.to_errno(), None);
+            attached.end(None, regs, ENODEV.to_errno());
         } else if allocated.is_err() {
-            attached.end(None, regs, ENOMEM.to_errno(), None);
+            attached.end(None, regs, ENOMEM.to_errno());
         } else {
             self.attached = Some(attached);
         }
@@ -572,7 +582,7 @@ impl Stream {
         if self.gone {
             return Err(ENODEV);
         }
-        if self.attached.is_some() || self.attaching {
+        if self.attached.is_some() || self.canceled.is_some() || self.attaching {
             return Err(EBUSY);
         }
         let (attached, allocated) = Attached::new(owner, None, region);
@@ -587,7 +597,7 @@ impl Stream {
         })();
         if result.is_err() {
             if let Some(attached) = self.attached.take() {
-                attached.end(self.engine.as_mut(), regs, 0, None);
+                attached.end(self.engine.as_mut(), regs, 0);
             }
         }
         result
@@ -775,24 +785,40 @@ impl Stream {
             return Err(EINVAL);
         }
         if let Some(attached) = self.attached.take() {
-            attached.end(self.engine.as_mut(), regs, 0, None);
+            attached.end(self.engine.as_mut(), regs, 0);
         }
         Ok(())
     }
 
-    /// io_uring cancels `cmd` (ring exit): ends the region if `cmd` is its attach command.
-    /// Frame commands are never cancelable: the attach command's end completes them.
-    pub(crate) fn cancel(&mut self, regs: &Registers, cmd: &UringCmd) {
-        if self
+    /// io_uring cancels `cmd` (ring or task exit): if `cmd` is the region's attach command,
+    /// the region leaves its owner and waits for [`Self::end_canceled`]; returns whether it
+    /// did. Nothing here waits: the caller holds the ring lock. Frame commands are never
+    /// cancelable: the attach command's end completes them.
+    pub(crate) fn cancel(&mut self, cmd: &UringCmd) -> bool {
+        if !self
             .attached
             .as_ref()
             .and_then(|attached| attached.pinned.then().as_ref())
             .is_some_and(|(_, attach)| cmd.is(attach))
         {
-            if let Some(attached) = self.attached.take() {
-                attached.end(self.engine.as_mut(), regs, ECANCELED.to_errno(), Some(cmd));
-            }
+            return false;
         }
+        self.canceled = self.attached.take();
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.kick();
+        }
+        true
+    }
+
+    /// Ends the region whose attach command was canceled (see [`Self::cancel`]): the card
+    /// is stopped, frames complete with `-ECANCELED`, the region is unmapped and its pages
+    /// dirtied, then the attach command completes. Returns whether there was one.
+    pub(crate) fn end_canceled(&mut self, regs: &Registers) -> bool {
+        let Some(canceled) = self.canceled.take() else {
+            return false;
+        };
+        canceled.end(self.engine.as_mut(), regs, ECANCELED.to_errno());
+        true
     }
 
     /// File `owner` is released. Its attach command holds a file reference, so a region it
@@ -804,7 +830,7 @@ impl Stream {
             .is_some_and(|attached| attached.owner == owner)
         {
             if let Some(attached) = self.attached.take() {
-                attached.end(self.engine.as_mut(), regs, EBADF.to_errno(), None);
+                attached.end(self.engine.as_mut(), regs, EBADF.to_errno());
             }
         }
     }
@@ -822,8 +848,11 @@ impl Stream {
     /// caller has waited for a reservation to end (see `Card::shutdown`).
     pub(crate) fn shutdown(&mut self, regs: &Registers) {
         self.gone = true;
+        // The binding stops the watchdog next.
+        self.watchdog = None;
+        self.end_canceled(regs);
         if let Some(attached) = self.attached.take() {
-            attached.end(self.engine.as_mut(), regs, ENODEV.to_errno(), None);
+            attached.end(self.engine.as_mut(), regs, ENODEV.to_errno());
         }
         if let Some(engine) = self.engine.take() {
             // Quiesce even an idle card, and take it off the bus, before its rings are freed.

@@ -573,6 +573,10 @@ impl Device {
                     st.counters.running_ns += nanos(since.elapsed());
                 }
                 let started = st.next_sequence;
+                if started > 0 && st.faults.take_kind(started - 1, FaultKind::DeafStop) {
+                    log::warn!("fault injection: stop request ignored, still streaming");
+                    return;
+                }
                 if started > 0 && st.faults.take_kind(started - 1, FaultKind::LyingStop) {
                     // Idle at once (after a frame in flight), the queue kept, not flushed.
                     log::warn!(

@@ -36,6 +36,9 @@ pub enum FaultKind {
     /// [`LYING_STOP_WRITE_DELAY`] later, with no record, unless the device is reset or Bus
     /// Master Enable is clear by then.
     LyingStop,
+    /// The first stop request once the frame has started is ignored: the device keeps
+    /// streaming until it is reset.
+    DeafStop,
 }
 
 /// How long after a lying stop the device still writes a frame it kept.
@@ -57,7 +60,7 @@ pub enum FaultParseError {
     #[error("fault `{0}`: expected KIND@FRAME[:ARG], e.g. dma-error@100 or stall@50:200ms")]
     Syntax(String),
     /// Unknown kind.
-    #[error("fault `{0}`: unknown kind (dma-error, lost-irq, stall, desc-reject, reset-request, remove, unplug-request, hostile-caps, hostile-bytes, lying-stop)")]
+    #[error("fault `{0}`: unknown kind (dma-error, lost-irq, stall, desc-reject, reset-request, remove, unplug-request, hostile-caps, hostile-bytes, lying-stop, deaf-stop)")]
     Kind(String),
     /// Bad number or duration.
     #[error("fault `{0}`: bad frame number or duration")]
@@ -92,6 +95,7 @@ impl FromStr for Fault {
             ("hostile-caps", None) => FaultKind::HostileCapabilities,
             ("hostile-bytes", None) => FaultKind::HostileBytes,
             ("lying-stop", None) => FaultKind::LyingStop,
+            ("deaf-stop", None) => FaultKind::DeafStop,
             (_, Some(_)) => return Err(FaultParseError::Syntax(s.into())),
             _ => return Err(FaultParseError::Kind(s.into())),
         };
@@ -198,6 +202,7 @@ mod tests {
             ("hostile-caps@0", FaultKind::HostileCapabilities, 0),
             ("hostile-bytes@13", FaultKind::HostileBytes, 13),
             ("lying-stop@14", FaultKind::LyingStop, 14),
+            ("deaf-stop@15", FaultKind::DeafStop, 15),
         ];
         for (text, kind, frame) in cases {
             assert_eq!(text.parse(), Ok(Fault { kind, frame }), "{text}");

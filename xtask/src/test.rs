@@ -204,9 +204,9 @@ fn suites() -> Vec<Suite> {
     )];
     // Hostile cards, direct DMA (a late write shows in the buffer): card 0 claims too many
     // bytes for a frame, card 1 has invalid capabilities (refused at probe), card 2 answers
-    // a stop with idle while keeping frames.
+    // a stop with idle while keeping frames, card 3 ignores its first stop.
     let mut hostile = VmConfig::test("vm-hostile");
-    hostile.cards = 3;
+    hostile.cards = 4;
     hostile.card_args = vec![
         (0, fault("hostile-bytes@100").into()),
         (1, fault("hostile-caps@0").into()),
@@ -219,6 +219,7 @@ fn suites() -> Vec<Suite> {
             ]
             .concat(),
         ),
+        (3, fault("deaf-stop@0").into()),
     ];
     vec![
         Suite {

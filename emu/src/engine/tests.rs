@@ -584,3 +584,26 @@ fn lying_stop_keeps_submissions_and_writes_one_later_unless_reset() {
         assert_eq!(written, !reset, "late write with reset {reset}");
     }
 }
+
+#[test]
+fn deaf_stop_keeps_streaming_until_reset() {
+    let mut rig = Rig::new(64, Duration::from_millis(2), &["deaf-stop@0"]);
+    rig.submit(0, &[desc(BUFFERS, 64, true)]);
+    rig.enable();
+    assert_eq!(status(&rig.completions(1)[0]), CompletionStatus::Ok);
+    rig.set(Register::Control, Control::STOP.bits());
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        rig.reg(Register::Status) & Status::IDLE.bits(),
+        0,
+        "idle after an ignored stop"
+    );
+    // Still streaming: a new submission is written.
+    rig.submit(1, &[desc(BUFFERS + 0x1000, 64, true)]);
+    assert_eq!(status(&rig.completions(1)[0]), CompletionStatus::Ok);
+    rig.set(Register::Control, Control::RESET.bits());
+    rig.wait_until("reset", |rig| rig.reg(Register::Control) == 0);
+    rig.wait_until("idle after reset", |rig| {
+        rig.reg(Register::Status) & Status::IDLE.bits() != 0
+    });
+}

@@ -257,6 +257,18 @@ impl TestRing {
         }
     }
 
+    /// Queues a no-op (`IORING_OP_NOP`) in the submission queue; see [`Self::push`].
+    pub fn push_nop(&mut self, user_data: u64) -> Result<(), String> {
+        let entry: squeue::Entry128 = opcode::Nop::new().build().user_data(user_data).into();
+        loop {
+            // SAFETY: a no-op refers to no memory.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                return Ok(());
+            }
+            self.flush()?;
+        }
+    }
+
     /// Submits what [`Self::push`] queued.
     pub fn flush(&mut self) -> Result<(), String> {
         self.ring

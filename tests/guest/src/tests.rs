@@ -1,7 +1,7 @@
 //! Guest tests: each runs in its own process on the real kernel, driver and emulated card.
 
 use crate::harness::{self, TestResult};
-use crate::{attach, client, copy_path, ensure, faults, fuzz, hostile, soak, stream};
+use crate::{attach, cancel, client, copy_path, ensure, faults, fuzz, hostile, soak, stream};
 use fgrab::Card;
 use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo};
 use zerocopy::{FromZeros, IntoBytes};
@@ -108,6 +108,9 @@ pub const ALL: &[Test] = &[
     data("stream-file-closed", stream::stream_file_closed),
     data("stream-unbind", stream::stream_unbind),
     data("stream-unbind-waiters", stream::stream_unbind_waiters),
+    // A thread's exit cancels its region under its ring's lock: the ring's other users must
+    // not wait for the region to end (unmapping and dirtying differ between DMA modes).
+    data("stream-cancel-keeps-ring", cancel::stream_cancel_keeps_ring),
     // Bounce buffers copied back at teardown would revert what user space wrote.
     data("stream-user-bytes-detach", stream::stream_user_bytes_detach),
     data(
@@ -144,6 +147,11 @@ pub const ALL: &[Test] = &[
         "hostile-stop-keeps-frames",
         Scope::Suite("vm-hostile"),
         hostile::hostile_stop_keeps_frames,
+    ),
+    test(
+        "hostile-deaf-stop-cancel",
+        Scope::Suite("vm-hostile"),
+        cancel::hostile_deaf_stop_cancel,
     ),
     // The ABI's decoding under random input; the mapping paths it reaches are the
     // data-path tests' (20,000 commands unless `fgrab_fuzz_commands` says otherwise;
