@@ -12,7 +12,7 @@
 use crate::ensure;
 use crate::harness::{self, TestResult};
 use crate::ring::{attach_request, Completion, Memory, TestRing};
-use crate::stream::{Layout, Streamer};
+use crate::streamer::{Layout, Streamer, ATTACH, FRAME};
 use fgrab_uapi::{ops, ControlCmd, QueueCmd};
 use std::ffi::CString;
 use std::fs::File;
@@ -21,9 +21,7 @@ use std::os::fd::{FromRawFd, IntoRawFd};
 use std::time::{Duration, Instant};
 use zerocopy::{FromZeros, IntoBytes};
 
-const ATTACH: u64 = 0xa77a;
 const START: u64 = 0x57a7;
-const FRAME: u64 = 0xf_0000;
 /// No-ops: a bit of their own, apart from the frame and control tags.
 const NOP: u64 = 1 << 40;
 

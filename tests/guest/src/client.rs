@@ -235,7 +235,7 @@ pub fn client_cli() -> TestResult {
     );
     // The card stopped and was not reset since (DETACH leaves its counters), so its BAR
     // counters are the capture's.
-    let card = crate::bar::read_counters(&crate::stream::card_pci_address("fgrab0")?)?;
+    let card = crate::bar::read_counters(&crate::streamer::card_pci_address("fgrab0")?)?;
     let last = sequences.last().copied().unwrap_or(0);
     ensure!(
         last < card.next_sequence,

@@ -7,7 +7,7 @@ use crate::ensure;
 use crate::harness::{self, TestResult};
 use crate::pattern;
 use crate::ring::TestRing;
-use crate::stream::{Layout, Streamer};
+use crate::streamer::{Layout, Streamer};
 use fgrab_uapi::{ops, ControlCmd, META_ERROR, META_FRAME, STATE_ATTACHED, STATE_STREAMING};
 use std::time::{Duration, Instant};
 use zerocopy::{FromZeros, IntoBytes};

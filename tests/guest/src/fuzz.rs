@@ -8,7 +8,7 @@
 use crate::ensure;
 use crate::harness::{self, TestResult};
 use crate::ring::{attach_request, Memory, TestRing};
-use crate::stream::{Layout, Streamer};
+use crate::streamer::{Layout, Streamer};
 use fgrab_uapi::{ops, ControlCmd, CopyOutCmd, QueueCmd};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 
 use crate::ensure;
 use crate::harness::{self, TestResult};
-use crate::stream::{Layout, Streamer};
+use crate::streamer::{Layout, Streamer};
 use fgrab_uapi::{ops, META_ERROR, META_FRAME};
 use std::time::{Duration, Instant};
 

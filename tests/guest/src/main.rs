@@ -20,10 +20,13 @@ mod pattern;
 #[path = "../../../emu/src/regs.rs"]
 #[allow(dead_code)]
 mod regs;
+mod removal;
 mod ring;
 mod soak;
 mod stream;
+mod streamer;
 mod sys;
+mod teardown;
 mod tests;
 
 fn main() {
@@ -39,7 +42,7 @@ fn main() {
         Some("attach-and-wait") => {
             attach::attach_and_wait(args.get(2).map(String::as_str).unwrap_or("/dev/fgrab0"))
         }
-        Some("stream-child") => stream::stream_child(
+        Some("stream-child") => teardown::stream_child(
             args.get(2).map(String::as_str).unwrap_or("/dev/fgrab0"),
             args.get(3).map(String::as_str) == Some("exit"),
         ),

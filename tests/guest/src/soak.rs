@@ -4,7 +4,7 @@
 
 use crate::ensure;
 use crate::harness::{self, TestResult};
-use crate::stream::{Layout, Streamer};
+use crate::streamer::{Layout, Streamer};
 use fgrab_uapi::ops;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -1,7 +1,10 @@
 //! Guest tests: each runs in its own process on the real kernel, driver and emulated card.
 
 use crate::harness::{self, TestResult};
-use crate::{attach, cancel, client, copy_path, ensure, faults, fuzz, hostile, soak, stream};
+use crate::{
+    attach, cancel, client, copy_path, ensure, faults, fuzz, hostile, removal, soak, stream,
+    teardown,
+};
 use fgrab::Card;
 use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo};
 use zerocopy::{FromZeros, IntoBytes};
@@ -102,20 +105,23 @@ pub const ALL: &[Test] = &[
     data("stream-stop-start", stream::stream_stop_start),
     // Rejected by command decoding, before the card or a mapping is touched.
     control("stream-rejects-malformed", stream::stream_rejects_malformed),
-    data("stream-detach-midstream", stream::stream_detach_midstream),
-    data("stream-process-killed", stream::stream_process_killed),
-    data("stream-ring-exit", stream::stream_ring_exit),
-    data("stream-file-closed", stream::stream_file_closed),
-    data("stream-unbind", stream::stream_unbind),
-    data("stream-unbind-waiters", stream::stream_unbind_waiters),
+    data("stream-detach-midstream", teardown::stream_detach_midstream),
+    data("stream-process-killed", teardown::stream_process_killed),
+    data("stream-ring-exit", teardown::stream_ring_exit),
+    data("stream-file-closed", teardown::stream_file_closed),
+    data("stream-unbind", teardown::stream_unbind),
+    data("stream-unbind-waiters", teardown::stream_unbind_waiters),
     // A thread's exit cancels its region under its ring's lock: the ring's other users must
     // not wait for the region to end (unmapping and dirtying differ between DMA modes).
     data("stream-cancel-keeps-ring", cancel::stream_cancel_keeps_ring),
     // Bounce buffers copied back at teardown would revert what user space wrote.
-    data("stream-user-bytes-detach", stream::stream_user_bytes_detach),
+    data(
+        "stream-user-bytes-detach",
+        teardown::stream_user_bytes_detach,
+    ),
     data(
         "stream-user-bytes-ring-exit",
-        stream::stream_user_bytes_ring_exit,
+        teardown::stream_user_bytes_ring_exit,
     ),
     // Reads counters and state: the same whichever way DMA goes.
     control("stream-sysfs", stream::stream_sysfs),
@@ -171,18 +177,18 @@ pub const ALL: &[Test] = &[
     control("client-cli", client::client_cli),
     control(
         "stream-module-unload-refused",
-        stream::stream_module_unload_refused,
+        teardown::stream_module_unload_refused,
     ),
     // Removal changes the machine (and needs a card with a fault).
     test(
         "stream-hot-unplug",
         Scope::Suite("vm-removal"),
-        stream::stream_hot_unplug,
+        removal::stream_hot_unplug,
     ),
     test(
         "stream-surprise-removal",
         Scope::Suite("vm-removal"),
-        stream::stream_surprise_removal,
+        removal::stream_surprise_removal,
     ),
     // `cargo xtask bench` runs it on the fast kernel.
     test("bench", Scope::Manual, bench),
