@@ -10,9 +10,14 @@ use vfio_bindings::bindings::vfio::{
     VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_PCI_MSIX_IRQ_INDEX,
 };
 
+use super::mmio::{hi, lo};
 use super::*;
 use crate::dma::{memfd, IovaTable};
+use crate::fault::LYING_STOP_WRITE_DELAY;
+use crate::pattern;
+use crate::regs::Control;
 use crate::regs::{VECTOR_ERROR, VECTOR_FRAME};
+use crate::ring::Descriptor;
 
 const IOVA: u64 = 0x4000_0000;
 const MEM: u64 = 8 << 20;
