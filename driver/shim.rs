@@ -958,9 +958,7 @@ impl Watchdog {
             _card: card.clone(),
         })
     }
-}
 
-impl Watchdog {
     /// A handle that runs this watchdog early; see [`WatchdogKick`] for how long it is valid.
     pub(crate) fn kick_handle(&self) -> WatchdogKick {
         // INVARIANT: a started watchdog; keeping it started is the holder's duty.

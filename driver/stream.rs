@@ -9,14 +9,13 @@
 //! and marking a command cancelable take it when a command is issued from io-wq
 //! (`IO_URING_F_UNLOCKED`, e.g. `IOSQE_ASYNC`), so `ATTACH` does both outside the lock,
 //! holding a reservation of the card's region slot instead. Completions from under the lock
-//! go through task work, except in a cancel call, where io_uring expects the completion.
-//! The interrupt thread takes `Card::stream` and nothing else; the BAR is accessed in short
-//! RCU sections inside it (see `engine.rs`).
+//! go through task work. The interrupt thread takes `Card::stream` and nothing else; the BAR
+//! is accessed in short RCU sections inside it (see `engine.rs`).
 //!
-//! A cancel call (ring or task exit) holds the ring lock, and io_uring repeats it in a loop
-//! until the command completes, so it only hands the region over to the watchdog
-//! ([`Stream::cancel`]). Ending it (seconds for a card that will not stop, a folio lock per
-//! page of the region) happens there, where no ring is locked.
+//! A cancel call (ring exit, or `execve()` of a submitting task) holds the ring lock, and
+//! io_uring repeats it until the command completes, so it only hands the region over to the
+//! watchdog ([`Stream::cancel`]). Ending it (seconds for a card that will not stop, a folio
+//! lock per page of the region) happens there, where no ring is locked.
 //!
 //! Teardown has one order whatever triggers it (detach, ring exit, file release, device
 //! unbind): stop the engine and take every frame back from the card (reset it if it does
@@ -391,6 +390,12 @@ impl Stream {
         self.watchdog = Some(watchdog);
     }
 
+    /// Whether the card's one region slot is in use: a region attached, a canceled one not
+    /// ended yet, or an `ATTACH` mapping one.
+    fn slot_taken(&self) -> bool {
+        self.attached.is_some() || self.canceled.is_some() || self.attaching
+    }
+
     /// Reserves the card's region slot for an `ATTACH` in progress.
     ///
     /// # Errors
@@ -400,7 +405,7 @@ impl Stream {
         if self.gone {
             return Err(ENODEV);
         }
-        if self.attached.is_some() || self.canceled.is_some() || self.attaching {
+        if self.slot_taken() {
             return Err(EBUSY);
         }
         self.attaching = true;
@@ -582,7 +587,7 @@ impl Stream {
         if self.gone {
             return Err(ENODEV);
         }
-        if self.attached.is_some() || self.canceled.is_some() || self.attaching {
+        if self.slot_taken() {
             return Err(EBUSY);
         }
         let (attached, allocated) = Attached::new(owner, None, region);
@@ -790,7 +795,7 @@ impl Stream {
         Ok(())
     }
 
-    /// io_uring cancels `cmd` (ring or task exit): if `cmd` is the region's attach command,
+    /// io_uring cancels `cmd` (ring exit, or `execve()` of its task): if `cmd` is the region's attach command,
     /// the region leaves its owner and waits for [`Self::end_canceled`]; returns whether it
     /// did. Nothing here waits: the caller holds the ring lock. Frame commands are never
     /// cancelable: the attach command's end completes them.
