@@ -1,25 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Per-card state shared between the PCI binding and open files.
+//! Layer 4: per-card state shared between the PCI binding and open files.
 //!
 //! A [`Card`] is reference counted: the binding holds one reference, every open file
-//! another, so a file may outlive an unbind (it then finds the card gone).
+//! another, so a file may outlive an unbind (it then finds the card gone). The card's
+//! interrupt handlers ([`CardInterrupt`]) and its watchdog ([`PeriodicWork`]) call into it
+//! from the layer-1 abstractions that run them.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use kernel::{
+    irq::{IrqReturn, ThreadedHandler},
     new_condvar, new_mutex, pci,
     prelude::*,
-    sync::{aref::ARef, CondVar, Mutex},
+    sync::{aref::ARef, Arc, CondVar, Mutex},
     uaccess::UserSliceWriter,
 };
 
 use crate::{
-    engine::Engine,
-    region::Region,
-    regs::Registers,
-    shim::{CardIndex, UringCmd, Vector, WatchdogKick},
-    stream::Stream,
+    abstractions::{
+        ids::Index,
+        periodic::{Kick, PeriodicWork},
+        uring_cmd::UringCmd,
+    },
+    domain::{region::Region, stream::Stream},
+    hardware::{engine::Engine, regs::Registers},
     uapi::{AttachCmd, DeviceInfo, FrameMeta, QueueCmd, Stats, META_ERROR, META_FLUSHED},
 };
 
@@ -34,7 +39,7 @@ const COPY_MAX_FRAME_BYTES: u32 = 16 << 20;
 /// One frame grabber.
 #[pin_data]
 pub(crate) struct Card {
-    index: CardIndex,
+    index: Index,
     info: DeviceInfo,
     /// The PCI device, for DMA mappings; they all end before unbind completes.
     pdev: ARef<pci::Device>,
@@ -57,7 +62,7 @@ pub(crate) struct Card {
 impl Card {
     /// A card numbered `index` whose identity was read at probe time.
     pub(crate) fn new(
-        index: CardIndex,
+        index: Index,
         info: DeviceInfo,
         pdev: ARef<pci::Device>,
         regs: Registers,
@@ -154,7 +159,7 @@ impl Card {
     }
 
     /// Lets a cancel run the watchdog at once; see [`Stream::set_watchdog`].
-    pub(crate) fn set_watchdog(&self, watchdog: WatchdogKick) {
+    pub(crate) fn set_watchdog(&self, watchdog: Kick) {
         self.stream.lock().set_watchdog(watchdog);
     }
 
@@ -273,40 +278,26 @@ impl Card {
                 return Err(ERESTARTSYS);
             }
         };
-        let pieces = match stream.kernel_pieces(meta.frame) {
-            Ok(pieces) => pieces,
+        let frame = match stream.page_frame(meta.frame) {
+            Ok(frame) => frame,
             Err(error) => {
                 stream.queue_waiter(&self.regs, owner, meta.frame)?;
                 return Err(error);
             }
         };
+        // The frame is neither on the card nor queued (it was just dequeued), and unbind
+        // waits while a reader copies.
         stream.begin_reading();
         drop(stream);
-        let mut copied = 0usize;
-        let mut result = Ok(());
-        let wanted = writer.len().min(meta.bytes as usize);
-        for (address, len) in pieces.iter().copied() {
-            let len = len.min(wanted - copied);
-            if len == 0 {
-                break;
-            }
-            // SAFETY: the chunk belongs to a frame that is neither on the card nor queued
-            // (it was just dequeued), and the region cannot end meanwhile: its only owner is
-            // this file, which `read()` keeps open, and unbind waits while a reader copies.
-            let bytes = unsafe { core::slice::from_raw_parts(address, len) };
-            result = writer.write_slice(bytes);
-            if result.is_err() {
-                break;
-            }
-            copied += len;
-        }
+        let result = frame.copy_to_user(writer, meta.bytes as usize);
+        drop(frame);
         let mut stream = self.stream.lock();
         stream.end_reading();
         self.changed.notify_all();
         // The bytes are copied whatever happens to the frame now; a card gone meanwhile is
         // reported by the next call.
         let _ = stream.queue_waiter(&self.regs, owner, meta.frame);
-        result.map(|()| copied)
+        result
     }
 
     /// Starts the copy path for file `owner` with frames of `len` bytes, unless another
@@ -370,6 +361,58 @@ impl Card {
         self.canceling.store(0, Ordering::Release);
         drop(stream);
         self.changed.notify_all();
+    }
+}
+
+/// The card's MSI-X vectors (`docs/hardware.md` §2), in vector order.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Vector {
+    /// Frame completions.
+    Frames = 0,
+    /// Errors and state changes.
+    Errors = 1,
+}
+
+impl CardInterrupt {
+    /// The handlers of every vector of `card`, in vector order, with their names in
+    /// /proc/interrupts (the IRQ core wants `'static` names: the device's PCI address,
+    /// shown beside them, tells cards apart).
+    pub(crate) fn all(card: &Arc<Card>) -> [(&'static CStr, CardInterrupt); 2] {
+        [
+            (c"fgrab-frames", Vector::Frames),
+            (c"fgrab-errors", Vector::Errors),
+        ]
+        .map(|(name, vector)| {
+            (
+                name,
+                CardInterrupt {
+                    card: card.clone(),
+                    vector,
+                },
+            )
+        })
+    }
+}
+
+/// The threaded handler of one of a card's vectors.
+pub(crate) struct CardInterrupt {
+    /// The card; its binding frees the handler before letting go of it.
+    pub(crate) card: Arc<Card>,
+    /// Which vector this handler serves.
+    pub(crate) vector: Vector,
+}
+
+impl ThreadedHandler for CardInterrupt {
+    fn handle_threaded(&self) -> IrqReturn {
+        self.card.interrupt(self.vector);
+        IrqReturn::Handled
+    }
+}
+
+/// The watchdog's run: see [`Card::poll`].
+impl PeriodicWork for Card {
+    fn run(&self) {
+        self.poll();
     }
 }
 

@@ -2,17 +2,21 @@
 
 //! fgrab: driver for the fgrab PCIe FPGA frame grabber.
 //!
-//! One misc character device per card (`/dev/fgrabN`). User space talks to it only through
+//! One misc character device per card (`/dev/fgrabN`). User space talks to it through
 //! io_uring `URING_CMD` submissions (`docs/abi.md`); the hardware interface is described in
 //! `docs/hardware.md`.
 //!
-//! Layout: `pci` binds cards, `card` holds per-card state shared with open files, `stream`
-//! the attach/detach state machine and teardown order, `region` a fixed-buffer region and
-//! its per-frame DMA mappings, `sglist` which bytes of the buffer's segments form a frame,
-//! `descriptors` the card's scatter/gather lists, `drop_order` a pair dropped in a fixed
-//! order (a region before the command that pins it), `file` the
-//! file operations, `uring` decodes and answers commands, `regs` is the register map, and
-//! `shim` the only place with raw bindings to the C shim (`shim.c`).
+//! The modules are layers, each built only on those below it (`docs/design.md`, "Layers";
+//! `cargo xtask layers` prints the graph and checks it):
+//!
+//! 1. [`abstractions`]: kernel abstractions 7.3 lacks; the only `unsafe` code and the only
+//!    caller of the C shim. Nothing in it knows fgrab.
+//! 2. [`hardware`]: registers, DMA structures, the engine.
+//! 3. [`domain`]: regions, frame slicing, descriptor lists, the stream state machine.
+//! 4. [`card`]: one card's state, its interrupts and watchdog.
+//! 5. [`file`], [`commands`], [`binding`]: file operations, command decoding, PCI probe.
+//!
+//! [`uapi`] is the ABI shared with user space, usable from every layer.
 
 // The ABI source is shared with user space, where it is a `#![no_std]` crate root; here it is
 // a module, so that crate-level attribute is inert. `pub` because its items are `pub`.
@@ -20,22 +24,16 @@
 #[path = "../uapi/src/lib.rs"]
 pub mod uapi;
 
+mod abstractions;
+mod binding;
 mod card;
-mod descriptors;
-mod drop_order;
-mod engine;
+mod commands;
+mod domain;
 mod file;
-mod hw;
-mod pci;
-mod region;
-mod regs;
-mod sglist;
-mod shim;
-mod stream;
-mod uring;
+mod hardware;
 
 kernel::module_pci_driver! {
-    type: pci::FgrabDriver,
+    type: binding::FgrabDriver,
     name: "fgrab",
     authors: ["fgrab developers"],
     description: "fgrab PCIe frame grabber (zero-copy acquisition over io_uring)",

@@ -1,25 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! File operations of `/dev/fgrabN`, called from the table in `shim.c`.
+//! Layer 5: the files of `/dev/fgrabN` ([`OpenFile`]) and the card's sysfs attributes,
+//! as a [`MiscFile`] of the layer-1 misc device.
 
-use core::{
-    ffi::{c_int, c_long, c_uint, c_ulong},
-    sync::atomic::{AtomicU64, Ordering},
-};
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
-    bindings,
     prelude::*,
+    str::CString,
     sync::Arc,
-    types::ForeignOwnable,
-    uaccess::{UserPtr, UserSlice},
+    uaccess::{UserPtr, UserSlice, UserSliceWriter},
 };
 use zerocopy::IntoBytes;
 
 use crate::{
+    abstractions::{misc::MiscFile, uring_cmd::UringCmd},
     card::Card,
-    shim::{MiscNode, RawUringCmd, UringCmd},
+    commands,
     uapi::{ioctls, FrameMeta},
-    uring,
 };
 
 /// Source of [`OpenFile::id`]s; 64 bits never wrap in practice.
@@ -50,134 +47,91 @@ impl Drop for OpenFile {
     }
 }
 
-/// `->open`: attaches an [`OpenFile`] to the file.
+/// Attributes of `/sys/class/misc/fgrabN`: identity and stream counters, for monitoring
+/// without opening the device (`docs/abi.md`). Index order is [`show_attribute`]'s.
 ///
-/// # Safety
-///
-/// Called by the VFS through `misc_open()`, which stored the `struct miscdevice` in
-/// `file->private_data` and holds `misc_mtx` for the duration.
-#[no_mangle]
-unsafe extern "C" fn fgrab_file_open(
-    _inode: *mut bindings::inode,
-    file: *mut bindings::file,
-) -> c_int {
-    // SAFETY: `file` is valid during open; `misc_open()` set `private_data` to our node's
-    // `struct miscdevice`, which stays registered while `misc_mtx` is held.
-    let node = unsafe { MiscNode::from_raw((*file).private_data.cast()) };
-    let open = match KBox::new(
-        OpenFile {
-            card: node.card().clone(),
+/// [`show_attribute`]: MiscFile::show_attribute
+const ATTRIBUTES: &[&CStr] = &[
+    c"card_index",
+    c"hw_version",
+    c"state",
+    c"frame_bytes",
+    c"frame_count",
+    c"frames_queued",
+    c"descriptors_max_per_frame",
+    c"frames_delivered",
+    c"frames_dropped_underrun",
+    c"frames_dropped_other",
+    c"frames_failed",
+    c"bytes_delivered",
+];
+
+impl MiscFile for OpenFile {
+    type Device = Card;
+
+    const ATTRIBUTES: &'static [&'static CStr] = ATTRIBUTES;
+
+    fn open(card: &Arc<Card>) -> Result<Self> {
+        Ok(Self {
+            card: card.clone(),
             id: NEXT_FILE_ID.fetch_add(1, Ordering::Relaxed),
-        },
-        GFP_KERNEL,
-    ) {
-        Ok(open) => open,
-        Err(error) => return Error::from(error).to_errno(),
-    };
-    // SAFETY: the file is being opened, so we own `private_data`; `release` takes it back.
-    unsafe { (*file).private_data = open.into_foreign().cast() };
-    0
-}
-
-/// `->release`: drops the file's [`OpenFile`].
-///
-/// # Safety
-///
-/// Called by the VFS once, after the last reference to a file opened by `fgrab_file_open`.
-#[no_mangle]
-unsafe extern "C" fn fgrab_file_release(
-    _inode: *mut bindings::inode,
-    file: *mut bindings::file,
-) -> c_int {
-    // SAFETY: `private_data` was set by `fgrab_file_open` from `KBox::into_foreign`, and
-    // release runs once, after every other file operation finished.
-    drop(unsafe { KBox::<OpenFile>::from_foreign((*file).private_data.cast()) });
-    0
-}
-
-/// `->uring_cmd`: decodes and answers one io_uring command.
-///
-/// # Safety
-///
-/// Called by io_uring with a valid command on a file opened by `fgrab_file_open`.
-#[no_mangle]
-unsafe extern "C" fn fgrab_file_uring_cmd(cmd: *mut RawUringCmd, issue_flags: c_uint) -> c_int {
-    // SAFETY: `cmd` is the command of this `->uring_cmd` call and is used only during it.
-    let Some(cmd) = (unsafe { UringCmd::from_raw(cmd, issue_flags) }) else {
-        return EINVAL.to_errno();
-    };
-    let file = cmd.file();
-    // SAFETY: the file is open (io_uring holds a reference for the request), so its
-    // `private_data` is the `OpenFile` set in `fgrab_file_open` and not yet released.
-    let open = unsafe { <KBox<OpenFile> as ForeignOwnable>::borrow((*file).private_data.cast()) };
-    match uring::handle(open, cmd) {
-        Ok(result) => result,
-        Err(error) => error.to_errno(),
+        })
     }
-}
 
-/// The [`OpenFile`] of a file opened by `fgrab_file_open`.
-///
-/// # Safety
-///
-/// `file` is such a file, not yet released, for the returned lifetime.
-unsafe fn open_file<'a>(file: *mut bindings::file) -> &'a OpenFile {
-    // SAFETY: per the contract `private_data` is the `OpenFile` set in `fgrab_file_open`.
-    unsafe { <KBox<OpenFile> as ForeignOwnable>::borrow((*file).private_data.cast()) }
-}
-
-/// `->read`: the copy path (see `Card::read`); one frame per call, `count` bytes of it.
-///
-/// # Safety
-///
-/// Called by the VFS on a file opened by `fgrab_file_open`, with a user buffer of `count`
-/// bytes.
-#[no_mangle]
-unsafe extern "C" fn fgrab_file_read(
-    file: *mut bindings::file,
-    buf: *mut u8,
-    count: usize,
-    _ppos: *mut bindings::loff_t,
-) -> isize {
-    // SAFETY: the VFS holds the file open during `->read`.
-    let open = unsafe { open_file(file) };
-    let mut writer = UserSlice::new(UserPtr::from_ptr(buf.cast()), count).writer();
-    match open.card().read(open.id(), &mut writer) {
-        // CAST: at most `count`, which the VFS bounds by `MAX_RW_COUNT`.
-        Ok(copied) => copied as isize,
-        Err(error) => error.to_errno() as isize,
+    fn uring_cmd(&self, cmd: UringCmd) -> Result<i32> {
+        commands::handle(self, cmd)
     }
-}
 
-/// `->unlocked_ioctl`: the per-frame blocking path (`QBUF`, `DQBUF`).
-///
-/// # Safety
-///
-/// Called by the VFS on a file opened by `fgrab_file_open`.
-#[no_mangle]
-unsafe extern "C" fn fgrab_file_ioctl(
-    file: *mut bindings::file,
-    cmd: c_uint,
-    arg: c_ulong,
-) -> c_long {
-    // SAFETY: the VFS holds the file open during `->unlocked_ioctl`.
-    let open = unsafe { open_file(file) };
-    // CAST: `arg` is a user address.
-    let user = UserPtr::from_addr(arg as usize);
-    let result = match cmd {
-        ioctls::QBUF => UserSlice::new(user, core::mem::size_of::<u32>())
-            .reader()
-            .read::<u32>()
-            .and_then(|index| open.card().qbuf(open.id(), index)),
-        ioctls::DQBUF => open.card().dqbuf(open.id()).and_then(|meta: FrameMeta| {
-            UserSlice::new(user, core::mem::size_of::<FrameMeta>())
-                .writer()
-                .write_slice(meta.as_bytes())
-        }),
-        _ => Err(ENOTTY),
-    };
-    match result {
-        Ok(()) => 0,
-        Err(error) => c_long::from(error.to_errno()),
+    /// The copy path (see `Card::read`): one frame per call, `writer.len()` bytes of it.
+    fn read(&self, writer: &mut UserSliceWriter) -> Result<usize> {
+        self.card.read(self.id, writer)
+    }
+
+    /// The per-frame blocking path (`QBUF`, `DQBUF`).
+    fn ioctl(&self, cmd: u32, user: UserPtr) -> Result {
+        match cmd {
+            ioctls::QBUF => UserSlice::new(user, core::mem::size_of::<u32>())
+                .reader()
+                .read::<u32>()
+                .and_then(|index| self.card.qbuf(self.id, index)),
+            ioctls::DQBUF => self.card.dqbuf(self.id).and_then(|meta: FrameMeta| {
+                UserSlice::new(user, core::mem::size_of::<FrameMeta>())
+                    .writer()
+                    .write_slice(meta.as_bytes())
+            }),
+            _ => Err(ENOTTY),
+        }
+    }
+
+    fn show_attribute(card: &Card, index: usize) -> Result<CString> {
+        let info = card.info();
+        let stats = card.stats();
+        let text = match index {
+            0 => CString::try_from_fmt(fmt!("{}", info.card_index)),
+            1 => CString::try_from_fmt(fmt!(
+                "{}.{}",
+                info.hw_version >> 16,
+                info.hw_version & 0xffff
+            )),
+            2 => {
+                const STATES: [&str; 3] = ["idle", "attached", "streaming"];
+                let state = STATES
+                    .get(stats.state as usize)
+                    .copied()
+                    .unwrap_or("unknown");
+                CString::try_from_fmt(fmt!("{}", state))
+            }
+            3 => CString::try_from_fmt(fmt!("{}", stats.frame_bytes)),
+            4 => CString::try_from_fmt(fmt!("{}", stats.frame_count)),
+            5 => CString::try_from_fmt(fmt!("{}", stats.frames_queued)),
+            6 => CString::try_from_fmt(fmt!("{}", stats.descriptors_max_per_frame)),
+            7 => CString::try_from_fmt(fmt!("{}", stats.frames_delivered)),
+            8 => CString::try_from_fmt(fmt!("{}", stats.frames_dropped_underrun)),
+            9 => CString::try_from_fmt(fmt!("{}", stats.frames_dropped_other)),
+            10 => CString::try_from_fmt(fmt!("{}", stats.frames_failed)),
+            11 => CString::try_from_fmt(fmt!("{}", stats.bytes_delivered)),
+            _ => return Err(ENOENT),
+        };
+        text
     }
 }

@@ -22,15 +22,23 @@
 //! not stop), complete every queued frame command, unmap every frame, then complete the
 //! attach command, after which io_uring may unpin the pages.
 
-use kernel::prelude::*;
+use kernel::{prelude::*, sync::Arc};
+use zerocopy::IntoBytes;
 
 use crate::{
-    drop_order::DropOrder,
-    engine::{Engine, Stopped},
-    hw::{status, CompletionRecord, RECORD_FRAME},
-    region::Region,
-    regs::Registers,
-    shim::{warn_ratelimit, FrameOut, PendingCmd, RingId, UringCmd, WatchdogKick},
+    abstractions::{
+        drop_order::DropOrder,
+        log::warn_ratelimit,
+        page_frame::PageFrame,
+        periodic::Kick,
+        uring_cmd::{PendingCmd, RingId, UringCmd, UserWriteback, USER_WRITEBACK_BYTES},
+    },
+    domain::region::Region,
+    hardware::{
+        dma::{status, CompletionRecord, RECORD_FRAME},
+        engine::{Engine, Stopped},
+        regs::Registers,
+    },
     uapi::{
         FrameMeta, Stats, META_ERROR, META_FLUSHED, META_FRAME, META_INCOMPLETE, STATE_ATTACHED,
         STATE_STREAMING,
@@ -42,7 +50,7 @@ enum Queued {
     /// A `QUEUE` command, with the metadata buffer it asked for.
     Command {
         cmd: PendingCmd,
-        out: Option<KBox<FrameOut>>,
+        out: Option<KBox<UserWriteback>>,
     },
     /// A frame queued by `ioctl(QBUF)` or by the copy path: its metadata goes to the
     /// region's done list, where `ioctl(DQBUF)` or `read()` picks it up.
@@ -66,16 +74,19 @@ impl Queued {
                     .filter(|record| record.flags & RECORD_FRAME != 0)
                     .map_or(u64::MAX, |record| record.sequence);
                 let out = out.map(|mut out| {
-                    out.meta = meta;
+                    out.bytes.copy_from_slice(meta.as_bytes());
                     out
                 });
-                cmd.complete_frame(res, sequence, out);
+                cmd.complete_lazy(res, sequence, out);
                 None
             }
             Self::Waiter => Some(meta),
         }
     }
 }
+
+// A frame's metadata travels in a completion's writeback.
+const _: () = assert!(core::mem::size_of::<FrameMeta>() == USER_WRITEBACK_BYTES);
 
 /// What user space learns about a frame besides the CQE. The card's timestamp is turned into
 /// `CLOCK_MONOTONIC` with `clock_offset` (measured at `START`).
@@ -268,7 +279,7 @@ impl Attached {
         }
         if self.streaming {
             let (list, count) = self.pinned.first().list(index).ok_or(EINVAL)?;
-            self.pinned.first().sync_for_device(index);
+            self.pinned.first().sync_for_device(index)?;
             engine.submit(regs, list, count, index)?;
             *slot = Slot::OnCard(Queued::Waiter);
         } else {
@@ -367,7 +378,7 @@ pub(crate) struct Stream {
     engine: Option<Engine>,
     /// Runs the card's watchdog early, to end a canceled region at once; dropped at unbind,
     /// before the binding stops the watchdog.
-    watchdog: Option<WatchdogKick>,
+    watchdog: Option<Kick>,
 }
 
 impl Stream {
@@ -386,7 +397,7 @@ impl Stream {
 
     /// Lets [`Self::cancel`] run the card's watchdog early (set once the binding is
     /// complete).
-    pub(crate) fn set_watchdog(&mut self, watchdog: WatchdogKick) {
+    pub(crate) fn set_watchdog(&mut self, watchdog: Kick) {
         self.watchdog = Some(watchdog);
     }
 
@@ -496,9 +507,9 @@ impl Stream {
         let out = match meta_addr {
             0 => None,
             meta_addr => Some(KBox::new(
-                FrameOut {
-                    meta_addr,
-                    meta: FrameMeta::default(),
+                UserWriteback {
+                    addr: meta_addr,
+                    bytes: [0; USER_WRITEBACK_BYTES],
                 },
                 GFP_KERNEL,
             )?),
@@ -506,7 +517,7 @@ impl Stream {
         if attached.streaming {
             let (list, count) = attached.pinned.first().list(index).ok_or(EINVAL)?;
             // User space may have written the frame; the card owns it again from here.
-            attached.pinned.first().sync_for_device(index);
+            attached.pinned.first().sync_for_device(index)?;
             engine.submit(regs, list, count, index)?;
             *slot = Slot::OnCard(Queued::Command {
                 cmd: cmd.into_queued(),
@@ -623,14 +634,19 @@ impl Stream {
         }
     }
 
-    /// The CPU-side pieces of driver-owned frame `index` (see [`Region::kernel_pieces`]).
-    pub(crate) fn kernel_pieces(&self, index: u32) -> Result<KVec<(*const u8, usize)>> {
+    /// Driver-owned frame `index` (see [`Region::page_frame`]).
+    ///
+    /// # Errors
+    ///
+    /// `ENOENT` without a region or for a fixed-buffer frame.
+    pub(crate) fn page_frame(&self, index: u32) -> Result<Arc<PageFrame>> {
         self.attached
             .as_ref()
             .ok_or(ENOENT)?
             .pinned
             .first()
-            .kernel_pieces(index)
+            .page_frame(index)
+            .ok_or(ENOENT)
     }
 
     /// A `read()` copies a driver-owned frame outside the lock: teardown waits for it.
@@ -683,8 +699,11 @@ impl Stream {
             let Some((list, count)) = attached.pinned.first().list(index) else {
                 break;
             };
-            attached.pinned.first().sync_for_device(index);
-            result = engine.submit(regs, list, count, index);
+            result = attached
+                .pinned
+                .first()
+                .sync_for_device(index)
+                .and_then(|()| engine.submit(regs, list, count, index));
             if result.is_err() {
                 break;
             }

@@ -13,13 +13,7 @@
 use kernel::prelude::*;
 
 /// One DMA-mapped extent, in frame order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Extent {
-    /// Bus address of the first byte.
-    pub(crate) dma: u64,
-    /// Bytes.
-    pub(crate) len: u64,
-}
+use crate::abstractions::sg_table::DmaRange as Extent;
 
 /// One descriptor as the card reads it: a bus address and a byte count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * C shim of the fgrab driver: the only place that touches kernel APIs without Rust
- * abstractions in Linux 7.3. Compiled against the real headers, so API changes break here,
- * loudly, instead of in hand-written Rust declarations. Rust side: driver/shim.rs.
+ * C shim of the fgrab driver: the kernel APIs that Linux 7.3 offers no Rust abstraction
+ * for, as inline functions, macros or structures Rust cannot reach. Compiled against the
+ * real headers, so API changes break here, loudly, instead of in hand-written Rust
+ * declarations. Nothing here knows fgrab's hardware or ABI: the Rust abstractions in
+ * driver/abstractions/ wrap each function (declarations in driver/abstractions/shim.rs).
  *
- * - file_operations with .uring_cmd: kernel::miscdevice builds its own table without that
- *   slot, so the table lives here and calls back into Rust (driver/file.rs).
- * - struct io_uring_cmd accessors (linux/io_uring/cmd.h has no Rust bindings).
- * - the IDA that numbers /dev/fgrabN.
+ * - file_operations with .uring_cmd and sysfs attributes built from names: kernel::miscdevice
+ *   builds its own table without that slot, and has no attribute groups (misc.rs).
+ * - struct io_uring_cmd accessors and fixed-buffer import (linux/io_uring/cmd.h has no Rust
+ *   bindings; uring_cmd.rs), scatterlists over its bvecs (sg_table.rs, page_frame.rs).
+ * - the IDA that numbers device nodes (DEFINE_IDA), a rate limit (DEFINE_RATELIMIT_STATE),
+ *   a cancelable periodic work.
  */
 #include <linux/dma-map-ops.h>
 #include <linux/dma-mapping.h>
@@ -42,85 +46,76 @@ static const struct file_operations fgrab_fops = {
 };
 
 /*
- * Read-only attributes of /sys/class/misc/fgrabN: identity and stream counters, for
- * monitoring without opening the device. Each read takes a fresh snapshot from Rust; the
- * misc core removes the attributes (and waits for readers) before the card can go.
+ * Read-only sysfs attributes of a misc device, one per name Rust passes at registration
+ * (misc.rs): each read asks Rust for a fresh value. The misc core removes the attributes,
+ * and waits for readers, before misc_deregister() returns.
  */
-#define FGRAB_ATTR(field, format)                                                    \
-	static ssize_t field##_show(struct device *dev, struct device_attribute *attr, \
-				    char *buf)                                         \
-	{                                                                              \
-		struct fgrab_snapshot snapshot = {};                                   \
-												 \
-		fgrab_card_snapshot(dev_get_drvdata(dev), &snapshot);                  \
-		return sysfs_emit(buf, format "\n", snapshot.field);                   \
-	}                                                                              \
-	static DEVICE_ATTR_RO(field)
-
-FGRAB_ATTR(card_index, "%u");
-FGRAB_ATTR(frame_bytes, "%u");
-FGRAB_ATTR(frame_count, "%u");
-FGRAB_ATTR(frames_queued, "%u");
-FGRAB_ATTR(descriptors_max_per_frame, "%u");
-FGRAB_ATTR(frames_delivered, "%llu");
-FGRAB_ATTR(frames_dropped_underrun, "%llu");
-FGRAB_ATTR(frames_dropped_other, "%llu");
-FGRAB_ATTR(frames_failed, "%llu");
-FGRAB_ATTR(bytes_delivered, "%llu");
-
-static ssize_t hw_version_show(struct device *dev, struct device_attribute *attr, char *buf)
-{
-	struct fgrab_snapshot snapshot = {};
-
-	fgrab_card_snapshot(dev_get_drvdata(dev), &snapshot);
-	return sysfs_emit(buf, "%u.%u\n", snapshot.hw_version >> 16, snapshot.hw_version & 0xffff);
-}
-static DEVICE_ATTR_RO(hw_version);
-
-static ssize_t state_show(struct device *dev, struct device_attribute *attr, char *buf)
-{
-	static const char *const names[] = { "idle", "attached", "streaming" };
-	struct fgrab_snapshot snapshot = {};
-
-	fgrab_card_snapshot(dev_get_drvdata(dev), &snapshot);
-	return sysfs_emit(buf, "%s\n",
-			  snapshot.state < ARRAY_SIZE(names) ? names[snapshot.state] : "unknown");
-}
-static DEVICE_ATTR_RO(state);
-
-static struct attribute *fgrab_attrs[] = {
-	&dev_attr_card_index.attr,
-	&dev_attr_hw_version.attr,
-	&dev_attr_state.attr,
-	&dev_attr_frame_bytes.attr,
-	&dev_attr_frame_count.attr,
-	&dev_attr_frames_queued.attr,
-	&dev_attr_descriptors_max_per_frame.attr,
-	&dev_attr_frames_delivered.attr,
-	&dev_attr_frames_dropped_underrun.attr,
-	&dev_attr_frames_dropped_other.attr,
-	&dev_attr_frames_failed.attr,
-	&dev_attr_bytes_delivered.attr,
-	NULL,
+struct fgrab_misc_attrs {
+	struct attribute_group group;
+	const struct attribute_group *groups[2];
+	struct attribute **attrs;
+	struct device_attribute dev_attrs[];
 };
-ATTRIBUTE_GROUPS(fgrab);
 
-/* Registers @misc as /dev/@name, a child of @pdev in sysfs, with fgrab's file operations. */
-int fgrab_shim_misc_register(struct miscdevice *misc, const char *name,
-			     struct pci_dev *pdev)
+static ssize_t fgrab_misc_attr_show(struct device *dev, struct device_attribute *attr,
+				    char *buf)
 {
+	return fgrab_misc_show(dev_get_drvdata(dev), attr->attr.name, buf);
+}
+
+/*
+ * Registers @misc as /dev/@name, a child of @pdev in sysfs, with the table above and the
+ * attributes named by @names (which must outlive the registration).
+ */
+int fgrab_shim_misc_register(struct miscdevice *misc, const char *name,
+			     struct pci_dev *pdev, const char *const *names,
+			     unsigned int count)
+{
+	struct fgrab_misc_attrs *attrs;
+	unsigned int i;
+	int ret;
+
+	attrs = kzalloc(struct_size(attrs, dev_attrs, count), GFP_KERNEL);
+	if (!attrs)
+		return -ENOMEM;
+	attrs->attrs = kcalloc(count + 1, sizeof(*attrs->attrs), GFP_KERNEL);
+	if (!attrs->attrs) {
+		kfree(attrs);
+		return -ENOMEM;
+	}
+	for (i = 0; i < count; i++) {
+		struct device_attribute *attr = &attrs->dev_attrs[i];
+
+		sysfs_attr_init(&attr->attr);
+		attr->attr.name = names[i];
+		attr->attr.mode = 0444;
+		attr->show = fgrab_misc_attr_show;
+		attrs->attrs[i] = &attr->attr;
+	}
+	attrs->group.attrs = attrs->attrs;
+	attrs->groups[0] = &attrs->group;
 	misc->minor = MISC_DYNAMIC_MINOR;
 	misc->name = name;
 	misc->fops = &fgrab_fops;
 	misc->parent = &pdev->dev;
 	misc->mode = 0660;
-	misc->groups = fgrab_groups;
-	return misc_register(misc);
+	misc->groups = attrs->groups;
+	ret = misc_register(misc);
+	if (ret) {
+		kfree(attrs->attrs);
+		kfree(attrs);
+	}
+	return ret;
 }
 
 void fgrab_shim_misc_deregister(struct miscdevice *misc)
 {
+	struct fgrab_misc_attrs *attrs =
+		container_of(misc->groups, struct fgrab_misc_attrs, groups[0]);
+
 	misc_deregister(misc);
+	kfree(attrs->attrs);
+	kfree(attrs);
 }
 
 /*
@@ -155,17 +150,17 @@ u32 fgrab_shim_pci_location(struct pci_dev *pdev)
 	return (u32)pci_domain_nr(pdev->bus) << 16 | pdev->bus->number << 8 | pdev->devfn;
 }
 
-static DEFINE_IDA(fgrab_card_ida);
+static DEFINE_IDA(fgrab_index_ida);
 
 /* Smallest free card number, or a negative errno. */
-int fgrab_shim_card_index_alloc(void)
+int fgrab_shim_index_alloc(void)
 {
-	return ida_alloc(&fgrab_card_ida, GFP_KERNEL);
+	return ida_alloc(&fgrab_index_ida, GFP_KERNEL);
 }
 
-void fgrab_shim_card_index_free(int index)
+void fgrab_shim_index_free(int index)
 {
-	ida_free(&fgrab_card_ida, index);
+	ida_free(&fgrab_index_ida, index);
 }
 
 u32 fgrab_shim_cmd_op(const struct io_uring_cmd *cmd)
@@ -225,24 +220,26 @@ void fgrab_shim_cmd_mark_cancelable(struct io_uring_cmd *cmd, unsigned int issue
 struct fgrab_cmd_pdu {
 	s32 res;
 	u64 res2;
-	struct fgrab_frame_out *out;
+	struct fgrab_user_writeback *writeback;
 };
 
 /*
- * Task work in the submitter's context: user memory is its own, so a frame's metadata is
- * copied out here, just before the CQE that announces it. When the task is exiting
- * (tw.cancel) nobody will read it; a fault is ignored, the CQE stays authoritative.
+ * Task work in the submitter's context: user memory is its own, so the writeback (a
+ * frame's metadata) is copied out here, just before the CQE that announces it. When the
+ * task is exiting (tw.cancel) nobody will read it; a fault is ignored, the CQE stays
+ * authoritative.
  */
 static void fgrab_cmd_done_tw(struct io_tw_req tw_req, io_tw_token_t tw)
 {
 	struct io_uring_cmd *cmd = io_uring_cmd_from_tw(tw_req);
 	struct fgrab_cmd_pdu *pdu = io_uring_cmd_to_pdu(cmd, struct fgrab_cmd_pdu);
 
-	if (pdu->out) {
-		if (!tw.cancel && copy_to_user(u64_to_user_ptr(pdu->out->meta_addr),
-					       pdu->out->meta, sizeof(pdu->out->meta)))
-			pr_debug("fgrab: frame metadata not written (fault)\n");
-		kfree(pdu->out);
+	if (pdu->writeback) {
+		if (!tw.cancel && copy_to_user(u64_to_user_ptr(pdu->writeback->addr),
+					       pdu->writeback->bytes,
+					       sizeof(pdu->writeback->bytes)))
+			pr_debug("fgrab: completion writeback not written (fault)\n");
+		kfree(pdu->writeback);
 	}
 	io_uring_cmd_done32(cmd, pdu->res, pdu->res2, IO_URING_CMD_TASK_WORK_ISSUE_FLAGS);
 }
@@ -250,18 +247,18 @@ static void fgrab_cmd_done_tw(struct io_tw_req tw_req, io_tw_token_t tw)
 /*
  * Completes @cmd from any context (another command, release, unbind, interrupt
  * thread): the CQE is posted from task work in the submitter's context, with the issue
- * flags io_uring gives there. @out (may be NULL) is consumed. The caller must not touch
+ * flags io_uring gives there. @writeback (may be NULL) is consumed. The caller must not touch
  * @cmd afterwards. @lazy: the waiter need not be woken before it has as many completions
  * as it waits for (DEFER_TASKRUN rings; @cmd posts one CQE).
  */
 void fgrab_shim_cmd_done_in_task(struct io_uring_cmd *cmd, s32 res, u64 res2,
-				 struct fgrab_frame_out *out, bool lazy)
+				 struct fgrab_user_writeback *writeback, bool lazy)
 {
 	struct fgrab_cmd_pdu *pdu = io_uring_cmd_to_pdu(cmd, struct fgrab_cmd_pdu);
 
 	pdu->res = res;
 	pdu->res2 = res2;
-	pdu->out = out;
+	pdu->writeback = writeback;
 	if (lazy)
 		io_uring_cmd_do_in_task_lazy(cmd, fgrab_cmd_done_tw);
 	else
@@ -273,15 +270,15 @@ void fgrab_shim_cmd_done_in_task(struct io_uring_cmd *cmd, s32 res, u64 res2,
  * bvec array belongs to io_uring's buffer and stays valid (and pinned) while that command
  * is in flight: the region must be released before the command completes.
  */
-struct fgrab_region {
+struct fgrab_fixed_import {
 	struct iov_iter iter;
 };
 
-struct fgrab_region *fgrab_shim_region_import(struct io_uring_cmd *cmd,
+struct fgrab_fixed_import *fgrab_shim_fixed_import(struct io_uring_cmd *cmd,
 					      unsigned int issue_flags, u64 addr,
 					      u64 len, int *err)
 {
-	struct fgrab_region *region;
+	struct fgrab_fixed_import *region;
 	int ret;
 
 	if (!(cmd->flags & IORING_URING_CMD_FIXED)) {
@@ -313,7 +310,7 @@ struct fgrab_region *fgrab_shim_region_import(struct io_uring_cmd *cmd,
  * its end: after the last DMA (every frame unmapped, so bounce buffers were copied back)
  * and while the attach command still keeps the pages pinned. May sleep (page locks).
  */
-static void fgrab_region_mark_dirty(const struct fgrab_region *region)
+static void fgrab_fixed_mark_dirty(const struct fgrab_fixed_import *region)
 {
 	size_t skip = region->iter.iov_offset, left = region->iter.count;
 	struct folio *last = NULL;
@@ -349,10 +346,10 @@ static void fgrab_region_mark_dirty(const struct fgrab_region *region)
 	}
 }
 
-/* Ends an import whose frames are all unmapped; see fgrab_region_mark_dirty(). */
-void fgrab_shim_region_release(struct fgrab_region *region)
+/* Ends an import whose frames are all unmapped; see fgrab_fixed_mark_dirty(). */
+void fgrab_shim_fixed_release(struct fgrab_fixed_import *region)
 {
-	fgrab_region_mark_dirty(region);
+	fgrab_fixed_mark_dirty(region);
 	kfree(region);
 }
 
@@ -430,13 +427,13 @@ void fgrab_shim_warn_ratelimited(struct pci_dev *pdev, const char *message)
 }
 
 /* Segments of @region's bvec array, and the bytes of the first ones before the region. */
-unsigned long fgrab_shim_region_segments(const struct fgrab_region *region, u64 *skip)
+unsigned long fgrab_shim_fixed_segments(const struct fgrab_fixed_import *region, u64 *skip)
 {
 	*skip = region->iter.iov_offset;
 	return region->iter.nr_segs;
 }
 
-u32 fgrab_shim_region_segment_len(const struct fgrab_region *region, unsigned long index)
+u32 fgrab_shim_fixed_segment_len(const struct fgrab_fixed_import *region, unsigned long index)
 {
 	return index < region->iter.nr_segs ? region->iter.bvec[index].bv_len : 0;
 }
@@ -447,7 +444,7 @@ u32 fgrab_shim_region_segment_len(const struct fgrab_region *region, unsigned lo
  * frame gets its own mapping so that it can be synced for the CPU on its own (the DMA API
  * syncs whole sg mappings, never a part of one).
  */
-struct sg_table *fgrab_shim_frame_map(const struct fgrab_region *region,
+struct sg_table *fgrab_shim_sg_map(const struct fgrab_fixed_import *region,
 				      const struct fgrab_piece *pieces, unsigned int count,
 				      struct pci_dev *pdev, int *err)
 {
@@ -523,7 +520,7 @@ static void fgrab_chunks_free(struct fgrab_chunk *chunks, unsigned int count)
 		__free_pages(chunks[count].page, get_order(chunks[count].len));
 }
 
-struct sg_table *fgrab_shim_kernel_frame_alloc(struct pci_dev *pdev, u32 bytes,
+struct sg_table *fgrab_shim_page_frame_alloc(struct pci_dev *pdev, u32 bytes,
 					       u64 max_chunk, int *err)
 {
 	unsigned int order = min_t(unsigned int, FGRAB_KERNEL_FRAME_MAX_ORDER,
@@ -588,8 +585,8 @@ free_chunks:
 	return NULL;
 }
 
-/* Unmaps a frame from fgrab_shim_kernel_frame_alloc() and frees its pages. */
-void fgrab_shim_kernel_frame_free(struct sg_table *sgt, struct pci_dev *pdev)
+/* Unmaps a frame from fgrab_shim_page_frame_alloc() and frees its pages. */
+void fgrab_shim_page_frame_free(struct sg_table *sgt, struct pci_dev *pdev)
 {
 	struct scatterlist *sg;
 	unsigned int i;
@@ -602,12 +599,12 @@ void fgrab_shim_kernel_frame_free(struct sg_table *sgt, struct pci_dev *pdev)
 }
 
 /*
- * The CPU side of a frame from fgrab_shim_kernel_frame_alloc(): fills up to @max pieces
+ * The CPU side of a frame from fgrab_shim_page_frame_alloc(): fills up to @max pieces
  * (kernel address and length of each chunk, in frame order) and returns how many there
  * are. The pages are never highmem (no __GFP_HIGHMEM), so page_address() is valid.
  */
-unsigned int fgrab_shim_kernel_frame_pieces(const struct sg_table *sgt,
-					    struct fgrab_cpu_piece *pieces, unsigned int max)
+unsigned int fgrab_shim_page_frame_ranges(const struct sg_table *sgt,
+					    struct fgrab_cpu_range *pieces, unsigned int max)
 {
 	struct scatterlist *sg;
 	unsigned int i;
@@ -628,7 +625,7 @@ unsigned int fgrab_shim_kernel_frame_pieces(const struct sg_table *sgt,
  * taken back from the card without a record, holds nothing from the card worth copying.
  * A sync here would copy stale bounce buffers (swiotlb) over whatever user space wrote.
  */
-void fgrab_shim_frame_unmap(struct sg_table *sgt, struct pci_dev *pdev)
+void fgrab_shim_sg_unmap(struct sg_table *sgt, struct pci_dev *pdev)
 {
 	dma_unmap_sgtable(&pdev->dev, sgt, DMA_FROM_DEVICE, DMA_ATTR_SKIP_CPU_SYNC);
 	sg_free_table(sgt);
@@ -636,7 +633,7 @@ void fgrab_shim_frame_unmap(struct sg_table *sgt, struct pci_dev *pdev)
 }
 
 /* Hands a mapped frame to the CPU (after the card wrote it) or back to the card. */
-void fgrab_shim_frame_sync(struct sg_table *sgt, struct pci_dev *pdev, bool for_cpu)
+void fgrab_shim_sg_sync(struct sg_table *sgt, struct pci_dev *pdev, bool for_cpu)
 {
 	if (for_cpu)
 		dma_sync_sgtable_for_cpu(&pdev->dev, sgt, DMA_FROM_DEVICE);
@@ -663,77 +660,50 @@ void fgrab_shim_dma_free(struct pci_dev *pdev, size_t size, void *cpu, u64 dma)
 }
 
 /*
- * MSI-X vectors and their threaded handlers. kernel::pci's IrqVectorRegistration hands out
- * vectors that borrow it, which per-binding data cannot hold next to the handlers.
+ * A self-rearming delayed work calling @run(@data) every @period_ms until stopped.
+ * kernel::workqueue has no cancel: this one is canceled synchronously before the driver
+ * lets go of @data, so no run outlives it (or the module).
  */
-int fgrab_shim_irq_vectors_alloc(struct pci_dev *pdev, unsigned int count)
-{
-	return pci_alloc_irq_vectors(pdev, count, count, PCI_IRQ_MSIX);
-}
-
-int fgrab_shim_irq_vector(struct pci_dev *pdev, unsigned int index)
-{
-	return pci_irq_vector(pdev, index);
-}
-
-void fgrab_shim_irq_vectors_free(struct pci_dev *pdev)
-{
-	pci_free_irq_vectors(pdev);
-}
-
-/* The hard half only wakes the thread (MSI-X: nothing to acknowledge at the line). */
-int fgrab_shim_irq_request(unsigned int irq, const char *name, void *data)
-{
-	return request_threaded_irq(irq, NULL, fgrab_irq_thread, IRQF_ONESHOT, name, data);
-}
-
-void fgrab_shim_irq_free(unsigned int irq, void *data)
-{
-	free_irq(irq, data);
-}
-
-/*
- * A self-rearming delayed work calling fgrab_watchdog_run(@data) every @period_ms until
- * stopped. kernel::workqueue has no cancel: this one is canceled synchronously before the
- * driver lets go of @data, so no run outlives the binding (or the module).
- */
-struct fgrab_watchdog {
+struct fgrab_periodic {
 	struct delayed_work work;
+	void (*run)(void *data);
 	void *data;
 	unsigned long period;
 };
 
-static void fgrab_watchdog_fn(struct work_struct *work)
+static void fgrab_periodic_fn(struct work_struct *work)
 {
-	struct fgrab_watchdog *watchdog =
-		container_of(to_delayed_work(work), struct fgrab_watchdog, work);
+	struct fgrab_periodic *periodic =
+		container_of(to_delayed_work(work), struct fgrab_periodic, work);
 
-	fgrab_watchdog_run(watchdog->data);
-	schedule_delayed_work(&watchdog->work, watchdog->period);
+	periodic->run(periodic->data);
+	schedule_delayed_work(&periodic->work, periodic->period);
 }
 
-struct fgrab_watchdog *fgrab_shim_watchdog_start(void *data, unsigned int period_ms)
+struct fgrab_periodic *fgrab_shim_periodic_start(void (*run)(void *data), void *data,
+						 unsigned int period_ms)
 {
-	struct fgrab_watchdog *watchdog = kzalloc(sizeof(*watchdog), GFP_KERNEL);
+	struct fgrab_periodic *periodic = kzalloc(sizeof(*periodic), GFP_KERNEL);
 
-	if (!watchdog)
+	if (!periodic)
 		return NULL;
-	watchdog->data = data;
-	watchdog->period = msecs_to_jiffies(period_ms);
-	INIT_DELAYED_WORK(&watchdog->work, fgrab_watchdog_fn);
-	schedule_delayed_work(&watchdog->work, watchdog->period);
-	return watchdog;
+	periodic->run = run;
+	periodic->data = data;
+	periodic->period = msecs_to_jiffies(period_ms);
+	INIT_DELAYED_WORK(&periodic->work, fgrab_periodic_fn);
+	schedule_delayed_work(&periodic->work, periodic->period);
+	return periodic;
 }
 
-/* Runs the watchdog now instead of at its next period (any context). */
-void fgrab_shim_watchdog_kick(struct fgrab_watchdog *watchdog)
+/* Runs the work now instead of at its next period (any context). */
+void fgrab_shim_periodic_kick(struct fgrab_periodic *periodic)
 {
-	mod_delayed_work(system_percpu_wq, &watchdog->work, 0);
+	mod_delayed_work(system_percpu_wq, &periodic->work, 0);
 }
 
 /* cancel_delayed_work_sync() also stops a work that requeues itself. */
-void fgrab_shim_watchdog_stop(struct fgrab_watchdog *watchdog)
+void fgrab_shim_periodic_stop(struct fgrab_periodic *periodic)
 {
-	cancel_delayed_work_sync(&watchdog->work);
-	kfree(watchdog);
+	cancel_delayed_work_sync(&periodic->work);
+	kfree(periodic);
 }

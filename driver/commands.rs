@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Decoding and answering `URING_CMD` submissions (`docs/abi.md`).
+//! Layer 5: decoding and answering `URING_CMD` submissions (`docs/abi.md`).
 //!
 //! Validation happens on a private copy of the payload. A rejected command returns a
 //! negative errno and changes nothing.
@@ -12,10 +12,14 @@ use kernel::{
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::{
+    abstractions::uring_cmd::UringCmd,
     file::OpenFile,
-    shim::UringCmd,
     uapi::{ops, AttachCmd, ControlCmd, CopyOutCmd, QueueCmd},
 };
+
+// The ABI's payload is the SQE's command area.
+const _: () =
+    assert!(crate::uapi::CMD_PAYLOAD_BYTES == crate::abstractions::uring_cmd::PAYLOAD_BYTES);
 
 /// Handles one command; the value becomes the CQE's `res` (`-EIOCBQUEUED`: in flight).
 pub(crate) fn handle(file: &OpenFile, cmd: UringCmd) -> Result<i32> {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! PCI binding: probe brings a card up as `/dev/fgrabN`, unbind takes it down.
+//! Layer 5: the PCI binding. Probe brings a card up as `/dev/fgrabN`, unbind takes it
+//! down.
 //!
 //! Probe is a straight line: each acquired resource is owned by a value whose `Drop`
 //! releases it, so an early `?` undoes exactly what was done.
@@ -16,10 +17,19 @@ use kernel::{
 };
 
 use crate::{
-    card::Card,
-    engine::{Engine, RING_ENTRIES},
-    regs,
-    shim::{self, CardIndex, Interrupts, MiscRegistration, Watchdog},
+    abstractions::{
+        ids::Index,
+        irq::MsixHandlers,
+        misc::MiscRegistration,
+        pci::{location, set_bus_master},
+        periodic::Periodic,
+    },
+    card::{Card, CardInterrupt},
+    file::OpenFile,
+    hardware::{
+        engine::{Engine, RING_ENTRIES},
+        regs,
+    },
     uapi::{DeviceInfo, ABI_VERSION, MAX_FRAMES},
 };
 
@@ -48,13 +58,13 @@ pub(crate) struct FgrabDriver;
 
 /// Per-binding data; dropped at unbind (after `unbind()` ended any stream), fields in
 /// declaration order.
-pub(crate) struct BoundCard {
+pub(crate) struct BoundCard<'bound> {
     /// `/dev/fgrabN`: removed first, so no new file can reach the card.
-    _misc: MiscRegistration,
+    _misc: MiscRegistration<OpenFile>,
     /// Polls for completions whose interrupt was lost; stopped before the handlers go.
-    _watchdog: Watchdog,
+    _watchdog: Periodic<Card>,
     /// Interrupt handlers, freed before the vectors they run on.
-    _interrupts: Interrupts,
+    _interrupts: MsixHandlers<'bound, CardInterrupt>,
     /// Shared with open files, which may outlive the binding; its BAR is revoked at unbind.
     card: Arc<Card>,
 }
@@ -67,7 +77,7 @@ kernel::pci_device_table!(
 
 impl pci::Driver for FgrabDriver {
     type IdInfo = ();
-    type Data<'bound> = BoundCard;
+    type Data<'bound> = BoundCard<'bound>;
 
     const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
 
@@ -78,7 +88,7 @@ impl pci::Driver for FgrabDriver {
         pdev.enable_device_mem()?;
         // No DMA until the card was reset (it may still run what a previous kernel or driver
         // gave it): bus mastering stays off until the first START (see `engine.rs`).
-        shim::set_bus_master(pdev, false);
+        set_bus_master(pdev, false);
         let bar = pdev.iomap_region_sized::<{ regs::BAR0_SIZE }>(0, c"fgrab")?;
 
         let magic = bar.read(regs::ID).magic().get();
@@ -164,7 +174,7 @@ impl pci::Driver for FgrabDriver {
 
         let pdev_ref: ARef<pci::Device> = pdev.into();
         let engine = Engine::new(pdev.as_ref(), pdev_ref.clone())?;
-        let index = CardIndex::alloc()?;
+        let index = Index::alloc()?;
         let info = DeviceInfo {
             // CAST: the structure is 88 bytes.
             struct_size: core::mem::size_of::<DeviceInfo>() as u32,
@@ -175,7 +185,7 @@ impl pci::Driver for FgrabDriver {
             device_id: pdev.device_id(),
             subsystem_vendor_id: pdev.subsystem_vendor_id(),
             subsystem_id: pdev.subsystem_device_id(),
-            pci_location: shim::pci_location(pdev),
+            pci_location: location(pdev),
             revision: pdev.revision_id(),
             max_segment_bytes,
             max_descriptors_per_frame: max_descriptors,
@@ -192,8 +202,8 @@ impl pci::Driver for FgrabDriver {
             GFP_KERNEL,
         )?;
         card.reset()?;
-        let interrupts = Interrupts::new(&pdev_ref, &card)?;
-        let watchdog = Watchdog::start(&card, WATCHDOG_MS)?;
+        let interrupts = MsixHandlers::new(pdev, CardInterrupt::all(&card))?;
+        let watchdog = Periodic::start(&card, WATCHDOG_MS)?;
         let misc = MiscRegistration::new(name, card.clone(), pdev)?;
         // Nothing fails from here: the watchdog outlives the handle, which `unbind` drops.
         card.set_watchdog(watchdog.kick_handle());

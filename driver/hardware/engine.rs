@@ -4,7 +4,7 @@
 //! (`docs/hardware.md` §5, §6, §10).
 //!
 //! [`Engine`] knows nothing about regions or io_uring: it submits descriptor lists under a
-//! cookie and hands completion records back. `stream.rs` decides what they mean. Every
+//! cookie and hands completion records back. `domain::stream` decides what they mean. Every
 //! method takes the card's revocable BAR and fails with `ENODEV` once it is revoked
 //! (unbind); all run under `Card::stream`, and may sleep (never inside a BAR access).
 
@@ -22,9 +22,11 @@ use kernel::{
 };
 
 use crate::{
-    hw::{CompletionRecord, SubmitEntry},
-    regs::{self, Bar0, Registers},
-    shim::{monotonic_ns, set_bus_master, warn_ratelimit},
+    abstractions::{log::warn_ratelimit, pci::set_bus_master, time::monotonic_ns},
+    hardware::{
+        dma::{CompletionRecord, SubmitEntry},
+        regs::{self, Bar0, Registers},
+    },
 };
 
 /// Entries of both rings: one more than the most frames a region may have
@@ -176,9 +178,8 @@ impl Engine {
         self.reset(regs)?;
         // Reset: the card holds no submission from before, so DMA may be allowed.
         set_bus_master(&self.pdev, true);
-        // SAFETY: the card was just reset and does no DMA until enabled, so nothing reads
-        // or writes the tail concurrently.
-        unsafe { *self.writeback.as_mut() = 0 };
+        // The card was just reset and does no DMA until enabled.
+        (&self.writeback).write_val(0);
         let submit = self.submit.dma_address();
         let completion = self.completion.dma_address();
         let writeback = self.writeback.dma_address();
@@ -278,8 +279,8 @@ impl Engine {
         regs: &Registers,
         mut handle: impl FnMut(CompletionRecord),
     ) -> Result {
-        // SAFETY: a `u32` the card writes by DMA: read volatile, by value, no reference kept.
-        let tail = unsafe { self.writeback.as_ptr().read_volatile() };
+        // A `u32` the card writes by DMA: read volatile, by value.
+        let tail = (&self.writeback).read_val();
         if tail >= RING_ENTRIES {
             return Err(EIO);
         }

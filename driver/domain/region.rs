@@ -6,13 +6,27 @@
 //! The pages stay pinned by io_uring for as long as the attach command is in flight; a
 //! [`Region`] must therefore be dropped (frames unmapped) before that command completes.
 //! `stream.rs` guarantees the order.
+//!
+//! Both kinds of memory come from layer 1: [`MappedSgTable`] over the user's pinned pages,
+//! [`PageFrame`] for the copy path's driver-owned frames.
 
-use kernel::{pci, prelude::*, sync::aref::ARef};
+use kernel::{
+    pci,
+    prelude::*,
+    sync::{aref::ARef, Arc},
+};
 
 use crate::{
-    descriptors::{self, Extent},
-    hw::{Descriptor, DESCRIPTOR_LAST, DESCRIPTOR_LIST_ALIGN},
-    shim::{self, DmaBuffer, FrameMapping, KernelFrame, RegionImport, UringCmd},
+    abstractions::{
+        coherent::DmaBuffer,
+        log::warn_ratelimited,
+        page_frame::PageFrame,
+        pci::{bounce_pool_bytes, dma_alignment, max_sg_entry},
+        sg_table::{DmaRange, MappedSgTable},
+        uring_cmd::{FixedBufferImport, UringCmd},
+    },
+    domain::{descriptors, sglist},
+    hardware::dma::{Descriptor, DESCRIPTOR_LAST, DESCRIPTOR_LIST_ALIGN},
     uapi::{AttachCmd, DeviceInfo, Stats},
 };
 
@@ -35,12 +49,12 @@ const BOUNCE_POOL_SHARE: u64 = 4;
 /// `ENOBUFS` (the pool is the buffer space there is no room in; `ENOMEM` would suggest
 /// a transient shortage, `E2BIG` is the descriptor limit).
 fn check_bounce(pdev: &ARef<pci::Device>, bytes: u64) -> Result {
-    let Some(pool) = shim::bounce_pool_bytes(pdev) else {
+    let Some(pool) = bounce_pool_bytes(pdev) else {
         return Ok(());
     };
     let cap = pool / BOUNCE_POOL_SHARE;
     if bytes > cap {
-        shim::warn_ratelimited(
+        warn_ratelimited(
             pdev,
             fmt!(
                 "region of {} bytes of frames refused (ENOBUFS): its DMA is bounced through \
@@ -55,6 +69,34 @@ fn check_bounce(pdev: &ARef<pci::Device>, bytes: u64) -> Result {
         return Err(ENOBUFS);
     }
     Ok(())
+}
+
+/// DMA-maps region bytes `offset..offset + len` of `import` for device writes, as one
+/// table of its own (frames are synced one at a time, and the DMA API syncs whole tables).
+///
+/// # Errors
+///
+/// `EINVAL` for an empty or out-of-range span; mapping errors (`ENOMEM`, `EIO`).
+fn map_frame(
+    import: &FixedBufferImport,
+    offset: u64,
+    len: u64,
+    pdev: &ARef<pci::Device>,
+) -> Result<MappedSgTable> {
+    let max = u32::try_from(max_sg_entry(pdev)).unwrap_or(u32::MAX);
+    let mut pieces = KVec::new();
+    sglist::frame_pieces(
+        import.segments(),
+        import.skip(),
+        offset,
+        len,
+        max,
+        |piece| {
+            pieces.push(piece, GFP_KERNEL)?;
+            Ok(())
+        },
+    )?;
+    MappedSgTable::map(import, &pieces, pdev)
 }
 
 /// Validated frame layout of a region.
@@ -130,9 +172,10 @@ impl Geometry {
 /// Where a frame's bytes live.
 enum Memory {
     /// Bytes of the user's fixed buffer, DMA-mapped for this frame alone.
-    User(FrameMapping),
-    /// Driver-owned pages, charged to the reader's memory cgroup (copy mode, `read()`).
-    Kernel(KernelFrame),
+    User(MappedSgTable),
+    /// Driver-owned pages, charged to the reader's memory cgroup (copy mode, `read()`);
+    /// shared with a `read()` that copies them outside the card's lock.
+    Kernel(Arc<PageFrame>),
 }
 
 /// One frame: its memory and where the card finds its descriptor list.
@@ -165,7 +208,7 @@ impl ListWriter<'_> {
     /// `E2BIG` if the card does not accept that many descriptors; allocation errors.
     fn write_frame(
         &mut self,
-        extents: impl IntoIterator<Item = Extent>,
+        extents: impl IntoIterator<Item = DmaRange>,
         info: &DeviceInfo,
     ) -> Result<(u64, u32)> {
         let mut list = core::mem::take(&mut self.scratch);
@@ -218,7 +261,7 @@ pub(crate) struct Region {
     frames: KVec<Frame>,
     _lists: KVec<DmaBuffer>,
     /// The fixed-buffer import (none for driver-owned frames).
-    _import: Option<RegionImport>,
+    _import: Option<FixedBufferImport>,
     geometry: Geometry,
     mapped_entries: u32,
 }
@@ -229,7 +272,7 @@ impl Region {
     ///
     /// # Errors
     ///
-    /// Those of [`Geometry::new`] and [`UringCmd::import_region`]; `EINVAL` where DMA is
+    /// Those of [`Geometry::new`] and [`UringCmd::import_fixed`]; `EINVAL` where DMA is
     /// not coherent and the region's address or stride is not a multiple of the DMA cache
     /// alignment; `ENOBUFS` if bounced frames would hold more than their share of the
     /// swiotlb pool; `E2BIG` if a frame needs more descriptors than the card accepts;
@@ -241,9 +284,9 @@ impl Region {
         pdev: &ARef<pci::Device>,
     ) -> Result<Self> {
         let geometry = Geometry::new(request, info)?;
-        let alignment = shim::dma_alignment(pdev);
+        let alignment = dma_alignment(pdev);
         if !geometry.cache_aligned(request.addr, alignment) {
-            shim::warn_ratelimited(
+            warn_ratelimited(
                 pdev,
                 fmt!(
                     "region refused (EINVAL): DMA is not coherent here, so the region's \
@@ -258,7 +301,7 @@ impl Region {
             return Err(EINVAL);
         }
         check_bounce(pdev, geometry.frames_bytes())?;
-        let import = cmd.import_region(request.addr, geometry.len)?;
+        let import = cmd.import_fixed(request.addr, geometry.len)?;
         let mut frames = KVec::with_capacity(geometry.count as usize, GFP_KERNEL)?;
         let mut lists = ListWriter {
             chunks: KVec::new(),
@@ -269,14 +312,15 @@ impl Region {
         };
         let mut mapped_entries = 0u32;
         for index in 0..geometry.count {
-            let mapping = import.map_frame(
+            let mapping = map_frame(
+                &import,
                 geometry.offset(index),
                 u64::from(geometry.frame_bytes),
                 pdev,
             )?;
-            let (address, count) = lists.write_frame(mapping.extents(), info)?;
+            let (address, count) = lists.write_frame(mapping.dma_ranges(), info)?;
             // CAST: a frame has at most `frame_bytes` entries.
-            mapped_entries = mapped_entries.saturating_add(mapping.extents().count() as u32);
+            mapped_entries = mapped_entries.saturating_add(mapping.dma_ranges().count() as u32);
             frames.push(
                 Frame {
                     memory: Memory::User(mapping),
@@ -329,8 +373,8 @@ impl Region {
             scratch: KVec::new(),
         };
         for _ in 0..count {
-            let frame = KernelFrame::new(pdev, frame_bytes)?;
-            let (address, descriptors) = lists.write_frame(frame.extents(), info)?;
+            let frame = Arc::new(PageFrame::new(pdev, frame_bytes)?, GFP_KERNEL)?;
+            let (address, descriptors) = lists.write_frame(frame.dma_ranges(), info)?;
             frames.push(
                 Frame {
                     memory: Memory::Kernel(frame),
@@ -354,20 +398,13 @@ impl Region {
         self._import.is_none()
     }
 
-    /// The CPU-side pieces of driver-owned frame `index`, in frame order (empty for a
-    /// fixed-buffer frame): `(address, length)` of each chunk.
-    pub(crate) fn kernel_pieces(&self, index: u32) -> Result<KVec<(*const u8, usize)>> {
-        let mut pieces = KVec::new();
-        if let Some(Frame {
-            memory: Memory::Kernel(frame),
-            ..
-        }) = self.frames.get(index as usize)
-        {
-            for piece in frame.pieces() {
-                pieces.push((piece.addr, piece.len), GFP_KERNEL)?;
-            }
+    /// Driver-owned frame `index` (none for a fixed-buffer frame), for `read()` to copy
+    /// outside the card's lock.
+    pub(crate) fn page_frame(&self, index: u32) -> Option<Arc<PageFrame>> {
+        match &self.frames.get(index as usize)?.memory {
+            Memory::Kernel(frame) => Some(frame.clone()),
+            Memory::User(_) => None,
         }
-        Ok(pieces)
     }
 
     /// Frames in the region.
@@ -396,11 +433,18 @@ impl Region {
     }
 
     /// Gives frame `index` back to the card.
-    pub(crate) fn sync_for_device(&self, index: u32) {
+    ///
+    /// # Errors
+    ///
+    /// `EBUSY` while a `read()` copies the driver-owned frame.
+    pub(crate) fn sync_for_device(&self, index: u32) -> Result {
         match self.frames.get(index as usize).map(|frame| &frame.memory) {
-            Some(Memory::User(mapping)) => mapping.sync_for_device(),
+            Some(Memory::User(mapping)) => {
+                mapping.sync_for_device();
+                Ok(())
+            }
             Some(Memory::Kernel(frame)) => frame.sync_for_device(),
-            None => {}
+            None => Err(EINVAL),
         }
     }
 

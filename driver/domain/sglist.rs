@@ -12,22 +12,7 @@
 
 use kernel::prelude::*;
 
-/// A byte range of one segment; layout shared with `struct fgrab_piece` in `shim.h`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Piece {
-    /// Index of the bvec segment.
-    pub(crate) segment: u32,
-    /// Offset of the first byte within the segment's data.
-    pub(crate) offset: u32,
-    /// Bytes.
-    pub(crate) len: u32,
-    /// Zero.
-    pub(crate) reserved: u32,
-}
-
-// `struct fgrab_piece` is four `u32`s.
-const _: () = assert!(core::mem::size_of::<Piece>() == 16);
+use crate::abstractions::sg_table::BvecPiece as Piece;
 
 /// Emits the pieces covering region bytes `offset..offset + len`, where the region starts
 /// `skip` bytes into segments of the given lengths, each piece at most `max` bytes. Returns
