@@ -12,6 +12,7 @@ mod hash;
 mod host;
 mod host_tests;
 mod kernel;
+mod layers;
 mod module;
 mod paths;
 mod report;
@@ -41,6 +42,9 @@ commands:
   setup             install and build everything the other commands need
   fmt               format the workspace (cargo fmt) and driver/ (the kernel's rustfmt)
   kernel [--debug]  build the guest kernel (fast profile unless --debug)
+  layers [--dot]    check the driver's layers: one direction of dependency, no cycles,
+                    `unsafe` and `bindings::` only in layer 1; prints the concern graph and
+                    line counts (--dot: the graph as Graphviz DOT); also a host check of `test`
   module [--debug]  build fgrab.ko against the guest kernel (also with CLIPPY=1)
   vm [--debug] [--iommu] [--cards N]
                     boot the guest with an interactive shell (Ctrl-A X quits)
@@ -67,7 +71,11 @@ fn run() -> Result<()> {
         bail!("no command given");
     };
     let flags = &args[1..];
-    if !matches!(command.as_str(), "help" | "--help" | "-h" | "fmt") {
+    // These only read or format the checkout: no root, no cache, no disk check.
+    if !matches!(
+        command.as_str(),
+        "help" | "--help" | "-h" | "fmt" | "layers"
+    ) {
         host::preflight(&paths::Env::new()?)?;
     }
     let profile = if flags.iter().any(|flag| flag == "--debug") {
@@ -80,6 +88,7 @@ fn run() -> Result<()> {
         "bench" => bench::run(flags),
         "soak" => test::soak(flags),
         "fuzz" => test::fuzz(flags),
+        "layers" => layers::run(flags),
         "test" if flags.is_empty() => test::run_all(test::Part::All),
         "test" if flags == ["--host"] => test::run_all(test::Part::Host),
         "test" => test::run_filtered(flags),

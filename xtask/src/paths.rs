@@ -13,13 +13,18 @@ pub struct Env {
     pub verbose: bool,
 }
 
+/// Top of the checkout, from this crate's location (for commands that need no cache).
+pub fn root() -> Result<PathBuf> {
+    Ok(Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask must live one level below the workspace root")?
+        .to_path_buf())
+}
+
 impl Env {
     /// Resolves the checkout from this crate's location and the cache from the environment.
     pub fn new() -> Result<Self> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .context("xtask must live one level below the workspace root")?
-            .to_path_buf();
+        let root = root()?;
         let cache = match std::env::var_os("FGRAB_CACHE") {
             Some(dir) => PathBuf::from(dir),
             None => {

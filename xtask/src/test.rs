@@ -9,7 +9,7 @@
 use crate::host_tests;
 use crate::report::Outcome;
 use crate::vm::{self, VmConfig, VmOutcome};
-use crate::{cmd, kernel, module, paths};
+use crate::{cmd, kernel, layers, module, paths};
 use anyhow::{bail, Context, Result};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -461,6 +461,9 @@ pub fn run_all(part: Part) -> Result<()> {
                 "warnings",
             ])),
         )
+    });
+    tally.timed("driver layers", |tally| {
+        tally.check("driver layers", layers::check(&env.root))
     });
     let binaries = tally.timed("host test binaries (build)", |tally| {
         host_tests::build(&env)
