@@ -8,7 +8,7 @@
 
 use kernel::{
     device::Core,
-    dma::{Device as _, DmaMask},
+    dma::DmaMask,
     io::Io,
     pci,
     prelude::*,
@@ -21,7 +21,7 @@ use crate::{
         ids::Index,
         irq::MsixHandlers,
         misc::MiscRegistration,
-        pci::{location, set_bus_master},
+        pci::{location, set_bus_master, set_dma_limits},
         periodic::Periodic,
     },
     card::{Card, CardInterrupt},
@@ -166,11 +166,9 @@ impl pci::Driver for FgrabDriver {
         }
         let [max_segment_bytes, max_descriptors, _, max_frame_slots, max_frame_bytes] =
             capabilities.map(|capability| capability.value);
-        // SAFETY: probe runs before any DMA allocation or mapping for this device.
-        unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<DMA_ADDRESS_BITS>())? };
-        // Let mappings produce entries as long as one descriptor can carry (the PCI default
-        // is 64 KiB). SAFETY: as above, no DMA operation runs concurrently.
-        unsafe { pdev.dma_set_max_seg_size(max_segment_bytes) };
+        // Before anything is allocated or mapped for the card. Mappings may produce entries
+        // as long as one descriptor can carry (the PCI default is 64 KiB).
+        set_dma_limits(pdev, DmaMask::new::<DMA_ADDRESS_BITS>(), max_segment_bytes)?;
 
         let pdev_ref: ARef<pci::Device> = pdev.into();
         let engine = Engine::new(pdev.as_ref(), pdev_ref.clone())?;

@@ -13,7 +13,7 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use crate::{
     abstractions::uring_cmd::UringCmd,
-    file::OpenFile,
+    card::Card,
     uapi::{ops, AttachCmd, ControlCmd, CopyOutCmd, QueueCmd},
 };
 
@@ -22,8 +22,8 @@ const _: () =
     assert!(crate::uapi::CMD_PAYLOAD_BYTES == crate::abstractions::uring_cmd::PAYLOAD_BYTES);
 
 /// Handles one command; the value becomes the CQE's `res` (`-EIOCBQUEUED`: in flight).
-pub(crate) fn handle(file: &OpenFile, cmd: UringCmd) -> Result<i32> {
-    let card = file.card();
+/// `owner` identifies the file it was submitted on (see `file.rs`).
+pub(crate) fn handle(card: &Card, owner: u64, cmd: UringCmd) -> Result<i32> {
     if cmd.is_cancel() {
         card.cancel(&cmd);
         return Ok(0);
@@ -37,7 +37,7 @@ pub(crate) fn handle(file: &OpenFile, cmd: UringCmd) -> Result<i32> {
             if request.flags != 0 || request.reserved0 != 0 || request.reserved != [0; 5] {
                 return Err(EINVAL);
             }
-            card.attach(file.id(), cmd, &request)?;
+            card.attach(owner, cmd, &request)?;
             Err(EIOCBQUEUED)
         }
         ops::QUEUE => {
@@ -46,22 +46,22 @@ pub(crate) fn handle(file: &OpenFile, cmd: UringCmd) -> Result<i32> {
             if request.flags != 0 || request.reserved != [0; 8] {
                 return Err(EINVAL);
             }
-            card.queue(file.id(), cmd, &request)?;
+            card.queue(owner, cmd, &request)?;
             Err(EIOCBQUEUED)
         }
         ops::DETACH => {
             control(&cmd)?;
-            card.detach(file.id())?;
+            card.detach(owner)?;
             Ok(0)
         }
         ops::START => {
             control(&cmd)?;
-            card.start(file.id())?;
+            card.start(owner)?;
             Ok(0)
         }
         ops::STOP => {
             control(&cmd)?;
-            card.stop(file.id())?;
+            card.stop(owner)?;
             Ok(0)
         }
         _ => Err(EOPNOTSUPP),

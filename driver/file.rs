@@ -29,18 +29,6 @@ pub(crate) struct OpenFile {
     id: u64,
 }
 
-impl OpenFile {
-    /// The card this file was opened on.
-    pub(crate) fn card(&self) -> &Card {
-        &self.card
-    }
-
-    /// This file's identity.
-    pub(crate) fn id(&self) -> u64 {
-        self.id
-    }
-}
-
 impl Drop for OpenFile {
     fn drop(&mut self) {
         self.card.release(self.id);
@@ -79,7 +67,7 @@ impl MiscFile for OpenFile {
     }
 
     fn uring_cmd(&self, cmd: UringCmd) -> Result<i32> {
-        commands::handle(self, cmd)
+        commands::handle(&self.card, self.id, cmd)
     }
 
     /// The copy path (see `Card::read`): one frame per call, `writer.len()` bytes of it.

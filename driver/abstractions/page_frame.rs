@@ -16,19 +16,9 @@ use super::{
     pci::{max_sg_entry, raw},
     sg_table::{dma_ranges, DmaRange},
     shim,
+    shim::CpuRange,
     uring_cmd::non_null_or,
 };
-
-/// Where a piece of a [`PageFrame`] is for the CPU; layout shared with
-/// `struct fgrab_cpu_range` in `shim.h`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub(crate) struct CpuRange {
-    /// Kernel address of the first byte.
-    addr: *const u8,
-    /// Bytes.
-    len: usize,
-}
 
 /// [`PageFrame::owner`]: the device may write the pages (synced for the device).
 const DEVICE: u32 = u32::MAX;

@@ -6,7 +6,13 @@
 
 use core::ffi::c_void;
 
-use kernel::{bindings, pci};
+use kernel::{
+    bindings,
+    device::Core,
+    dma::{Device as _, DmaMask},
+    pci,
+    prelude::*,
+};
 
 use super::shim;
 
@@ -20,6 +26,27 @@ const _: () =
 pub(super) fn raw(pdev: &pci::Device) -> *mut c_void {
     // CAST: `pci::Device` is `#[repr(transparent)]` over `Opaque<bindings::pci_dev>`.
     core::ptr::from_ref(pdev).cast_mut().cast()
+}
+
+/// Sets the addressing `mask` of `pdev`'s streaming and coherent DMA and the longest
+/// segment its mappings may produce. Only for probe, before anything is allocated or mapped
+/// for the device: the DMA layer reads both without a lock.
+///
+/// # Errors
+///
+/// `EIO` if the platform cannot address the device with `mask`.
+pub(crate) fn set_dma_limits(
+    pdev: &pci::Device<Core<'_>>,
+    mask: DmaMask,
+    max_segment: u32,
+) -> Result {
+    // SAFETY: `Core` is held by probe and unbind only; the driver calls this from probe
+    // before its first DMA allocation or mapping (see above), so no DMA operation of the
+    // device runs concurrently.
+    unsafe { pdev.dma_set_mask_and_coherent(mask)? };
+    // SAFETY: as above.
+    unsafe { pdev.dma_set_max_seg_size(max_segment) };
+    Ok(())
 }
 
 /// PCI location of `pdev` as `domain << 16 | bus << 8 | devfn`.

@@ -11,24 +11,8 @@ use core::{
 };
 use kernel::{pci, prelude::*, scatterlist::SGTable, sync::aref::ARef};
 
+pub(crate) use super::shim::BvecPiece;
 use super::{pci::raw, shim, uring_cmd::non_null_or, uring_cmd::FixedBufferImport};
-
-/// A byte range of one bvec segment; layout shared with `struct fgrab_piece` in `shim.h`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct BvecPiece {
-    /// Index of the bvec segment.
-    pub(crate) segment: u32,
-    /// Offset of the first byte within the segment's data.
-    pub(crate) offset: u32,
-    /// Bytes.
-    pub(crate) len: u32,
-    /// Zero.
-    pub(crate) reserved: u32,
-}
-
-// `struct fgrab_piece` is four `u32`s.
-const _: () = assert!(core::mem::size_of::<BvecPiece>() == 16);
 
 /// One entry of a DMA mapping as the device sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

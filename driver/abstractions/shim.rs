@@ -12,11 +12,57 @@
 use core::ffi::{c_int, c_uint, c_void};
 use kernel::ffi::c_char;
 
-use super::{
-    page_frame::CpuRange,
-    sg_table::BvecPiece,
-    uring_cmd::{RawUringCmd, UserWriteback},
-};
+// Types shared with `shim.h`, re-exported by the abstractions that use them.
+
+/// `struct io_uring_cmd`, only ever handled by pointer.
+#[repr(C)]
+pub(crate) struct RawUringCmd {
+    _opaque: [u8; 0],
+}
+
+/// Bytes copied to user memory by a command's completion, just before its CQE is posted
+/// (in the submitter's context, where the user address is valid). Layout shared with
+/// `struct fgrab_user_writeback` in `shim.h`.
+#[repr(C)]
+pub(crate) struct UserWriteback {
+    /// User address to write to.
+    pub(crate) addr: u64,
+    /// What is written there.
+    pub(crate) bytes: [u8; USER_WRITEBACK_BYTES],
+}
+
+/// Size of [`UserWriteback::bytes`].
+pub(crate) const USER_WRITEBACK_BYTES: usize = 32;
+
+const _: () = assert!(core::mem::size_of::<UserWriteback>() == 8 + USER_WRITEBACK_BYTES);
+
+/// A byte range of one bvec segment; layout shared with `struct fgrab_piece` in `shim.h`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BvecPiece {
+    /// Index of the bvec segment.
+    pub(crate) segment: u32,
+    /// Offset of the first byte within the segment's data.
+    pub(crate) offset: u32,
+    /// Bytes.
+    pub(crate) len: u32,
+    /// Zero.
+    pub(crate) reserved: u32,
+}
+
+// `struct fgrab_piece` is four `u32`s.
+const _: () = assert!(core::mem::size_of::<BvecPiece>() == 16);
+
+/// Where a piece of a `PageFrame` is for the CPU; layout shared with
+/// `struct fgrab_cpu_range` in `shim.h`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct CpuRange {
+    /// Kernel address of the first byte.
+    pub(super) addr: *const u8,
+    /// Bytes.
+    pub(super) len: usize,
+}
 
 extern "C" {
     // Misc device (misc.rs).

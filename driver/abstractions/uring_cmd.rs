@@ -14,12 +14,7 @@ use core::{
 use kernel::{error::to_result, prelude::*};
 
 use super::shim;
-
-/// `struct io_uring_cmd`, only ever handled by pointer.
-#[repr(C)]
-pub(crate) struct RawUringCmd {
-    _opaque: [u8; 0],
-}
+pub(crate) use super::shim::{RawUringCmd, UserWriteback, USER_WRITEBACK_BYTES};
 
 /// Bytes of the SQE's command payload on a ring created with `IORING_SETUP_SQE128`.
 pub(crate) const PAYLOAD_BYTES: usize = 80;
@@ -220,22 +215,6 @@ impl Drop for PendingCmd {
         };
     }
 }
-
-/// Bytes copied to user memory by a command's completion, just before its CQE is posted
-/// (in the submitter's context, where the user address is valid). Layout shared with
-/// `struct fgrab_user_writeback` in `shim.h`.
-#[repr(C)]
-pub(crate) struct UserWriteback {
-    /// User address to write to.
-    pub(crate) addr: u64,
-    /// What is written there.
-    pub(crate) bytes: [u8; USER_WRITEBACK_BYTES],
-}
-
-/// Size of [`UserWriteback::bytes`].
-pub(crate) const USER_WRITEBACK_BYTES: usize = 32;
-
-const _: () = assert!(core::mem::size_of::<UserWriteback>() == 8 + USER_WRITEBACK_BYTES);
 
 /// A byte range of the fixed buffer a command names, imported while that command is in
 /// flight (io_uring keeps the pages pinned until it completes); released when dropped,
