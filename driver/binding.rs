@@ -87,7 +87,7 @@ impl pci::Driver for FgrabDriver {
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
         pdev.enable_device_mem()?;
         // No DMA until the card was reset (it may still run what a previous kernel or driver
-        // gave it): bus mastering stays off until the first START (see `engine.rs`).
+        // gave it): bus mastering stays off until the first START (see `hardware/engine.rs`).
         set_bus_master(pdev, false);
         let bar = pdev.iomap_region_sized::<{ regs::BAR0_SIZE }>(0, c"fgrab")?;
 

@@ -45,12 +45,12 @@ pub struct Outcome {
 const ATTACH: u64 = u64::MAX - 1;
 const CONTROL: u64 = u64::MAX - 2;
 
-type Ring = IoUring<squeue::Entry128, cqueue::Entry32>;
+type Uring = IoUring<squeue::Entry128, cqueue::Entry32>;
 
 /// A ring for one job. Without SQPOLL, task work is deferred to the waiting task
 /// (`DEFER_TASKRUN`, which needs `SINGLE_ISSUER`) unless the job turns it off: with the
 /// driver's lazy frame completions, a wait for N frames then wakes once, not N times.
-fn ring(sqpoll: bool, defer_taskrun: bool) -> Result<Ring, String> {
+fn ring(sqpoll: bool, defer_taskrun: bool) -> Result<Uring, String> {
     let mut builder = IoUring::<squeue::Entry128, cqueue::Entry32>::builder();
     if sqpoll {
         builder.setup_sqpoll(2000);
@@ -63,7 +63,7 @@ fn ring(sqpoll: bool, defer_taskrun: bool) -> Result<Ring, String> {
 }
 
 fn push(
-    ring: &mut Ring,
+    ring: &mut Uring,
     fd: i32,
     op: u32,
     payload: &[u8],
@@ -89,7 +89,7 @@ fn push(
 
 /// Sends a command and waits for its completion; other completions are dropped.
 fn call(
-    ring: &mut Ring,
+    ring: &mut Uring,
     fd: i32,
     op: u32,
     payload: &[u8],
@@ -114,7 +114,7 @@ fn call(
 }
 
 fn copy_out<T: IntoBytes + zerocopy::FromBytes>(
-    ring: &mut Ring,
+    ring: &mut Uring,
     fd: i32,
     op: u32,
 ) -> Result<T, String> {
@@ -282,7 +282,7 @@ fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
     outcome.extents_per_frame = extents.map(|e| e as f64 / f64::from(count));
 
     let mut metas = vec![FrameMeta::new_zeroed(); count as usize];
-    let queue = |ring: &mut Ring, metas: &mut [FrameMeta], index: u32| -> Result<(), String> {
+    let queue = |ring: &mut Uring, metas: &mut [FrameMeta], index: u32| -> Result<(), String> {
         let request = QueueCmd {
             frame: index,
             meta_addr: &mut metas[index as usize] as *mut FrameMeta as u64,

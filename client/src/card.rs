@@ -1,6 +1,6 @@
 //! One frame grabber card (`/dev/fgrabN`).
 
-use crate::ring::Ring;
+use crate::uring::Uring;
 use crate::{Buffer, Error, Geometry, Options, Result, Stream};
 use fgrab_uapi::{ops, DeviceInfo, Stats, ABI_VERSION};
 use std::fs::{File, OpenOptions};
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// An open card with its command ring.
 pub struct Card {
     // Field order: the ring closes before the file it submits to.
-    ring: Ring,
+    ring: Uring,
     _file: File,
     path: PathBuf,
 }
@@ -30,7 +30,7 @@ impl Card {
                 path: path.clone(),
                 source,
             })?;
-        let ring = Ring::new(file.as_raw_fd(), false)?;
+        let ring = Uring::new(file.as_raw_fd(), false)?;
         Ok(Self {
             ring,
             _file: file,

@@ -28,8 +28,8 @@ mod buffer;
 mod card;
 mod error;
 mod extents;
-mod ring;
 mod stream;
+mod uring;
 
 pub use buffer::Buffer;
 pub use card::Card;

@@ -1,7 +1,7 @@
 //! A stream of frames into an attached buffer.
 
 use crate::buffer::Buffer;
-use crate::ring::{Completion, Ring, ATTACH};
+use crate::uring::{Completion, Uring, ATTACH};
 use crate::{Error, Result};
 use fgrab_uapi::{ops, AttachCmd, ControlCmd, FrameMeta, QueueCmd, Stats};
 use std::collections::VecDeque;
@@ -150,7 +150,7 @@ pub struct Counters {
 /// rather than freed, since the card might still write into it.
 pub struct Stream<'a> {
     // Field order is drop order, but `Drop` ends the region first.
-    ring: Ring,
+    ring: Uring,
     _file: File,
     buffer: Option<Buffer<'a>>,
     geometry: Geometry,
@@ -174,7 +174,7 @@ impl<'a> Stream<'a> {
     ) -> Result<Self> {
         use std::os::fd::AsRawFd;
         geometry.validate(buffer.len())?;
-        let mut ring = Ring::new(file.as_raw_fd(), options.sqpoll)?;
+        let mut ring = Uring::new(file.as_raw_fd(), options.sqpoll)?;
         let base = buffer.as_mut_ptr();
         // SAFETY: the stream owns `buffer` and releases it only after the region ended and
         // the ring (with its registration) is gone: see `Drop` and `detach`.

@@ -440,7 +440,7 @@ u32 fgrab_shim_fixed_segment_len(const struct fgrab_fixed_import *region, unsign
 
 /*
  * Builds and DMA-maps the scatterlist of one frame for device writes, from @pieces chosen
- * by the Rust side (driver/sglist.rs): byte ranges of the region's bvec segments. Each
+ * by the Rust side (driver/domain/sglist.rs): byte ranges of the region's bvec segments. Each
  * frame gets its own mapping so that it can be synced for the CPU on its own (the DMA API
  * syncs whole sg mappings, never a part of one).
  */

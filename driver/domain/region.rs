@@ -5,7 +5,7 @@
 //!
 //! The pages stay pinned by io_uring for as long as the attach command is in flight; a
 //! [`Region`] must therefore be dropped (frames unmapped) before that command completes.
-//! `stream.rs` guarantees the order.
+//! `domain/stream.rs` guarantees the order.
 //!
 //! Both kinds of memory come from layer 1: [`MappedSgTable`] over the user's pinned pages,
 //! [`PageFrame`] for the copy path's driver-owned frames.

@@ -10,7 +10,7 @@
 //! (`IO_URING_F_UNLOCKED`, e.g. `IOSQE_ASYNC`), so `ATTACH` does both outside the lock,
 //! holding a reservation of the card's region slot instead. Completions from under the lock
 //! go through task work. The interrupt thread takes `Card::stream` and nothing else; the BAR
-//! is accessed in short RCU sections inside it (see `engine.rs`).
+//! is accessed in short RCU sections inside it (see `hardware/engine.rs`).
 //!
 //! A cancel call (ring exit, or `execve()` of a submitting task) holds the ring lock, and
 //! io_uring repeats it until the command completes, so it only hands the region over to the
@@ -22,14 +22,16 @@
 //! not stop), complete every queued frame command, unmap every frame, then complete the
 //! attach command, after which io_uring may unpin the pages.
 
-use kernel::{prelude::*, sync::Arc};
+mod copy;
+mod waiters;
+
+use kernel::prelude::*;
 use zerocopy::IntoBytes;
 
 use crate::{
     abstractions::{
         drop_order::DropOrder,
         log::warn_ratelimit,
-        page_frame::PageFrame,
         periodic::Kick,
         uring_cmd::{PendingCmd, RingId, UringCmd, UserWriteback, USER_WRITEBACK_BYTES},
     },
@@ -269,23 +271,6 @@ impl Attached {
             // Capacity for every frame was reserved when the region was attached.
             let _ = self.done.push(meta, GFP_KERNEL);
         }
-    }
-
-    /// Queues frame `index` for a waiter: to the card when streaming, else until `START`.
-    fn queue_waiter(&mut self, engine: &mut Engine, regs: &Registers, index: u32) -> Result {
-        let slot = self.slots.get_mut(index as usize).ok_or(EINVAL)?;
-        if !matches!(slot, Slot::Idle) {
-            return Err(EALREADY);
-        }
-        if self.streaming {
-            let (list, count) = self.pinned.first().list(index).ok_or(EINVAL)?;
-            self.pinned.first().sync_for_device(index)?;
-            engine.submit(regs, list, count, index)?;
-            *slot = Slot::OnCard(Queued::Waiter);
-        } else {
-            *slot = Slot::Waiting(Queued::Waiter);
-        }
-        Ok(())
     }
 
     /// Stops the engine (if streaming) and takes every frame back, completing it with
@@ -530,140 +515,6 @@ impl Stream {
             });
         }
         Ok(())
-    }
-
-    /// `ioctl(QBUF)` (and the copy path): queues frame `index` of the region file `owner`
-    /// attached; its completion goes to the done list.
-    ///
-    /// # Errors
-    ///
-    /// Those of `owned`; `EINVAL` for an index out of range; `EALREADY` if queued already.
-    pub(crate) fn queue_waiter(&mut self, regs: &Registers, owner: u64, index: u32) -> Result {
-        let (attached, engine) = self.owned(owner)?;
-        attached.queue_waiter(engine, regs, index)
-    }
-
-    /// `ioctl(QBUF)`: [`Self::queue_waiter`] on a fixed-buffer region (the copy path's
-    /// frames belong to `read()`).
-    ///
-    /// # Errors
-    ///
-    /// Those of [`Self::queue_waiter`]; `EINVAL` on driver-owned frames.
-    pub(crate) fn qbuf(&mut self, regs: &Registers, owner: u64, index: u32) -> Result {
-        if self.owned(owner)?.0.pinned.first().is_kernel() {
-            return Err(EINVAL);
-        }
-        self.queue_waiter(regs, owner, index)
-    }
-
-    /// `ioctl(DQBUF)`: [`Self::dequeue`] on a fixed-buffer region.
-    ///
-    /// # Errors
-    ///
-    /// Those of [`Self::dequeue`]; `EINVAL` on driver-owned frames.
-    pub(crate) fn dqbuf(&mut self, owner: u64) -> Result<Option<FrameMeta>> {
-        if self.owned(owner)?.0.pinned.first().is_kernel() {
-            return Err(EINVAL);
-        }
-        self.dequeue(owner)
-    }
-
-    /// The oldest completed frame queued as a waiter, if any.
-    ///
-    /// # Errors
-    ///
-    /// Those of `owned`; `EAGAIN` if none is queued either (waiting would never end).
-    pub(crate) fn dequeue(&mut self, owner: u64) -> Result<Option<FrameMeta>> {
-        let (attached, _) = self.owned(owner)?;
-        if attached.done.is_empty() {
-            let waiting = attached.slots.iter().any(|slot| {
-                matches!(
-                    slot,
-                    Slot::Waiting(Queued::Waiter) | Slot::OnCard(Queued::Waiter)
-                )
-            });
-            return if waiting { Ok(None) } else { Err(EAGAIN) };
-        }
-        Ok(Some(attached.done.remove(0)?))
-    }
-
-    /// The copy path's first `read()` on an idle card: driver-owned `region` (allocated
-    /// under a reservation the caller gave up) for file `owner`, all queued, the stream
-    /// started.
-    ///
-    /// # Errors
-    ///
-    /// `EBUSY` if a region is attached; those of `start`.
-    pub(crate) fn begin_copy(&mut self, regs: &Registers, owner: u64, region: Region) -> Result {
-        if self.gone {
-            return Err(ENODEV);
-        }
-        if self.slot_taken() {
-            return Err(EBUSY);
-        }
-        let (attached, allocated) = Attached::new(owner, None, region);
-        allocated?;
-        self.attached = Some(attached);
-        let result = (|| -> Result {
-            let (attached, engine) = self.owned(owner)?;
-            for index in 0..attached.pinned.first().frame_count() {
-                attached.queue_waiter(engine, regs, index)?;
-            }
-            self.start(regs, owner)
-        })();
-        if result.is_err() {
-            if let Some(attached) = self.attached.take() {
-                attached.end(self.engine.as_mut(), regs, 0);
-            }
-        }
-        result
-    }
-
-    /// Whether file `owner` streams driver-owned frames (copy path); `EBUSY` if another
-    /// file owns the card or this one attached a fixed buffer, `ENODEV` after unbind.
-    pub(crate) fn copying(&self, owner: u64) -> Result<bool> {
-        if self.gone {
-            return Err(ENODEV);
-        }
-        match &self.attached {
-            None => Ok(false),
-            Some(attached) if attached.owner == owner && attached.pinned.first().is_kernel() => {
-                Ok(true)
-            }
-            Some(_) => Err(EBUSY),
-        }
-    }
-
-    /// Driver-owned frame `index` (see [`Region::page_frame`]).
-    ///
-    /// # Errors
-    ///
-    /// `ENOENT` without a region or for a fixed-buffer frame.
-    pub(crate) fn page_frame(&self, index: u32) -> Result<Arc<PageFrame>> {
-        self.attached
-            .as_ref()
-            .ok_or(ENOENT)?
-            .pinned
-            .first()
-            .page_frame(index)
-            .ok_or(ENOENT)
-    }
-
-    /// A `read()` copies a driver-owned frame outside the lock: teardown waits for it.
-    pub(crate) fn begin_reading(&mut self) {
-        self.readers += 1;
-    }
-
-    /// A `read()` finished copying.
-    pub(crate) fn end_reading(&mut self) {
-        self.readers -= 1;
-    }
-
-    /// Whether the copy path's stream runs (an error or a vanished card stops it).
-    pub(crate) fn copy_streaming(&self) -> bool {
-        self.attached
-            .as_ref()
-            .is_some_and(|attached| attached.streaming)
     }
 
     /// Resets the card (at probe).

@@ -3,7 +3,7 @@
 
 use crate::ensure;
 use crate::harness::{self, TestResult};
-use crate::ring::{attach_request, Memory, TestRing};
+use crate::uring::{attach_request, Memory, TestUring};
 use fgrab_uapi::{ops, AttachCmd, ControlCmd, MAX_FRAMES, STATE_ATTACHED, STATE_IDLE};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -22,7 +22,7 @@ fn small_request(memory: &Memory) -> AttachCmd {
 
 /// Submits an attach that is expected to stay in flight, and waits until the card shows
 /// the region (an `IOSQE_ASYNC` submission is issued later, from a worker).
-fn attach(ring: &mut TestRing, request: &AttachCmd) -> TestResult {
+fn attach(ring: &mut TestUring, request: &AttachCmd) -> TestResult {
     ring.submit(ops::ATTACH, request.as_bytes(), Some(0), ATTACH)?;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -40,7 +40,7 @@ fn attach(ring: &mut TestRing, request: &AttachCmd) -> TestResult {
 }
 
 /// Detaches and checks that both the detach and the attach command complete with 0.
-fn detach(ring: &mut TestRing) -> TestResult {
+fn detach(ring: &mut TestUring) -> TestResult {
     ring.submit(
         ops::DETACH,
         ControlCmd::new_zeroed().as_bytes(),
@@ -61,7 +61,7 @@ fn detach(ring: &mut TestRing) -> TestResult {
 /// Waits until the card reports no region (teardown triggered elsewhere is asynchronous).
 fn wait_idle(path: &str) -> TestResult {
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut ring = TestRing::open(path)?;
+    let mut ring = TestUring::open(path)?;
     loop {
         let stats = ring.stats()?;
         if stats.state == STATE_IDLE {
@@ -78,7 +78,7 @@ fn wait_idle(path: &str) -> TestResult {
 /// Attaches and detaches a fresh region: the card is usable.
 fn usable(path: &str) -> TestResult {
     let memory = Memory::new(2 * MIB)?;
-    let mut ring = TestRing::open(path)?;
+    let mut ring = TestUring::open(path)?;
     // SAFETY: `memory` outlives `ring` (declared before it).
     unsafe { ring.register(&[&memory])? };
     attach(&mut ring, &small_request(&memory))?;
@@ -89,7 +89,7 @@ fn usable(path: &str) -> TestResult {
 /// time issued from an io-wq worker (`IOSQE_ASYNC`).
 pub fn attach_detach() -> TestResult {
     let memory = Memory::new(2 * MIB)?;
-    let mut ring = TestRing::open(CARD0)?;
+    let mut ring = TestUring::open(CARD0)?;
     // SAFETY: `memory` outlives `ring`.
     unsafe { ring.register(&[&memory])? };
     for round in 0..2 {
@@ -132,7 +132,7 @@ pub fn attach_detach() -> TestResult {
 /// Every malformed attach/detach gets its errno and changes nothing.
 pub fn attach_rejects_malformed() -> TestResult {
     let memory = Memory::new(2 * MIB)?;
-    let mut ring = TestRing::open(CARD0)?;
+    let mut ring = TestUring::open(CARD0)?;
     // SAFETY: `memory` outlives `ring`.
     unsafe { ring.register(&[&memory])? };
     let good = small_request(&memory);
@@ -229,7 +229,7 @@ pub fn attach_rejects_malformed() -> TestResult {
         "second attach: expected -EBUSY, got {res}"
     );
     let other_memory = Memory::new(2 * MIB)?;
-    let mut other = TestRing::open(CARD0)?;
+    let mut other = TestUring::open(CARD0)?;
     // SAFETY: `other_memory` outlives `other`.
     unsafe { other.register(&[&other_memory])? };
     let res = other.call(
@@ -259,7 +259,7 @@ pub fn attach_rejects_malformed() -> TestResult {
 pub fn attach_ring_exit() -> TestResult {
     {
         let memory = Memory::new(2 * MIB)?;
-        let mut ring = TestRing::open(CARD0)?;
+        let mut ring = TestUring::open(CARD0)?;
         // SAFETY: `memory` outlives `ring`.
         unsafe { ring.register(&[&memory])? };
         attach(&mut ring, &small_request(&memory))?;
@@ -273,7 +273,7 @@ pub fn attach_ring_exit() -> TestResult {
 /// the region stays valid until detach.
 pub fn attach_survives_unregister() -> TestResult {
     let memory = Memory::new(2 * MIB)?;
-    let mut ring = TestRing::open(CARD0)?;
+    let mut ring = TestUring::open(CARD0)?;
     // SAFETY: `memory` outlives `ring`.
     unsafe { ring.register(&[&memory])? };
     attach(&mut ring, &small_request(&memory))?;
@@ -308,7 +308,7 @@ pub fn attach_process_killed() -> TestResult {
 pub fn attach_and_wait(path: &str) -> ! {
     let result = (|| -> TestResult {
         let memory = Memory::new(2 * MIB)?;
-        let mut ring = TestRing::open(path)?;
+        let mut ring = TestUring::open(path)?;
         // SAFETY: `memory` lives until the process dies.
         unsafe { ring.register(&[&memory])? };
         attach(&mut ring, &small_request(&memory))?;
@@ -333,7 +333,7 @@ pub fn attach_unbind() -> TestResult {
         .ok_or("no device name")?;
     {
         let memory = Memory::new(2 * MIB)?;
-        let mut ring = TestRing::open(CARD0)?;
+        let mut ring = TestUring::open(CARD0)?;
         // SAFETY: `memory` outlives `ring`.
         unsafe { ring.register(&[&memory])? };
         attach(&mut ring, &small_request(&memory))?;
@@ -392,7 +392,7 @@ pub fn attach_huge_pages() -> TestResult {
                     .ok_or("/proc/self/pagemap shows no frame numbers")
             })
             .collect::<Result<Vec<u64>, _>>()?;
-        let mut ring = TestRing::open(CARD0)?;
+        let mut ring = TestUring::open(CARD0)?;
         // SAFETY: `memory` outlives `ring`.
         unsafe { ring.register(&[&memory])? };
         let request = attach_request(base as u64, frame_bytes as u32, stride as u64, count as u32);
@@ -448,7 +448,7 @@ pub fn attach_huge_pages() -> TestResult {
 /// `fgrab_mode=demo`: attaches a non-aligned region of `path`, prints its DMA shape, detaches.
 pub fn demo(path: &str) -> TestResult {
     let memory = Memory::new(16 * MIB)?;
-    let mut ring = TestRing::open(path)?;
+    let mut ring = TestUring::open(path)?;
     // SAFETY: `memory` outlives `ring`.
     unsafe { ring.register(&[&memory])? };
     // 12 frames of 1 MB (not MiB) every 1,000,037 bytes, 12,345 bytes into the buffer.
@@ -528,7 +528,7 @@ pub fn attach_rejects_small_cqe_ring() -> TestResult {
     }
     ensure!(info.card_index == 0, "INFO wrote card {}", info.card_index);
     drop(ring);
-    let state = TestRing::open(CARD0)?.stats()?.state;
+    let state = TestUring::open(CARD0)?.stats()?.state;
     ensure!(state == STATE_IDLE, "the card changed state: {state}");
     Ok(())
 }
@@ -576,7 +576,7 @@ pub fn attach_marks_pages_dirty() -> TestResult {
         clean_before > 0,
         "every page of the region is dirty before the attach: the test cannot tell"
     );
-    let mut ring = TestRing::open(CARD0)?;
+    let mut ring = TestUring::open(CARD0)?;
     // SAFETY: `memory` outlives `ring`.
     unsafe { ring.register(&[&memory])? };
     attach(&mut ring, &request)?;
@@ -633,7 +633,7 @@ pub fn attach_bounce_cap() -> TestResult {
     let (offset, frame_bytes, stride) = (100u64, MIB as u64 + 1, MIB as u64 + 61);
     let count = cap / frame_bytes + 1;
     let memory = Memory::new((offset + count * stride).next_multiple_of(2 * MIB as u64) as usize)?;
-    let mut ring = TestRing::open(CARD0)?;
+    let mut ring = TestUring::open(CARD0)?;
     // SAFETY: `memory` outlives `ring`.
     unsafe { ring.register(&[&memory])? };
     // CAST: a few MiB and a few dozen frames.
@@ -703,7 +703,7 @@ impl Drop for ForcedAlignment {
 pub fn attach_cache_alignment() -> TestResult {
     const LINE: u64 = 128;
     let memory = Memory::new(2 * MIB)?;
-    let mut ring = TestRing::open(CARD0)?;
+    let mut ring = TestUring::open(CARD0)?;
     // SAFETY: `memory` outlives `ring`.
     unsafe { ring.register(&[&memory])? };
     let unaligned = small_request(&memory);

@@ -11,8 +11,8 @@
 
 use crate::ensure;
 use crate::harness::{self, TestResult};
-use crate::ring::{attach_request, Completion, Memory, TestRing};
 use crate::streamer::{Layout, Streamer, ATTACH, FRAME};
+use crate::uring::{attach_request, Completion, Memory, TestUring};
 use fgrab_uapi::{ops, ControlCmd, QueueCmd};
 use std::ffi::CString;
 use std::fs::File;
@@ -50,7 +50,7 @@ fn pipe() -> Result<(File, File), String> {
 /// parent's ring, says so on `ready`, waits for a byte on `go` and execs `busybox true`.
 /// Never returns.
 fn child(
-    ring: &mut TestRing,
+    ring: &mut TestUring,
     request: &fgrab_uapi::AttachCmd,
     count: u32,
     ready: i32,
@@ -96,7 +96,7 @@ fn exec_while_streaming(
     count: u32,
     frames_before_exec: usize,
 ) -> Result<CancelRun, String> {
-    let mut ring = TestRing::open(card)?;
+    let mut ring = TestUring::open(card)?;
     // SAFETY: `memory` outlives the ring, which this function drops before returning.
     unsafe { ring.register(&[memory])? };
     let request = attach_request(memory.addr() + 0x321, frame_bytes, stride, count);

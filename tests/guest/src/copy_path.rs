@@ -4,9 +4,9 @@
 
 use crate::ensure;
 use crate::harness::{self, TestResult};
-use crate::ring::TestRing;
 use crate::stream::read_verified_frames;
 use crate::sys;
+use crate::uring::TestUring;
 use fgrab_uapi::STATE_IDLE;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -151,7 +151,7 @@ pub fn stream_read_memcg() -> TestResult {
     }
 
     // Nothing was left behind: the card is idle and streams for the next reader.
-    let mut observer = TestRing::open(CARD0)?;
+    let mut observer = TestUring::open(CARD0)?;
     let stats = observer.stats()?;
     ensure!(
         stats.state == STATE_IDLE,

@@ -6,8 +6,8 @@
 use crate::ensure;
 use crate::harness::{self, TestResult};
 use crate::pattern;
-use crate::ring::TestRing;
 use crate::streamer::{Layout, Streamer};
+use crate::uring::TestUring;
 use fgrab_uapi::{ops, ControlCmd, META_ERROR, META_FRAME, STATE_ATTACHED, STATE_STREAMING};
 use std::time::{Duration, Instant};
 use zerocopy::{FromZeros, IntoBytes};
@@ -174,7 +174,7 @@ pub fn competing_owners() -> TestResult {
         !output.status.success() && stderr.contains("the card is busy"),
         "a second process captured from a busy card: {stderr}"
     );
-    let mut other = TestRing::open(CARD0)?;
+    let mut other = TestUring::open(CARD0)?;
     let control = ControlCmd::new_zeroed();
     for (op, name) in [
         (ops::START, "START"),

@@ -7,8 +7,8 @@
 
 use crate::ensure;
 use crate::harness::{self, TestResult};
-use crate::ring::{attach_request, Memory, TestRing};
 use crate::streamer::{Layout, Streamer};
+use crate::uring::{attach_request, Memory, TestUring};
 use fgrab_uapi::{ops, ControlCmd, CopyOutCmd, QueueCmd};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -287,8 +287,8 @@ pub fn fuzz_commands() -> TestResult {
         buffer_len: 8 << 20,
     };
     let mut rings = [
-        TestRing::open("/dev/fgrab0")?,
-        TestRing::open("/dev/fgrab0")?,
+        TestUring::open("/dev/fgrab0")?,
+        TestUring::open("/dev/fgrab0")?,
     ];
     for ring in &mut rings {
         // SAFETY: `buffer` outlives the rings (dropped after them, below).

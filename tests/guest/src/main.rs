@@ -21,13 +21,13 @@ mod pattern;
 #[allow(dead_code)]
 mod regs;
 mod removal;
-mod ring;
 mod soak;
 mod stream;
 mod streamer;
 mod sys;
 mod teardown;
 mod tests;
+mod uring;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

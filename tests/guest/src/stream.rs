@@ -6,8 +6,8 @@
 use crate::ensure;
 use crate::harness::{self, TestResult};
 use crate::pattern;
-use crate::ring::TestRing;
 use crate::streamer::{wait_idle, Layout, Streamer, CARD0};
+use crate::uring::TestUring;
 use fgrab_uapi::{
     ops, AttachCmd, ControlCmd, FrameMeta, QueueCmd, META_FLUSHED, META_FRAME, STATE_ATTACHED,
     STATE_IDLE, STATE_STREAMING,
@@ -149,7 +149,7 @@ pub fn stream_stop_start() -> TestResult {
 pub fn stream_rejects_malformed() -> TestResult {
     let control = ControlCmd::new_zeroed();
     // No region yet.
-    let mut lone = TestRing::open(CARD0)?;
+    let mut lone = TestUring::open(CARD0)?;
     for (op, name) in [(ops::START, "START"), (ops::STOP, "STOP")] {
         let res = lone.call(op, control.as_bytes(), None)?;
         ensure!(res == -libc::ENOENT, "{name} without region: {res}");
@@ -348,7 +348,7 @@ pub fn stream_ioctl() -> TestResult {
     let mut streamer = Streamer::attach(CARD0, Layout::UNALIGNED)?;
     let fd = streamer.ring.fd();
     ensure!(dqbuf(fd) == Err(libc::EAGAIN), "DQBUF with nothing queued");
-    let lone = TestRing::open(CARD0)?;
+    let lone = TestUring::open(CARD0)?;
     ensure!(
         qbuf(lone.fd(), 0) == Err(libc::EBUSY),
         "QBUF from another file"
@@ -446,7 +446,7 @@ pub fn stream_read() -> TestResult {
     {
         let mut file = std::fs::File::open(CARD0).map_err(|error| error.to_string())?;
         read_verified_frames(&mut file, frame_bytes, FRAMES)?;
-        let mut other = TestRing::open(CARD0)?;
+        let mut other = TestUring::open(CARD0)?;
         let stats = other.stats()?;
         ensure!(
             stats.state == STATE_STREAMING,

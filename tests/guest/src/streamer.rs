@@ -5,7 +5,7 @@
 use crate::ensure;
 use crate::harness::{self, TestResult};
 use crate::pattern;
-use crate::ring::{attach_request, Completion, Memory, TestRing};
+use crate::uring::{attach_request, Completion, Memory, TestUring};
 use fgrab_uapi::{
     ops, AttachCmd, ControlCmd, FrameMeta, QueueCmd, Stats, META_FLUSHED, META_FRAME,
     STATE_ATTACHED, STATE_IDLE,
@@ -140,9 +140,9 @@ pub struct Streamer {
     /// The card's name (`fgrabN`).
     card: String,
     /// The ring that attached the region; frame commands go through it.
-    pub ring: TestRing,
+    pub ring: TestUring,
     /// A second file on the card, for `STATS` while frames complete on `ring`.
-    observer: TestRing,
+    observer: TestUring,
     memory: Memory,
     layout: Layout,
     pub(crate) metas: Box<[FrameMeta]>,
@@ -164,7 +164,7 @@ impl Streamer {
         let memory = Memory::new(len)?;
         // SAFETY: the mapping is `len` bytes, writable, owned by `memory`.
         unsafe { std::ptr::write_bytes(memory.addr() as *mut u8, GUARD, len) };
-        let mut ring = TestRing::open(path)?;
+        let mut ring = TestUring::open(path)?;
         // SAFETY: `memory` outlives the ring: field order of `Streamer` drops the ring first.
         unsafe { ring.register(&[&memory])? };
         let card = std::path::Path::new(path)
@@ -174,7 +174,7 @@ impl Streamer {
         let mut streamer = Self {
             card,
             ring,
-            observer: TestRing::open(path)?,
+            observer: TestUring::open(path)?,
             memory,
             layout,
             metas: vec![FrameMeta::new_zeroed(); layout.count as usize].into_boxed_slice(),
@@ -249,7 +249,7 @@ impl Streamer {
     /// new file takes its place): io_uring's ring exit cancels the attach command. The
     /// buffer stays mapped in this process.
     pub fn exit_ring(&mut self, path: &str) -> TestResult {
-        let old = std::mem::replace(&mut self.ring, TestRing::open(path)?);
+        let old = std::mem::replace(&mut self.ring, TestUring::open(path)?);
         drop(old);
         self.queued.iter_mut().for_each(|queued| *queued = false);
         Ok(())
@@ -665,7 +665,7 @@ pub(crate) fn wait_for_node(path: &str, present: bool, timeout: Duration) -> Tes
 
 /// Waits until no region is attached to the card.
 pub(crate) fn wait_idle(path: &str) -> TestResult {
-    let mut observer = TestRing::open(path)?;
+    let mut observer = TestUring::open(path)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while observer.stats()?.state != STATE_IDLE {
         ensure!(

@@ -140,7 +140,7 @@ impl Drop for Memory {
 }
 
 /// A big-SQE ring on one open card, with optional fixed buffers.
-pub struct TestRing {
+pub struct TestUring {
     ring: IoUring<squeue::Entry128, cqueue::Entry32>,
     file: File,
     /// Submit with `IOSQE_ASYNC`: io_uring issues from a worker thread without its ring
@@ -162,7 +162,7 @@ pub struct Completion {
     pub extra: u64,
 }
 
-impl TestRing {
+impl TestUring {
     /// Opens `path` and creates the ring.
     pub fn open(path: &str) -> Result<Self, String> {
         let file = OpenOptions::new()

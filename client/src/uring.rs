@@ -33,7 +33,7 @@ pub(crate) struct Completion {
 }
 
 /// An io_uring with big SQEs and CQEs, submitting to one device file.
-pub struct Ring {
+pub struct Uring {
     ring: IoUring<squeue::Entry128, cqueue::Entry32>,
     fd: RawFd,
     sqpoll: bool,
@@ -43,7 +43,7 @@ pub struct Ring {
     next_command: u64,
 }
 
-impl Ring {
+impl Uring {
     /// Creates the ring for commands on `fd`, with a kernel submission thread if `sqpoll`.
     pub(crate) fn new(fd: RawFd, sqpoll: bool) -> Result<Self> {
         let mut builder = IoUring::<squeue::Entry128, cqueue::Entry32>::builder();
