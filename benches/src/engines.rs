@@ -1,21 +1,19 @@
 //! The frame paths under test. Each runs one job on one card and returns what it saw.
 //!
-//! The io_uring code is deliberately raw (not the `fgrab` client library): the benchmark
-//! controls batching, SQPOLL and every system call it makes, so it can count them.
+//! The io_uring code builds its commands with `fgrab::raw` but drives its own ring (not the
+//! `fgrab` client's `Stream`): the benchmark controls batching, SQPOLL and every system call
+//! it makes, so it can count them.
 
 use crate::job::{Backing, Engine, Job};
 use crate::measure::{Cpu, Latencies};
-use fgrab::physical_extents;
-use fgrab_uapi::{
-    ioctls, ops, AttachCmd, ControlCmd, CopyOutCmd, DeviceInfo, FrameMeta, QueueCmd, Stats,
-    META_FRAME,
-};
-use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use fgrab::{physical_extents, raw};
+use fgrab_uapi::{ioctls, DeviceInfo, FrameMeta, Stats, META_FRAME};
+use io_uring::{cqueue, squeue, IoUring};
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
-use zerocopy::{FromZeros, IntoBytes};
+use zerocopy::FromZeros;
 
 /// What one job measured.
 #[derive(Default)]
@@ -62,21 +60,8 @@ fn ring(sqpoll: bool, defer_taskrun: bool) -> Result<Uring, String> {
         .map_err(|error| format!("io_uring setup: {error}"))
 }
 
-fn push(
-    ring: &mut Uring,
-    fd: i32,
-    op: u32,
-    payload: &[u8],
-    buf: Option<u16>,
-    data: u64,
-) -> Result<(), String> {
-    let mut bytes = [0u8; 80];
-    bytes[..payload.len()].copy_from_slice(payload);
-    let entry = opcode::UringCmd80::new(types::Fd(fd), op)
-        .cmd(bytes)
-        .buf_index(buf)
-        .build()
-        .user_data(data);
+/// Queues an entry built with `fgrab::raw`.
+fn push(ring: &mut Uring, entry: squeue::Entry128) -> Result<(), String> {
     loop {
         // SAFETY: the entry carries copied bytes; memory its payload points to (metadata,
         // copy-out targets) outlives the command, as every caller waits for completions.
@@ -88,14 +73,8 @@ fn push(
 }
 
 /// Sends a command and waits for its completion; other completions are dropped.
-fn call(
-    ring: &mut Uring,
-    fd: i32,
-    op: u32,
-    payload: &[u8],
-    buf: Option<u16>,
-) -> Result<i32, String> {
-    push(ring, fd, op, payload, buf, CONTROL)?;
+fn call(ring: &mut Uring, entry: squeue::Entry128) -> Result<i32, String> {
+    push(ring, entry.user_data(CONTROL))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         ring.submit_and_wait(1)
@@ -108,34 +87,36 @@ fn call(
             return Ok(res);
         }
         if Instant::now() > deadline {
-            return Err(format!("no completion for command {op:#x}"));
+            return Err("no completion for a command within 10 s".into());
         }
     }
 }
 
-fn copy_out<T: IntoBytes + zerocopy::FromBytes>(
-    ring: &mut Uring,
-    fd: i32,
-    op: u32,
-) -> Result<T, String> {
-    let mut value = T::new_zeroed();
-    let request = CopyOutCmd {
-        addr: value.as_mut_bytes().as_mut_ptr() as u64,
-        size: size_of::<T>() as u32,
-        ..CopyOutCmd::new_zeroed()
-    };
-    let res = call(ring, fd, op, request.as_bytes(), None)?;
+/// `INFO` through `ring`.
+fn device_info(ring: &mut Uring, fd: i32) -> Result<DeviceInfo, String> {
+    let mut info = DeviceInfo::new_zeroed();
+    let res = call(ring, raw::Info::new(fd, &mut info).build())?;
     if res < 0 {
-        return Err(format!("command {op:#x}: errno {}", -res));
+        return Err(format!("INFO: errno {}", -res));
     }
-    Ok(value)
+    Ok(info)
+}
+
+/// `STATS` through `ring`.
+fn read_stats(ring: &mut Uring, fd: i32) -> Result<Stats, String> {
+    let mut stats = Stats::new_zeroed();
+    let res = call(ring, raw::StatsCmd::new(fd, &mut stats).build())?;
+    if res < 0 {
+        return Err(format!("STATS: errno {}", -res));
+    }
+    Ok(stats)
 }
 
 /// The card's identity and limits.
 pub fn info(device: &str) -> Result<DeviceInfo, String> {
     let file = open(device)?;
     let mut ring = ring(false, false)?;
-    copy_out(&mut ring, file.as_raw_fd(), ops::INFO)
+    device_info(&mut ring, file.as_raw_fd())
 }
 
 fn open(device: &str) -> Result<File, String> {
@@ -245,24 +226,17 @@ fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
     unsafe { ring.submitter().register_buffers(&[iovec]) }
         .map_err(|error| format!("register_buffers: {error}"))?;
     let base = buffer.ptr as u64 + job.offset as u64;
-    let request = AttachCmd {
-        addr: base,
-        len: frame_bytes as u64 * u64::from(count),
-        frame_stride: frame_bytes as u64,
-        frame_bytes: job.frame_bytes,
-        frame_count: count,
-        ..AttachCmd::new_zeroed()
-    };
-    push(
-        &mut ring,
+    let attach = raw::Attach::new(
         fd,
-        ops::ATTACH,
-        request.as_bytes(),
-        Some(0),
-        ATTACH,
-    )?;
+        0,
+        base,
+        frame_bytes as u64 * u64::from(count),
+        job.frame_bytes,
+        count,
+    );
+    push(&mut ring, attach.build().user_data(ATTACH))?;
     ring.submit().map_err(|error| format!("submit: {error}"))?;
-    let stats: Stats = copy_out(&mut ring, fd, ops::STATS)?;
+    let stats = read_stats(&mut ring, fd)?;
     if stats.frame_count != count {
         return Err(format!("attach failed: {stats:?}"));
     }
@@ -283,19 +257,11 @@ fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
 
     let mut metas = vec![FrameMeta::new_zeroed(); count as usize];
     let queue = |ring: &mut Uring, metas: &mut [FrameMeta], index: u32| -> Result<(), String> {
-        let request = QueueCmd {
-            frame: index,
-            meta_addr: &mut metas[index as usize] as *mut FrameMeta as u64,
-            ..QueueCmd::new_zeroed()
-        };
-        push(
-            ring,
-            fd,
-            ops::QUEUE,
-            request.as_bytes(),
-            None,
-            u64::from(index),
-        )
+        let entry = raw::Queue::new(fd, index)
+            .meta(&mut metas[index as usize])
+            .build()
+            .user_data(u64::from(index));
+        push(ring, entry)
     };
     let qbuf = |index: u32| -> Result<(), String> {
         // SAFETY: QBUF reads the `u32` the pointer points to.
@@ -312,13 +278,7 @@ fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
         }
     }
     let cpu = Cpu::now(info.card_index);
-    let res = call(
-        &mut ring,
-        fd,
-        ops::START,
-        ControlCmd::new_zeroed().as_bytes(),
-        None,
-    )?;
+    let res = call(&mut ring, raw::Start::new(fd).build())?;
     if res < 0 {
         return Err(format!("START: errno {}", -res));
     }
@@ -389,17 +349,11 @@ fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
     }
     outcome.elapsed = started.elapsed();
     outcome.cpu = cpu.since(Cpu::now(info.card_index));
-    let res = call(
-        &mut ring,
-        fd,
-        ops::STOP,
-        ControlCmd::new_zeroed().as_bytes(),
-        None,
-    )?;
+    let res = call(&mut ring, raw::Stop::new(fd).build())?;
     if res < 0 {
         return Err(format!("STOP: errno {}", -res));
     }
-    let stats: Stats = copy_out(&mut ring, fd, ops::STATS)?;
+    let stats = read_stats(&mut ring, fd)?;
     outcome.drops_underrun = stats.frames_dropped_underrun;
     outcome.drops_other = stats.frames_dropped_other;
     if job.engine == Engine::Ioctl {
@@ -408,14 +362,7 @@ fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
         // SAFETY: as above.
         while unsafe { libc::ioctl(fd, ioctls::DQBUF as _, &mut meta as *mut FrameMeta) } == 0 {}
     }
-    push(
-        &mut ring,
-        fd,
-        ops::DETACH,
-        ControlCmd::new_zeroed().as_bytes(),
-        None,
-        CONTROL,
-    )?;
+    push(&mut ring, raw::Detach::new(fd).build().user_data(CONTROL))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         ring.submit_and_wait(1)
@@ -450,7 +397,7 @@ fn copy(job: &Job) -> Result<Outcome, String> {
     }
     outcome.elapsed = started.elapsed();
     outcome.cpu = cpu.since(Cpu::now(info.card_index));
-    let stats: Stats = copy_out(&mut ring, observer.as_raw_fd(), ops::STATS)?;
+    let stats = read_stats(&mut ring, observer.as_raw_fd())?;
     outcome.drops_underrun = stats.frames_dropped_underrun;
     outcome.drops_other = stats.frames_dropped_other;
     outcome.descriptors_per_frame =

@@ -1,8 +1,9 @@
 //! One frame grabber card (`/dev/fgrabN`).
 
+use crate::raw;
 use crate::uring::Uring;
 use crate::{Buffer, Error, Geometry, Options, Result, Stream};
-use fgrab_uapi::{ops, DeviceInfo, Stats, ABI_VERSION};
+use fgrab_uapi::{DeviceInfo, Stats, ABI_VERSION};
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -49,7 +50,9 @@ impl Card {
     /// [`Error::Command`] if the driver rejects the request, [`Error::AbiMismatch`] if it
     /// speaks another ABI version.
     pub fn info(&mut self) -> Result<DeviceInfo> {
-        let (res, info) = self.ring.copy_out::<DeviceInfo>(ops::INFO)?;
+        let (res, info) = self
+            .ring
+            .copy_out(|fd, target| raw::Info::new(fd, target).build())?;
         if res < 0 {
             return Err(Error::command("INFO", res));
         }
@@ -67,7 +70,9 @@ impl Card {
     /// # Errors
     /// [`Error::Command`] if the driver rejects the request.
     pub fn stats(&mut self) -> Result<Stats> {
-        let (res, stats) = self.ring.copy_out::<Stats>(ops::STATS)?;
+        let (res, stats) = self
+            .ring
+            .copy_out(|fd, target| raw::StatsCmd::new(fd, target).build())?;
         if res < 0 {
             return Err(Error::command("STATS", res));
         }
@@ -109,9 +114,9 @@ impl Card {
     /// memory the process cannot access (the driver then answers `-EFAULT`).
     #[cfg(feature = "raw-commands")]
     pub unsafe fn raw_command(&mut self, op: u32, payload: &[u8]) -> Result<i32> {
-        let mut bytes = [0u8; 80];
-        let len = payload.len().min(bytes.len());
-        bytes[..len].copy_from_slice(&payload[..len]);
-        self.ring.command(op, bytes)
+        let entry = raw::Command::new(self.ring.fd(), op)
+            .payload(payload)
+            .build();
+        self.ring.command(entry)
     }
 }

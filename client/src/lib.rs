@@ -28,6 +28,7 @@ mod buffer;
 mod card;
 mod error;
 mod extents;
+pub mod raw;
 mod stream;
 mod uring;
 

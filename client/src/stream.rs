@@ -1,13 +1,15 @@
 //! A stream of frames into an attached buffer.
 
 use crate::buffer::Buffer;
+use crate::raw;
 use crate::uring::{Completion, Uring, ATTACH};
 use crate::{Error, Result};
-use fgrab_uapi::{ops, AttachCmd, ControlCmd, FrameMeta, QueueCmd, Stats};
+use fgrab_uapi::{FrameMeta, Stats};
+use io_uring::squeue;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::time::{Duration, Instant};
-use zerocopy::{FromZeros, IntoBytes};
+use zerocopy::FromZeros;
 
 /// How frames are laid out in a buffer: `count` frames of `frame_bytes`, `stride` apart,
 /// the first at `offset`. Nothing needs to be aligned.
@@ -179,17 +181,17 @@ impl<'a> Stream<'a> {
         // SAFETY: the stream owns `buffer` and releases it only after the region ended and
         // the ring (with its registration) is gone: see `Drop` and `detach`.
         unsafe { ring.register(base, buffer.len())? };
-        let request = AttachCmd {
-            addr: base as u64 + geometry.offset as u64,
+        let attach = raw::Attach::new(
+            ring.fd(),
+            0,
+            base as u64 + geometry.offset as u64,
             // CAST: validated against the buffer length.
-            len: geometry.span().unwrap_or(0) as u64 - geometry.offset as u64,
-            frame_stride: geometry.stride,
-            frame_bytes: geometry.frame_bytes,
-            frame_count: geometry.count,
-            ..AttachCmd::new_zeroed()
-        };
-        let mut payload = [0u8; 80];
-        payload.copy_from_slice(request.as_bytes());
+            geometry.span().unwrap_or(0) as u64 - geometry.offset as u64,
+            geometry.frame_bytes,
+            geometry.count,
+        )
+        .frame_stride(geometry.stride)
+        .build();
         let count = geometry.count as usize;
         // The stream exists before the attach command is submitted, so that every failure
         // from here on ends the region (or leaks the buffer) through `Drop`.
@@ -206,7 +208,7 @@ impl<'a> Stream<'a> {
             last_sequence: None,
             counters: Counters::default(),
         };
-        stream.ring.push(ops::ATTACH, payload, true, ATTACH)?;
+        stream.ring.push(attach.user_data(ATTACH))?;
         stream.ring.submit()?;
         // The attach command stays in flight; an error completes it at once, which STATS
         // (issued after it on the same ring) reveals.
@@ -247,23 +249,17 @@ impl<'a> Stream<'a> {
     }
 
     fn queue(&mut self, index: u32) -> Result<()> {
-        let request = QueueCmd {
-            frame: index,
-            meta_addr: &mut self.metas[index as usize] as *mut FrameMeta as u64,
-            ..QueueCmd::new_zeroed()
-        };
-        let mut payload = [0u8; 80];
-        payload.copy_from_slice(request.as_bytes());
-        self.ring
-            .push(ops::QUEUE, payload, false, u64::from(index))?;
+        let entry = raw::Queue::new(self.ring.fd(), index)
+            .meta(&mut self.metas[index as usize])
+            .build()
+            .user_data(u64::from(index));
+        self.ring.push(entry)?;
         self.states[index as usize] = State::Queued;
         Ok(())
     }
 
-    fn control(&mut self, op: u32, name: &'static str) -> Result<()> {
-        let mut payload = [0u8; 80];
-        payload.copy_from_slice(ControlCmd::new_zeroed().as_bytes());
-        let res = self.ring.command(op, payload)?;
+    fn control(&mut self, entry: squeue::Entry128, name: &'static str) -> Result<()> {
+        let res = self.ring.command(entry)?;
         if res < 0 {
             return Err(Error::command(name, res));
         }
@@ -282,7 +278,7 @@ impl<'a> Stream<'a> {
             }
         }
         self.last_sequence = None;
-        self.control(ops::START, "START")?;
+        self.control(raw::Start::new(self.ring.fd()).build(), "START")?;
         self.streaming = true;
         Ok(())
     }
@@ -295,7 +291,7 @@ impl<'a> Stream<'a> {
     /// [`Error::Command`] (`EALREADY` if not running); [`Error::Timeout`] if the driver has
     /// not returned every queued frame within 10 s.
     pub fn stop(&mut self) -> Result<()> {
-        self.control(ops::STOP, "STOP")?;
+        self.control(raw::Stop::new(self.ring.fd()).build(), "STOP")?;
         self.streaming = false;
         // Collect the frames the stop returned.
         let deadline = Instant::now() + STOP_TIMEOUT;
@@ -337,7 +333,7 @@ impl<'a> Stream<'a> {
             // The CQE is authoritative (`docs/abi.md`): its byte count, bounded by the frame
             // size, and sequence number replace what the metadata copy says. The driver
             // wrote that copy before posting the CQE and no longer touches it.
-            let sequence = completion.extra;
+            let sequence = completion.sequence.unwrap_or(u64::MAX);
             let meta = &mut self.metas[index as usize];
             // CAST: `res` is non-negative.
             meta.bytes = (completion.res as u32).min(self.geometry.frame_bytes);
@@ -493,7 +489,9 @@ impl<'a> Stream<'a> {
     ///
     /// [`Error::Command`], [`Error::Ring`].
     pub fn stats(&mut self) -> Result<Stats> {
-        let (res, stats) = self.ring.copy_out::<Stats>(ops::STATS)?;
+        let (res, stats) = self
+            .ring
+            .copy_out(|fd, target| raw::StatsCmd::new(fd, target).build())?;
         if res < 0 {
             return Err(Error::command("STATS", res));
         }
@@ -504,13 +502,10 @@ impl<'a> Stream<'a> {
     /// attach command completed). True when confirmed.
     fn end(&mut self) -> bool {
         if self.attached {
-            let mut payload = [0u8; 80];
-            payload.copy_from_slice(ControlCmd::new_zeroed().as_bytes());
             // Not waited for as a command: the attach command's completion is the answer.
             let tag = self.ring.command_tag();
-            if self.ring.push(ops::DETACH, payload, false, tag).is_err()
-                || self.ring.submit().is_err()
-            {
+            let entry = raw::Detach::new(self.ring.fd()).build().user_data(tag);
+            if self.ring.push(entry).is_err() || self.ring.submit().is_err() {
                 return false;
             }
         }

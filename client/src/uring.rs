@@ -3,12 +3,12 @@
 //! fgrab commands need 128-byte SQEs (80-byte payloads) and 32-byte CQEs (frame sequence
 //! numbers), so the ring is created with `IORING_SETUP_SQE128 | IORING_SETUP_CQE32`.
 
+use crate::raw::FrameCompletion;
 use crate::{Error, Result};
-use fgrab_uapi::CopyOutCmd;
-use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use io_uring::{cqueue, squeue, types, IoUring};
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
-use zerocopy::{FromBytes, FromZeros, IntoBytes};
+use zerocopy::{FromBytes, IntoBytes};
 
 /// Entries of the submission queue (the completion queue has twice as many).
 const RING_ENTRIES: u32 = 256;
@@ -24,13 +24,8 @@ pub(crate) const ATTACH: u64 = u64::MAX;
 /// How long a one-shot command may take before the library gives up on it.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One completion: `user_data`, `res`, and the first extra word of the CQE.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Completion {
-    pub(crate) user_data: u64,
-    pub(crate) res: i32,
-    pub(crate) extra: u64,
-}
+/// One completion, decoded as a frame's (other commands have no sequence number).
+pub(crate) type Completion = FrameCompletion;
 
 /// An io_uring with big SQEs and CQEs, submitting to one device file.
 pub struct Uring {
@@ -81,19 +76,13 @@ impl Uring {
         })
     }
 
-    /// Queues a command without entering the kernel.
-    pub(crate) fn push(
-        &mut self,
-        op: u32,
-        payload: [u8; 80],
-        fixed_buffer: bool,
-        user_data: u64,
-    ) -> Result<()> {
-        let entry = opcode::UringCmd80::new(types::Fd(self.fd), op)
-            .cmd(payload)
-            .buf_index(fixed_buffer.then_some(0))
-            .build()
-            .user_data(user_data);
+    /// The card file commands go to (for [`crate::raw`] builders).
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Queues a command built by [`crate::raw`] without entering the kernel.
+    pub(crate) fn push(&mut self, entry: squeue::Entry128) -> Result<()> {
         loop {
             // SAFETY: the entry carries only copied bytes. Memory its payload points to
             // (copy-out targets, frame metadata, the fixed buffer) is owned by the caller,
@@ -136,11 +125,7 @@ impl Uring {
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
         let mut seen = std::mem::take(&mut self.backlog);
         loop {
-            seen.extend(self.ring.completion().map(|cqe| Completion {
-                user_data: cqe.user_data(),
-                res: cqe.result(),
-                extra: cqe.big_cqe()[0],
-            }));
+            seen.extend(self.ring.completion().map(|cqe| Completion::from_cqe(&cqe)));
             if seen.len() >= min.max(1) {
                 return Ok(seen);
             }
@@ -189,9 +174,9 @@ impl Uring {
     /// [`Error::Ring`] if the ring fails or no answer comes within 30 s: the command may then
     /// still be in flight, so memory its payload points to must never be reused (see
     /// [`Self::copy_out`]).
-    pub(crate) fn command(&mut self, op: u32, payload: [u8; 80]) -> Result<i32> {
+    pub(crate) fn command(&mut self, entry: squeue::Entry128) -> Result<i32> {
         let tag = self.command_tag();
-        self.push(op, payload, false, tag)?;
+        self.push(entry.user_data(tag))?;
         let deadline = Instant::now() + COMMAND_TIMEOUT;
         let mut held = Vec::new();
         let result = loop {
@@ -218,24 +203,20 @@ impl Uring {
         result
     }
 
-    /// Sends `INFO` or `STATS` and returns the driver's result and the structure it wrote.
-    /// The structure lives on the heap and is leaked if no answer came: the driver may still
-    /// write it.
+    /// Sends `INFO` or `STATS` (`build` makes the entry for a target) and returns the
+    /// driver's result and the structure it wrote. The structure lives on the heap and is
+    /// leaked if no answer came: the driver may still write it.
     ///
     /// # Errors
     ///
     /// As [`Self::command`].
-    pub(crate) fn copy_out<T: FromBytes + IntoBytes>(&mut self, op: u32) -> Result<(i32, T)> {
+    pub(crate) fn copy_out<T: FromBytes + IntoBytes>(
+        &mut self,
+        build: impl FnOnce(RawFd, *mut T) -> squeue::Entry128,
+    ) -> Result<(i32, T)> {
         let mut target = Box::new(T::new_zeroed());
-        let request = CopyOutCmd {
-            addr: target.as_mut_bytes().as_mut_ptr() as u64,
-            // CAST: uapi structures are a few dozen bytes.
-            size: size_of::<T>() as u32,
-            ..CopyOutCmd::new_zeroed()
-        };
-        let mut payload = [0u8; 80];
-        payload[..size_of::<CopyOutCmd>()].copy_from_slice(request.as_bytes());
-        match self.command(op, payload) {
+        let entry = build(self.fd, &mut *target);
+        match self.command(entry) {
             Ok(res) => Ok((res, *target)),
             Err(error) => {
                 Box::leak(target);

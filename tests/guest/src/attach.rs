@@ -476,7 +476,7 @@ pub fn demo(path: &str) -> TestResult {
 /// A ring without 32-byte CQEs cannot carry frame sequence numbers: `ATTACH` and `QUEUE`
 /// are refused with -EINVAL and nothing changes on the card; `INFO` still works there.
 pub fn attach_rejects_small_cqe_ring() -> TestResult {
-    use io_uring::{cqueue, opcode, squeue, types, IoUring};
+    use io_uring::{cqueue, squeue, IoUring};
     use std::os::fd::AsRawFd;
     let memory = Memory::new(2 << 20)?;
     let file = std::fs::OpenOptions::new()
@@ -509,10 +509,8 @@ pub fn attach_rejects_small_cqe_ring() -> TestResult {
         ),
     ];
     for (op, payload, fixed, want) in commands {
-        let mut bytes = [0u8; 80];
-        bytes[..payload.len()].copy_from_slice(payload);
-        let entry = opcode::UringCmd80::new(types::Fd(file.as_raw_fd()), op)
-            .cmd(bytes)
+        let entry = fgrab::raw::Command::new(file.as_raw_fd(), op)
+            .payload(payload)
             .buf_index(fixed.then_some(0))
             .build();
         // SAFETY: the payload points at `info` (alive until the completion is reaped below)

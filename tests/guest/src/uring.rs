@@ -1,12 +1,13 @@
 //! Raw io_uring access for tests that must craft commands the client library would never
 //! send (missing flags, bad buffer indexes, malformed payloads), and fixed-buffer memory.
 
-use fgrab_uapi::{ops, AttachCmd, ControlCmd, CopyOutCmd, Stats};
+use fgrab::raw;
+use fgrab_uapi::{AttachCmd, Stats};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
-use zerocopy::{FromZeros, IntoBytes};
+use zerocopy::FromZeros;
 
 /// Anonymous memory for fixed buffers, unmapped on drop.
 pub struct Memory {
@@ -235,18 +236,20 @@ impl TestUring {
         buf_index: Option<u16>,
         user_data: u64,
     ) -> Result<(), String> {
-        let mut bytes = [0u8; 80];
-        bytes[..payload.len()].copy_from_slice(payload);
-        let entry = opcode::UringCmd80::new(types::Fd(self.file.as_raw_fd()), op)
-            .cmd(bytes)
+        let entry = raw::Command::new(self.file.as_raw_fd(), op)
+            .payload(payload)
             .buf_index(buf_index)
-            .build()
-            .user_data(user_data)
-            .flags(if self.async_issue {
-                squeue::Flags::ASYNC
-            } else {
-                squeue::Flags::empty()
-            });
+            .build();
+        self.push_entry(entry.user_data(user_data))
+    }
+
+    /// Queues an entry built with [`fgrab::raw`]; see [`Self::push`].
+    pub fn push_entry(&mut self, entry: squeue::Entry128) -> Result<(), String> {
+        let entry = entry.flags(if self.async_issue {
+            squeue::Flags::ASYNC
+        } else {
+            squeue::Flags::empty()
+        });
         loop {
             // SAFETY: the entry carries only copied bytes; memory its payload points to is
             // kept alive by the caller until the completion is reaped.
@@ -358,8 +361,18 @@ impl TestUring {
 
     /// Submits a command and returns its result.
     pub fn call(&mut self, op: u32, payload: &[u8], buf_index: Option<u16>) -> Result<i32, String> {
+        let entry = raw::Command::new(self.fd(), op)
+            .payload(payload)
+            .buf_index(buf_index)
+            .build();
+        self.call_entry(entry)
+    }
+
+    /// Submits an entry built with [`fgrab::raw`] and returns its result.
+    pub fn call_entry(&mut self, entry: squeue::Entry128) -> Result<i32, String> {
         const USER_DATA: u64 = 0xca11;
-        self.submit(op, payload, buf_index, USER_DATA)?;
+        self.push_entry(entry.user_data(USER_DATA))?;
+        self.flush()?;
         let seen = self.wait_for(USER_DATA, Duration::from_secs(10))?;
         let (_, res) = seen
             .iter()
@@ -383,12 +396,8 @@ impl TestUring {
     /// `STATS` through this ring.
     pub fn stats(&mut self) -> Result<Stats, String> {
         let mut stats = Stats::new_zeroed();
-        let request = CopyOutCmd {
-            addr: stats.as_mut_bytes().as_mut_ptr() as u64,
-            size: size_of::<Stats>() as u32,
-            ..CopyOutCmd::new_zeroed()
-        };
-        let res = self.call(ops::STATS, request.as_bytes(), None)?;
+        let entry = raw::StatsCmd::new(self.fd(), &mut stats).build();
+        let res = self.call_entry(entry)?;
         if res != size_of::<Stats>() as i32 {
             return Err(format!("STATS returned {res}"));
         }
@@ -397,7 +406,7 @@ impl TestUring {
 
     /// `DETACH` through this ring.
     pub fn detach(&mut self) -> Result<i32, String> {
-        self.call(ops::DETACH, ControlCmd::new_zeroed().as_bytes(), None)
+        self.call_entry(raw::Detach::new(self.fd()).build())
     }
 }
 

@@ -1,0 +1,406 @@
+//! fgrab commands as io_uring submission entries, and decoders for their completions.
+//!
+//! For applications that put fgrab commands on a ring of their own, beside other io_uring
+//! work, and for the layers above: [`crate::Stream`], the benchmark and the VM tests build
+//! every command here. The ring must be created with `IORING_SETUP_SQE128` and
+//! `IORING_SETUP_CQE32` (`IoUring<squeue::Entry128, cqueue::Entry32>`): commands carry an
+//! 80-byte payload, and frame completions the sequence number in the CQE's first extra word.
+//!
+//! Builders take the required arguments in `new` and the optional ones as setters, like the
+//! `io-uring` crate's opcodes; `build` returns the entry. Building is safe; pushing an entry
+//! is not (`SubmissionQueue::push`): memory an entry names (the fixed buffer, a metadata
+//! slot, an `INFO` or `STATS` target) must stay valid until its completion is reaped.
+//!
+//! ```no_run
+//! use fgrab::raw;
+//! use io_uring::{cqueue, squeue, IoUring};
+//! use std::os::fd::AsRawFd;
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let card = std::fs::File::open("/dev/fgrab0")?;
+//! let mut ring = IoUring::<squeue::Entry128, cqueue::Entry32>::builder().build(64)?;
+//! let mut info = fgrab::uapi::DeviceInfo::default();
+//! let entry = raw::Info::new(card.as_raw_fd(), &mut info).build().user_data(1);
+//! // SAFETY: `info` outlives the command: its completion is reaped below.
+//! unsafe { ring.submission().push(&entry).expect("queue full") };
+//! ring.submit_and_wait(1)?;
+//! let cqe = ring.completion().next().expect("one completion");
+//! let bytes = raw::CommandResult::from_cqe(&cqe).value()?;
+//! println!("INFO wrote {bytes} bytes: card {}", info.card_index);
+//! # Ok(()) }
+//! ```
+
+use fgrab_uapi::{
+    ops, AttachCmd, ControlCmd, CopyOutCmd, DeviceInfo, FrameMeta, QueueCmd, Stats,
+    CMD_PAYLOAD_BYTES,
+};
+use io_uring::{cqueue, opcode, squeue, types};
+use std::os::fd::RawFd;
+use zerocopy::{FromZeros, IntoBytes};
+
+/// Any command: an operation and its payload bytes (zero-padded to 80), optionally naming
+/// a fixed buffer. The typed builders below are made of it; tests use it to send what they
+/// would never send (malformed payloads, missing flags).
+#[derive(Clone, Debug)]
+pub struct Command {
+    fd: RawFd,
+    op: u32,
+    payload: [u8; CMD_PAYLOAD_BYTES],
+    buf_index: Option<u16>,
+}
+
+impl Command {
+    /// Operation `op` on the card file `fd`, with an all-zero payload.
+    pub fn new(fd: RawFd, op: u32) -> Self {
+        Self {
+            fd,
+            op,
+            payload: [0; CMD_PAYLOAD_BYTES],
+            buf_index: None,
+        }
+    }
+
+    /// The payload: `bytes` followed by zeros (at most 80 bytes are used).
+    pub fn payload(mut self, bytes: &[u8]) -> Self {
+        let len = bytes.len().min(CMD_PAYLOAD_BYTES);
+        self.payload = [0; CMD_PAYLOAD_BYTES];
+        self.payload[..len].copy_from_slice(&bytes[..len]);
+        self
+    }
+
+    /// Names fixed buffer `index` (sets `IORING_URING_CMD_FIXED`).
+    pub fn buf_index(mut self, index: Option<u16>) -> Self {
+        self.buf_index = index;
+        self
+    }
+
+    /// The submission entry.
+    pub fn build(self) -> squeue::Entry128 {
+        opcode::UringCmd80::new(types::Fd(self.fd), self.op)
+            .cmd(self.payload)
+            .buf_index(self.buf_index)
+            .build()
+    }
+}
+
+/// `ATTACH`: `frame_count` frames of `frame_bytes` in bytes `addr..addr + len` of fixed
+/// buffer `buf_index`. The command stays in flight while the region is attached; it
+/// completes with 0 at `DETACH`, or with an error when the region ends otherwise.
+#[derive(Clone, Debug)]
+pub struct Attach {
+    fd: RawFd,
+    buf_index: u16,
+    cmd: AttachCmd,
+}
+
+impl Attach {
+    /// A region of back-to-back frames (stride = `frame_bytes`; see [`Self::frame_stride`]).
+    pub fn new(
+        fd: RawFd,
+        buf_index: u16,
+        addr: u64,
+        len: u64,
+        frame_bytes: u32,
+        frame_count: u32,
+    ) -> Self {
+        Self {
+            fd,
+            buf_index,
+            cmd: AttachCmd {
+                addr,
+                len,
+                frame_stride: u64::from(frame_bytes),
+                frame_bytes,
+                frame_count,
+                ..AttachCmd::new_zeroed()
+            },
+        }
+    }
+
+    /// Bytes from one frame's start to the next (at least `frame_bytes`: the gap holds
+    /// guard bytes the card never writes).
+    pub fn frame_stride(mut self, stride: u64) -> Self {
+        self.cmd.frame_stride = stride;
+        self
+    }
+
+    /// The submission entry.
+    pub fn build(self) -> squeue::Entry128 {
+        Command::new(self.fd, ops::ATTACH)
+            .payload(self.cmd.as_bytes())
+            .buf_index(Some(self.buf_index))
+            .build()
+    }
+}
+
+/// `QUEUE`: hands frame `frame` of the attached region to the card. It completes when the
+/// frame is filled (see [`FrameCompletion`]) or taken back.
+#[derive(Clone, Debug)]
+pub struct Queue {
+    fd: RawFd,
+    cmd: QueueCmd,
+}
+
+impl Queue {
+    /// Frame `frame`, without metadata.
+    pub fn new(fd: RawFd, frame: u32) -> Self {
+        Self {
+            fd,
+            cmd: QueueCmd {
+                frame,
+                ..QueueCmd::new_zeroed()
+            },
+        }
+    }
+
+    /// Where the driver writes the frame's [`FrameMeta`] just before the completion (bytes,
+    /// timestamp, status flags). It must stay valid until the completion is reaped.
+    pub fn meta(mut self, meta: *mut FrameMeta) -> Self {
+        self.cmd.meta_addr = meta as u64;
+        self
+    }
+
+    /// The submission entry.
+    pub fn build(self) -> squeue::Entry128 {
+        Command::new(self.fd, ops::QUEUE)
+            .payload(self.cmd.as_bytes())
+            .build()
+    }
+}
+
+macro_rules! control {
+    ($(#[$doc:meta])* $name:ident, $op:path) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name {
+            fd: RawFd,
+        }
+
+        impl $name {
+            /// On the card file `fd`.
+            pub fn new(fd: RawFd) -> Self {
+                Self { fd }
+            }
+
+            /// The submission entry.
+            pub fn build(self) -> squeue::Entry128 {
+                Command::new(self.fd, $op)
+                    .payload(ControlCmd::new_zeroed().as_bytes())
+                    .build()
+            }
+        }
+    };
+}
+
+control!(
+    /// `START`: programs the card for the region and hands it every queued frame.
+    Start,
+    ops::START
+);
+control!(
+    /// `STOP`: every frame on the card comes back (filled ones complete normally, the
+    /// others with `-ECANCELED`).
+    Stop,
+    ops::STOP
+);
+control!(
+    /// `DETACH`: ends the region; its `ATTACH` completes with 0.
+    Detach,
+    ops::DETACH
+);
+
+macro_rules! copy_out {
+    ($(#[$doc:meta])* $name:ident, $op:path, $target:ty) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name {
+            fd: RawFd,
+            cmd: CopyOutCmd,
+        }
+
+        impl $name {
+            /// Into `*target`, which must stay valid until the completion is reaped.
+            pub fn new(fd: RawFd, target: *mut $target) -> Self {
+                Self {
+                    fd,
+                    cmd: CopyOutCmd {
+                        addr: target as u64,
+                        // CAST: uapi structures are a few dozen bytes.
+                        size: size_of::<$target>() as u32,
+                        ..CopyOutCmd::new_zeroed()
+                    },
+                }
+            }
+
+            /// The submission entry.
+            pub fn build(self) -> squeue::Entry128 {
+                Command::new(self.fd, $op)
+                    .payload(self.cmd.as_bytes())
+                    .build()
+            }
+        }
+    };
+}
+
+copy_out!(
+    /// `INFO`: the card's identity and capabilities ([`DeviceInfo`]); completes with the
+    /// bytes written.
+    Info,
+    ops::INFO,
+    DeviceInfo
+);
+copy_out!(
+    /// `STATS`: the stream's state and counters ([`Stats`]); completes with the bytes
+    /// written.
+    StatsCmd,
+    ops::STATS,
+    Stats
+);
+
+/// The outcome of any command: `res` of its CQE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommandResult {
+    /// `user_data` of the submission.
+    pub user_data: u64,
+    /// `res`: a non-negative value, or a negative errno.
+    pub res: i32,
+}
+
+impl CommandResult {
+    /// Decodes a CQE.
+    pub fn from_cqe(cqe: &cqueue::Entry32) -> Self {
+        Self {
+            user_data: cqe.user_data(),
+            res: cqe.result(),
+        }
+    }
+
+    /// The value, or the errno as an [`std::io::Error`].
+    ///
+    /// # Errors
+    ///
+    /// The command's errno.
+    pub fn value(self) -> std::io::Result<u32> {
+        u32::try_from(self.res).map_err(|_| std::io::Error::from_raw_os_error(-self.res))
+    }
+}
+
+/// The outcome of a `QUEUE`: the frame was filled (`bytes`), or came back without data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameCompletion {
+    /// `user_data` of the submission.
+    pub user_data: u64,
+    /// `res`: bytes the card wrote, or a negative errno (`-ECANCELED`: taken back by a stop
+    /// or teardown; `-EIO`: the card failed the frame; `-ENODEV`: the card is gone).
+    pub res: i32,
+    /// The card's sequence number of the frame, if it describes one.
+    pub sequence: Option<u64>,
+}
+
+impl FrameCompletion {
+    /// Decodes the CQE of a `QUEUE` (the sequence number travels in `big_cqe[0]`,
+    /// `u64::MAX` when there is none).
+    pub fn from_cqe(cqe: &cqueue::Entry32) -> Self {
+        Self::from_parts(cqe.user_data(), cqe.result(), cqe.big_cqe()[0])
+    }
+
+    /// Decodes the fields of a `QUEUE` completion.
+    pub fn from_parts(user_data: u64, res: i32, extra: u64) -> Self {
+        Self {
+            user_data,
+            res,
+            sequence: (extra != u64::MAX).then_some(extra),
+        }
+    }
+
+    /// Bytes filled, or the errno as an [`std::io::Error`].
+    ///
+    /// # Errors
+    ///
+    /// The frame's errno.
+    pub fn bytes(self) -> std::io::Result<u32> {
+        u32::try_from(self.res).map_err(|_| std::io::Error::from_raw_os_error(-self.res))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zerocopy::FromBytes;
+
+    /// The payload of an entry, read back from its bytes (opcode `URING_CMD`, `cmd_op` at
+    /// offset 8... the io-uring crate keeps the fields private, so look at the raw SQE).
+    fn sqe_bytes(entry: &squeue::Entry128) -> &[u8] {
+        // SAFETY: `Entry128` is `repr(C)` over the 128-byte SQE.
+        unsafe { std::slice::from_raw_parts((entry as *const squeue::Entry128).cast::<u8>(), 128) }
+    }
+
+    #[test]
+    fn attach_payload_and_fixed_buffer() {
+        let entry = Attach::new(7, 3, 0x1000, 4096, 1000, 4)
+            .frame_stride(1024)
+            .build()
+            .user_data(99);
+        let sqe = sqe_bytes(&entry);
+        // `fd` at 4, `cmd_op` at 8, `user_data` at 32, `buf_index` at 40, `uring_cmd_flags`
+        // at 28, payload at 48.
+        assert_eq!(i32::from_ne_bytes(sqe[4..8].try_into().unwrap()), 7);
+        assert_eq!(
+            u32::from_ne_bytes(sqe[8..12].try_into().unwrap()),
+            ops::ATTACH
+        );
+        assert_eq!(u64::from_ne_bytes(sqe[32..40].try_into().unwrap()), 99);
+        assert_eq!(u16::from_ne_bytes(sqe[40..42].try_into().unwrap()), 3);
+        assert_eq!(u32::from_ne_bytes(sqe[28..32].try_into().unwrap()) & 1, 1);
+        let cmd = AttachCmd::read_from_bytes(&sqe[48..48 + CMD_PAYLOAD_BYTES]).unwrap();
+        assert_eq!(
+            (
+                cmd.addr,
+                cmd.len,
+                cmd.frame_stride,
+                cmd.frame_bytes,
+                cmd.frame_count
+            ),
+            (0x1000, 4096, 1024, 1000, 4)
+        );
+    }
+
+    #[test]
+    fn queue_and_control_name_no_fixed_buffer() {
+        let mut meta = FrameMeta::default();
+        for (entry, op) in [
+            (Queue::new(5, 2).meta(&mut meta).build(), ops::QUEUE),
+            (Start::new(5).build(), ops::START),
+            (Stop::new(5).build(), ops::STOP),
+            (Detach::new(5).build(), ops::DETACH),
+        ] {
+            let sqe = sqe_bytes(&entry);
+            assert_eq!(u32::from_ne_bytes(sqe[8..12].try_into().unwrap()), op);
+            assert_eq!(u32::from_ne_bytes(sqe[28..32].try_into().unwrap()) & 1, 0);
+        }
+        let entry = Queue::new(5, 2).meta(&mut meta).build();
+        let cmd = QueueCmd::read_from_bytes(&sqe_bytes(&entry)[48..128]).unwrap();
+        assert_eq!((cmd.frame, cmd.meta_addr), (2, &mut meta as *mut _ as u64));
+    }
+
+    #[test]
+    fn copy_out_names_its_target() {
+        let mut stats = Stats::default();
+        let entry = StatsCmd::new(1, &mut stats).build();
+        let cmd = CopyOutCmd::read_from_bytes(&sqe_bytes(&entry)[48..128]).unwrap();
+        assert_eq!(cmd.addr, &mut stats as *mut _ as u64);
+        assert_eq!(cmd.size as usize, size_of::<Stats>());
+    }
+
+    #[test]
+    fn frame_completion_sequence() {
+        let filled = FrameCompletion::from_parts(1, 4096, 17);
+        assert_eq!((filled.sequence, filled.bytes().unwrap()), (Some(17), 4096));
+        let canceled = FrameCompletion::from_parts(1, -libc::ECANCELED, u64::MAX);
+        assert_eq!(canceled.sequence, None);
+        assert_eq!(
+            canceled.bytes().unwrap_err().raw_os_error(),
+            Some(libc::ECANCELED)
+        );
+    }
+}
