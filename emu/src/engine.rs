@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::dma::DmaSpace;
+use crate::dma_rings::{CompletionRecord, CompletionStatus, Ring, SubmitEntry};
 use crate::fault::{Fault, FaultPlan};
 use crate::irq::Interrupts;
 use crate::regs::{FaultStatus, IrqCause, Register, Status, IRQ_MASK_RESET};
-use crate::ring::{CompletionRecord, CompletionStatus, Ring, SubmitEntry};
 
 /// Size of the staging buffer the pattern is generated into before each DMA write: small
 /// enough to stay in L2, large enough that the per-write translation cost vanishes.

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use fgrab_emu::config::{DEVICE_ID, VENDOR_ID};
 use fgrab_emu::dma::{memfd, IovaTable};
+use fgrab_emu::dma_rings::{CompletionRecord, Descriptor, SubmitEntry};
 use fgrab_emu::engine::{Device, EngineConfig};
 use fgrab_emu::irq::Interrupts;
 use fgrab_emu::pattern;
 use fgrab_emu::regs::{Control, Register, MAGIC};
-use fgrab_emu::ring::{CompletionRecord, Descriptor, SubmitEntry};
 use fgrab_emu::server::{serve, Backend};
 use vfio_bindings::bindings::vfio::{VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX};
 use vfio_user::Client;

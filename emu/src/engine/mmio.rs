@@ -4,12 +4,12 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::dma_rings::{Ring, RingConfigError};
 use crate::fault::{FaultKind, LYING_STOP_WRITE_DELAY};
 use crate::regs::{
     Control, FaultStatus, Features, IrqCause, Register, INTERFACE_VERSION, MAGIC, MAX_DESCRIPTORS,
     MAX_FRAME_BYTES, MAX_FRAME_SLOTS, MAX_SEGMENT_BYTES, RING_MAX_ENTRIES, TIMESTAMP_HZ,
 };
-use crate::ring::{Ring, RingConfigError};
 
 use super::{nanos, Device, Run, State, COMPLETION_ENTRY, SUBMIT_ENTRY};
 

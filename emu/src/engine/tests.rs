@@ -13,11 +13,11 @@ use vfio_bindings::bindings::vfio::{
 use super::mmio::{hi, lo};
 use super::*;
 use crate::dma::{memfd, IovaTable};
+use crate::dma_rings::Descriptor;
 use crate::fault::LYING_STOP_WRITE_DELAY;
 use crate::pattern;
 use crate::regs::Control;
 use crate::regs::{VECTOR_ERROR, VECTOR_FRAME};
-use crate::ring::Descriptor;
 
 const IOVA: u64 = 0x4000_0000;
 const MEM: u64 = 8 << 20;
