@@ -416,7 +416,10 @@ fn reset_clears_rings_counters_and_masks_interrupts() {
     ] {
         assert_eq!(rig.reg(r), 0, "{r:?}");
     }
-    assert_eq!(rig.reg(Register::IrqMask), IRQ_MASK_RESET);
+    assert_eq!(
+        rig.reg(Register::IrqMask),
+        fgrab_hw::regs::irq_status::MASK_RESET
+    );
     // ENABLE without rings is refused with a CONFIG fault.
     rig.set(Register::Control, Control::ENABLE.bits());
     assert_eq!(rig.reg(Register::Status) & Status::RUNNING.bits(), 0);
