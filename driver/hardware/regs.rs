@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! BAR0 register map (interface v1, `docs/hardware.md`). No register offset appears
-//! anywhere else in the driver.
+//! BAR0 register map (interface v1, `docs/hardware.md`). No other file of `driver/` writes
+//! a register offset.
 //!
 //! The kernel's `register!` macro needs literal offsets and bit ranges, so the map is written
 //! here once more than in the card's definition ([`super::definition::regs`], shared with
