@@ -27,6 +27,7 @@ use crate::{
     card::{Card, CardInterrupt},
     file::OpenFile,
     hardware::{
+        definition,
         engine::{Engine, RING_ENTRIES},
         regs,
     },
@@ -72,8 +73,15 @@ pub(crate) struct BoundCard<'bound> {
 kernel::pci_device_table!(
     PCI_TABLE,
     <FgrabDriver as pci::Driver>::IdInfo,
-    [(pci::DeviceId::from_id(pci::Vendor::XILINX, 0xf9a0), ())]
+    [(
+        // CAST: u16 to u32, widening (`From` is not const).
+        pci::DeviceId::from_id(pci::Vendor::XILINX, definition::pci::DEVICE_ID as u32),
+        ()
+    )]
 );
+
+// The kernel names vendors; the card's definition has the number.
+const _: () = assert!(pci::Vendor::XILINX.as_raw() == definition::pci::VENDOR_ID);
 
 impl pci::Driver for FgrabDriver {
     type IdInfo = ();

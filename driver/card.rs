@@ -26,7 +26,7 @@ use crate::{
         uring_cmd::UringCmd,
     },
     domain::{region::Region, stream::Stream},
-    hardware::{engine::Engine, regs::Registers},
+    hardware::{definition::msix, engine::Engine, regs::Registers},
     uapi::{AttachCmd, DeviceInfo, QueueCmd, Stats},
 };
 
@@ -234,11 +234,22 @@ pub(crate) enum Vector {
     Errors = 1,
 }
 
+// The vectors are the card's definition's (and `CardInterrupt::all` has one handler for each
+// of its vectors).
+const _: () = {
+    // CAST: the discriminants are 0 and 1.
+    assert!(Vector::Frames as u16 == msix::FRAME_VECTOR);
+    // CAST: as above.
+    assert!(Vector::Errors as u16 == msix::ERROR_VECTOR);
+};
+
 impl CardInterrupt {
     /// The handlers of every vector of `card`, in vector order, with their names in
     /// /proc/interrupts (the IRQ core wants `'static` names: the device's PCI address,
     /// shown beside them, tells cards apart).
-    pub(crate) fn all(card: &Arc<Card>) -> [(&'static CStr, CardInterrupt); 2] {
+    pub(crate) fn all(
+        card: &Arc<Card>,
+    ) -> [(&'static CStr, CardInterrupt); msix::VECTORS as usize] {
         [
             (c"fgrab-frames", Vector::Frames),
             (c"fgrab-errors", Vector::Errors),

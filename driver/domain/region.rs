@@ -26,7 +26,7 @@ use crate::{
         uring_cmd::{FixedBufferImport, UringCmd},
     },
     domain::{descriptors, sglist},
-    hardware::dma::{Descriptor, DESCRIPTOR_LAST, DESCRIPTOR_LIST_ALIGN},
+    hardware::dma::{Descriptor, DESCRIPTOR_LIST_ALIGN},
     uapi::{AttachCmd, DeviceInfo, Stats},
 };
 
@@ -228,7 +228,7 @@ impl ListWriter<'_> {
             return Err(E2BIG);
         }
         if let Some(last) = list.last_mut() {
-            last.flags = DESCRIPTOR_LAST;
+            last.flags = Descriptor::LAST;
         }
         let address = self.write(&list);
         self.scratch = list;

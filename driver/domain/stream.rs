@@ -37,7 +37,7 @@ use crate::{
     },
     domain::region::Region,
     hardware::{
-        dma::{status, CompletionRecord, RECORD_FRAME},
+        dma::{status, CompletionRecord},
         engine::{Engine, Stopped},
         regs::Registers,
     },
@@ -73,7 +73,7 @@ impl Queued {
         match self {
             Self::Command { cmd, out } => {
                 let sequence = record
-                    .filter(|record| record.flags & RECORD_FRAME != 0)
+                    .filter(|record| record.flags & CompletionRecord::FRAME != 0)
                     .map_or(u64::MAX, |record| record.sequence);
                 let out = out.map(|mut out| {
                     out.bytes.copy_from_slice(meta.as_bytes());
@@ -100,7 +100,7 @@ fn meta(frame: u32, res: i32, record: Option<&CompletionRecord>, clock_offset: i
     };
     if let Some(record) = record {
         meta.bytes = record.bytes;
-        if record.flags & RECORD_FRAME != 0 {
+        if record.flags & CompletionRecord::FRAME != 0 {
             meta.flags |= META_FRAME;
             meta.sequence = record.sequence;
             meta.timestamp_ns = record.timestamp_ns.saturating_add_signed(clock_offset);
@@ -235,7 +235,7 @@ impl Attached {
         // Bytes the card wrote (any status) belong to the CPU from here on. A record
         // without frame data (flushed, rejected) copies nothing: under bounce buffering a
         // sync would put stale bounce contents over what user space had in the frame.
-        if record.flags & RECORD_FRAME != 0 && record.bytes != 0 {
+        if record.flags & CompletionRecord::FRAME != 0 && record.bytes != 0 {
             self.pinned.first().sync_for_cpu(index);
         }
         let res = match record.status {

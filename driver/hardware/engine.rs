@@ -45,7 +45,10 @@ const RESET_TIMEOUT_MS: i64 = 100;
 const CLOCK_SAMPLES: u32 = 8;
 
 /// Interrupt causes the driver handles: frame done, error, stopped, completion ring full.
-const IRQ_CAUSES: u32 = 0xf;
+const IRQ_CAUSES: u32 = {
+    use super::definition::regs::irq_status::{COMPLETION_FULL, ERROR, FRAME_DONE, STOPPED};
+    FRAME_DONE | ERROR | STOPPED | COMPLETION_FULL
+};
 
 /// How the card left the running state.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -452,20 +455,20 @@ impl Engine {
     pub(crate) fn drops(regs: &Registers) -> (u64, u64) {
         with_bar(regs, |bar| {
             // Each low half is read first: it latches the high half.
-            let underrun_low = bar.read(regs::DROPPED_UNDERRUN_LO).value().get();
+            let underrun_low = bar.read(regs::FRAMES_DROPPED_UNDERRUN_LO).value().get();
             let underrun = read_counter(
                 underrun_low,
-                bar.read(regs::DROPPED_UNDERRUN_HI).value().get(),
+                bar.read(regs::FRAMES_DROPPED_UNDERRUN_HI).value().get(),
             );
-            let overrun_low = bar.read(regs::DROPPED_OVERRUN_LO).value().get();
+            let overrun_low = bar.read(regs::FRAMES_DROPPED_OVERRUN_LO).value().get();
             let overrun = read_counter(
                 overrun_low,
-                bar.read(regs::DROPPED_OVERRUN_HI).value().get(),
+                bar.read(regs::FRAMES_DROPPED_OVERRUN_HI).value().get(),
             );
-            let backpressure_low = bar.read(regs::DROPPED_BACKPRESSURE_LO).value().get();
+            let backpressure_low = bar.read(regs::FRAMES_DROPPED_BACKPRESSURE_LO).value().get();
             let backpressure = read_counter(
                 backpressure_low,
-                bar.read(regs::DROPPED_BACKPRESSURE_HI).value().get(),
+                bar.read(regs::FRAMES_DROPPED_BACKPRESSURE_HI).value().get(),
             );
             (underrun, overrun.saturating_add(backpressure))
         })

@@ -1,20 +1,75 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! BAR0 register map (interface v1, `docs/hardware.md`). No register offset appears
-//! anywhere else in the driver.
+//! BAR0 register map (interface v1, `docs/hardware.md`). No other file of `driver/` writes
+//! a register offset.
+//!
+//! The kernel's `register!` macro needs literal offsets and bit ranges, so the map is written
+//! here once more than in the card's definition ([`super::definition::regs`], shared with
+//! the device model and checked against the document); [`checked_registers!`] makes the
+//! build fail unless every register's offset and every field's bits are the definition's.
 
-use kernel::io::register;
+use kernel::io::{register, register::Register};
+
+use super::definition;
 
 /// Size of BAR0.
-pub(crate) const BAR0_SIZE: usize = 0x1_0000;
+pub(crate) const BAR0_SIZE: usize = definition::BAR0_SIZE;
 
 /// [`ID`] of every fgrab card: "FGRB".
-pub(crate) const MAGIC: u32 = 0x4647_5242;
+pub(crate) const MAGIC: u32 = definition::MAGIC;
 
 /// Interface major version this driver implements.
-pub(crate) const INTERFACE_MAJOR: u32 = 1;
+pub(crate) const INTERFACE_MAJOR: u32 = definition::INTERFACE_MAJOR;
 
-register! {
+/// [`register!`], plus build-time checks against the card's definition: each register's
+/// `OFFSET` must be [`definition::regs`]' offset of the same name, and each field narrower
+/// than the register must have the mask (and so the shift) of the same name in the
+/// definition's module for that register (`CONTROL.reset` is `regs::control::RESET`). A
+/// field that is the whole register (`31:0`) is its value: nothing to compare.
+macro_rules! checked_registers {
+    (
+        $(
+            $(#[$attr:meta])* $vis:vis $name:ident($storage:ty) @ $offset:literal {
+                $($fields:tt)*
+            }
+        )*
+    ) => {
+        register! {
+            $($(#[$attr])* $vis $name($storage) @ $offset { $($fields)* })*
+        }
+
+        $(
+            const _: () = assert!(
+                // CAST: u32 to usize, widening.
+                <$name as Register>::OFFSET == definition::regs::$name as usize,
+                concat!(stringify!($name), "'s offset is not the definition's")
+            );
+            checked_registers!(@fields $name { $($fields)* });
+        )*
+    };
+    (@fields $name:ident {}) => {};
+    (@fields $name:ident { 31:0 $field:ident $(=> $type:ty)?; $($rest:tt)* }) => {
+        checked_registers!(@fields $name { $($rest)* });
+    };
+    (
+        @fields $name:ident {
+            $hi:literal:$lo:literal $field:ident $(=> $type:ty)?; $($rest:tt)*
+        }
+    ) => {
+        kernel::macros::paste! {
+            const _: () = assert!(
+                $name::[<$field:upper _MASK>]
+                    == definition::regs::[<$name:lower>]::[<$field:upper>]
+                    && $name::[<$field:upper _SHIFT>]
+                        == definition::regs::[<$name:lower>]::[<$field:upper>].trailing_zeros(),
+                concat!(stringify!($name), ".", stringify!($field), " is not the definition's")
+            );
+        }
+        checked_registers!(@fields $name { $($rest)* });
+    };
+}
+
+checked_registers! {
     /// Identification: always [`MAGIC`].
     pub(crate) ID(u32) @ 0x000 {
         31:0 magic;
@@ -62,7 +117,7 @@ register! {
     }
 }
 
-register! {
+checked_registers! {
     /// Engine control. Writes of `enable` and `stop` request state changes (see
     /// `docs/hardware.md` §3.2); `reset` reads 1 until the reset is done.
     pub(crate) CONTROL(u32) @ 0x040 {
@@ -97,32 +152,32 @@ register! {
 
     /// Frame starts while no submission was queued; low half (reading it latches the high
     /// half for the next read of a `_HI` counter register).
-    pub(crate) DROPPED_UNDERRUN_LO(u32) @ 0x090 {
+    pub(crate) FRAMES_DROPPED_UNDERRUN_LO(u32) @ 0x090 {
         31:0 value;
     }
 
-    /// High half of [`DROPPED_UNDERRUN_LO`].
-    pub(crate) DROPPED_UNDERRUN_HI(u32) @ 0x094 {
+    /// High half of [`FRAMES_DROPPED_UNDERRUN_LO`].
+    pub(crate) FRAMES_DROPPED_UNDERRUN_HI(u32) @ 0x094 {
         31:0 value;
     }
 
     /// Frame starts the device could not serve (late, bus mastering off); low half.
-    pub(crate) DROPPED_OVERRUN_LO(u32) @ 0x098 {
+    pub(crate) FRAMES_DROPPED_OVERRUN_LO(u32) @ 0x098 {
         31:0 value;
     }
 
-    /// High half of [`DROPPED_OVERRUN_LO`].
-    pub(crate) DROPPED_OVERRUN_HI(u32) @ 0x09c {
+    /// High half of [`FRAMES_DROPPED_OVERRUN_LO`].
+    pub(crate) FRAMES_DROPPED_OVERRUN_HI(u32) @ 0x09c {
         31:0 value;
     }
 
     /// Frame starts while completion records were held back; low half.
-    pub(crate) DROPPED_BACKPRESSURE_LO(u32) @ 0x0a0 {
+    pub(crate) FRAMES_DROPPED_BACKPRESSURE_LO(u32) @ 0x0a0 {
         31:0 value;
     }
 
-    /// High half of [`DROPPED_BACKPRESSURE_LO`].
-    pub(crate) DROPPED_BACKPRESSURE_HI(u32) @ 0x0a4 {
+    /// High half of [`FRAMES_DROPPED_BACKPRESSURE_LO`].
+    pub(crate) FRAMES_DROPPED_BACKPRESSURE_HI(u32) @ 0x0a4 {
         31:0 value;
     }
 

@@ -6,10 +6,10 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use crate::dma::{memfd, DmaSpace, IovaTable, MapError};
+use crate::dma_rings::Descriptor;
 use crate::engine::{write_frame, CHUNK};
 use crate::pattern;
-use crate::regs::MAX_SEGMENT_BYTES;
-use crate::ring::Descriptor;
+use fgrab_hw::caps::MAX_SEGMENT_BYTES;
 
 /// Benchmark parameters.
 #[derive(Clone, Copy, Debug)]

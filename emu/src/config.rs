@@ -4,20 +4,11 @@
 //! space once and applies writes through a per-byte writable mask, which is also what
 //! makes BAR size probing work: writing all ones to BAR0 reads back the size mask.
 
-use crate::regs::{BAR0_SIZE, MSIX_PBA_OFFSET, MSIX_TABLE_OFFSET, MSIX_VECTORS};
+use fgrab_hw::pci::{
+    CLASS_CODE, DEVICE_ID, REVISION, SUBSYSTEM_ID, SUBSYSTEM_VENDOR_ID, VENDOR_ID,
+};
+use fgrab_hw::{msix, BAR0_SIZE};
 
-/// PCI vendor ID (Xilinx, as FPGA designs ship).
-pub const VENDOR_ID: u16 = 0x10ee;
-/// PCI device ID.
-pub const DEVICE_ID: u16 = 0xf9a0;
-/// Subsystem vendor ID.
-pub const SUBSYSTEM_VENDOR_ID: u16 = 0x10ee;
-/// Subsystem ID.
-pub const SUBSYSTEM_ID: u16 = 0x0001;
-/// Revision ID.
-pub const REVISION: u8 = 0x01;
-/// Class code: multimedia controller (0x04), video (0x00), programming interface 0.
-pub const CLASS_CODE: u32 = 0x04_00_00;
 /// Size of the config space (PCIe extended config space).
 pub const CONFIG_SIZE: usize = 4096;
 /// Offset of the PCI Express capability.
@@ -122,13 +113,13 @@ impl ConfigSpace {
         c.allow16(pcie + 0x30, 0xffff);
         debug_assert!(pcie + PCIE_CAP_SIZE <= MSIX_CAP_OFFSET);
 
-        let msix = MSIX_CAP_OFFSET;
-        c.bytes[msix] = CAP_ID_MSIX;
-        c.bytes[msix + 1] = 0; // end of list
-        c.put16(msix + 0x02, MSIX_VECTORS - 1);
-        c.allow16(msix + 0x02, 0xc000); // MSI-X Enable, Function Mask
-        c.put32(msix + 0x04, MSIX_TABLE_OFFSET); // BIR 0
-        c.put32(msix + 0x08, MSIX_PBA_OFFSET); // BIR 0
+        let cap = MSIX_CAP_OFFSET;
+        c.bytes[cap] = CAP_ID_MSIX;
+        c.bytes[cap + 1] = 0; // end of list
+        c.put16(cap + 0x02, msix::VECTORS - 1);
+        c.allow16(cap + 0x02, 0xc000); // MSI-X Enable, Function Mask
+        c.put32(cap + 0x04, msix::TABLE_OFFSET); // BIR 0
+        c.put32(cap + 0x08, msix::PBA_OFFSET); // BIR 0
         c
     }
 
@@ -250,9 +241,9 @@ mod tests {
             at = u64::from(header >> 8 & 0xff);
         }
         assert_eq!(ids, [CAP_ID_PCIE, CAP_ID_MSIX]);
-        let msix = read32(&c, MSIX_CAP_OFFSET as u64);
-        assert_eq!(msix >> 16 & 0x7ff, u32::from(MSIX_VECTORS) - 1);
-        assert_eq!(read32(&c, MSIX_CAP_OFFSET as u64 + 4), MSIX_TABLE_OFFSET);
+        let header = read32(&c, MSIX_CAP_OFFSET as u64);
+        assert_eq!(header >> 16 & 0x7ff, u32::from(msix::VECTORS) - 1);
+        assert_eq!(read32(&c, MSIX_CAP_OFFSET as u64 + 4), msix::TABLE_OFFSET);
         assert_eq!(read32(&c, 0x100), 0, "no extended capabilities");
     }
 

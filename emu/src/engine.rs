@@ -21,18 +21,18 @@ use std::time::{Duration, Instant};
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::dma::DmaSpace;
+use crate::dma_rings::{CompletionRecord, CompletionStatus, Ring, SubmitEntry};
 use crate::fault::{Fault, FaultPlan};
 use crate::irq::Interrupts;
-use crate::regs::{FaultStatus, IrqCause, Register, Status, IRQ_MASK_RESET};
-use crate::ring::{CompletionRecord, CompletionStatus, Ring, SubmitEntry};
+use crate::regs::{FaultStatus, IrqCause, Register, Status};
 
 /// Size of the staging buffer the pattern is generated into before each DMA write: small
 /// enough to stay in L2, large enough that the per-write translation cost vanishes.
 pub const CHUNK: usize = 64 * 1024;
 /// Submit ring entry size.
-const SUBMIT_ENTRY: u64 = 16;
+const SUBMIT_ENTRY: u64 = std::mem::size_of::<SubmitEntry>() as u64;
 /// Completion record size.
-const COMPLETION_ENTRY: u64 = 32;
+const COMPLETION_ENTRY: u64 = std::mem::size_of::<CompletionRecord>() as u64;
 /// Longest wait for the engine to complete a reset requested by the client.
 const RESET_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a starved engine sleeps at most before it counts the frames it missed (drop
@@ -179,7 +179,7 @@ impl State {
             period_ns: config.period_ns(config.frame_bytes),
             scratch: 0,
             irq_status: IrqCause::empty(),
-            irq_mask: IrqCause::from_bits_retain(IRQ_MASK_RESET),
+            irq_mask: IrqCause::from_bits_retain(fgrab_hw::regs::irq_status::MASK_RESET),
             moderation_us: 0,
             last_frame_irq: None,
             frame_irq_deadline: None,

@@ -15,10 +15,10 @@ use vfio_bindings::bindings::vfio::{
 };
 use vfio_user::IrqInfo;
 
-use crate::regs::MSIX_VECTORS;
+use fgrab_hw::msix;
 
 /// Interrupt indexes and vector counts announced to the client: MSI-X with
-/// [`MSIX_VECTORS`] vectors, ERR and REQ with one each (QEMU warns without them), no
+/// [`msix::VECTORS`] vectors, ERR and REQ with one each (QEMU warns without them), no
 /// INTx, no MSI.
 pub fn irq_infos() -> Vec<IrqInfo> {
     (0..VFIO_PCI_NUM_IRQS)
@@ -35,7 +35,7 @@ pub fn irq_infos() -> Vec<IrqInfo> {
 
 fn vectors_of(index: u32) -> u32 {
     match index {
-        VFIO_PCI_MSIX_IRQ_INDEX => u32::from(MSIX_VECTORS),
+        VFIO_PCI_MSIX_IRQ_INDEX => u32::from(msix::VECTORS),
         VFIO_PCI_ERR_IRQ_INDEX | VFIO_PCI_REQ_IRQ_INDEX => 1,
         _ => 0,
     }

@@ -5,10 +5,10 @@
 pub mod bench;
 pub mod config;
 pub mod dma;
+pub mod dma_rings;
 pub mod engine;
 pub mod fault;
 pub mod irq;
 pub mod pattern;
 pub mod regs;
-pub mod ring;
 pub mod server;

@@ -15,8 +15,8 @@ use fgrab_emu::dma::IovaTable;
 use fgrab_emu::engine::{Device, EngineConfig};
 use fgrab_emu::fault::Fault;
 use fgrab_emu::irq::Interrupts;
-use fgrab_emu::regs::MAX_FRAME_BYTES;
 use fgrab_emu::server::{serve, Backend};
+use fgrab_hw::caps::MAX_FRAME_BYTES;
 
 /// Device model of the fgrab PCIe frame grabber for QEMU's vfio-user-pci.
 #[derive(Parser)]

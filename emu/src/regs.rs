@@ -1,54 +1,24 @@
-//! BAR0 register map of interface v1 (docs/hardware.md, "BAR0 registers").
+//! BAR0 registers as the model decodes them (docs/hardware.md, "BAR0 register map").
 //!
-//! The only place that knows register offsets: everything else names registers through
-//! [`Register`] and fields through the bit types below.
+//! Offsets and bits are the card's definition, `fgrab-hw` (shared with the driver and checked
+//! against the document); this module gives them the model's types: [`Register`], an enum to
+//! match MMIO accesses on, and `bitflags` types for the bit registers.
 
 use bitflags::bitflags;
+use fgrab_hw::{msix, regs};
 
-/// Size of BAR0 in bytes.
-pub const BAR0_SIZE: u64 = 0x1_0000;
-/// Register block: offsets `0..REGISTER_BLOCK_SIZE` of BAR0.
-pub const REGISTER_BLOCK_SIZE: u64 = 0x1000;
-/// Offset of the MSI-X table in BAR0.
-pub const MSIX_TABLE_OFFSET: u32 = 0x8000;
-/// Offset of the MSI-X pending bit array in BAR0.
-pub const MSIX_PBA_OFFSET: u32 = 0x9000;
-/// Number of MSI-X vectors.
-pub const MSIX_VECTORS: u16 = 2;
-/// Size of one MSI-X table entry.
-pub const MSIX_ENTRY_SIZE: u32 = 16;
-
-/// Value of [`Register::Id`]: "FGRB" read as a big-endian ASCII string.
-pub const MAGIC: u32 = 0x4647_5242;
-/// Value of [`Register::Version`]: major 1, minor 0.
-pub const INTERFACE_VERSION: u32 = 0x0001_0000;
-/// Largest `len` of one scatter/gather descriptor.
-pub const MAX_SEGMENT_BYTES: u32 = 1 << 20;
-/// Largest `desc_count` of one submission.
-pub const MAX_DESCRIPTORS: u32 = 16384;
-/// Largest ring size in entries (both rings).
-pub const RING_MAX_ENTRIES: u32 = 4096;
-/// Smallest ring size in entries (both rings).
-pub const RING_MIN_ENTRIES: u32 = 2;
-/// Largest number of submissions outstanding at once (a full submit ring).
-pub const MAX_FRAME_SLOTS: u32 = RING_MAX_ENTRIES - 1;
-/// Frequency of the device clock that timestamps count.
-pub const TIMESTAMP_HZ: u32 = 1_000_000_000;
-/// Largest value accepted by [`Register::FrameBytes`].
-pub const MAX_FRAME_BYTES: u32 = 1 << 30;
-
-/// Interrupt vector of frame completions.
-pub const VECTOR_FRAME: usize = 0;
-/// Interrupt vector of errors and status changes.
-pub const VECTOR_ERROR: usize = 1;
+/// Interrupt vector of frame completions, as an index.
+pub const VECTOR_FRAME: usize = msix::FRAME_VECTOR as usize;
+/// Interrupt vector of errors and status changes, as an index.
+pub const VECTOR_ERROR: usize = msix::ERROR_VECTOR as usize;
 
 macro_rules! registers {
-    ($($(#[$doc:meta])* $name:ident = $offset:literal,)*) => {
+    ($($(#[$doc:meta])* $name:ident = $offset:ident,)*) => {
         /// A 32-bit register of BAR0. The discriminant is its offset.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[repr(u32)]
         pub enum Register {
-            $($(#[$doc])* $name = $offset,)*
+            $($(#[$doc])* $name = regs::$offset,)*
         }
 
         impl Register {
@@ -57,8 +27,8 @@ macro_rules! registers {
 
             /// The register at byte `offset` of BAR0, if one is defined there.
             pub fn at(offset: u64) -> Option<Register> {
-                match offset {
-                    $($offset => Some(Register::$name),)*
+                match u32::try_from(offset).ok()? {
+                    $(regs::$offset => Some(Register::$name),)*
                     _ => None,
                 }
             }
@@ -72,118 +42,119 @@ macro_rules! registers {
 }
 
 registers! {
-    /// RO: [`MAGIC`].
-    Id = 0x000,
-    /// RO: [`INTERFACE_VERSION`], major in bits 31:16, minor in 15:0.
-    Version = 0x004,
-    /// RO: [`MAX_SEGMENT_BYTES`].
-    MaxSegmentBytes = 0x008,
-    /// RO: [`MAX_DESCRIPTORS`].
-    MaxDescriptors = 0x00c,
-    /// RO: [`RING_MAX_ENTRIES`].
-    RingMaxEntries = 0x010,
-    /// RO: [`MAX_FRAME_SLOTS`].
-    MaxFrameSlots = 0x014,
-    /// RO: [`TIMESTAMP_HZ`].
-    TimestampHz = 0x018,
+    /// RO: [`fgrab_hw::MAGIC`].
+    Id = ID,
+    /// RO: [`fgrab_hw::INTERFACE_VERSION`], major in bits 31:16, minor in 15:0.
+    Version = VERSION,
+    /// RO: [`fgrab_hw::caps::MAX_SEGMENT_BYTES`].
+    MaxSegmentBytes = MAX_SEGMENT_BYTES,
+    /// RO: [`fgrab_hw::caps::MAX_DESCRIPTORS`].
+    MaxDescriptors = MAX_DESCRIPTORS,
+    /// RO: [`fgrab_hw::caps::RING_MAX_ENTRIES`].
+    RingMaxEntries = RING_MAX_ENTRIES,
+    /// RO: [`fgrab_hw::caps::MAX_FRAME_SLOTS`].
+    MaxFrameSlots = MAX_FRAME_SLOTS,
+    /// RO: [`fgrab_hw::caps::TIMESTAMP_HZ`].
+    TimestampHz = TIMESTAMP_HZ,
     /// RO: [`Features`].
-    Features = 0x01c,
-    /// RO: [`MAX_FRAME_BYTES`].
-    MaxFrameBytes = 0x020,
+    Features = FEATURES,
+    /// RO: [`fgrab_hw::caps::MAX_FRAME_BYTES`].
+    MaxFrameBytes = MAX_FRAME_BYTES,
     /// RW: no effect; for the driver's probe-time access test.
-    Scratch = 0x03c,
+    Scratch = SCRATCH,
     /// RW: [`Control`].
-    Control = 0x040,
+    Control = CONTROL,
     /// RO: [`Status`].
-    Status = 0x044,
+    Status = STATUS,
     /// RW1C: [`IrqCause`] bits raised since last cleared.
-    IrqStatus = 0x048,
+    IrqStatus = IRQ_STATUS,
     /// RW: [`IrqCause`] bits whose messages are suppressed (1 = masked).
-    IrqMask = 0x04c,
+    IrqMask = IRQ_MASK,
     /// RW: minimum microseconds between two frame-vector messages (0 = no moderation).
-    IrqModerationUs = 0x050,
+    IrqModerationUs = IRQ_MODERATION_US,
     /// RW (idle only): bytes per frame.
-    FrameBytes = 0x060,
+    FrameBytes = FRAME_BYTES,
     /// RO: frame period in nanoseconds for the current frame size.
-    FramePeriodNs = 0x064,
+    FramePeriodNs = FRAME_PERIOD_NS,
     /// RO: frame starts, including dropped frames.
-    FramesProducedLo = 0x080,
+    FramesProducedLo = FRAMES_PRODUCED_LO,
     /// RO: upper half latched by the last `*Lo` read.
-    FramesProducedHi = 0x084,
+    FramesProducedHi = FRAMES_PRODUCED_HI,
     /// RO: completions with status OK or INCOMPLETE.
-    FramesCompletedLo = 0x088,
+    FramesCompletedLo = FRAMES_COMPLETED_LO,
     /// RO: upper half latched by the last `*Lo` read.
-    FramesCompletedHi = 0x08c,
+    FramesCompletedHi = FRAMES_COMPLETED_HI,
     /// RO: frames dropped because no submission was queued.
-    FramesDroppedUnderrunLo = 0x090,
+    FramesDroppedUnderrunLo = FRAMES_DROPPED_UNDERRUN_LO,
     /// RO: upper half latched by the last `*Lo` read.
-    FramesDroppedUnderrunHi = 0x094,
+    FramesDroppedUnderrunHi = FRAMES_DROPPED_UNDERRUN_HI,
     /// RO: frames dropped because the device was still busy or could not DMA.
-    FramesDroppedOverrunLo = 0x098,
+    FramesDroppedOverrunLo = FRAMES_DROPPED_OVERRUN_LO,
     /// RO: upper half latched by the last `*Lo` read.
-    FramesDroppedOverrunHi = 0x09c,
+    FramesDroppedOverrunHi = FRAMES_DROPPED_OVERRUN_HI,
     /// RO: frames dropped because the completion ring was full.
-    FramesDroppedBackpressureLo = 0x0a0,
+    FramesDroppedBackpressureLo = FRAMES_DROPPED_BACKPRESSURE_LO,
     /// RO: upper half latched by the last `*Lo` read.
-    FramesDroppedBackpressureHi = 0x0a4,
+    FramesDroppedBackpressureHi = FRAMES_DROPPED_BACKPRESSURE_HI,
     /// RO: DMA faults (frame data writes and descriptor reads).
-    DmaErrorsLo = 0x0a8,
+    DmaErrorsLo = DMA_ERRORS_LO,
     /// RO: upper half latched by the last `*Lo` read.
-    DmaErrorsHi = 0x0ac,
+    DmaErrorsHi = DMA_ERRORS_HI,
     /// RO: submissions rejected with DESC_ERROR.
-    DescErrorsLo = 0x0b0,
+    DescErrorsLo = DESC_ERRORS_LO,
     /// RO: upper half latched by the last `*Lo` read.
-    DescErrorsHi = 0x0b4,
+    DescErrorsHi = DESC_ERRORS_HI,
     /// RO: sequence number the next frame start will get.
-    NextSequenceLo = 0x0b8,
+    NextSequenceLo = NEXT_SEQUENCE_LO,
     /// RO: upper half latched by the last `*Lo` read.
-    NextSequenceHi = 0x0bc,
+    NextSequenceHi = NEXT_SEQUENCE_HI,
     /// RO: device clock, nanoseconds.
-    TimestampLo = 0x0c0,
+    TimestampLo = TIMESTAMP_LO,
     /// RO: upper half latched by the last `*Lo` read.
-    TimestampHi = 0x0c4,
+    TimestampHi = TIMESTAMP_HI,
     /// RW (idle only): submit ring DMA address, bits 31:0 (16-byte aligned).
-    SubmitBaseLo = 0x100,
+    SubmitBaseLo = SUBMIT_BASE_LO,
     /// RW (idle only): submit ring DMA address, bits 63:32.
-    SubmitBaseHi = 0x104,
+    SubmitBaseHi = SUBMIT_BASE_HI,
     /// RW (idle only): submit ring entries (power of two).
-    SubmitSize = 0x108,
+    SubmitSize = SUBMIT_SIZE,
     /// RW: submit doorbell, index of the next entry the host will write.
-    SubmitTail = 0x10c,
+    SubmitTail = SUBMIT_TAIL,
     /// RO: index of the next entry the device will read.
-    SubmitHead = 0x110,
+    SubmitHead = SUBMIT_HEAD,
     /// RW (idle only): completion ring DMA address, bits 31:0 (32-byte aligned).
-    CompletionBaseLo = 0x120,
+    CompletionBaseLo = COMPLETION_BASE_LO,
     /// RW (idle only): completion ring DMA address, bits 63:32.
-    CompletionBaseHi = 0x124,
+    CompletionBaseHi = COMPLETION_BASE_HI,
     /// RW (idle only): completion ring entries (power of two).
-    CompletionSize = 0x128,
+    CompletionSize = COMPLETION_SIZE,
     /// RW: index of the next record the host will consume.
-    CompletionHead = 0x12c,
+    CompletionHead = COMPLETION_HEAD,
     /// RO: index of the next record the device will write.
-    CompletionTail = 0x130,
+    CompletionTail = COMPLETION_TAIL,
     /// RW (idle only): tail writeback DMA address, bits 31:0 (4-byte aligned; 0 = off).
-    CompletionWritebackLo = 0x138,
+    CompletionWritebackLo = COMPLETION_WRITEBACK_LO,
     /// RW (idle only): tail writeback DMA address, bits 63:32.
-    CompletionWritebackHi = 0x13c,
+    CompletionWritebackHi = COMPLETION_WRITEBACK_HI,
     /// RW1C: [`FaultStatus`].
-    FaultStatus = 0x180,
+    FaultStatus = FAULT_STATUS,
     /// RO: cookie of the submission involved in the last fault.
-    FaultCookie = 0x184,
+    FaultCookie = FAULT_COOKIE,
     /// RO: DMA address of the last fault, bits 31:0.
-    FaultAddrLo = 0x188,
+    FaultAddrLo = FAULT_ADDR_LO,
     /// RO: DMA address of the last fault, bits 63:32.
-    FaultAddrHi = 0x18c,
+    FaultAddrHi = FAULT_ADDR_HI,
 }
 
+// Flag names are the definition's; `flags_are_the_definitions` checks the sets match.
 bitflags! {
     /// [`Register::Features`] bits.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Features: u32 {
         /// [`Register::CompletionWritebackLo`] is implemented.
-        const COMPLETION_WRITEBACK = 1 << 0;
+        const COMPLETION_WRITEBACK = regs::features::COMPLETION_WRITEBACK;
         /// [`Register::IrqModerationUs`] is implemented.
-        const IRQ_MODERATION = 1 << 1;
+        const IRQ_MODERATION = regs::features::IRQ_MODERATION;
     }
 
     /// [`Register::Control`] bits.
@@ -191,61 +162,61 @@ bitflags! {
     pub struct Control: u32 {
         /// Start producing frames (0 -> 1 while idle). Writing 0 while running is a stop
         /// request.
-        const ENABLE = 1 << 0;
+        const ENABLE = regs::control::ENABLE;
         /// Stop: abort the frame in progress, flush every queued submission, go idle.
         /// Reads 1 until the device is idle.
-        const STOP = 1 << 1;
+        const STOP = regs::control::STOP;
         /// Reset: reads 1 until the reset is complete.
-        const RESET = 1 << 31;
+        const RESET = regs::control::RESET;
     }
 
     /// [`Register::Status`] bits.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Status: u32 {
         /// Frames are being produced.
-        const RUNNING = 1 << 0;
+        const RUNNING = regs::status::RUNNING;
         /// No DMA in progress, no submission held; ring registers may be written.
-        const IDLE = 1 << 1;
+        const IDLE = regs::status::IDLE;
         /// A stop is in progress.
-        const STOPPING = 1 << 2;
+        const STOPPING = regs::status::STOPPING;
         /// A fatal fault stopped the device; only a reset leaves this state.
-        const HALTED = 1 << 3;
+        const HALTED = regs::status::HALTED;
         /// Completion records are waiting for room in the completion ring.
-        const COMPLETION_FULL = 1 << 4;
+        const COMPLETION_FULL = regs::status::COMPLETION_FULL;
         /// PCI Bus Master Enable is clear: the device issues no DMA.
-        const BUS_MASTER_OFF = 1 << 5;
+        const BUS_MASTER_OFF = regs::status::BUS_MASTER_OFF;
         /// Some [`FaultStatus`] bit is set.
-        const FAULT = 1 << 8;
+        const FAULT = regs::status::FAULT;
     }
 
     /// [`Register::IrqStatus`] and [`Register::IrqMask`] bits.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct IrqCause: u32 {
         /// A completion record was published (vector 0).
-        const FRAME_DONE = 1 << 0;
+        const FRAME_DONE = regs::irq_status::FRAME_DONE;
         /// A fault was recorded in [`Register::FaultStatus`] (vector 1).
-        const ERROR = 1 << 1;
+        const ERROR = regs::irq_status::ERROR;
         /// A stop completed: the device is idle (vector 1).
-        const STOPPED = 1 << 2;
+        const STOPPED = regs::irq_status::STOPPED;
         /// The completion ring became full (vector 1).
-        const COMPLETION_FULL = 1 << 3;
+        const COMPLETION_FULL = regs::irq_status::COMPLETION_FULL;
     }
 
     /// [`Register::FaultStatus`] bits.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct FaultStatus: u32 {
         /// A frame data write hit an address that is not mapped for device writes.
-        const DMA_WRITE = 1 << 0;
+        const DMA_WRITE = regs::fault_status::DMA_WRITE;
         /// A descriptor list read hit an address that is not mapped for device reads.
-        const DMA_READ = 1 << 1;
+        const DMA_READ = regs::fault_status::DMA_READ;
         /// A submission was rejected with DESC_ERROR.
-        const DESCRIPTOR = 1 << 2;
+        const DESCRIPTOR = regs::fault_status::DESCRIPTOR;
         /// ENABLE was refused: ring configuration invalid.
-        const CONFIG = 1 << 3;
+        const CONFIG = regs::fault_status::CONFIG;
         /// A submit ring read or completion ring write failed (fatal: HALTED).
-        const RING_ACCESS = 1 << 4;
+        const RING_ACCESS = regs::fault_status::RING_ACCESS;
         /// The device needs a reset (fatal: HALTED).
-        const RESET_REQUIRED = 1 << 5;
+        const RESET_REQUIRED = regs::fault_status::RESET_REQUIRED;
     }
 }
 
@@ -260,29 +231,81 @@ impl IrqCause {
     }
 }
 
-/// Reset value of [`Register::IrqMask`]: everything masked until the driver unmasks.
-pub const IRQ_MASK_RESET: u32 = u32::MAX;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bitflags::Flags;
 
     #[test]
     fn offsets_are_unique_aligned_and_inside_the_block() {
         let mut seen = std::collections::HashSet::new();
         for &r in Register::ALL {
             assert_eq!(r.offset() % 4, 0, "{r:?}");
-            assert!(u64::from(r.offset()) < REGISTER_BLOCK_SIZE);
+            assert!((r.offset() as usize) < fgrab_hw::REGISTER_BLOCK_SIZE);
             assert!(seen.insert(r.offset()));
             assert_eq!(Register::at(u64::from(r.offset())), Some(r));
         }
         assert_eq!(Register::at(0x004 + 1), None);
+        assert_eq!(Register::at(1 << 32), None);
+    }
+
+    /// `FramesDroppedUnderrunLo` -> `FRAMES_DROPPED_UNDERRUN_LO`.
+    fn screaming_snake(camel: &str) -> String {
+        let mut out = String::new();
+        for (i, c) in camel.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_uppercase());
+        }
+        out
     }
 
     #[test]
-    fn msix_structures_fit_in_bar0() {
-        let table_end = MSIX_TABLE_OFFSET + u32::from(MSIX_VECTORS) * MSIX_ENTRY_SIZE;
-        assert!(table_end <= MSIX_PBA_OFFSET);
-        assert!(u64::from(MSIX_PBA_OFFSET) + 8 <= BAR0_SIZE);
+    fn registers_are_the_definitions() {
+        let ours: Vec<(String, u32)> = Register::ALL
+            .iter()
+            .map(|r| (screaming_snake(&format!("{r:?}")), r.offset()))
+            .collect();
+        let definition: Vec<(String, u32)> = regs::ALL
+            .iter()
+            .map(|&(name, offset)| (name.to_string(), offset))
+            .collect();
+        assert_eq!(ours, definition);
+    }
+
+    fn flags<F: Flags<Bits = u32>>() -> Vec<(String, u32)> {
+        F::FLAGS
+            .iter()
+            .map(|flag| (flag.name().to_string(), flag.value().bits()))
+            .collect()
+    }
+
+    #[test]
+    fn flags_are_the_definitions() {
+        let definition = |bits: &[(&str, u32)]| -> Vec<(String, u32)> {
+            bits.iter()
+                .map(|&(name, bit)| (name.to_string(), bit))
+                .collect()
+        };
+        assert_eq!(flags::<Features>(), definition(regs::features::ALL));
+        assert_eq!(flags::<Control>(), definition(regs::control::ALL));
+        assert_eq!(flags::<Status>(), definition(regs::status::ALL));
+        assert_eq!(flags::<IrqCause>(), definition(regs::irq_status::ALL));
+        assert_eq!(flags::<FaultStatus>(), definition(regs::fault_status::ALL));
+    }
+
+    #[test]
+    fn vectors_are_the_definitions() {
+        assert_eq!(IrqCause::FRAME_DONE.vector(), VECTOR_FRAME);
+        for cause in [
+            IrqCause::ERROR,
+            IrqCause::STOPPED,
+            IrqCause::COMPLETION_FULL,
+        ] {
+            assert_eq!(cause.vector(), VECTOR_ERROR);
+        }
+        assert!(VECTOR_FRAME < usize::from(msix::VECTORS));
+        assert!(VECTOR_ERROR < usize::from(msix::VECTORS));
     }
 }

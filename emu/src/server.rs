@@ -16,9 +16,8 @@ use crate::config::{ConfigSpace, CONFIG_SIZE};
 use crate::dma::IovaTable;
 use crate::engine::Device;
 use crate::irq::{irq_infos, Interrupts};
-use crate::regs::{
-    Register, BAR0_SIZE, MSIX_ENTRY_SIZE, MSIX_PBA_OFFSET, MSIX_TABLE_OFFSET, MSIX_VECTORS,
-};
+use crate::regs::Register;
+use fgrab_hw::{msix, BAR0_SIZE};
 
 /// Errors of the vfio-user server.
 #[derive(Debug, Error)]
@@ -40,7 +39,7 @@ pub fn regions() -> Vec<ServerRegion> {
         .map(|index| {
             let size = match index {
                 VFIO_PCI_CONFIG_REGION_INDEX => CONFIG_SIZE as u64,
-                VFIO_PCI_BAR0_REGION_INDEX => BAR0_SIZE,
+                VFIO_PCI_BAR0_REGION_INDEX => BAR0_SIZE as u64,
                 _ => 0,
             };
             ServerRegion {
@@ -82,13 +81,13 @@ impl Backend {
             device,
             dma,
             irqs,
-            msix_table: vec![0; (u32::from(MSIX_VECTORS) * MSIX_ENTRY_SIZE) as usize],
+            msix_table: vec![0; (u32::from(msix::VECTORS) * msix::TABLE_ENTRY_SIZE) as usize],
         }
     }
 
     fn bar0_read(&mut self, offset: u64, data: &mut [u8]) {
         data.fill(0);
-        let table = u64::from(MSIX_TABLE_OFFSET);
+        let table = u64::from(msix::TABLE_OFFSET);
         if (table..table + self.msix_table.len() as u64).contains(&offset) {
             // CAST: inside the small table.
             let at = (offset - table) as usize;
@@ -97,7 +96,7 @@ impl Backend {
             }
             return;
         }
-        if offset >= u64::from(MSIX_PBA_OFFSET) {
+        if offset >= u64::from(msix::PBA_OFFSET) {
             // Pending bits: QEMU owns vector masking, so the device never holds a
             // message back; the PBA reads 0.
             return;
@@ -118,7 +117,7 @@ impl Backend {
     }
 
     fn bar0_write(&mut self, offset: u64, data: &[u8]) {
-        let table = u64::from(MSIX_TABLE_OFFSET);
+        let table = u64::from(msix::TABLE_OFFSET);
         if (table..table + self.msix_table.len() as u64).contains(&offset) {
             // CAST: inside the small table.
             let at = (offset - table) as usize;

@@ -6,14 +6,15 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fgrab_emu::config::{DEVICE_ID, VENDOR_ID};
 use fgrab_emu::dma::{memfd, IovaTable};
+use fgrab_emu::dma_rings::{CompletionRecord, Descriptor, SubmitEntry};
 use fgrab_emu::engine::{Device, EngineConfig};
 use fgrab_emu::irq::Interrupts;
 use fgrab_emu::pattern;
-use fgrab_emu::regs::{Control, Register, MAGIC};
-use fgrab_emu::ring::{CompletionRecord, Descriptor, SubmitEntry};
+use fgrab_emu::regs::{Control, Register};
 use fgrab_emu::server::{serve, Backend};
+use fgrab_hw::pci::{DEVICE_ID, VENDOR_ID};
+use fgrab_hw::MAGIC;
 use vfio_bindings::bindings::vfio::{VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX};
 use vfio_user::Client;
 use zerocopy::{FromBytes, IntoBytes};

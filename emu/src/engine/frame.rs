@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use zerocopy::FromBytes;
 
 use crate::dma::{DmaFault, DmaSpace};
-use crate::fault::FaultKind;
-use crate::pattern;
-use crate::regs::FaultStatus;
-use crate::ring::{
+use crate::dma_rings::{
     check_entry, parse_descriptors, CompletionRecord, CompletionStatus, Descriptor,
     DescriptorError, SubmitEntry,
 };
+use crate::fault::FaultKind;
+use crate::pattern;
+use crate::regs::FaultStatus;
 
 use super::{nanos, no_frame_record, Device, Run, State, SUBMIT_ENTRY};
 

@@ -4,14 +4,18 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::dma_rings::{Ring, RingConfigError};
 use crate::fault::{FaultKind, LYING_STOP_WRITE_DELAY};
-use crate::regs::{
-    Control, FaultStatus, Features, IrqCause, Register, INTERFACE_VERSION, MAGIC, MAX_DESCRIPTORS,
-    MAX_FRAME_BYTES, MAX_FRAME_SLOTS, MAX_SEGMENT_BYTES, RING_MAX_ENTRIES, TIMESTAMP_HZ,
+use crate::regs::{Control, FaultStatus, Features, IrqCause, Register};
+use fgrab_hw::caps::{
+    MAX_DESCRIPTORS, MAX_FRAME_BYTES, MAX_FRAME_SLOTS, MAX_SEGMENT_BYTES, RING_MAX_ENTRIES,
+    TIMESTAMP_HZ,
 };
-use crate::ring::{Ring, RingConfigError};
+use fgrab_hw::{
+    COMPLETION_RING_ALIGN, INTERFACE_VERSION, MAGIC, SUBMIT_RING_ALIGN, WRITEBACK_ALIGN,
+};
 
-use super::{nanos, Device, Run, State, COMPLETION_ENTRY, SUBMIT_ENTRY};
+use super::{nanos, Device, Run, State};
 
 impl Device {
     /// Reads a register.
@@ -182,15 +186,15 @@ impl Device {
                 self.wake.notify_all();
             }
             Run::Idle if control.contains(Control::ENABLE) && !stop && !st.frame_in_flight => {
-                let writeback = if st.writeback % 4 == 0 {
+                let writeback = if st.writeback % WRITEBACK_ALIGN as u64 == 0 {
                     Ok(())
                 } else {
                     Err(RingConfigError::Writeback(st.writeback))
                 };
                 let checked = st
                     .submit
-                    .check(SUBMIT_ENTRY)
-                    .and_then(|()| st.completion.check(COMPLETION_ENTRY))
+                    .check(SUBMIT_RING_ALIGN as u64)
+                    .and_then(|()| st.completion.check(COMPLETION_RING_ALIGN as u64))
                     .and(writeback);
                 if let Err(e) = checked {
                     log::warn!("ENABLE refused: {e}");

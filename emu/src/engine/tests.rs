@@ -13,11 +13,11 @@ use vfio_bindings::bindings::vfio::{
 use super::mmio::{hi, lo};
 use super::*;
 use crate::dma::{memfd, IovaTable};
+use crate::dma_rings::Descriptor;
 use crate::fault::LYING_STOP_WRITE_DELAY;
 use crate::pattern;
 use crate::regs::Control;
 use crate::regs::{VECTOR_ERROR, VECTOR_FRAME};
-use crate::ring::Descriptor;
 
 const IOVA: u64 = 0x4000_0000;
 const MEM: u64 = 8 << 20;
@@ -416,7 +416,10 @@ fn reset_clears_rings_counters_and_masks_interrupts() {
     ] {
         assert_eq!(rig.reg(r), 0, "{r:?}");
     }
-    assert_eq!(rig.reg(Register::IrqMask), IRQ_MASK_RESET);
+    assert_eq!(
+        rig.reg(Register::IrqMask),
+        fgrab_hw::regs::irq_status::MASK_RESET
+    );
     // ENABLE without rings is refused with a CONFIG fault.
     rig.set(Register::Control, Control::ENABLE.bits());
     assert_eq!(rig.reg(Register::Status) & Status::RUNNING.bits(), 0);

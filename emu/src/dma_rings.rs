@@ -1,99 +1,31 @@
-//! DMA structures of interface v1 in host memory (docs/hardware.md, "DMA structures"):
-//! scatter/gather descriptors, submit ring entries, completion records, ring index
-//! arithmetic and the validation rules that turn a submission into DESC_ERROR.
+//! The card's DMA rings as the model runs them (docs/hardware.md, "DMA structures" and
+//! "Rings"): the validation rules that turn a submission into DESC_ERROR, the ring
+//! configuration check at ENABLE, and ring index arithmetic. The structures themselves are
+//! the card's definition, `fgrab-hw`, re-exported here.
 
 use thiserror::Error;
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+use zerocopy::FromBytes;
 
-use crate::regs::{MAX_DESCRIPTORS, MAX_SEGMENT_BYTES, RING_MAX_ENTRIES, RING_MIN_ENTRIES};
-
-#[cfg(not(target_endian = "little"))]
-compile_error!("the ABI structs below use native integers for little-endian fields");
-
-/// Scatter/gather descriptor: one contiguous DMA range of a frame.
-#[repr(C)]
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
-)]
-pub struct Descriptor {
-    /// DMA address of the first byte (any alignment).
-    pub addr: u64,
-    /// Bytes, `1..=MAX_SEGMENT_BYTES`.
-    pub len: u32,
-    /// [`Descriptor::LAST`] on the last descriptor of the list; other bits reserved (0).
-    pub flags: u32,
-}
-
-impl Descriptor {
-    /// Marks the last descriptor of a frame.
-    pub const LAST: u32 = 1 << 0;
-}
-
-/// Submit ring entry (host -> device).
-#[repr(C)]
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
-)]
-pub struct SubmitEntry {
-    /// DMA address of the descriptor list (16-byte aligned).
-    pub desc_addr: u64,
-    /// Descriptors in the list, `1..=MAX_DESCRIPTORS`.
-    pub desc_count: u16,
-    /// Must be 0.
-    pub reserved: u16,
-    /// Opaque tag returned in the completion.
-    pub cookie: u32,
-}
-
-/// Completion record (device -> host).
-#[repr(C)]
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
-)]
-pub struct CompletionRecord {
-    /// Cookie of the submission.
-    pub cookie: u32,
-    /// A [`CompletionStatus`].
-    pub status: u16,
-    /// [`CompletionRecord::FRAME`] and reserved bits.
-    pub flags: u16,
-    /// Frame bytes written to the buffer.
-    pub bytes: u32,
-    /// 0.
-    pub reserved: u32,
-    /// Frame sequence number (valid with [`CompletionRecord::FRAME`]).
-    pub sequence: u64,
-    /// Device clock at end of frame, ns (valid with [`CompletionRecord::FRAME`]).
-    pub timestamp_ns: u64,
-}
-
-impl CompletionRecord {
-    /// The record describes a frame: `sequence` and `timestamp_ns` are valid. Clear for
-    /// submissions completed without a frame (DESC_ERROR, descriptor read errors, flushed
-    /// before use), where `sequence` is the next sequence number at that time.
-    pub const FRAME: u16 = 1 << 0;
-}
-
-const _: () = assert!(core::mem::size_of::<Descriptor>() == 16);
-const _: () = assert!(core::mem::size_of::<SubmitEntry>() == 16);
-const _: () = assert!(core::mem::size_of::<CompletionRecord>() == 32);
-const _: () = assert!(core::mem::offset_of!(CompletionRecord, sequence) == 16);
-const _: () = assert!(core::mem::offset_of!(SubmitEntry, cookie) == 12);
+use fgrab_hw::{
+    caps::{MAX_DESCRIPTORS, MAX_SEGMENT_BYTES, RING_MAX_ENTRIES, RING_MIN_ENTRIES},
+    DESCRIPTOR_LIST_ALIGN,
+};
+pub use fgrab_hw::{completion_status, CompletionRecord, Descriptor, SubmitEntry};
 
 /// Status of a completion record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u16)]
 pub enum CompletionStatus {
     /// The frame filled the buffer: `bytes` == FRAME_BYTES.
-    Ok = 0,
+    Ok = completion_status::OK,
     /// The buffer was smaller than the frame: `bytes` is the buffer size.
-    Incomplete = 1,
+    Incomplete = completion_status::INCOMPLETE,
     /// A DMA access failed: `bytes` were written before the fault.
-    DmaError = 2,
+    DmaError = completion_status::DMA_ERROR,
     /// The submission was invalid; nothing was written.
-    DescError = 3,
+    DescError = completion_status::DESC_ERROR,
     /// Returned by a stop (unused, or aborted with `bytes` written).
-    Flushed = 4,
+    Flushed = completion_status::FLUSHED,
 }
 
 impl TryFrom<u16> for CompletionStatus {
@@ -101,11 +33,11 @@ impl TryFrom<u16> for CompletionStatus {
 
     fn try_from(value: u16) -> Result<Self, u16> {
         Ok(match value {
-            0 => Self::Ok,
-            1 => Self::Incomplete,
-            2 => Self::DmaError,
-            3 => Self::DescError,
-            4 => Self::Flushed,
+            completion_status::OK => Self::Ok,
+            completion_status::INCOMPLETE => Self::Incomplete,
+            completion_status::DMA_ERROR => Self::DmaError,
+            completion_status::DESC_ERROR => Self::DescError,
+            completion_status::FLUSHED => Self::Flushed,
             other => return Err(other),
         })
     }
@@ -123,8 +55,8 @@ pub enum DescriptorError {
     /// The submit entry's reserved field is not 0.
     #[error("submit entry reserved field is {0:#x}")]
     ReservedEntry(u16),
-    /// The descriptor list address is not 16-byte aligned.
-    #[error("descriptor list address {0:#x} is not 16-byte aligned")]
+    /// The descriptor list address is not [`DESCRIPTOR_LIST_ALIGN`]-aligned.
+    #[error("descriptor list address {0:#x} is not {DESCRIPTOR_LIST_ALIGN}-byte aligned")]
     ListAlignment(u64),
     /// A descriptor has `len` 0.
     #[error("descriptor {0} has length 0")]
@@ -174,7 +106,8 @@ pub fn check_entry(entry: &SubmitEntry) -> Result<(), DescriptorError> {
     if u32::from(entry.desc_count) > MAX_DESCRIPTORS {
         return Err(DescriptorError::TooMany(entry.desc_count));
     }
-    if entry.desc_addr % 16 != 0 {
+    // CAST: usize to u64, widening.
+    if entry.desc_addr % DESCRIPTOR_LIST_ALIGN as u64 != 0 {
         return Err(DescriptorError::ListAlignment(entry.desc_addr));
     }
     Ok(())
@@ -264,18 +197,19 @@ pub struct Ring {
 }
 
 impl Ring {
-    /// Checks size, base alignment (`entry_size`) and index range.
+    /// Checks size, base alignment (`align`: the ring's, `fgrab_hw::SUBMIT_RING_ALIGN` or
+    /// `fgrab_hw::COMPLETION_RING_ALIGN`) and index range.
     ///
     /// # Errors
     ///
     /// The rule the configuration breaks.
-    pub fn check(&self, entry_size: u64) -> Result<(), RingConfigError> {
+    pub fn check(&self, align: u64) -> Result<(), RingConfigError> {
         if !self.size.is_power_of_two()
             || !(RING_MIN_ENTRIES..=RING_MAX_ENTRIES).contains(&self.size)
         {
             return Err(RingConfigError::Size(self.size));
         }
-        if self.base == 0 || self.base % entry_size != 0 {
+        if self.base == 0 || self.base % align != 0 {
             return Err(RingConfigError::Base(self.base));
         }
         for index in [self.head, self.tail] {
@@ -385,6 +319,16 @@ mod tests {
         for (list, expected) in cases {
             assert_eq!(check_descriptors(list), *expected, "{list:?}");
         }
+    }
+
+    #[test]
+    fn statuses_are_the_definitions() {
+        for &(name, value) in completion_status::ALL {
+            let status = CompletionStatus::try_from(value);
+            assert_eq!(status.map(|status| status as u16), Ok(value), "{name}");
+        }
+        let highest = completion_status::ALL.iter().map(|&(_, value)| value).max();
+        assert_eq!(CompletionStatus::try_from(highest.unwrap() + 1), Err(5));
     }
 
     #[test]
