@@ -7,6 +7,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// What went wrong, with the context a user needs to act on it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The device node could not be opened.
     #[error("cannot open {path}: {source}")]
@@ -49,6 +50,26 @@ pub enum Error {
     /// The region ended (card unplugged or reset, ring failure): the stream is over.
     #[error("the stream ended: the driver gave the region back")]
     Ended,
+    /// The card went away (unbound, unplugged, or it stopped answering): the stream is
+    /// over; frames filled before were handed out.
+    #[error("the card is gone")]
+    CardGone,
+    /// The driver did not confirm that the region ended, so the card might still write the
+    /// buffer: it was leaked rather than freed or returned.
+    #[error("the buffer could not be reclaimed from the card (leaked, never reused)")]
+    Unreclaimable,
+    /// A [`crate::Canceler`] ended the wait.
+    #[error("the wait was canceled")]
+    Canceled,
+    /// The stream is stopped and every frame filled before the stop was handed out.
+    #[error("the stream is stopped")]
+    Stopped,
+    /// Other clones of a shared stream or frame handles still exist.
+    #[error("the stream is still in use ({holders} other handles)")]
+    InUse {
+        /// Clones and frame handles besides the caller's.
+        holders: usize,
+    },
     /// The driver did not finish something in time.
     #[error("timed out waiting for {what}")]
     Timeout {

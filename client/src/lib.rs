@@ -29,6 +29,7 @@ mod card;
 mod error;
 mod extents;
 pub mod raw;
+mod shared;
 mod stream;
 mod uring;
 
@@ -42,4 +43,7 @@ pub use fgrab_uapi as uapi;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeExamples;
+#[cfg(feature = "tokio")]
+pub use shared::AsyncFrames;
+pub use shared::{Canceler, FrameStatus, OwnedFrame, SharedStream};
 pub use stream::{Counters, Frame, FrameInfo, Geometry, Options, Stream};

@@ -164,6 +164,8 @@ pub struct Stream<'a> {
     attached: bool,
     last_sequence: Option<u64>,
     counters: Counters,
+    /// The attach command's result once it completed (`-ENODEV`: the card went away).
+    attach_result: Option<i32>,
 }
 
 impl<'a> Stream<'a> {
@@ -207,6 +209,7 @@ impl<'a> Stream<'a> {
             attached: true,
             last_sequence: None,
             counters: Counters::default(),
+            attach_result: None,
         };
         stream.ring.push(attach.user_data(ATTACH))?;
         stream.ring.submit()?;
@@ -318,6 +321,7 @@ impl<'a> Stream<'a> {
         if completion.user_data == ATTACH {
             self.attached = false;
             self.streaming = false;
+            self.attach_result = Some(completion.res);
             return;
         }
         let Ok(index) = u32::try_from(completion.user_data) else {
@@ -388,21 +392,11 @@ impl<'a> Stream<'a> {
         }
         let mut looked = false;
         loop {
-            if let Some(index) = self.ready.pop_front() {
-                self.states[index as usize] = State::Held;
-                let meta = self.metas[index as usize];
-                self.counters.delivered += 1;
-                self.counters.bytes += u64::from(meta.bytes);
-                return Ok(Some(FrameInfo {
-                    index,
-                    sequence: meta.sequence,
-                    timestamp_ns: meta.timestamp_ns,
-                    bytes: meta.bytes,
-                    flags: meta.flags,
-                }));
+            if let Some(info) = self.pop_ready() {
+                return Ok(Some(info));
             }
             if !self.attached {
-                return Err(Error::Ended);
+                return Err(self.end_error());
             }
             let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
             let completions = match left {
@@ -526,14 +520,84 @@ impl<'a> Stream<'a> {
     ///
     /// # Errors
     ///
-    /// [`Error::Ended`] if the driver did not confirm the end: the buffer is then leaked.
+    /// [`Error::Unreclaimable`] if the driver did not confirm the end: the buffer is then
+    /// leaked.
     pub fn detach(mut self) -> Result<Buffer<'a>> {
         if self.end() {
-            self.buffer.take().ok_or(Error::Ended)
+            self.buffer.take().ok_or(Error::Unreclaimable)
         } else {
             self.abandon();
-            Err(Error::Ended)
+            Err(Error::Unreclaimable)
         }
+    }
+
+    /// Why the region is over: [`Error::CardGone`] if the driver ended it because the card
+    /// went away, else [`Error::Ended`].
+    pub(crate) fn end_error(&self) -> Error {
+        if self.attach_result == Some(-libc::ENODEV) {
+            Error::CardGone
+        } else {
+            Error::Ended
+        }
+    }
+
+    /// Registers `fd` (an eventfd) to be signalled whenever a completion is posted.
+    pub(crate) fn register_eventfd(&mut self, fd: std::os::fd::RawFd) -> Result<()> {
+        self.ring.register_eventfd(fd)
+    }
+
+    /// Submits every released frame, reaps what completed without waiting, and hands out
+    /// the oldest filled frame, if any.
+    pub(crate) fn try_take(&mut self) -> Result<Option<FrameInfo>> {
+        if self.ring.unsubmitted() > 0 {
+            self.ring.submit()?;
+        }
+        for completion in self.ring.reap(0, Some(Duration::ZERO))? {
+            self.handle(completion);
+        }
+        Ok(self.pop_ready())
+    }
+
+    /// Hands out the oldest filled frame, if any.
+    fn pop_ready(&mut self) -> Option<FrameInfo> {
+        let index = self.ready.pop_front()?;
+        self.states[index as usize] = State::Held;
+        let meta = self.metas[index as usize];
+        self.counters.delivered += 1;
+        self.counters.bytes += u64::from(meta.bytes);
+        Some(FrameInfo {
+            index,
+            sequence: meta.sequence,
+            timestamp_ns: meta.timestamp_ns,
+            bytes: meta.bytes,
+            flags: meta.flags,
+        })
+    }
+
+    /// Where held frame `index`'s filled bytes are.
+    pub(crate) fn held_frame(&self, index: u32) -> Option<(*const u8, usize)> {
+        let bytes = self.frame_bytes(index)?;
+        Some((bytes.as_ptr(), bytes.len()))
+    }
+
+    /// Whether frames are on the card, or filled and not yet handed out.
+    pub(crate) fn frames_in_flight(&self) -> bool {
+        !self.ready.is_empty() || self.states.contains(&State::Queued)
+    }
+
+    /// [`Self::release`], then submits at once if fewer than half the region's frames are
+    /// on the card, so that a release from a thread that will not wait next cannot starve
+    /// the card; otherwise the next wait submits it with others.
+    pub(crate) fn release_and_submit(&mut self, index: u32) -> Result<()> {
+        self.release(index)?;
+        let unsubmitted = self.ring.unsubmitted();
+        if unsubmitted > 0 {
+            let queued = self.states.iter().filter(|&&s| s == State::Queued).count();
+            if (queued - unsubmitted.min(queued)) * 2 < self.states.len() {
+                self.ring.submit()?;
+            }
+        }
+        Ok(())
     }
 
     /// The region's end could not be confirmed: the card may still write frames, and the

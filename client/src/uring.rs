@@ -81,6 +81,17 @@ impl Uring {
         self.fd
     }
 
+    /// Registers `fd` (an eventfd) to be signalled whenever a completion is posted.
+    pub(crate) fn register_eventfd(&mut self, fd: RawFd) -> Result<()> {
+        self.ring
+            .submitter()
+            .register_eventfd(fd)
+            .map_err(|source| Error::Ring {
+                operation: "register_eventfd",
+                source,
+            })
+    }
+
     /// Queues a command built by [`crate::raw`] without entering the kernel.
     pub(crate) fn push(&mut self, entry: squeue::Entry128) -> Result<()> {
         loop {

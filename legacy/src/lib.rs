@@ -117,7 +117,7 @@ impl From<Error> for Failure {
                 FGRAB_E_NOMEM
             }
             Error::Geometry { .. } | Error::NotHeld { .. } => FGRAB_E_INVAL,
-            Error::Ended => FGRAB_E_NODEV,
+            Error::Ended | Error::CardGone => FGRAB_E_NODEV,
             Error::Timeout { .. } => FGRAB_E_TIMEOUT,
             _ => FGRAB_E_IO,
         };

@@ -21,6 +21,7 @@ mod pattern;
 #[allow(dead_code)]
 mod regs;
 mod removal;
+mod shared_api;
 mod soak;
 mod stream;
 mod streamer;

@@ -2,8 +2,8 @@
 
 use crate::harness::{self, TestResult};
 use crate::{
-    attach, cancel, client, copy_path, ensure, faults, fuzz, hostile, removal, soak, stream,
-    teardown,
+    attach, cancel, client, copy_path, ensure, faults, fuzz, hostile, removal, shared_api, soak,
+    stream, teardown,
 };
 use fgrab::Card;
 use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo};
@@ -175,6 +175,9 @@ pub const ALL: &[Test] = &[
     control("client-legacy-misuse", client::client_legacy_misuse),
     control("client-raw-uring-c", client::client_raw_uring_c),
     control("client-cli", client::client_cli),
+    control("client-shared-threads", shared_api::client_shared_threads),
+    control("client-shared-cancel", shared_api::client_shared_cancel),
+    control("client-tokio", shared_api::client_tokio),
     control(
         "stream-module-unload-refused",
         teardown::stream_module_unload_refused,
