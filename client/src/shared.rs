@@ -200,7 +200,9 @@ impl<'a> SharedStream<'a> {
                 if !stream.is_attached() {
                     return Err(stream.end_error());
                 }
-                if !stream.is_running() && !stream.frames_in_flight() {
+                // Stopped (or not started yet): no frame comes until a start, and those
+                // filled before the stop were handed out above.
+                if !stream.is_running() {
                     return Err(Error::Stopped);
                 }
             }

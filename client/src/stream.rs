@@ -580,11 +580,6 @@ impl<'a> Stream<'a> {
         Some((bytes.as_ptr(), bytes.len()))
     }
 
-    /// Whether frames are on the card, or filled and not yet handed out.
-    pub(crate) fn frames_in_flight(&self) -> bool {
-        !self.ready.is_empty() || self.states.contains(&State::Queued)
-    }
-
     /// [`Self::release`], then submits at once if fewer than half the region's frames are
     /// on the card, so that a release from a thread that will not wait next cannot starve
     /// the card; otherwise the next wait submits it with others.

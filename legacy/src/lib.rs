@@ -1,15 +1,24 @@
 //! The legacy fgrab C API (`include/fgrab_legacy.h`), over the `fgrab` crate.
 //!
 //! Every entry point validates its arguments, catches panics (none unwinds into C), and
-//! returns an `FGRAB_*` code; the handle keeps a message for [`fgrab_last_error`].
+//! returns an `FGRAB_*` code; the calling thread keeps a message per handle for
+//! [`fgrab_last_error`].
+//!
+//! A handle may be used from several threads at once: one waits for frames while others
+//! release them, stop, abort the wait or close. The stream is a [`SharedStream`], whose
+//! waits sleep without holding a lock; held frames are [`OwnedFrame`]s in a map by index.
+//! Calls in progress are counted, so that [`fgrab_close`] can wake waiters (it stops the
+//! stream), wait for every call to return, and only then free the handle.
 
 #![deny(missing_docs)]
 
-use fgrab::{Buffer, Card, Error, Geometry, Stream};
-use std::cell::{RefCell, UnsafeCell};
+use fgrab::{Buffer, Card, Error, Geometry, OwnedFrame, SharedStream};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 /// Success.
@@ -30,6 +39,8 @@ pub const FGRAB_E_IO: c_int = -6;
 pub const FGRAB_E_NOMEM: c_int = -7;
 /// A bug in the library, caught.
 pub const FGRAB_E_INTERNAL: c_int = -8;
+/// A wait ended by [`fgrab_abort_wait`].
+pub const FGRAB_E_ABORTED: c_int = -10;
 
 /// `struct fgrab_frame_info`.
 #[repr(C)]
@@ -63,34 +74,73 @@ pub struct Counters {
     pub bytes_delivered: u64,
 }
 
+/// `struct fgrab_card_info`.
+#[repr(C)]
+#[derive(Default)]
+pub struct CardInfo {
+    /// The N of `/dev/fgrabN`.
+    pub card: u32,
+    /// Hardware interface version, major in bits 31:16, minor in 15:0.
+    pub hw_version: u32,
+    /// PCI domain.
+    pub pci_domain: u32,
+    /// PCI bus.
+    pub pci_bus: u8,
+    /// PCI device.
+    pub pci_device: u8,
+    /// PCI function.
+    pub pci_function: u8,
+    /// Zero.
+    pub reserved0: u8,
+    /// Largest frame the card produces.
+    pub max_frame_bytes: u32,
+    /// Most frames a buffer may be split into.
+    pub max_frames: u32,
+    /// The card's current frame size.
+    pub frame_bytes: u32,
+    /// Zero.
+    pub reserved1: u32,
+    /// Time between frame starts at the current frame size.
+    pub frame_period_ns: u64,
+    /// Zero.
+    pub reserved: [u64; 4],
+}
+
 /// Timeout of [`fgrab_wait_frame`] that waits as long as it takes.
 pub const FGRAB_WAIT_FOREVER: u32 = u32::MAX;
 
-/// An open card (`fgrab_handle`).
-///
-/// Calls on one handle must not overlap: a call made while another runs on the same handle
-/// (from another thread) is refused with [`FGRAB_E_STATE`] instead of racing.
+/// An open card (`fgrab_handle`), usable from several threads at once.
 pub struct Handle {
-    /// Set while a call runs.
-    busy: AtomicBool,
-    state: UnsafeCell<State>,
+    path: String,
+    /// The card until a buffer is set, and the buffer's layout.
+    setup: Mutex<Setup>,
+    /// The stream, once a buffer is set.
+    stream: OnceLock<SharedStream<'static>>,
+    /// Frames handed to the application, by index.
+    held: Mutex<HashMap<u32, OwnedFrame<'static>>>,
+    /// Calls in progress; [`fgrab_close`] waits for them.
+    calls: Mutex<usize>,
+    idle: Condvar,
+    closing: AtomicBool,
+    /// A call panicked: the state may be inconsistent, only `fgrab_close` is allowed.
+    poisoned: AtomicBool,
 }
 
-/// What a handle holds; reached only by the call that set [`Handle::busy`].
-struct State {
-    path: String,
+struct Setup {
     card: Option<Card>,
-    stream: Option<Stream<'static>>,
     frame_bytes: u32,
     base: usize,
-    message: CString,
-    /// A call panicked: the state may be inconsistent, only `fgrab_close` is allowed.
-    poisoned: bool,
 }
 
 thread_local! {
-    /// Why the last `fgrab_open` on this thread failed (there is no handle to keep it).
-    static OPEN_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    /// Why the last failed call of this thread on each handle failed, by handle address;
+    /// key 0 for `fgrab_open` and `fgrab_close` (after which there is no handle).
+    static LAST_ERROR: RefCell<HashMap<usize, CString>> = RefCell::new(HashMap::new());
+}
+
+fn set_last_error(key: usize, text: String) {
+    // Only a thread being torn down has no thread-locals left; the code still says it all.
+    let _ = LAST_ERROR.try_with(|errors| errors.borrow_mut().insert(key, message(text)));
 }
 
 /// A failed call: code and message.
@@ -119,6 +169,8 @@ impl From<Error> for Failure {
             Error::Geometry { .. } | Error::NotHeld { .. } => FGRAB_E_INVAL,
             Error::Ended | Error::CardGone => FGRAB_E_NODEV,
             Error::Timeout { .. } => FGRAB_E_TIMEOUT,
+            Error::Stopped => FGRAB_E_STATE,
+            Error::Canceled => FGRAB_E_ABORTED,
             _ => FGRAB_E_IO,
         };
         Failure(code, error.to_string())
@@ -133,40 +185,74 @@ fn message(text: String) -> CString {
     CString::new(text.replace('\0', " ")).unwrap_or_default()
 }
 
-/// Runs `body` on the handle's state, converting errors and panics into codes and messages.
-fn with_handle(h: *mut Handle, body: impl FnOnce(&mut State) -> Result<(), Failure>) -> c_int {
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves its data consistent before it can panic.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A call in progress on a handle; [`fgrab_close`] waits until none is.
+struct Call<'h>(&'h Handle);
+
+impl Drop for Call<'_> {
+    fn drop(&mut self) {
+        let mut calls = lock(&self.0.calls);
+        *calls -= 1;
+        if *calls == 0 {
+            self.0.idle.notify_all();
+        }
+    }
+}
+
+impl Handle {
+    /// Counts a call in, unless the handle is closing.
+    fn enter(&self) -> Option<Call<'_>> {
+        let mut calls = lock(&self.calls);
+        if self.closing.load(Ordering::Acquire) {
+            return None;
+        }
+        *calls += 1;
+        Some(Call(self))
+    }
+
+    fn stream(&self) -> Result<&SharedStream<'static>, Failure> {
+        self.stream
+            .get()
+            .ok_or_else(|| Failure(FGRAB_E_STATE, "no buffer set".into()))
+    }
+}
+
+/// Runs `body` on the handle, converting errors and panics into codes and messages.
+fn with_handle(h: *mut Handle, body: impl FnOnce(&Handle) -> Result<(), Failure>) -> c_int {
     if h.is_null() {
         return FGRAB_E_INVAL;
     }
     // SAFETY: a non-null handle comes from `fgrab_open` and is live until `fgrab_close`
-    // (caller contract); only its atomic flag is touched before the flag is won.
+    // returns (caller contract); `fgrab_close` waits for calls that entered.
     let handle = unsafe { &*h };
-    if handle.busy.swap(true, Ordering::Acquire) {
+    let Some(_call) = handle.enter() else {
+        set_last_error(h as usize, "the handle is being closed".into());
         return FGRAB_E_STATE;
-    }
-    // SAFETY: this call set `busy`, so it is the only one reaching the state until it
-    // clears the flag below.
-    let state = unsafe { &mut *handle.state.get() };
-    let code = if state.poisoned {
-        FGRAB_E_INTERNAL
-    } else {
-        let outcome = catch_unwind(AssertUnwindSafe(|| body(state)));
-        match outcome {
-            Ok(Ok(())) => FGRAB_OK,
-            Ok(Err(Failure(code, text))) => {
-                state.message = message(text);
-                code
-            }
-            Err(_) => {
-                state.poisoned = true;
-                state.message =
-                    message("internal error (panic caught); only fgrab_close is allowed".into());
-                FGRAB_E_INTERNAL
-            }
-        }
     };
-    handle.busy.store(false, Ordering::Release);
-    code
+    if handle.poisoned.load(Ordering::Acquire) {
+        return FGRAB_E_INTERNAL;
+    }
+    match catch_unwind(AssertUnwindSafe(|| body(handle))) {
+        Ok(Ok(())) => FGRAB_OK,
+        Ok(Err(Failure(code, text))) => {
+            set_last_error(h as usize, text);
+            code
+        }
+        Err(_) => {
+            handle.poisoned.store(true, Ordering::Release);
+            set_last_error(
+                h as usize,
+                "internal error (panic caught); only fgrab_close is allowed".into(),
+            );
+            FGRAB_E_INTERNAL
+        }
+    }
 }
 
 /// Opens card `card` (`/dev/fgrabN`). On failure `*out` is set to NULL and
@@ -194,16 +280,18 @@ pub unsafe extern "C" fn fgrab_open(card: c_int, out: *mut *mut Handle) -> c_int
     let failure = match opened {
         Ok(Ok((path, card))) => {
             let handle = Box::new(Handle {
-                busy: AtomicBool::new(false),
-                state: UnsafeCell::new(State {
-                    path,
+                path,
+                setup: Mutex::new(Setup {
                     card: Some(card),
-                    stream: None,
                     frame_bytes: 0,
                     base: 0,
-                    message: CString::default(),
-                    poisoned: false,
                 }),
+                stream: OnceLock::new(),
+                held: Mutex::new(HashMap::new()),
+                calls: Mutex::new(0),
+                idle: Condvar::new(),
+                closing: AtomicBool::new(false),
+                poisoned: AtomicBool::new(false),
             });
             // SAFETY: as above.
             unsafe { out.write_unaligned(Box::into_raw(handle)) };
@@ -212,37 +300,80 @@ pub unsafe extern "C" fn fgrab_open(card: c_int, out: *mut *mut Handle) -> c_int
         Ok(Err(failure)) => failure,
         Err(_) => Failure(FGRAB_E_INTERNAL, "internal error (panic caught)".into()),
     };
-    // Only a thread being torn down has no thread-locals left; the code still says it all.
-    let _ = OPEN_ERROR.try_with(|error| *error.borrow_mut() = message(failure.1));
+    set_last_error(0, failure.1);
     failure.0
 }
 
-/// Stops and releases the handle; the buffer is no longer written once this returns
-/// `FGRAB_OK`. On `FGRAB_E_IO` the card may still write it: it must never be freed.
+/// Stops the card (waking every thread waiting in [`fgrab_wait_frame`]), waits for the
+/// calls in progress on `h` to return, ends the stream and frees the handle. The buffer is
+/// no longer written once this returns `FGRAB_OK`. On `FGRAB_E_IO` the card may still
+/// write it: it must never be freed. Either way the handle is gone; on failure,
+/// `fgrab_last_error(NULL)` says why.
 ///
 /// # Safety
 ///
-/// `h` must be null or a handle from `fgrab_open`, not used afterwards.
+/// `h` must be null or a handle from `fgrab_open`, not used by calls that start after
+/// this one, nor afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn fgrab_close(h: *mut Handle) -> c_int {
     if h.is_null() {
         return FGRAB_E_INVAL;
     }
-    // SAFETY: from `fgrab_open`; checked for a call still running before taking it back.
-    if unsafe { &*h }.busy.swap(true, Ordering::Acquire) {
-        return FGRAB_E_STATE;
+    // SAFETY: from `fgrab_open`, live until freed below.
+    let handle = unsafe { &*h };
+    {
+        let _calls = lock(&handle.calls);
+        if handle.closing.swap(true, Ordering::AcqRel) {
+            return FGRAB_E_STATE;
+        }
     }
-    // SAFETY: from `fgrab_open`, no other call runs on it; ownership returns here.
-    let handle = unsafe { Box::from_raw(h) };
-    let mut state = handle.state.into_inner();
-    let outcome = catch_unwind(AssertUnwindSafe(|| match state.stream.take() {
-        Some(stream) => stream.detach().map(|_| ()),
-        None => Ok(()),
+    let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<(), Failure> {
+        if let Some(stream) = handle.stream.get() {
+            // Waiters see the stream stopped and return; `EALREADY` when it was not running.
+            let _ = stream.stop();
+        }
+        let mut calls = lock(&handle.calls);
+        while *calls != 0 {
+            calls = handle
+                .idle
+                .wait(calls)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        drop(calls);
+        Ok(())
     }));
-    match outcome {
-        Ok(Ok(())) => FGRAB_OK,
-        Ok(Err(_)) => FGRAB_E_IO,
-        Err(_) => FGRAB_E_INTERNAL,
+    // SAFETY: from `fgrab_open`; no call runs on it any more (waited for above, and none
+    // may start: caller contract), so ownership returns here.
+    let handle = unsafe { Box::from_raw(h) };
+    let _ = LAST_ERROR.try_with(|errors| errors.borrow_mut().remove(&(h as usize)));
+    let result = outcome
+        .map_err(|_| Failure(FGRAB_E_INTERNAL, "internal error (panic caught)".into()))
+        .and_then(|outcome| outcome)
+        .and_then(|()| {
+            // Frames still held go back first: the stream ends once no handle is left.
+            lock(&handle.held).clear();
+            let Handle { stream, .. } = *handle;
+            match stream.into_inner() {
+                Some(stream) => match stream.detach() {
+                    // The memory is the application's: adopted, never freed here.
+                    Ok(buffer) => {
+                        drop(buffer);
+                        Ok(())
+                    }
+                    Err((error, _)) => Err(Failure(
+                        FGRAB_E_IO,
+                        format!("the card may still write the buffer: {error}"),
+                    )),
+                },
+                None => Ok(()),
+            }
+        });
+    match result {
+        Ok(()) => FGRAB_OK,
+        Err(Failure(code, text)) => {
+            set_last_error(0, text);
+            code
+        }
     }
 }
 
@@ -260,15 +391,16 @@ pub unsafe extern "C" fn fgrab_set_buffer(
     total_bytes: usize,
     frame_bytes: u32,
 ) -> c_int {
-    with_handle(h, |state| {
+    with_handle(h, |handle| {
         if buffer.is_null() || frame_bytes == 0 || total_bytes < frame_bytes as usize {
             return fail(FGRAB_E_INVAL, "buffer is null or smaller than one frame");
         }
         if (buffer as usize).checked_add(total_bytes).is_none() {
             return fail(FGRAB_E_INVAL, "buffer wraps around the address space");
         }
-        let Some(card) = state.card.as_mut() else {
-            return if state.stream.is_some() {
+        let mut setup = lock(&handle.setup);
+        let Some(card) = setup.card.as_mut() else {
+            return if handle.stream.get().is_some() {
                 fail(FGRAB_E_STATE, "a buffer is set already")
             } else {
                 fail(
@@ -281,7 +413,7 @@ pub unsafe extern "C" fn fgrab_set_buffer(
         let count = u32::try_from(total_bytes / frame_bytes as usize)
             .unwrap_or(u32::MAX)
             .min(limit);
-        let card = state
+        let card = setup
             .card
             .take()
             .ok_or(Failure(FGRAB_E_INTERNAL, String::new()))?;
@@ -289,51 +421,51 @@ pub unsafe extern "C" fn fgrab_set_buffer(
         // ends the stream first (contract above).
         let memory = unsafe { Buffer::from_raw_parts(buffer.cast(), total_bytes) };
         let geometry = Geometry::new(frame_bytes, count);
-        match card.attach(memory, geometry) {
+        match card
+            .attach(memory, geometry)
+            .and_then(|stream| stream.into_shared())
+        {
             Ok(stream) => {
-                state.stream = Some(stream);
-                state.frame_bytes = frame_bytes;
-                state.base = buffer as usize;
+                setup.frame_bytes = frame_bytes;
+                setup.base = buffer as usize;
+                // Under `setup`'s lock, with no stream yet (checked above): set once.
+                let _ = handle.stream.set(stream);
                 Ok(())
             }
             Err(error) => {
                 // The card file is gone with the failed attach; open it again.
-                state.card = Card::open(&state.path).ok();
+                setup.card = Card::open(&handle.path).ok();
                 Err(error.into())
             }
         }
     })
 }
 
-fn stream(state: &mut State) -> Result<&mut Stream<'static>, Failure> {
-    state
-        .stream
-        .as_mut()
-        .ok_or_else(|| Failure(FGRAB_E_STATE, "no buffer set".into()))
-}
-
-/// Starts the card.
+/// Starts the card: from now on frames are filled and [`fgrab_wait_frame`] returns them.
+/// `FGRAB_E_STATE` without a buffer or when already started.
 ///
 /// # Safety
 ///
 /// `h` must be null or a handle from `fgrab_open`.
 #[no_mangle]
 pub unsafe extern "C" fn fgrab_start(h: *mut Handle) -> c_int {
-    with_handle(h, |state| Ok(stream(state)?.start()?))
+    with_handle(h, |handle| Ok(handle.stream()?.start()?))
 }
 
-/// Stops the card.
+/// Stops the card: frames filled before still come from [`fgrab_wait_frame`], then it
+/// returns `FGRAB_E_STATE`, in every thread that waits. `FGRAB_E_STATE` when not started.
 ///
 /// # Safety
 ///
 /// `h` must be null or a handle from `fgrab_open`.
 #[no_mangle]
 pub unsafe extern "C" fn fgrab_stop(h: *mut Handle) -> c_int {
-    with_handle(h, |state| Ok(stream(state)?.stop()?))
+    with_handle(h, |handle| Ok(handle.stream()?.stop()?))
 }
 
 /// Waits up to `timeout_ms` (0: only look, [`FGRAB_WAIT_FOREVER`]: no limit) for the next
-/// frame. After a stop, frames filled before it are still handed out.
+/// frame. After a stop, frames filled before it are still handed out. Other threads may
+/// release frames, stop, abort the wait or close meanwhile.
 ///
 /// # Safety
 ///
@@ -344,26 +476,31 @@ pub unsafe extern "C" fn fgrab_wait_frame(
     timeout_ms: u32,
     out: *mut FrameInfo,
 ) -> c_int {
-    with_handle(h, |state| {
+    with_handle(h, |handle| {
         if out.is_null() {
             return fail(FGRAB_E_INVAL, "out is null");
         }
-        let frame_bytes = state.frame_bytes as usize;
-        let base = state.base;
-        let stream = stream(state)?;
-        if !stream.is_running() && stream.ready_frames() == 0 {
-            return if stream.is_attached() {
-                fail(FGRAB_E_STATE, "not started")
-            } else {
-                fail(FGRAB_E_NODEV, "the card went away; the stream ended")
-            };
-        }
+        let stream = handle.stream()?;
         let timeout =
             (timeout_ms != FGRAB_WAIT_FOREVER).then(|| Duration::from_millis(timeout_ms.into()));
-        let Some(info) = stream.take_frame(timeout)? else {
-            return fail(FGRAB_E_TIMEOUT, format!("no frame within {timeout_ms} ms"));
+        let frame = match stream.next_frame(timeout) {
+            Ok(frame) => frame,
+            Err(Error::Timeout { .. }) => {
+                return fail(FGRAB_E_TIMEOUT, format!("no frame within {timeout_ms} ms"))
+            }
+            Err(Error::Stopped) => return fail(FGRAB_E_STATE, "not started"),
+            Err(Error::Canceled) => return fail(FGRAB_E_ABORTED, "aborted by fgrab_abort_wait"),
+            Err(Error::Ended | Error::CardGone) => {
+                return fail(FGRAB_E_NODEV, "the card went away; the stream ended")
+            }
+            Err(error) => return Err(error.into()),
         };
-        let frame = FrameInfo {
+        let info = frame.info();
+        let (frame_bytes, base) = {
+            let setup = lock(&handle.setup);
+            (setup.frame_bytes as usize, setup.base)
+        };
+        let out_info = FrameInfo {
             index: info.index,
             flags: info.flags & fgrab_uapi::META_INCOMPLETE,
             sequence: info.sequence,
@@ -372,23 +509,40 @@ pub unsafe extern "C" fn fgrab_wait_frame(
             reserved: 0,
             data: (base + info.index as usize * frame_bytes) as *const c_void,
         };
+        lock(&handle.held).insert(info.index, frame);
         // SAFETY: `out` is non-null and writable (contract); any alignment.
-        unsafe { out.write_unaligned(frame) };
+        unsafe { out.write_unaligned(out_info) };
         Ok(())
     })
 }
 
-/// Gives frame `index` back to the card, at once.
+/// Gives frame `index` back to the card, at once; any thread may release any held frame.
 ///
 /// # Safety
 ///
 /// `h` must be null or a handle from `fgrab_open`.
 #[no_mangle]
 pub unsafe extern "C" fn fgrab_release_frame(h: *mut Handle, index: u32) -> c_int {
-    with_handle(h, |state| {
-        let stream = stream(state)?;
-        stream.release(index)?;
-        Ok(stream.flush()?)
+    with_handle(h, |handle| {
+        handle.stream()?;
+        let frame = lock(&handle.held)
+            .remove(&index)
+            .ok_or_else(|| Failure(FGRAB_E_INVAL, format!("frame {index} is not held")))?;
+        Ok(frame.release()?)
+    })
+}
+
+/// Makes one [`fgrab_wait_frame`] return `FGRAB_E_ABORTED`: the one in progress in another
+/// thread, or the next one if none is (GenTL's `EventKill`).
+///
+/// # Safety
+///
+/// `h` must be null or a handle from `fgrab_open`.
+#[no_mangle]
+pub unsafe extern "C" fn fgrab_abort_wait(h: *mut Handle) -> c_int {
+    with_handle(h, |handle| {
+        handle.stream()?.canceler().cancel();
+        Ok(())
     })
 }
 
@@ -399,14 +553,14 @@ pub unsafe extern "C" fn fgrab_release_frame(h: *mut Handle, index: u32) -> c_in
 /// `h` must be null or a handle from `fgrab_open`; `out` null or writable.
 #[no_mangle]
 pub unsafe extern "C" fn fgrab_get_counters(h: *mut Handle, out: *mut Counters) -> c_int {
-    with_handle(h, |state| {
+    with_handle(h, |handle| {
         if out.is_null() {
             return fail(FGRAB_E_INVAL, "out is null");
         }
-        let counters = state
+        let counters = handle
             .stream
-            .as_ref()
-            .map(Stream::counters)
+            .get()
+            .map(SharedStream::counters)
             .unwrap_or_default();
         // SAFETY: `out` is non-null and writable (contract); any alignment.
         unsafe {
@@ -419,6 +573,76 @@ pub unsafe extern "C" fn fgrab_get_counters(h: *mut Handle, out: *mut Counters) 
         };
         Ok(())
     })
+}
+
+/// Numbers of the cards present (`/dev/fgrabN`), ascending.
+fn cards() -> Vec<u32> {
+    let mut cards: Vec<u32> = std::fs::read_dir("/dev")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            entry
+                .file_name()
+                .to_str()?
+                .strip_prefix("fgrab")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    cards.sort_unstable();
+    cards
+}
+
+/// How many cards there are (`/dev/fgrab0` .. ); they are numbered from 0.
+#[no_mangle]
+pub extern "C" fn fgrab_card_count() -> c_int {
+    catch_unwind(|| c_int::try_from(cards().len()).unwrap_or(c_int::MAX))
+        .unwrap_or(FGRAB_E_INTERNAL)
+}
+
+/// Describes card `card` (PCI location, limits) without streaming from it.
+///
+/// # Safety
+///
+/// `out` must be null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fgrab_card_info(card: c_int, out: *mut CardInfo) -> c_int {
+    if out.is_null() || card < 0 {
+        set_last_error(0, "out is null or the card number negative".into());
+        return FGRAB_E_INVAL;
+    }
+    let result = catch_unwind(|| -> Result<CardInfo, Failure> {
+        let mut opened = Card::open(format!("/dev/fgrab{card}"))?;
+        let info = opened.info()?;
+        let location = info.pci_location;
+        Ok(CardInfo {
+            card: info.card_index,
+            hw_version: info.hw_version,
+            pci_domain: location >> 16,
+            // CAST: 8-bit fields of the location.
+            pci_bus: (location >> 8) as u8,
+            pci_device: ((location >> 3) & 0x1f) as u8,
+            pci_function: (location & 0x7) as u8,
+            max_frame_bytes: info.max_frame_bytes,
+            max_frames: info.max_frames,
+            frame_bytes: info.frame_bytes,
+            frame_period_ns: info.frame_period_ns,
+            ..CardInfo::default()
+        })
+    });
+    match result {
+        Ok(Ok(info)) => {
+            // SAFETY: `out` is non-null and writable (contract); any alignment.
+            unsafe { out.write_unaligned(info) };
+            FGRAB_OK
+        }
+        Ok(Err(Failure(code, text))) => {
+            set_last_error(0, text);
+            code
+        }
+        Err(_) => FGRAB_E_INTERNAL,
+    }
 }
 
 /// A fixed description of a code.
@@ -434,33 +658,27 @@ pub extern "C" fn fgrab_strerror(code: c_int) -> *const c_char {
         FGRAB_E_IO => c"driver or io_uring failure",
         FGRAB_E_NOMEM => c"out of memory",
         FGRAB_E_INTERNAL => c"internal library error",
+        FGRAB_E_ABORTED => c"the wait was aborted (fgrab_abort_wait)",
         _ => c"unknown error code",
     };
     text.as_ptr()
 }
 
-/// The message of the last failed call on `h`, or of the last failed `fgrab_open` on this
-/// thread when `h` is null.
+/// The message of the calling thread's last failed call on `h`, or of its last failed
+/// `fgrab_open`, `fgrab_close` or `fgrab_card_info` when `h` is null. Valid until this
+/// thread's next failed call of the same kind.
 ///
 /// # Safety
 ///
-/// `h` must be null or a handle from `fgrab_open`.
+/// `h` must be null or a handle from `fgrab_open` (only its address is used).
 #[no_mangle]
 pub unsafe extern "C" fn fgrab_last_error(h: *const Handle) -> *const c_char {
-    if h.is_null() {
-        // The thread's own string: valid until its next failed `fgrab_open`.
-        return OPEN_ERROR
-            .try_with(|error| error.borrow().as_ptr())
-            .unwrap_or(c"thread exiting".as_ptr());
-    }
-    // SAFETY: a handle from `fgrab_open`.
-    let handle = unsafe { &*h };
-    if handle.busy.swap(true, Ordering::Acquire) {
-        return c"another call is running on this handle".as_ptr();
-    }
-    // SAFETY: this call set `busy`, so no other call reaches the state; the message stays
-    // until the next call on `h` replaces it (the documented lifetime of the pointer).
-    let text = unsafe { (*handle.state.get()).message.as_ptr() };
-    handle.busy.store(false, Ordering::Release);
-    text
+    LAST_ERROR
+        .try_with(|errors| {
+            errors
+                .borrow()
+                .get(&(h as usize))
+                .map_or(c"".as_ptr(), |text| text.as_ptr())
+        })
+        .unwrap_or(c"thread exiting".as_ptr())
 }

@@ -18,6 +18,15 @@ fn header_matches_library() {
         ("FGRAB_E_IO", fgrab_legacy::FGRAB_E_IO as i64),
         ("FGRAB_E_NOMEM", fgrab_legacy::FGRAB_E_NOMEM as i64),
         ("FGRAB_E_INTERNAL", fgrab_legacy::FGRAB_E_INTERNAL as i64),
+        ("FGRAB_E_ABORTED", fgrab_legacy::FGRAB_E_ABORTED as i64),
+        (
+            "sizeof(struct fgrab_card_info)",
+            size_of::<fgrab_legacy::CardInfo>() as i64,
+        ),
+        (
+            "offsetof(struct fgrab_card_info, frame_period_ns)",
+            std::mem::offset_of!(fgrab_legacy::CardInfo, frame_period_ns) as i64,
+        ),
         (
             "FGRAB_WAIT_FOREVER",
             fgrab_legacy::FGRAB_WAIT_FOREVER as i64,

@@ -28,6 +28,12 @@ const C_PROGRAMS: &[(&str, &str, &str, bool)] = &[
         true,
     ),
     (
+        "fgrab-legacy-threads",
+        "legacy/examples/threads.c",
+        "legacy/include",
+        true,
+    ),
+    (
         "fgrab-raw-uring",
         "client/examples/c/raw_uring.c",
         "uapi/include",

@@ -183,6 +183,15 @@ pub fn client_legacy_misuse() -> TestResult {
     Ok(())
 }
 
+/// The legacy API from several threads: an acquisition thread, four workers releasing
+/// frames in any order while holding 8 at once, every byte checked; a stop from the main
+/// thread, an abort of a blocked wait, a close while a thread waits.
+pub fn client_legacy_threads() -> TestResult {
+    let out = run("/bin/fgrab-legacy-threads", &["2000"])?;
+    harness::info(out.trim());
+    Ok(())
+}
+
 /// A C program on liburing and `fgrab.h` alone streams and checks every byte.
 pub fn client_raw_uring_c() -> TestResult {
     let out = run("/bin/fgrab-raw-uring", &["500"])?;

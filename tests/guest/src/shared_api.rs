@@ -180,7 +180,21 @@ pub fn client_shared_threads() -> TestResult {
 /// frames again.
 pub fn client_shared_cancel() -> TestResult {
     let stream = attach()?;
-    // Not started: nothing comes, so only the cancel can end the wait.
+    // A wait on a stream not started ends at once: no frame can come.
+    match stream.next_frame(None) {
+        Err(Error::Stopped) => {}
+        other => return Err(format!("a wait before START returned {other:?}")),
+    }
+    // Every frame held by this thread: nothing comes, so only the cancel ends the wait.
+    stream.start().map_err(err)?;
+    let mut all = Vec::new();
+    for _ in 0..FRAMES {
+        let frame = stream
+            .next_frame(Some(Duration::from_secs(5)))
+            .map_err(err)?;
+        verify(&frame)?;
+        all.push(frame);
+    }
     let waiter = {
         let stream = stream.clone();
         std::thread::spawn(move || {
@@ -209,7 +223,7 @@ pub fn client_shared_cancel() -> TestResult {
         "the pending cancel did not end the next wait"
     );
     // Stop from another thread: a waiter that takes frames ends with `Stopped`.
-    stream.start().map_err(err)?;
+    drop(all);
     let consumer = {
         let stream = stream.clone();
         std::thread::spawn(move || -> Result<u64, String> {

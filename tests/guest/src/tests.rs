@@ -173,6 +173,7 @@ pub const ALL: &[Test] = &[
     control("client-misuse", client::client_misuse),
     control("client-legacy-c", client::client_legacy_c),
     control("client-legacy-misuse", client::client_legacy_misuse),
+    control("client-legacy-threads", client::client_legacy_threads),
     control("client-raw-uring-c", client::client_raw_uring_c),
     control("client-cli", client::client_cli),
     control("client-shared-threads", shared_api::client_shared_threads),
