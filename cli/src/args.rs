@@ -26,6 +26,16 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// List the cards: index, device node, PCI location, hardware version, state.
+    ///
+    /// Cards are found in /sys/class/misc and /dev; what sysfs does not show (the PCI
+    /// vendor and device) is read from each card that can be opened. No card is not an
+    /// error.
+    List {
+        /// Print a JSON array, one object per card.
+        #[arg(long)]
+        json: bool,
+    },
     /// Identity, limits and DMA capabilities of a card.
     Info {
         /// The card.
@@ -246,6 +256,22 @@ mod tests {
     }
 
     #[test]
+    fn list() {
+        assert!(matches!(
+            parse(&["list"]).unwrap().command,
+            Command::List { json: false }
+        ));
+        assert!(matches!(
+            parse(&["list", "--json"]).unwrap().command,
+            Command::List { json: true }
+        ));
+        assert_eq!(
+            error(&["list", "--card", "0"]).0,
+            ErrorKind::UnknownArgument
+        );
+    }
+
+    #[test]
     fn capture_options() {
         let Command::Capture(capture) = parse(&[
             "capture",
@@ -371,7 +397,7 @@ mod tests {
             assert_eq!(error.exit_code(), 0);
         }
         let help = Cli::command().render_long_help().to_string();
-        for word in ["info", "stats", "capture", "Exit status"] {
+        for word in ["list", "info", "stats", "capture", "Exit status"] {
             assert!(help.contains(word), "{word} not in {help}");
         }
         let mut command = Cli::command();

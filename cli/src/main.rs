@@ -1,6 +1,7 @@
 //! `fgrab`: look at a frame grabber and capture frames.
 //!
 //! ```text
+//! fgrab list    [--json]
 //! fgrab info    [--card N|PATH]
 //! fgrab stats   [--card N|PATH]
 //! fgrab capture [--card N|PATH] [--frames N] [--seconds S] [--output FILE]
@@ -16,6 +17,7 @@
 
 mod args;
 mod capture;
+mod list;
 mod report;
 
 use args::{Cli, Command};
@@ -39,6 +41,14 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<(), String> {
     match command {
+        Command::List { json } => {
+            let cards = list::cards(&list::Roots::default(), true);
+            print(&if json {
+                list::json(&cards)
+            } else {
+                list::text(&cards)
+            })
+        }
         Command::Info { card } => {
             let path = card.card.path();
             let info = open(&path)?

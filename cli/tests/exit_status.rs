@@ -55,3 +55,15 @@ fn runtime_errors_exit_1_naming_the_node() {
         assert!(stderr.contains(NODE), "{command}: {stderr}");
     }
 }
+
+/// `list` exits 0 whether or not this machine has cards, and `--json` is a JSON array.
+#[test]
+fn list_exits_0() {
+    let output = fgrab(&["list"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(!text(&output.stdout).is_empty());
+    let output = fgrab(&["list", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let cards: serde_json::Value = serde_json::from_str(&text(&output.stdout)).expect("JSON");
+    assert!(cards.is_array(), "{cards}");
+}
