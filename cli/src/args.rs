@@ -41,12 +41,18 @@ pub enum Command {
         /// The card.
         #[command(flatten)]
         card: CardArg,
+        /// Print a JSON object (numbers under the ABI's field names).
+        #[arg(long)]
+        json: bool,
     },
     /// Stream state and counters of a card.
     Stats {
         /// The card.
         #[command(flatten)]
         card: CardArg,
+        /// Print a JSON object with every counter.
+        #[arg(long)]
+        json: bool,
     },
     /// Stream frames from a card into a file, with a progress line every second.
     ///
@@ -249,14 +255,14 @@ mod tests {
         assert_eq!(capture.queue_depth, 8);
         assert_eq!(capture.offset, 0);
         assert!(!capture.sqpoll);
-        let Command::Info { card } = parse(&["info"]).unwrap().command else {
+        let Command::Info { card, json: false } = parse(&["info"]).unwrap().command else {
             panic!("not info");
         };
         assert_eq!(card.card.path(), PathBuf::from("/dev/fgrab0"));
     }
 
     #[test]
-    fn list() {
+    fn json_flags() {
         assert!(matches!(
             parse(&["list"]).unwrap().command,
             Command::List { json: false }

@@ -168,7 +168,7 @@ pub fn text(cards: &[CardEntry]) -> String {
 
 /// The JSON array `fgrab list --json` prints.
 pub fn json(cards: &[CardEntry]) -> String {
-    serde_json::to_string_pretty(cards).expect("plain data serializes") + "\n"
+    report::json(&cards)
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! fgrab list    [--json]
-//! fgrab info    [--card N|PATH]
-//! fgrab stats   [--card N|PATH]
+//! fgrab info    [--card N|PATH] [--json]
+//! fgrab stats   [--card N|PATH] [--json]
 //! fgrab capture [--card N|PATH] [--frames N] [--seconds S] [--output FILE]
 //!               [--frame-bytes BYTES] [--queue-depth Q] [--offset BYTES] [--sqpoll]
 //! ```
@@ -49,19 +49,27 @@ fn run(command: Command) -> Result<(), String> {
                 list::text(&cards)
             })
         }
-        Command::Info { card } => {
+        Command::Info { card, json } => {
             let path = card.card.path();
             let info = open(&path)?
                 .info()
                 .map_err(|error| format!("{}: {error}", path.display()))?;
-            print(&report::info_text(&path, &info))
+            print(&if json {
+                report::json(&report::InfoJson::new(&path, &info))
+            } else {
+                report::info_text(&path, &info)
+            })
         }
-        Command::Stats { card } => {
+        Command::Stats { card, json } => {
             let path = card.card.path();
             let stats = open(&path)?
                 .stats()
                 .map_err(|error| format!("{}: {error}", path.display()))?;
-            print(&report::stats_text(&path, &stats))
+            print(&if json {
+                report::json(&report::StatsJson::new(&path, &stats))
+            } else {
+                report::stats_text(&path, &stats)
+            })
         }
         Command::Capture(args) => capture::run(&args),
     }
