@@ -18,6 +18,7 @@ mod job;
 mod measure;
 
 use job::{parse_job_file, Job};
+use serde::Serialize;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -47,7 +48,13 @@ fn run(args: &[String]) -> Result<(), String> {
                 }
             };
             match key.as_str() {
-                "output-format" => json = value == "json",
+                "output-format" => {
+                    json = match value.as_str() {
+                        "json" => true,
+                        "human" | "normal" => false,
+                        _ => return Err(format!("--output-format {value}: human or json")),
+                    }
+                }
                 "help" => return Err("see the usage at the top of benches/src/main.rs".into()),
                 _ => base.set(&key, &value)?,
             }
@@ -77,9 +84,49 @@ fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// The figures of one job.
+/// The figures of one job: one JSON object per job with `--output-format json`, which
+/// `cargo xtask bench` reads (`xtask/src/bench.rs`). Fractions are rounded to the
+/// precision they carry.
+#[derive(Debug, Serialize)]
+struct Figures {
+    name: String,
+    engine: &'static str,
+    frame_bytes: u32,
+    queue_depth: u32,
+    batch: u32,
+    defer_taskrun: bool,
+    backing: String,
+    offset: usize,
+    card: u32,
+    frames: u64,
+    bytes: u64,
+    seconds: f64,
+    gbps: f64,
+    frames_per_s: f64,
+    drops_underrun: u64,
+    drops_other: u64,
+    lat_p50_us: Option<f64>,
+    lat_p99_us: Option<f64>,
+    lat_max_us: Option<f64>,
+    cpu_user_s: f64,
+    cpu_sys_s: f64,
+    cpu_driver_s: f64,
+    cpu_s_per_gb: f64,
+    syscalls: u64,
+    syscalls_per_frame: f64,
+    descriptors_per_frame: Option<f64>,
+    extents_per_frame: Option<f64>,
+}
+
+/// `value` rounded to `decimals` places.
+fn round(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value * scale).round() / scale
+}
+
+/// The figures of one job, for JSON and for people.
 struct Report {
-    fields: Vec<(&'static str, String)>,
+    figures: Figures,
     human: String,
 }
 
@@ -96,36 +143,37 @@ impl Report {
         let p50 = outcome.latencies.quantile_us(0.50);
         let p99 = outcome.latencies.quantile_us(0.99);
         let max = outcome.latencies.quantile_us(1.0);
+        let round1 = |value: Option<f64>| value.map(|value| round(value, 1));
+        let figures = Figures {
+            name: job.name.clone(),
+            engine: job.engine.name(),
+            frame_bytes: job.frame_bytes,
+            queue_depth: job.queue_depth,
+            batch: job.batch,
+            defer_taskrun: job.defer_taskrun,
+            backing: format!("{:?}", job.backing),
+            offset: job.offset,
+            card: info.card_index,
+            frames: outcome.frames,
+            bytes: outcome.bytes,
+            seconds: round(seconds, 3),
+            gbps: round(gbps, 4),
+            frames_per_s: round(fps, 1),
+            drops_underrun: outcome.drops_underrun,
+            drops_other: outcome.drops_other,
+            lat_p50_us: round1(p50),
+            lat_p99_us: round1(p99),
+            lat_max_us: round1(max),
+            cpu_user_s: round(cpu.user.as_secs_f64(), 3),
+            cpu_sys_s: round(cpu.system.as_secs_f64(), 3),
+            cpu_driver_s: round(cpu.driver.as_secs_f64(), 3),
+            cpu_s_per_gb: round(per_gb(cpu_total), 4),
+            syscalls: outcome.syscalls,
+            syscalls_per_frame: round(syscalls_per_frame, 4),
+            descriptors_per_frame: round1(outcome.descriptors_per_frame),
+            extents_per_frame: round1(outcome.extents_per_frame),
+        };
         let opt = |value: Option<f64>| value.map_or("null".to_string(), |v| format!("{v:.1}"));
-        let fields = vec![
-            ("name", format!("\"{}\"", job.name)),
-            ("engine", format!("\"{}\"", job.engine.name())),
-            ("frame_bytes", job.frame_bytes.to_string()),
-            ("queue_depth", job.queue_depth.to_string()),
-            ("batch", job.batch.to_string()),
-            ("defer_taskrun", job.defer_taskrun.to_string()),
-            ("backing", format!("\"{:?}\"", job.backing)),
-            ("offset", job.offset.to_string()),
-            ("card", info.card_index.to_string()),
-            ("frames", outcome.frames.to_string()),
-            ("bytes", outcome.bytes.to_string()),
-            ("seconds", format!("{seconds:.3}")),
-            ("gbps", format!("{gbps:.4}")),
-            ("frames_per_s", format!("{fps:.1}")),
-            ("drops_underrun", outcome.drops_underrun.to_string()),
-            ("drops_other", outcome.drops_other.to_string()),
-            ("lat_p50_us", opt(p50)),
-            ("lat_p99_us", opt(p99)),
-            ("lat_max_us", opt(max)),
-            ("cpu_user_s", format!("{:.3}", cpu.user.as_secs_f64())),
-            ("cpu_sys_s", format!("{:.3}", cpu.system.as_secs_f64())),
-            ("cpu_driver_s", format!("{:.3}", cpu.driver.as_secs_f64())),
-            ("cpu_s_per_gb", format!("{:.4}", per_gb(cpu_total))),
-            ("syscalls", outcome.syscalls.to_string()),
-            ("syscalls_per_frame", format!("{syscalls_per_frame:.4}")),
-            ("descriptors_per_frame", opt(outcome.descriptors_per_frame)),
-            ("extents_per_frame", opt(outcome.extents_per_frame)),
-        ];
         let human = format!(
             "{name}: {engine} bs={bs} iodepth={qd} batch={batch} {backing:?} offset={offset}\n  \
              {frames} frames, {gbps:.3} GB/s, {fps:.0} frames/s, drops {under} underrun + {other} other\n  \
@@ -152,19 +200,60 @@ impl Report {
             desc = opt(outcome.descriptors_per_frame),
             ext = opt(outcome.extents_per_frame),
         );
-        Self { fields, human }
+        Self { figures, human }
     }
 
+    /// One line of JSON.
     fn json(&self) -> String {
-        let body: Vec<String> = self
-            .fields
-            .iter()
-            .map(|(key, value)| format!("\"{key}\":{value}"))
-            .collect();
-        format!("{{{}}}", body.join(","))
+        serde_json::to_string(&self.figures).expect("plain data serializes")
     }
 
     fn human(&self) -> String {
         self.human.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// The JSON line of a job: numbers rounded, no latency as `null`, and the field names
+    /// `cargo xtask bench` reads.
+    #[test]
+    fn json_line() {
+        let job = Job {
+            name: "uring-4M".into(),
+            ..Job::default()
+        };
+        let mut outcome = engines::Outcome {
+            frames: 3,
+            bytes: 3 << 22,
+            elapsed: Duration::from_millis(7),
+            syscalls: 1,
+            descriptors_per_frame: Some(5.0),
+            ..engines::Outcome::default()
+        };
+        let report = Report::new(&job, &mut outcome, &fgrab_uapi::DeviceInfo::default());
+        let line = report.json();
+        assert!(!line.contains('\n'), "{line}");
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["name"], "uring-4M");
+        assert_eq!(value["engine"], "uring");
+        assert_eq!(value["backing"], "Huge");
+        assert_eq!(value["frames"], 3);
+        assert_eq!(value["gbps"], 1.7976);
+        assert_eq!(value["syscalls_per_frame"], 0.3333);
+        assert_eq!(value["lat_p50_us"], serde_json::Value::Null);
+        assert_eq!(value["descriptors_per_frame"], 5.0);
+        assert_eq!(value["extents_per_frame"], serde_json::Value::Null);
+        for key in [
+            "drops_underrun",
+            "drops_other",
+            "lat_p99_us",
+            "cpu_s_per_gb",
+        ] {
+            assert!(value.get(key).is_some(), "{key} missing: {line}");
+        }
     }
 }

@@ -10,28 +10,42 @@
 use crate::vm::{self, VmConfig};
 use crate::{kernel, paths};
 use anyhow::{bail, Context, Result};
-use std::collections::BTreeMap;
+use serde::Deserialize;
 use std::time::Duration;
 
-/// One job's figures, as `fgrab-bench` printed them (flat JSON).
-type Figures = BTreeMap<String, String>;
-
-/// Parses a flat JSON object of numbers, strings and nulls.
-fn parse_flat_json(text: &str) -> Option<Figures> {
-    let body = text.trim().strip_prefix('{')?.strip_suffix('}')?;
-    let mut map = Figures::new();
-    for pair in body.split(',') {
-        let (key, value) = pair.split_once(':')?;
-        map.insert(
-            key.trim().trim_matches('"').to_string(),
-            value.trim().trim_matches('"').to_string(),
-        );
-    }
-    Some(map)
+/// The figures of one job this report uses, from the JSON object `fgrab-bench
+/// --output-format=json` printed for it (`Figures` in `benches/src/main.rs`, which has more).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct Figures {
+    name: String,
+    engine: String,
+    gbps: f64,
+    drops_underrun: u64,
+    drops_other: u64,
+    /// `None` on the copy path, which has no completion timestamps.
+    lat_p50_us: Option<f64>,
+    lat_p99_us: Option<f64>,
+    cpu_s_per_gb: f64,
+    syscalls_per_frame: f64,
+    descriptors_per_frame: Option<f64>,
+    /// `None` on the copy path.
+    extents_per_frame: Option<f64>,
 }
 
-fn number(figures: &Figures, key: &str) -> Option<f64> {
-    figures.get(key).and_then(|value| value.parse().ok())
+/// The jobs of the `bench-json` lines among the guest's info lines, in order.
+fn jobs(infos: &[String]) -> Result<Vec<Figures>> {
+    infos
+        .iter()
+        .filter_map(|line| line.strip_prefix("bench-json "))
+        .map(|json| {
+            serde_json::from_str(json).with_context(|| format!("fgrab-bench's report `{json}`"))
+        })
+        .collect()
+}
+
+/// A figure with one decimal, `null` if there is none (as the table always showed it).
+fn decimal(value: Option<f64>) -> String {
+    value.map_or("null".into(), |value| format!("{value:.1}"))
 }
 
 /// What the device model logged about one stream.
@@ -104,12 +118,7 @@ pub fn run(flags: &[String]) -> Result<()> {
             outcome.log.display()
         );
     }
-    let jobs: Vec<Figures> = outcome
-        .infos
-        .iter()
-        .filter_map(|line| line.strip_prefix("bench-json "))
-        .filter_map(parse_flat_json)
-        .collect();
+    let jobs = jobs(&outcome.infos)?;
     let log = std::fs::read_to_string(outcome.log.with_file_name("card0.log"))
         .context("reading the device model's log")?;
     let streams = streams(&log);
@@ -133,7 +142,6 @@ pub fn run(flags: &[String]) -> Result<()> {
 
 /// The report: every job, then the ratios the project's targets are about.
 fn render(jobs: &[Figures], streams: &[Stream], iommu: bool) -> String {
-    let get = |job: &Figures, key: &str| job.get(key).cloned().unwrap_or_default();
     let mut out = String::new();
     out.push_str(&format!(
         "Measured by `cargo xtask bench{}` on this machine (2 host cores, QEMU TCG guest: the \
@@ -155,24 +163,23 @@ fn render(jobs: &[Figures], streams: &[Stream], iommu: bool) -> String {
     );
     out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for (job, stream) in jobs.iter().zip(streams) {
-        let gbps = number(job, "gbps").unwrap_or(0.0);
         out.push_str(&format!(
-            "| {} | {:.3} | {:.0}% of {:.2} GB/s | {:.0}/{:.0}/{:.0}% | {}/{} | {}/{} | {} | {} | {} ({}) |\n",
-            get(job, "name"),
-            gbps,
-            100.0 * gbps / stream.rate,
+            "| {} | {:.3} | {:.0}% of {:.2} GB/s | {:.0}/{:.0}/{:.0}% | {}/{} | {}/{} | {:.4} | {:.4} | {} ({}) |\n",
+            job.name,
+            job.gbps,
+            100.0 * job.gbps / stream.rate,
             stream.rate,
             100.0 * stream.writing,
             100.0 * stream.starved,
             100.0 * (1.0 - stream.writing - stream.starved),
-            get(job, "drops_underrun"),
-            get(job, "drops_other"),
-            get(job, "lat_p50_us"),
-            get(job, "lat_p99_us"),
-            get(job, "cpu_s_per_gb"),
-            get(job, "syscalls_per_frame"),
-            get(job, "descriptors_per_frame"),
-            get(job, "extents_per_frame"),
+            job.drops_underrun,
+            job.drops_other,
+            decimal(job.lat_p50_us),
+            decimal(job.lat_p99_us),
+            job.cpu_s_per_gb,
+            job.syscalls_per_frame,
+            decimal(job.descriptors_per_frame),
+            decimal(job.extents_per_frame),
         ));
     }
     out.push_str("\nRatios per frame size (fgrab = `uring`, batched):\n\n");
@@ -181,7 +188,7 @@ fn render(jobs: &[Figures], streams: &[Stream], iommu: bool) -> String {
     let find = |engine: &str, bs: &str| {
         jobs.iter()
             .zip(streams)
-            .find(|(job, _)| get(job, "name") == format!("{engine}-{bs}"))
+            .find(|(job, _)| job.name == format!("{engine}-{bs}"))
     };
     for bs in ["256k", "1M", "4M", "16M"] {
         let (Some((uring, stream)), Some((read, _)), Some((ioctl, _)), Some((sqpoll, _))) = (
@@ -192,7 +199,6 @@ fn render(jobs: &[Figures], streams: &[Stream], iommu: bool) -> String {
         ) else {
             continue;
         };
-        let cpu = |job: &Figures| number(job, "cpu_s_per_gb").unwrap_or(0.0);
         let ratio = |a: f64, b: f64| {
             if b > 0.0 {
                 format!("{:.1}x", a / b)
@@ -201,14 +207,14 @@ fn render(jobs: &[Figures], streams: &[Stream], iommu: bool) -> String {
             }
         };
         out.push_str(&format!(
-            "| {bs} | {:.0}% | {} | {} | {}, {}, {}, {} |\n",
-            100.0 * number(uring, "gbps").unwrap_or(0.0) / stream.rate,
-            ratio(cpu(read), cpu(uring)),
-            ratio(cpu(ioctl), cpu(uring)),
-            get(uring, "syscalls_per_frame"),
-            get(sqpoll, "syscalls_per_frame"),
-            get(ioctl, "syscalls_per_frame"),
-            get(read, "syscalls_per_frame"),
+            "| {bs} | {:.0}% | {} | {} | {:.4}, {:.4}, {:.4}, {:.4} |\n",
+            100.0 * uring.gbps / stream.rate,
+            ratio(read.cpu_s_per_gb, uring.cpu_s_per_gb),
+            ratio(ioctl.cpu_s_per_gb, uring.cpu_s_per_gb),
+            uring.syscalls_per_frame,
+            sqpoll.syscalls_per_frame,
+            ioctl.syscalls_per_frame,
+            read.syscalls_per_frame,
         ));
     }
     out.push_str(&verdicts(jobs, streams));
@@ -217,38 +223,33 @@ fn render(jobs: &[Figures], streams: &[Stream], iommu: bool) -> String {
 
 /// The project's targets, each with the measured figure and whether it was met.
 fn verdicts(jobs: &[Figures], streams: &[Stream]) -> String {
-    let get = |job: &Figures, key: &str| number(job, key);
-    let named = |name: &str| {
-        jobs.iter()
-            .zip(streams)
-            .find(|(job, _)| job.get("name").map(String::as_str) == Some(name))
-    };
+    let named = |name: &str| jobs.iter().zip(streams).find(|(job, _)| job.name == name);
     let mark = |met: bool| if met { "met" } else { "missed" };
     let mut out = String::from("\nTargets:\n\n");
     for bs in ["256k", "1M", "4M", "16M"] {
         if let Some((job, stream)) = named(&format!("uring-{bs}")) {
-            let share = get(job, "gbps").unwrap_or(0.0) / stream.rate;
-            let underrun = get(job, "drops_underrun").unwrap_or(f64::NAN);
+            let share = job.gbps / stream.rate;
+            let underrun = job.drops_underrun;
             out.push_str(&format!(
                 "- {bs}: {:.1}% of the physical limit ({}), {underrun} underrun drops ({})\n",
                 100.0 * share,
                 mark(share >= 0.95),
-                mark(underrun == 0.0)
+                mark(underrun == 0)
             ));
         }
     }
     for (job, stream) in jobs.iter().zip(streams) {
-        let name = job.get("name").map(String::as_str).unwrap_or_default();
-        if name.contains("-qd") {
+        if job.name.contains("-qd") {
             out.push_str(&format!(
-                "- {name} (not a modest depth; for comparison): {:.0}% of the physical limit, \
+                "- {} (not a modest depth; for comparison): {:.0}% of the physical limit, \
                  {} underrun drops\n",
-                100.0 * get(job, "gbps").unwrap_or(0.0) / stream.rate,
-                get(job, "drops_underrun").unwrap_or(f64::NAN)
+                job.name,
+                100.0 * job.gbps / stream.rate,
+                job.drops_underrun
             ));
         }
     }
-    let cpu = |name: &str| named(name).and_then(|(job, _)| get(job, "cpu_s_per_gb"));
+    let cpu = |name: &str| named(name).map(|(job, _)| job.cpu_s_per_gb);
     for bs in ["256k", "1M", "4M", "16M"] {
         if let (Some(copy), Some(fgrab)) = (cpu(&format!("read-{bs}")), cpu(&format!("uring-{bs}")))
         {
@@ -265,7 +266,7 @@ fn verdicts(jobs: &[Figures], streams: &[Stream]) -> String {
     }
     for name in ["uring-256k-batch32", "uring-1M-batch32"] {
         if let Some((job, _)) = named(name) {
-            let calls = get(job, "syscalls_per_frame").unwrap_or(f64::NAN);
+            let calls = job.syscalls_per_frame;
             out.push_str(&format!(
                 "- {name}: {calls:.4} system calls per frame (target 1/32 = 0.03125: {})\n",
                 mark(calls <= 1.0 / 32.0 + 1e-9)
@@ -285,8 +286,8 @@ fn verdicts(jobs: &[Figures], streams: &[Stream]) -> String {
     }
     let sqpoll: Vec<f64> = jobs
         .iter()
-        .filter(|job| job.get("engine").map(String::as_str) == Some("uring-sqpoll"))
-        .filter_map(|job| get(job, "syscalls_per_frame"))
+        .filter(|job| job.engine == "uring-sqpoll")
+        .map(|job| job.syscalls_per_frame)
         .collect();
     if let Some(worst) = sqpoll.iter().copied().reduce(f64::max) {
         out.push_str(&format!(
@@ -294,15 +295,12 @@ fn verdicts(jobs: &[Figures], streams: &[Stream]) -> String {
             mark(worst < 0.01)
         ));
     }
-    let exact = jobs.iter().all(|job| {
-        match (
-            get(job, "descriptors_per_frame"),
-            get(job, "extents_per_frame"),
-        ) {
+    let exact = jobs.iter().all(
+        |job| match (job.descriptors_per_frame, job.extents_per_frame) {
             (Some(descriptors), Some(extents)) => (descriptors - extents).abs() < 1e-6,
             _ => true,
-        }
-    });
+        },
+    );
     out.push_str(&format!(
         "- descriptors per frame equal the physically contiguous extents in every zero-copy job: {}\n",
         mark(exact)
@@ -344,13 +342,65 @@ fn update_readme(env: &paths::Env, table: &str) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// Two `bench-json` lines as `fgrab-bench --output-format=json` writes them.
+    const LINES: [&str; 2] = [
+        r#"bench-json {"name":"uring-4M","engine":"uring","frame_bytes":4194304,"queue_depth":8,"batch":4,"defer_taskrun":true,"backing":"Huge","offset":801,"card":0,"frames":2790,"bytes":11702108160,"seconds":3.0,"gbps":3.9007,"frames_per_s":930.0,"drops_underrun":42,"drops_other":46181,"lat_p50_us":2011.0,"lat_p99_us":3951.3,"lat_max_us":5000.2,"cpu_user_s":0.01,"cpu_sys_s":0.1,"cpu_driver_s":0.03,"cpu_s_per_gb":0.0121,"syscalls":700,"syscalls_per_frame":0.25,"descriptors_per_frame":5.0,"extents_per_frame":5.0}"#,
+        r#"bench-json {"name":"read-4M","engine":"read","frame_bytes":4194304,"queue_depth":8,"batch":4,"defer_taskrun":true,"backing":"Huge","offset":801,"card":0,"frames":400,"bytes":1677721600,"seconds":3.0,"gbps":0.555,"frames_per_s":133.3,"drops_underrun":38543,"drops_other":7691,"lat_p50_us":null,"lat_p99_us":null,"lat_max_us":null,"cpu_user_s":0.5,"cpu_sys_s":2.0,"cpu_driver_s":0.5,"cpu_s_per_gb":1.8109,"syscalls":400,"syscalls_per_frame":1.0,"descriptors_per_frame":4.9,"extents_per_frame":null}"#,
+    ];
+
     #[test]
-    fn flat_json() {
-        let figures =
-            parse_flat_json(r#"{"name":"uring-4M","gbps":1.25,"lat_p50_us":null}"#).unwrap();
-        assert_eq!(figures["name"], "uring-4M");
-        assert_eq!(number(&figures, "gbps"), Some(1.25));
-        assert_eq!(number(&figures, "lat_p50_us"), None);
+    fn bench_json() {
+        let mut infos: Vec<String> = LINES.iter().map(|line| line.to_string()).collect();
+        infos.insert(1, "fgrab capture: something else".into());
+        let jobs = jobs(&infos).unwrap();
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(jobs[0].name, "uring-4M");
+        assert_eq!(jobs[0].gbps, 3.9007);
+        assert_eq!(jobs[0].drops_underrun, 42);
+        assert_eq!(jobs[1].lat_p50_us, None);
+        assert_eq!(jobs[1].extents_per_frame, None);
+        // A report that is not a job's figures is an error, not a job left out.
+        infos.push(r#"bench-json {"name":"x"}"#.into());
+        assert!(jobs_err(&infos).contains("missing field"));
+    }
+
+    fn jobs_err(infos: &[String]) -> String {
+        format!("{:#}", jobs(infos).unwrap_err())
+    }
+
+    /// The table rows keep the figures' precision as the README shows them.
+    #[test]
+    fn table_rows() {
+        let infos: Vec<String> = LINES.iter().map(|line| line.to_string()).collect();
+        let jobs = jobs(&infos).unwrap();
+        let stream = Stream {
+            rate: 4.03,
+            writing: 0.96,
+            starved: 0.0,
+        };
+        let table = render(&jobs, &[stream, stream], false);
+        assert!(
+            table.contains(
+                "| uring-4M | 3.901 | 97% of 4.03 GB/s | 96/0/4% | 42/46181 | 2011.0/3951.3 \
+                 | 0.0121 | 0.2500 | 5.0 (5.0) |\n"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "| read-4M | 0.555 | 14% of 4.03 GB/s | 96/0/4% | 38543/7691 | null/null \
+                 | 1.8109 | 1.0000 | 4.9 (null) |\n"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains("- 4M: 96.8% of the physical limit (met), 42 underrun drops (missed)"),
+            "{table}"
+        );
+        assert!(
+            table.contains("- 4M: CPU per GB 149.7x below the copy path (target 20x: met)"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -242,13 +242,38 @@ fn qemu_script(artifacts: &Artifacts, config: &VmConfig, run: &Path, interactive
             "-device pcie-root-port,id=rp{card},chassis={chassis},slot={chassis}",
             chassis = card + 1
         ));
-        qemu.push(format!(
-            "-device '{{\"driver\":\"vfio-user-pci\",\"id\":\"card{card}\",\"bus\":\"rp{card}\",\
-             \"socket\":{{\"type\":\"unix\",\"path\":\"{}\"}}}}'",
-            socket.display()
-        ));
+        qemu.push(format!("-device {}", vfio_user_device(card, &socket)));
     }
     format!("exec {}", qemu.join(" "))
+}
+
+/// QEMU's `-device` argument, in its JSON syntax, for card `card` served on `socket`,
+/// quoted for the shell.
+fn vfio_user_device(card: u32, socket: &Path) -> String {
+    #[derive(serde::Serialize)]
+    struct Socket {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        path: String,
+    }
+    #[derive(serde::Serialize)]
+    struct Device {
+        driver: &'static str,
+        id: String,
+        bus: String,
+        socket: Socket,
+    }
+    let device = Device {
+        driver: "vfio-user-pci",
+        id: format!("card{card}"),
+        bus: format!("rp{card}"),
+        socket: Socket {
+            kind: "unix",
+            path: socket.display().to_string(),
+        },
+    };
+    let json = serde_json::to_string(&device).expect("strings serialize");
+    sysroot::quote(Path::new(&json))
 }
 
 /// Boots the guest non-interactively and collects its results.
@@ -390,4 +415,22 @@ pub fn demo() -> Result<()> {
     }
     println!("demo finished; serial log: {}", outcome.log.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn vfio_user_device() {
+        assert_eq!(
+            super::vfio_user_device(1, Path::new("/run/x/card1.sock")),
+            r#"'{"driver":"vfio-user-pci","id":"card1","bus":"rp1","socket":{"type":"unix","path":"/run/x/card1.sock"}}'"#
+        );
+        // A quote in the path stays JSON and shell safe.
+        assert_eq!(
+            super::vfio_user_device(0, Path::new("/a'b\"c")),
+            r#"'{"driver":"vfio-user-pci","id":"card0","bus":"rp0","socket":{"type":"unix","path":"/a'\''b\"c"}}'"#
+        );
+    }
 }

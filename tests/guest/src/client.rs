@@ -199,15 +199,29 @@ pub fn client_raw_uring_c() -> TestResult {
     Ok(())
 }
 
-/// The `fgrab` command: info, capture with its summary, stats. The capture file is checked
-/// byte by byte: frame `i` fills bytes `i * frame_bytes..` and is the card's pattern for one
-/// sequence number, in the order the card produced them; the drops the summary reports are
-/// the card's own counters.
+/// The `fgrab` command: list (text and JSON, against sysfs), info (text and JSON),
+/// capture with its summary, stats (text and JSON), and bad input refused with a usage error
+/// or a runtime error naming the problem. The capture file is checked byte by byte: frame
+/// `i` fills bytes `i * frame_bytes..` and is the card's pattern for one sequence number, in
+/// the order the card produced them; the drops the summary reports are the card's own
+/// counters.
 pub fn client_cli() -> TestResult {
     const CAPTURED: u64 = 200;
     const OUTPUT: &str = "/tmp/frames";
+    cli_list()?;
     let info = run("/bin/fgrab", &["info"])?;
     ensure!(info.contains("10ee:f9a0"), "fgrab info: {info}");
+    let info = json(&run("/bin/fgrab", &["info", "--json", "--card", CARD0])?)?;
+    ensure!(
+        info["vendor_id"] == 0x10ee
+            && info["device_id"] == 0xf9a0
+            && info["card_index"] == 0
+            && info["node"] == CARD0
+            && info["pci"] == crate::streamer::card_pci_address("fgrab0")?.as_str()
+            && info["frame_bytes"].as_u64().is_some_and(|bytes| bytes > 0),
+        "fgrab info --json: {info}"
+    );
+    cli_bad_input()?;
     let frame_bytes = FRAME_BYTES.to_string();
     let captured = CAPTURED.to_string();
     let output = Command::new("/bin/fgrab")
@@ -263,6 +277,105 @@ pub fn client_cli() -> TestResult {
     ));
     let stats = run("/bin/fgrab", &["stats"])?;
     ensure!(stats.contains("idle"), "fgrab stats after capture: {stats}");
+    let stats = json(&run("/bin/fgrab", &["stats", "--json", "--card", "1"])?)?;
+    ensure!(
+        stats["state"] == "idle" && stats["node"] == "/dev/fgrab1" && stats["frames_queued"] == 0,
+        "fgrab stats --json --card 1: {stats}"
+    );
+    Ok(())
+}
+
+/// Parses the JSON `fgrab` printed.
+fn json(text: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(text).map_err(|error| format!("not JSON ({error}): {text}"))
+}
+
+/// `fgrab list` and `fgrab list --json` name every card sysfs has, each with its node, PCI
+/// address, vendor:device, hardware version and state.
+fn cli_list() -> TestResult {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/class/misc")
+        .map_err(|error| format!("/sys/class/misc: {error}"))?
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| {
+            name.strip_prefix("fgrab")
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+        .collect();
+    names.sort_by_key(|name| name[5..].parse::<u32>().unwrap_or(u32::MAX));
+    ensure!(
+        names.len() >= 2,
+        "sysfs shows cards {names:?}, the VM has two"
+    );
+    let text = run("/bin/fgrab", &["list"])?;
+    let lines: Vec<&str> = text.lines().collect();
+    ensure!(
+        lines.len() == names.len(),
+        "fgrab list printed {} lines for cards {names:?}: {text}",
+        lines.len()
+    );
+    let cards = json(&run("/bin/fgrab", &["list", "--json"])?)?;
+    let cards = cards.as_array().ok_or(format!("not an array: {cards}"))?;
+    ensure!(
+        cards.len() == names.len(),
+        "fgrab list --json has {} cards for {names:?}",
+        cards.len()
+    );
+    for ((name, line), card) in names.iter().zip(&lines).zip(cards) {
+        let index = &name[5..];
+        let pci = crate::streamer::card_pci_address(name)?;
+        let hw_version = std::fs::read_to_string(format!("/sys/class/misc/{name}/hw_version"))
+            .map_err(|error| format!("{name}/hw_version: {error}"))?;
+        let hw_version = hw_version.trim();
+        let node = format!("/dev/{name}");
+        let expected =
+            format!("{index}  {node}  PCI {pci} (10ee:f9a0)  hardware v{hw_version}  idle");
+        ensure!(
+            *line == expected,
+            "fgrab list: `{line}`, expected `{expected}`"
+        );
+        ensure!(
+            card["index"].as_u64().map(|n| n.to_string()).as_deref() == Some(index)
+                && card["node"] == node.as_str()
+                && card["pci"] == pci.as_str()
+                && card["pci_id"] == "10ee:f9a0"
+                && card["hw_version"] == hw_version
+                && card["state"] == "idle"
+                && card["open_error"].is_null(),
+            "fgrab list --json: {card}"
+        );
+        harness::info(&format!("fgrab list: {line}"));
+    }
+    Ok(())
+}
+
+/// Bad input is refused with a message naming it: a usage error (status 2) for a value
+/// that cannot be right, a runtime error (status 1) for a card that is not there or a
+/// frame larger than the card's limit. Never a panic.
+fn cli_bad_input() -> TestResult {
+    for (args, status, named) in [
+        (&["capture", "--frames", "many"][..], 2, "--frames"),
+        (&["capture", "--frame-bytes", "0"], 2, "--frame-bytes"),
+        (&["capture", "--queue-depth", "0"], 2, "--queue-depth"),
+        (&["info", "--card", "first"], 2, "--card"),
+        (&["list", "--bogus"], 2, "--bogus"),
+        (&["info", "--card", "/dev/fgrab9"], 1, "/dev/fgrab9"),
+        (&["stats", "--card", "9"], 1, "/dev/fgrab9"),
+        (&["capture", "--frame-bytes", "2G"], 1, "--frame-bytes"),
+    ] {
+        let output = Command::new("/bin/fgrab")
+            .args(args)
+            .output()
+            .map_err(|error| format!("/bin/fgrab: {error}"))?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        ensure!(
+            output.status.code() == Some(status)
+                && stderr.contains(named)
+                && !stderr.contains("panicked"),
+            "fgrab {args:?}: {}, expected exit status {status} naming {named}: {stderr}",
+            output.status
+        );
+    }
     Ok(())
 }
 
