@@ -39,11 +39,10 @@ pub fn run(args: &CaptureArgs) -> Result<(), String> {
     let geometry = Geometry::new(frame_bytes, args.queue_depth).offset(args.offset);
     let buffer = Buffer::allocate(bytes).map_err(|error| error.to_string())?;
     let huge = buffer.is_huge();
-    let options = Options {
-        sqpoll: args.sqpoll,
-    };
+    let options = Options::default().sqpoll(args.sqpoll);
     let mut stream = card
         .attach_with(buffer, geometry, options)
+        .map_err(|failed| failed.error)
         .map_err(|error| match error.errno() {
             Some(libc::EBUSY) => {
                 format!("{node}: the card is busy: another program is streaming from it ({error})")

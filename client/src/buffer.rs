@@ -31,6 +31,21 @@ pub struct Buffer<'a> {
     owner: Owner<'a>,
 }
 
+impl std::fmt::Debug for Buffer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let owner = match self.owner {
+            Owner::Mapping => "mapping",
+            Owner::Boxed => "adopted box",
+            Owner::Raw(_) => "caller memory",
+        };
+        f.debug_struct("Buffer")
+            .field("len", &self.len)
+            .field("huge", &self.huge)
+            .field("owner", &owner)
+            .finish_non_exhaustive()
+    }
+}
+
 // SAFETY: the buffer owns its memory (or, for raw buffers, the caller promised exclusive
 // use); it is only accessed through `&self`/`&mut self`.
 unsafe impl Send for Buffer<'_> {}

@@ -8,12 +8,53 @@ use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+/// A failed [`Card::attach`] (boxed: a card is a few hundred bytes): the error, and the card
+/// and buffer given back (`None` only
+/// where they could not be: a buffer the driver did not confirm it let go of is leaked, see
+/// [`Error::Unreclaimable`]). Converts into [`Error`] for `?`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct AttachError<'a> {
+    /// What went wrong.
+    pub error: Error,
+    /// The card, ready for another attach.
+    pub card: Option<Card>,
+    /// The buffer, no longer registered or attached.
+    pub buffer: Option<Buffer<'a>>,
+}
+
+impl std::fmt::Display for AttachError<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for AttachError<'_> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+impl From<Box<AttachError<'_>>> for Error {
+    fn from(failed: Box<AttachError<'_>>) -> Self {
+        failed.error
+    }
+}
+
 /// An open card with its command ring.
 pub struct Card {
     // Field order: the ring closes before the file it submits to.
     ring: Uring,
     _file: File,
     path: PathBuf,
+}
+
+impl std::fmt::Debug for Card {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Card")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Card {
@@ -80,12 +121,18 @@ impl Card {
     }
 
     /// Attaches `geometry` of `buffer` and queues every frame; [`Stream::start`] starts the
-    /// card. The card is then the stream's: this file owns it until the stream ends.
+    /// card. The card is then the stream's: this file owns it until the stream ends. Only
+    /// the bytes the frames span are registered with io_uring (and pinned).
     ///
     /// # Errors
-    /// [`Error::Geometry`] for a layout that does not fit; [`Error::Command`] if the driver
-    /// refuses (`EBUSY`: another file streams).
-    pub fn attach<'a>(self, buffer: Buffer<'a>, geometry: Geometry) -> Result<Stream<'a>> {
+    /// An [`AttachError`] that gives the card and the buffer back: [`Error::Geometry`] for a
+    /// layout that does not fit; [`Error::Command`] if the driver refuses (`EBUSY`: another
+    /// file streams).
+    pub fn attach<'a>(
+        self,
+        buffer: Buffer<'a>,
+        geometry: Geometry,
+    ) -> std::result::Result<Stream<'a>, Box<AttachError<'a>>> {
         self.attach_with(buffer, geometry, Options::default())
     }
 
@@ -98,10 +145,24 @@ impl Card {
         buffer: Buffer<'a>,
         geometry: Geometry,
         options: Options,
-    ) -> Result<Stream<'a>> {
-        let Self { ring, _file, .. } = self;
+    ) -> std::result::Result<Stream<'a>, Box<AttachError<'a>>> {
+        let Self { ring, _file, path } = self;
         drop(ring);
-        Stream::attach(_file, buffer, geometry, options)
+        Stream::attach(_file, buffer, geometry, options).map_err(|failed| {
+            Box::new(AttachError {
+                error: failed.error,
+                // A card needs a ring again; without one, only the error comes back.
+                card: failed.file.and_then(|file| {
+                    let ring = Uring::new(file.as_raw_fd(), false).ok()?;
+                    Some(Card {
+                        ring,
+                        _file: file,
+                        path,
+                    })
+                }),
+                buffer: failed.buffer,
+            })
+        })
     }
 
     /// Sends a command with an arbitrary payload and returns the raw CQE result, for tests

@@ -22,7 +22,7 @@
 //! # Ok(()) }
 //! ```
 
-#![deny(missing_docs)]
+#![deny(missing_docs, missing_debug_implementations)]
 
 mod buffer;
 mod card;
@@ -34,7 +34,7 @@ mod stream;
 mod uring;
 
 pub use buffer::Buffer;
-pub use card::Card;
+pub use card::{AttachError, Card};
 pub use error::{Error, Result};
 pub use extents::physical_extents;
 pub use fgrab_uapi as uapi;

@@ -92,12 +92,21 @@ impl Geometry {
     }
 }
 
-/// Stream settings beyond the geometry.
+/// Stream settings beyond the geometry: `Options::default()` and setters.
 #[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
 pub struct Options {
     /// A kernel thread submits commands (`IORING_SETUP_SQPOLL`): no system call per batch
     /// while it is awake.
     pub sqpoll: bool,
+}
+
+impl Options {
+    /// Whether a kernel thread submits commands ([`Self::sqpoll`]).
+    pub fn sqpoll(mut self, sqpoll: bool) -> Self {
+        self.sqpoll = sqpoll;
+        self
+    }
 }
 
 /// How long [`Stream::stop`] waits for the driver to return every queued frame.
@@ -153,7 +162,8 @@ pub struct Counters {
 pub struct Stream<'a> {
     // Field order is drop order, but `Drop` ends the region first.
     ring: Uring,
-    _file: File,
+    /// The card file; `None` once given back by a failed attach.
+    file: Option<File>,
     buffer: Option<Buffer<'a>>,
     geometry: Geometry,
     states: Vec<State>,
@@ -168,21 +178,46 @@ pub struct Stream<'a> {
     attach_result: Option<i32>,
 }
 
+/// A failed [`Stream::attach`], with what can be given back.
+pub(crate) struct AttachFailure<'a> {
+    pub(crate) error: Error,
+    pub(crate) file: Option<File>,
+    pub(crate) buffer: Option<Buffer<'a>>,
+}
+
 impl<'a> Stream<'a> {
-    /// Registers `buffer` on a new ring for `file` and attaches `geometry` of it.
+    /// Registers the frames' span of `buffer` on a new ring for `file` and attaches
+    /// `geometry` of it. On failure the file and the buffer come back, unless the driver did
+    /// not confirm that the region ended (the buffer is then leaked).
     pub(crate) fn attach(
         file: File,
         mut buffer: Buffer<'a>,
         geometry: Geometry,
         options: Options,
-    ) -> Result<Self> {
+    ) -> std::result::Result<Self, AttachFailure<'a>> {
         use std::os::fd::AsRawFd;
-        geometry.validate(buffer.len())?;
-        let mut ring = Uring::new(file.as_raw_fd(), options.sqpoll)?;
+        let setup = (|| {
+            geometry.validate(buffer.len())?;
+            let mut ring = Uring::new(file.as_raw_fd(), options.sqpoll)?;
+            // CAST: validated against the buffer length.
+            let span = geometry.span().unwrap_or(0) - geometry.offset;
+            // SAFETY: inside the buffer (validated); the stream owns `buffer` and releases
+            // it only after the region ended and the ring (with its registration) is gone:
+            // see `Drop`, `detach` and `fail` below.
+            unsafe { ring.register(buffer.as_mut_ptr().add(geometry.offset), span)? };
+            Ok(ring)
+        })();
+        let ring = match setup {
+            Ok(ring) => ring,
+            Err(error) => {
+                return Err(AttachFailure {
+                    error,
+                    file: Some(file),
+                    buffer: Some(buffer),
+                })
+            }
+        };
         let base = buffer.as_mut_ptr();
-        // SAFETY: the stream owns `buffer` and releases it only after the region ended and
-        // the ring (with its registration) is gone: see `Drop` and `detach`.
-        unsafe { ring.register(base, buffer.len())? };
         let attach = raw::Attach::new(
             ring.fd(),
             0,
@@ -199,7 +234,7 @@ impl<'a> Stream<'a> {
         // from here on ends the region (or leaks the buffer) through `Drop`.
         let mut stream = Self {
             ring,
-            _file: file,
+            file: Some(file),
             buffer: Some(buffer),
             geometry,
             states: vec![State::Idle; count],
@@ -211,25 +246,51 @@ impl<'a> Stream<'a> {
             counters: Counters::default(),
             attach_result: None,
         };
-        stream.ring.push(attach.user_data(ATTACH))?;
-        stream.ring.submit()?;
+        match stream.attach_region(attach) {
+            Ok(()) => Ok(stream),
+            Err(error) => Err(stream.fail(error)),
+        }
+    }
+
+    /// Submits the attach command, checks the driver took the region, queues every frame.
+    fn attach_region(&mut self, attach: squeue::Entry128) -> Result<()> {
+        self.ring.push(attach.user_data(ATTACH))?;
+        self.ring.submit()?;
         // The attach command stays in flight; an error completes it at once, which STATS
         // (issued after it on the same ring) reveals.
-        let stats = stream.stats()?;
-        if let Some(res) = stream.take_attach_result() {
-            stream.attached = false;
+        let stats = self.stats()?;
+        if let Some(res) = self.take_attach_result() {
+            self.attached = false;
             return Err(Error::command("ATTACH", res));
         }
-        if stats.frame_count != geometry.count {
+        if stats.frame_count != self.geometry.count {
             return Err(Error::Geometry {
                 reason: format!("the driver attached {} frames", stats.frame_count),
             });
         }
-        for index in 0..geometry.count {
-            stream.queue(index)?;
+        for index in 0..self.geometry.count {
+            self.queue(index)?;
         }
-        stream.ring.submit()?;
-        Ok(stream)
+        self.ring.submit()
+    }
+
+    /// Ends a region whose attach failed and gives the file and the buffer back once the
+    /// driver confirmed it (else the buffer is leaked: see [`Self::abandon`]).
+    fn fail(mut self, error: Error) -> AttachFailure<'a> {
+        if self.end() {
+            AttachFailure {
+                error,
+                file: self.file.take(),
+                buffer: self.buffer.take(),
+            }
+        } else {
+            self.abandon();
+            AttachFailure {
+                error,
+                file: None,
+                buffer: None,
+            }
+        }
     }
 
     /// The attach command's result if it completed (it should not while attached).
@@ -634,6 +695,25 @@ impl Drop for Stream<'_> {
 pub struct Frame<'s, 'a> {
     stream: &'s mut Stream<'a>,
     info: FrameInfo,
+}
+
+impl std::fmt::Debug for Frame<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frame")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Stream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("geometry", &self.geometry)
+            .field("streaming", &self.streaming)
+            .field("attached", &self.attached)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Frame<'_, '_> {

@@ -421,10 +421,16 @@ pub unsafe extern "C" fn fgrab_set_buffer(
         // ends the stream first (contract above).
         let memory = unsafe { Buffer::from_raw_parts(buffer.cast(), total_bytes) };
         let geometry = Geometry::new(frame_bytes, count);
-        match card
-            .attach(memory, geometry)
-            .and_then(|stream| stream.into_shared())
-        {
+        let stream = match card.attach(memory, geometry) {
+            Ok(stream) => stream,
+            Err(failed) => {
+                // The card comes back for another fgrab_set_buffer (the memory is the
+                // caller's either way).
+                setup.card = failed.card;
+                return Err(failed.error.into());
+            }
+        };
+        match stream.into_shared() {
             Ok(stream) => {
                 setup.frame_bytes = frame_bytes;
                 setup.base = buffer as usize;
@@ -433,7 +439,7 @@ pub unsafe extern "C" fn fgrab_set_buffer(
                 Ok(())
             }
             Err(error) => {
-                // The card file is gone with the failed attach; open it again.
+                // The stream ended with its file; open the card again.
                 setup.card = Card::open(&handle.path).ok();
                 Err(error.into())
             }

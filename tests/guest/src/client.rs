@@ -16,7 +16,7 @@ const FRAMES: u32 = 8;
 const OFFSET: usize = 13;
 const GUARD: u8 = 0x5a;
 
-fn err(error: Error) -> String {
+fn err(error: impl std::fmt::Display) -> String {
     error.to_string()
 }
 
@@ -106,11 +106,19 @@ pub fn client_rust_api() -> TestResult {
 pub fn client_misuse() -> TestResult {
     let card = Card::open(CARD0).map_err(err)?;
     let too_small = Geometry::new(FRAME_BYTES, FRAMES);
-    match card.attach(Buffer::from_vec(vec![0; 1000]), too_small) {
-        Err(Error::Geometry { .. }) => {}
+    // A failed attach gives the card and the buffer back.
+    let failed = match card.attach(Buffer::from_vec(vec![0; 1000]), too_small) {
+        Err(failed) if matches!(failed.error, Error::Geometry { .. }) => failed,
         other => return Err(format!("a too small buffer: {:?}", other.err())),
-    }
-    let card = Card::open(CARD0).map_err(err)?;
+    };
+    ensure!(
+        failed
+            .buffer
+            .as_ref()
+            .is_some_and(|buffer| buffer.len() == 1000),
+        "the too small buffer did not come back: {failed:?}"
+    );
+    let card = failed.card.ok_or("the card did not come back")?;
     let geometry = Geometry::new(FRAME_BYTES, FRAMES);
     let mut stream = card
         .attach(
@@ -124,7 +132,11 @@ pub fn client_misuse() -> TestResult {
         Buffer::from_vec(vec![0; (FRAME_BYTES * FRAMES) as usize]),
         geometry,
     ) {
-        Err(Error::Command { errno, .. }) if errno == libc::EBUSY => {}
+        // Refused by the driver after the buffer was registered: both still come back.
+        Err(failed)
+            if matches!(failed.error, Error::Command { errno, .. } if errno == libc::EBUSY)
+                && failed.card.is_some()
+                && failed.buffer.is_some() => {}
         other => return Err(format!("a second stream: {:?}", other.err())),
     }
     match stream.release(3) {

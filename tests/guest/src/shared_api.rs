@@ -21,7 +21,7 @@ const WORKERS: usize = 4;
 /// Frames each worker keeps (it gives one back when a third arrives): 8 held at once.
 const HELD_PER_WORKER: usize = 2;
 
-fn err(error: Error) -> String {
+fn err(error: impl std::fmt::Display) -> String {
     error.to_string()
 }
 
