@@ -2,8 +2,8 @@
 
 use crate::harness::{self, TestResult};
 use crate::{
-    attach, cancel, client, copy_path, ensure, faults, fuzz, hostile, removal, soak, stream,
-    teardown,
+    attach, cancel, client, copy_path, ensure, faults, fuzz, hostile, nonroot, removal, soak,
+    stream, teardown,
 };
 use fgrab::Card;
 use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo};
@@ -175,6 +175,8 @@ pub const ALL: &[Test] = &[
     control("client-legacy-misuse", client::client_legacy_misuse),
     control("client-raw-uring-c", client::client_raw_uring_c),
     control("client-cli", client::client_cli),
+    // Permissions and locked-memory accounting are decided before any DMA.
+    control("nonroot-clients", nonroot::nonroot_clients),
     control(
         "stream-module-unload-refused",
         teardown::stream_module_unload_refused,
