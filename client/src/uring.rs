@@ -38,6 +38,31 @@ pub struct Uring {
     next_command: u64,
 }
 
+/// [`Error::MemlockLimit`] if the registration of `[addr, addr + len)` failed with
+/// `source` because of `RLIMIT_MEMLOCK`. io_uring charges every page the buffer touches
+/// (a huge page whole: for memory backed by transparent huge pages the charge can exceed
+/// the pages counted here, hence "at least" in the message).
+fn memlock_error(addr: usize, len: usize, source: &std::io::Error) -> Option<Error> {
+    if source.raw_os_error() != Some(libc::ENOMEM) {
+        return None;
+    }
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0
+        || limit.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    let first = addr - addr % page;
+    let end = addr.checked_add(len)?.checked_next_multiple_of(page)?;
+    crate::error::memlock_limit(u64::try_from(end - first).ok()?, limit.rlim_cur)
+}
+
 impl Uring {
     /// Creates the ring for commands on `fd`, with a kernel submission thread if `sqpoll`.
     pub(crate) fn new(fd: RawFd, sqpoll: bool) -> Result<Self> {
@@ -70,9 +95,11 @@ impl Uring {
             iov_len: len,
         };
         // SAFETY: forwarded to the caller.
-        unsafe { self.ring.submitter().register_buffers(&[iovec]) }.map_err(|source| Error::Ring {
-            operation: "register_buffers",
-            source,
+        unsafe { self.ring.submitter().register_buffers(&[iovec]) }.map_err(|source| {
+            memlock_error(ptr as usize, len, &source).unwrap_or(Error::Ring {
+                operation: "register_buffers",
+                source,
+            })
         })
     }
 

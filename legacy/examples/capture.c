@@ -4,7 +4,7 @@
  * aligned), hands it to fgrab, and checks every byte of every frame against the emulated
  * camera's pattern, plus the bytes around the buffer.
  *
- * usage: fgrab-legacy-capture [frames] [card]
+ * usage: fgrab-legacy-capture [frames] [card] [frames in the buffer, default 8]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +16,7 @@
 #include "pattern.h"
 
 #define FRAME_BYTES 1000003u
-#define FRAMES_IN_BUFFER 8u
+#define FRAMES_IN_BUFFER 8u /* default */
 #define GUARD 4096u
 #define GUARD_BYTE 0x5a
 
@@ -30,7 +30,7 @@ static double now(void)
 
 static int fail(fgrab_handle *h, const char *call, int code)
 {
-	fprintf(stderr, "%s: %s (%s)\n", call, fgrab_strerror(code),
+	fprintf(stderr, "%s: code %d: %s (%s)\n", call, code, fgrab_strerror(code),
 		h ? fgrab_last_error(h) : "");
 	return 1;
 }
@@ -39,7 +39,8 @@ int main(int argc, char **argv)
 {
 	unsigned long frames = argc > 1 ? strtoul(argv[1], NULL, 0) : 200;
 	int card = argc > 2 ? atoi(argv[2]) : 0;
-	size_t total = (size_t)FRAME_BYTES * FRAMES_IN_BUFFER;
+	unsigned long in_buffer = argc > 3 ? strtoul(argv[3], NULL, 0) : FRAMES_IN_BUFFER;
+	size_t total = (size_t)FRAME_BYTES * in_buffer;
 	unsigned char *raw = malloc(total + 2 * GUARD + 13);
 	unsigned char *buffer = raw + GUARD + 13; /* not aligned to anything */
 	struct fgrab_frame_info info;

@@ -119,6 +119,8 @@ int main(int argc, char **argv)
 	EXPECT(fgrab_get_counters(NULL, &counters), FGRAB_E_INVAL);
 	CHECK(fgrab_last_error(NULL) != NULL, "fgrab_last_error(NULL) is NULL");
 	CHECK(strcmp(fgrab_strerror(-1000), "unknown error code") == 0, "strerror(-1000)");
+	CHECK(strstr(fgrab_strerror(FGRAB_E_MEMLOCK), "RLIMIT_MEMLOCK") != NULL,
+	      "strerror(FGRAB_E_MEMLOCK): \"%s\"", fgrab_strerror(FGRAB_E_MEMLOCK));
 
 	EXPECT(fgrab_open(card, &h), FGRAB_OK);
 	if (!h || failures) {

@@ -41,6 +41,14 @@ extern "C" {
 #define FGRAB_E_IO (-6)       /* the driver or io_uring failed; see fgrab_last_error() */
 #define FGRAB_E_NOMEM (-7)    /* out of memory */
 #define FGRAB_E_INTERNAL (-8) /* a bug in the library, caught; afterwards only fgrab_close works */
+/*
+ * fgrab_set_buffer: the buffer would take the user's locked memory past RLIMIT_MEMLOCK
+ * (io_uring charges the pinned buffer, in whole pages, to one account shared by all of the
+ * user's processes). fgrab_last_error() names the bytes needed, the limit, the shortfall
+ * and how to raise the limit (ulimit -l, limits.d, systemd LimitMEMLOCK=). Added after the
+ * codes above: callers that test for FGRAB_OK or a negative code are unaffected.
+ */
+#define FGRAB_E_MEMLOCK (-9)
 #define FGRAB_E_ABORTED (-10) /* the wait was ended by fgrab_abort_wait() */
 
 /* timeout of fgrab_wait_frame: wait as long as it takes */
@@ -100,7 +108,8 @@ int fgrab_close(fgrab_handle *h);
 /*
  * Uses @buffer (not necessarily aligned) for total_bytes / frame_bytes frames packed back to
  * back, at most as many as the card supports (4095 for current cards); bytes after the last
- * frame are never written. Once per handle.
+ * frame are never written. Once per handle. FGRAB_E_MEMLOCK if the buffer does not fit the
+ * locked-memory limit (an unprivileged caller's RLIMIT_MEMLOCK, 8 MiB by default).
  */
 int fgrab_set_buffer(fgrab_handle *h, void *buffer, size_t total_bytes, uint32_t frame_bytes);
 /*

@@ -39,6 +39,9 @@ pub const FGRAB_E_IO: c_int = -6;
 pub const FGRAB_E_NOMEM: c_int = -7;
 /// A bug in the library, caught.
 pub const FGRAB_E_INTERNAL: c_int = -8;
+/// The buffer would exceed the locked-memory limit (`RLIMIT_MEMLOCK`); the message names
+/// the limit and the shortfall.
+pub const FGRAB_E_MEMLOCK: c_int = -9;
 /// A wait ended by [`fgrab_abort_wait`].
 pub const FGRAB_E_ABORTED: c_int = -10;
 
@@ -162,7 +165,9 @@ impl From<Error> for Failure {
                 libc::ENOMEM => FGRAB_E_NOMEM,
                 _ => FGRAB_E_IO,
             },
-            // Registering the buffer fails with ENOMEM past RLIMIT_MEMLOCK.
+            // Registering the buffer past RLIMIT_MEMLOCK; the message says by how much.
+            Error::MemlockLimit { .. } => FGRAB_E_MEMLOCK,
+            // Any other ENOMEM of io_uring (the library tells the limit apart).
             Error::Ring { source, .. } if source.raw_os_error() == Some(libc::ENOMEM) => {
                 FGRAB_E_NOMEM
             }
@@ -664,6 +669,9 @@ pub extern "C" fn fgrab_strerror(code: c_int) -> *const c_char {
         FGRAB_E_IO => c"driver or io_uring failure",
         FGRAB_E_NOMEM => c"out of memory",
         FGRAB_E_INTERNAL => c"internal library error",
+        FGRAB_E_MEMLOCK => {
+            c"locked-memory limit (RLIMIT_MEMLOCK) too low for the buffer; see fgrab_last_error()"
+        }
         FGRAB_E_ABORTED => c"the wait was aborted (fgrab_abort_wait)",
         _ => c"unknown error code",
     };
@@ -687,4 +695,30 @@ pub unsafe extern "C" fn fgrab_last_error(h: *const Handle) -> *const c_char {
                 .map_or(c"".as_ptr(), |text| text.as_ptr())
         })
         .unwrap_or(c"thread exiting".as_ptr())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The memlock error keeps its own code and the library's message (limit, shortfall).
+    #[test]
+    fn memlock_error_code_and_message() {
+        let Failure(code, text) = Failure::from(Error::MemlockLimit {
+            needed: 16 << 20,
+            limit: 8 << 20,
+        });
+        assert_eq!(code, FGRAB_E_MEMLOCK);
+        assert!(text.contains("RLIMIT_MEMLOCK of 8388608 bytes"), "{text}");
+        assert!(text.contains("short by at least 8388608 bytes"), "{text}");
+        // SAFETY: fgrab_strerror returns a static C string.
+        let description = unsafe { CStr::from_ptr(fgrab_strerror(FGRAB_E_MEMLOCK)) };
+        assert!(description.to_str().unwrap().contains("RLIMIT_MEMLOCK"));
+        // A plain ENOMEM of io_uring stays FGRAB_E_NOMEM.
+        let Failure(code, _) = Failure::from(Error::Ring {
+            operation: "register_buffers",
+            source: std::io::Error::from_raw_os_error(libc::ENOMEM),
+        });
+        assert_eq!(code, FGRAB_E_NOMEM);
+    }
 }

@@ -18,6 +18,7 @@ fn header_matches_library() {
         ("FGRAB_E_IO", fgrab_legacy::FGRAB_E_IO as i64),
         ("FGRAB_E_NOMEM", fgrab_legacy::FGRAB_E_NOMEM as i64),
         ("FGRAB_E_INTERNAL", fgrab_legacy::FGRAB_E_INTERNAL as i64),
+        ("FGRAB_E_MEMLOCK", fgrab_legacy::FGRAB_E_MEMLOCK as i64),
         ("FGRAB_E_ABORTED", fgrab_legacy::FGRAB_E_ABORTED as i64),
         (
             "sizeof(struct fgrab_card_info)",

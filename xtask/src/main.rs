@@ -18,6 +18,12 @@ mod paths;
 mod report;
 mod sysroot;
 mod test;
+/// The guest test `nonroot-clients` reads the udev rule with this file; the guest crate's
+/// unit tests do not run on the host, so its tests (the shipped rule and packaging agree)
+/// run here.
+#[cfg(test)]
+#[path = "../../tests/guest/src/udev_rule.rs"]
+mod udev_rule;
 mod vm;
 
 use anyhow::{bail, Result};

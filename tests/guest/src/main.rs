@@ -14,6 +14,7 @@ mod fuzz;
 mod harness;
 mod hostile;
 mod init;
+mod nonroot;
 #[path = "../../../emu/src/pattern.rs"]
 #[allow(dead_code)]
 mod pattern;
@@ -28,6 +29,7 @@ mod streamer;
 mod sys;
 mod teardown;
 mod tests;
+mod udev_rule;
 mod uring;
 
 fn main() {
@@ -52,6 +54,12 @@ fn main() {
             args.get(3)
                 .and_then(|bytes| bytes.parse().ok())
                 .unwrap_or(1 << 20),
+        ),
+        Some("as-user") => nonroot::as_user(&args[2..]),
+        Some("nonroot-child") => nonroot::child(
+            args.get(2)
+                .and_then(|frames| frames.parse().ok())
+                .unwrap_or(1),
         ),
         Some("list") => {
             // Read by the host harness: name, scope, timeout in seconds (0: the default).

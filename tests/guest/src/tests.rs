@@ -2,8 +2,8 @@
 
 use crate::harness::{self, TestResult};
 use crate::{
-    attach, cancel, client, copy_path, ensure, faults, fuzz, hostile, removal, shared_api, soak,
-    stream, teardown,
+    attach, cancel, client, copy_path, ensure, faults, fuzz, hostile, nonroot, removal, shared_api,
+    soak, stream, teardown,
 };
 use fgrab::Card;
 use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo};
@@ -179,6 +179,8 @@ pub const ALL: &[Test] = &[
     control("client-shared-threads", shared_api::client_shared_threads),
     control("client-shared-cancel", shared_api::client_shared_cancel),
     control("client-tokio", shared_api::client_tokio),
+    // Permissions and locked-memory accounting are decided before any DMA.
+    control("nonroot-clients", nonroot::nonroot_clients),
     control(
         "stream-module-unload-refused",
         teardown::stream_module_unload_refused,
