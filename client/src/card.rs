@@ -58,10 +58,13 @@ impl std::fmt::Debug for Card {
 }
 
 impl Card {
-    /// Opens the card at `path` (e.g. `/dev/fgrab0`).
+    /// Opens the card at `path` (e.g. `/dev/fgrab0`) and checks that its driver speaks this
+    /// library's ABI version.
     ///
     /// # Errors
-    /// [`Error::Open`] if the node cannot be opened, [`Error::Ring`] if io_uring is unavailable.
+    /// [`Error::Open`] if the node cannot be opened, [`Error::Ring`] if io_uring is unavailable,
+    /// [`Error::AbiMismatch`] for a driver of another ABI version, [`Error::Command`] if it
+    /// does not answer `INFO`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let file = OpenOptions::new()
@@ -73,11 +76,13 @@ impl Card {
                 source,
             })?;
         let ring = Uring::new(file.as_raw_fd(), false)?;
-        Ok(Self {
+        let mut card = Self {
             ring,
             _file: file,
             path,
-        })
+        };
+        card.info()?;
+        Ok(card)
     }
 
     /// The node this card was opened from.
