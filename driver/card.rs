@@ -140,9 +140,10 @@ impl Card {
             .queue(&self.regs, owner, cmd, request.frame, request.meta_addr)
     }
 
-    /// `START` from file `owner`; see [`Stream::start`].
-    pub(crate) fn start(&self, owner: u64) -> Result {
-        self.stream.lock().start(&self.regs, owner)
+    /// `START` from file `owner`, frame interrupts at least `irq_delay_us` apart (`None`:
+    /// the driver's default); see [`Stream::start`].
+    pub(crate) fn start(&self, owner: u64, irq_delay_us: Option<u32>) -> Result {
+        self.stream.lock().start(&self.regs, owner, irq_delay_us)
     }
 
     /// `STOP` from file `owner`; see [`Stream::stop`].
@@ -181,7 +182,7 @@ impl Card {
     pub(crate) fn interrupt(&self, vector: Vector) {
         let mut stream = self.stream.lock();
         match vector {
-            Vector::Frames => stream.frames_done(&self.regs),
+            Vector::Frames => stream.frame_interrupt(&self.regs),
             Vector::Errors => {
                 stream.errors(&self.regs, self.index());
                 // A record may have been published without its message.

@@ -14,7 +14,10 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::{
     abstractions::uring_cmd::UringCmd,
     card::Card,
-    uapi::{ops, AttachCmd, ControlCmd, CopyOutCmd, QueueCmd},
+    uapi::{
+        ops, AttachCmd, ControlCmd, CopyOutCmd, QueueCmd, StartCmd, MAX_IRQ_DELAY_US,
+        START_IRQ_DELAY,
+    },
 };
 
 // The ABI's payload is the SQE's command area.
@@ -55,8 +58,7 @@ pub(crate) fn handle(card: &Card, owner: u64, cmd: UringCmd) -> Result<i32> {
             Ok(0)
         }
         ops::START => {
-            control(&cmd)?;
-            card.start(owner)?;
+            card.start(owner, start(&cmd)?)?;
             Ok(0)
         }
         ops::STOP => {
@@ -78,7 +80,26 @@ fn cqe32(cmd: &UringCmd) -> Result {
     }
 }
 
-/// `DETACH`, `START`, `STOP`: the payload must be all zeros.
+/// `START`: the interrupt moderation it asks for, if any.
+fn start(cmd: &UringCmd) -> Result<Option<u32>> {
+    let request = StartCmd::read_from_bytes(&cmd.payload()?).map_err(|_| EINVAL)?;
+    if request.flags & !START_IRQ_DELAY != 0 || request.reserved != [0; 9] {
+        return Err(EINVAL);
+    }
+    if request.flags & START_IRQ_DELAY == 0 {
+        return if request.irq_delay_us == 0 {
+            Ok(None)
+        } else {
+            Err(EINVAL)
+        };
+    }
+    if request.irq_delay_us > MAX_IRQ_DELAY_US {
+        return Err(EINVAL);
+    }
+    Ok(Some(request.irq_delay_us))
+}
+
+/// `DETACH`, `STOP`: the payload must be all zeros.
 fn control(cmd: &UringCmd) -> Result {
     let request = ControlCmd::read_from_bytes(&cmd.payload()?).map_err(|_| EINVAL)?;
     if request.flags != 0 || request.reserved0 != 0 || request.reserved != [0; 9] {

@@ -38,6 +38,8 @@ pub struct Outcome {
     pub descriptors_per_frame: Option<f64>,
     /// Physically contiguous extents per frame (split at the card's maximum segment).
     pub extents_per_frame: Option<f64>,
+    /// Frame interrupts the driver handled per frame delivered.
+    pub irqs_per_frame: Option<f64>,
 }
 
 const ATTACH: u64 = u64::MAX - 1;
@@ -354,6 +356,7 @@ fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
         return Err(format!("STOP: errno {}", -res));
     }
     let stats = read_stats(&mut ring, fd)?;
+    outcome.irqs_per_frame = Some(stats.frame_irqs as f64 / stats.frames_delivered.max(1) as f64);
     outcome.drops_underrun = stats.frames_dropped_underrun;
     outcome.drops_other = stats.frames_dropped_other;
     if job.engine == Engine::Ioctl {
@@ -398,6 +401,7 @@ fn copy(job: &Job) -> Result<Outcome, String> {
     outcome.elapsed = started.elapsed();
     outcome.cpu = cpu.since(Cpu::now(info.card_index));
     let stats = read_stats(&mut ring, observer.as_raw_fd())?;
+    outcome.irqs_per_frame = Some(stats.frame_irqs as f64 / stats.frames_delivered.max(1) as f64);
     outcome.drops_underrun = stats.frames_dropped_underrun;
     outcome.drops_other = stats.frames_dropped_other;
     outcome.descriptors_per_frame =

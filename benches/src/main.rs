@@ -116,6 +116,7 @@ struct Figures {
     syscalls_per_frame: f64,
     descriptors_per_frame: Option<f64>,
     extents_per_frame: Option<f64>,
+    irqs_per_frame: Option<f64>,
 }
 
 /// `value` rounded to `decimals` places.
@@ -172,6 +173,7 @@ impl Report {
             syscalls_per_frame: round(syscalls_per_frame, 4),
             descriptors_per_frame: round1(outcome.descriptors_per_frame),
             extents_per_frame: round1(outcome.extents_per_frame),
+            irqs_per_frame: outcome.irqs_per_frame.map(|value| round(value, 3)),
         };
         let opt = |value: Option<f64>| value.map_or("null".to_string(), |v| format!("{v:.1}"));
         let human = format!(
@@ -179,7 +181,7 @@ impl Report {
              {frames} frames, {gbps:.3} GB/s, {fps:.0} frames/s, drops {under} underrun + {other} other\n  \
              latency p50 {p50} us, p99 {p99} us, max {max} us (frame end to user space)\n  \
              CPU {user:.2} s user + {sys:.2} s system + {drv:.2} s driver threads = {per_gb:.3} s/GB\n  \
-             {syscalls_per_frame:.3} system calls per frame; descriptors per frame {desc}, physically contiguous extents {ext}",
+             {syscalls_per_frame:.3} system calls and {irqs} frame interrupts per frame; descriptors per frame {desc}, physically contiguous extents {ext}",
             name = job.name,
             engine = job.engine.name(),
             bs = job.frame_bytes,
@@ -198,6 +200,9 @@ impl Report {
             drv = cpu.driver.as_secs_f64(),
             per_gb = per_gb(cpu_total),
             desc = opt(outcome.descriptors_per_frame),
+            irqs = outcome
+                .irqs_per_frame
+                .map_or("null".to_string(), |v| format!("{v:.3}")),
             ext = opt(outcome.extents_per_frame),
         );
         Self { figures, human }

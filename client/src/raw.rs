@@ -31,8 +31,8 @@
 //! ```
 
 use fgrab_uapi::{
-    ops, AttachCmd, ControlCmd, CopyOutCmd, DeviceInfo, FrameMeta, QueueCmd, Stats,
-    CMD_PAYLOAD_BYTES,
+    ops, AttachCmd, ControlCmd, CopyOutCmd, DeviceInfo, FrameMeta, QueueCmd, StartCmd, Stats,
+    CMD_PAYLOAD_BYTES, START_IRQ_DELAY,
 };
 use io_uring::{cqueue, opcode, squeue, types};
 use std::os::fd::RawFd;
@@ -192,11 +192,38 @@ macro_rules! control {
     };
 }
 
-control!(
-    /// `START`: programs the card for the region and hands it every queued frame.
-    Start,
-    ops::START
-);
+/// `START`: programs the card for the region and hands it every queued frame.
+#[derive(Clone, Debug)]
+pub struct Start {
+    fd: RawFd,
+    cmd: StartCmd,
+}
+
+impl Start {
+    /// On the card file `fd`, with the driver's interrupt moderation (half the card's
+    /// frame period).
+    pub fn new(fd: RawFd) -> Self {
+        Self {
+            fd,
+            cmd: StartCmd::new_zeroed(),
+        }
+    }
+
+    /// Frame interrupts at least `us` microseconds apart (0: one per frame; at most
+    /// [`fgrab_uapi::MAX_IRQ_DELAY_US`]): frames completed meanwhile complete together.
+    pub fn irq_delay_us(mut self, us: u32) -> Self {
+        self.cmd.flags |= START_IRQ_DELAY;
+        self.cmd.irq_delay_us = us;
+        self
+    }
+
+    /// The submission entry.
+    pub fn build(self) -> squeue::Entry128 {
+        Command::new(self.fd, ops::START)
+            .payload(self.cmd.as_bytes())
+            .build()
+    }
+}
 control!(
     /// `STOP`: every frame on the card comes back (filled ones complete normally, the
     /// others with `-ECANCELED`).
@@ -381,6 +408,16 @@ mod tests {
         let entry = Queue::new(5, 2).meta(&mut meta).build();
         let cmd = QueueCmd::read_from_bytes(&sqe_bytes(&entry)[48..128]).unwrap();
         assert_eq!((cmd.frame, cmd.meta_addr), (2, &mut meta as *mut _ as u64));
+    }
+
+    #[test]
+    fn start_moderation() {
+        let plain = Start::new(3).build();
+        let cmd = StartCmd::read_from_bytes(&sqe_bytes(&plain)[48..128]).unwrap();
+        assert_eq!((cmd.flags, cmd.irq_delay_us), (0, 0));
+        let moderated = Start::new(3).irq_delay_us(500).build();
+        let cmd = StartCmd::read_from_bytes(&sqe_bytes(&moderated)[48..128]).unwrap();
+        assert_eq!((cmd.flags, cmd.irq_delay_us), (START_IRQ_DELAY, 500));
     }
 
     #[test]

@@ -99,12 +99,21 @@ pub struct Options {
     /// A kernel thread submits commands (`IORING_SETUP_SQPOLL`): no system call per batch
     /// while it is awake.
     pub sqpoll: bool,
+    /// Frame interrupts at least this many microseconds apart (`Some(0)`: one per frame);
+    /// `None`: the driver's choice, half the card's frame period.
+    pub irq_delay_us: Option<u32>,
 }
 
 impl Options {
     /// Whether a kernel thread submits commands ([`Self::sqpoll`]).
     pub fn sqpoll(mut self, sqpoll: bool) -> Self {
         self.sqpoll = sqpoll;
+        self
+    }
+
+    /// Frame-interrupt moderation ([`Self::irq_delay_us`]).
+    pub fn irq_delay_us(mut self, us: Option<u32>) -> Self {
+        self.irq_delay_us = us;
         self
     }
 }
@@ -176,6 +185,7 @@ pub struct Stream<'a> {
     counters: Counters,
     /// The attach command's result once it completed (`-ENODEV`: the card went away).
     attach_result: Option<i32>,
+    options: Options,
 }
 
 /// A failed [`Stream::attach`], with what can be given back.
@@ -245,6 +255,7 @@ impl<'a> Stream<'a> {
             last_sequence: None,
             counters: Counters::default(),
             attach_result: None,
+            options,
         };
         match stream.attach_region(attach) {
             Ok(()) => Ok(stream),
@@ -342,7 +353,11 @@ impl<'a> Stream<'a> {
             }
         }
         self.last_sequence = None;
-        self.control(raw::Start::new(self.ring.fd()).build(), "START")?;
+        let mut start = raw::Start::new(self.ring.fd());
+        if let Some(us) = self.options.irq_delay_us {
+            start = start.irq_delay_us(us);
+        }
+        self.control(start.build(), "START")?;
         self.streaming = true;
         Ok(())
     }

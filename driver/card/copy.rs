@@ -58,7 +58,7 @@ impl Card {
                     return Err(EIO);
                 }
                 restarted = true;
-                stream.start(&self.regs, owner)?;
+                stream.start(&self.regs, owner, None)?;
                 continue;
             }
             if next.is_none() && self.changed.wait_interruptible(&mut stream) {

@@ -140,6 +140,8 @@ struct Counters {
     delivered: u64,
     failed: u64,
     bytes: u64,
+    /// Frame interrupts handled.
+    irqs: u64,
 }
 
 /// A region attached by one file, with the command that keeps its pages pinned.
@@ -533,12 +535,17 @@ impl Stream {
     ///
     /// Those of `owned`; `EALREADY` if streaming; the engine's errors (the card is then
     /// reset and waiting frames stay queued).
-    pub(crate) fn start(&mut self, regs: &Registers, owner: u64) -> Result {
+    pub(crate) fn start(
+        &mut self,
+        regs: &Registers,
+        owner: u64,
+        irq_delay_us: Option<u32>,
+    ) -> Result {
         let (attached, engine) = self.owned(owner)?;
         if attached.streaming {
             return Err(EALREADY);
         }
-        engine.configure(regs, attached.pinned.first().frame_bytes())?;
+        engine.configure(regs, attached.pinned.first().frame_bytes(), irq_delay_us)?;
         let mut result = Ok(());
         for index in 0..attached.pinned.first().frame_count() {
             let Some(slot) = attached.slots.get_mut(index as usize) else {
@@ -596,6 +603,14 @@ impl Stream {
         }
         attached.stop(engine, regs, ECANCELED.to_errno());
         Ok(())
+    }
+
+    /// The frame vector's interrupt: counts it, then completes every frame the card filled.
+    pub(crate) fn frame_interrupt(&mut self, regs: &Registers) {
+        if let Some(attached) = self.attached.as_mut() {
+            attached.counters.irqs += 1;
+        }
+        self.frames_done(regs);
     }
 
     /// Frame-done interrupt: completes every frame the card has filled.
@@ -755,6 +770,7 @@ impl Stream {
         stats.frames_delivered = attached.counters.delivered;
         stats.frames_failed = attached.counters.failed;
         stats.bytes_delivered = attached.counters.bytes;
+        stats.frame_irqs = attached.counters.irqs;
         if self.engine.is_some() {
             let (underrun, other) = Engine::drops(regs);
             stats.frames_dropped_underrun = underrun;

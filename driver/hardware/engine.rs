@@ -50,6 +50,17 @@ const IRQ_CAUSES: u32 = {
     FRAME_DONE | ERROR | STOPPED | COMPLETION_FULL
 };
 
+/// Frame-interrupt moderation when `START` does not choose: half the card's frame period
+/// (the card is not trusted: at most [`DEFAULT_IRQ_DELAY_MAX_US`]). A steady stream keeps
+/// one interrupt per frame and no added latency; frames that complete in a burst (small
+/// frames, a card catching up) share one.
+fn default_irq_delay_us(period_ns: u32) -> u32 {
+    (period_ns / 2000).min(DEFAULT_IRQ_DELAY_MAX_US)
+}
+
+/// Ceiling of [`default_irq_delay_us`]: a millisecond of added latency at most.
+const DEFAULT_IRQ_DELAY_MAX_US: u32 = 1000;
+
 /// How the card left the running state.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Stopped {
@@ -177,7 +188,12 @@ impl Engine {
     /// # Errors
     ///
     /// Those of [`Self::reset`]; `EINVAL` if the card refuses the frame size.
-    pub(crate) fn configure(&mut self, regs: &Registers, frame_bytes: u32) -> Result {
+    pub(crate) fn configure(
+        &mut self,
+        regs: &Registers,
+        frame_bytes: u32,
+        irq_delay_us: Option<u32>,
+    ) -> Result {
         self.reset(regs)?;
         // Reset: the card holds no submission from before, so DMA may be allowed.
         set_bus_master(&self.pdev, true);
@@ -190,6 +206,11 @@ impl Engine {
             bar.write_reg(regs::FRAME_BYTES::zeroed().with_bytes(frame_bytes));
             if bar.read(regs::FRAME_BYTES).bytes().get() != frame_bytes {
                 return Err(EINVAL);
+            }
+            if bar.read(regs::FEATURES).irq_moderation() {
+                let period_ns = bar.read(regs::FRAME_PERIOD_NS).nanoseconds().get();
+                let delay = irq_delay_us.unwrap_or_else(|| default_irq_delay_us(period_ns));
+                bar.write_reg(regs::IRQ_MODERATION_US::zeroed().with_microseconds(delay));
             }
             // CAST: the low and high halves of 64-bit bus addresses.
             bar.write_reg(regs::SUBMIT_BASE_LO::zeroed().with_address(submit as u32));

@@ -101,6 +101,12 @@ checked_registers! {
         31:0 count;
     }
 
+    /// Optional parts of the interface the card implements.
+    pub(crate) FEATURES(u32) @ 0x01c {
+        1:1 irq_moderation => bool;
+        0:0 completion_writeback => bool;
+    }
+
     /// Largest value `FRAME_BYTES` accepts.
     pub(crate) MAX_FRAME_BYTES(u32) @ 0x020 {
         31:0 bytes;
@@ -148,6 +154,11 @@ checked_registers! {
     /// Interrupt mask: a set bit suppresses that cause's message. Reset: all masked.
     pub(crate) IRQ_MASK(u32) @ 0x04c {
         31:0 masked;
+    }
+
+    /// Least time between two frame-vector messages, in microseconds (0: one per record).
+    pub(crate) IRQ_MODERATION_US(u32) @ 0x050 {
+        31:0 microseconds;
     }
 
     /// Frame starts while no submission was queued; low half (reading it latches the high

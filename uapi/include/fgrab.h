@@ -91,10 +91,24 @@ struct fgrab_frame_meta {
 	uint32_t reserved;
 };
 
-/* Payload of DETACH, START and STOP. */
+/* Payload of DETACH and STOP (and of START with the driver's defaults). */
 struct fgrab_control_cmd {
 	uint32_t flags;        /* must be 0 */
 	uint32_t reserved0;    /* must be 0 */
+	uint64_t reserved[9];  /* must be 0 */
+};
+
+/* fgrab_start_cmd.flags: irq_delay_us says how to moderate frame interrupts. */
+#define FGRAB_START_IRQ_DELAY (1u << 0)
+/* Largest irq_delay_us: 100 ms, the driver watchdog's period. */
+#define FGRAB_MAX_IRQ_DELAY_US 100000u
+
+/* Payload of START. */
+struct fgrab_start_cmd {
+	uint32_t flags;        /* FGRAB_START_IRQ_DELAY or 0 */
+	uint32_t irq_delay_us; /* with the flag: least us between two frame interrupts (0: one
+				* per frame); without it 0, and the driver moderates to half the
+				* card's frame period */
 	uint64_t reserved[9];  /* must be 0 */
 };
 
@@ -115,7 +129,7 @@ struct fgrab_stats {
 	uint64_t frames_dropped_other;
 	uint64_t frames_failed;
 	uint64_t bytes_delivered;
-	uint64_t reserved;
+	uint64_t frame_irqs;   /* frame interrupts handled */
 };
 
 struct fgrab_device_info {

@@ -230,6 +230,33 @@ pub struct ControlCmd {
     pub reserved: [u64; 9],
 }
 
+/// [`StartCmd::flags`]: [`StartCmd::irq_delay_us`] says how to moderate frame interrupts;
+/// without it the driver chooses.
+pub const START_IRQ_DELAY: u32 = 1 << 0;
+
+/// Largest [`StartCmd::irq_delay_us`]: 100 ms, the period of the driver's watchdog, which
+/// completes frames whose interrupt never came anyway.
+pub const MAX_IRQ_DELAY_US: u32 = 100_000;
+
+/// Payload of [`ops::START`] (the zeros of a [`ControlCmd`] are a valid one: the driver's
+/// defaults).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct StartCmd {
+    /// [`START_IRQ_DELAY`] or zero.
+    pub flags: u32,
+    /// With [`START_IRQ_DELAY`]: the least time, in microseconds, between two frame
+    /// interrupts (`0`: one per frame; at most [`MAX_IRQ_DELAY_US`]). Frames completed
+    /// meanwhile are reported together, at the latest this long after the first of them.
+    /// Without the flag: zero, and the driver moderates to half the card's frame period
+    /// (bursts coalesce, a steady stream keeps one interrupt per frame).
+    pub irq_delay_us: u32,
+    /// Must be zero.
+    pub reserved: [u64; 9],
+}
+
 /// Most frames one region may have (the card's submit ring holds 4095 entries).
 pub const MAX_FRAMES: u32 = 4095;
 
@@ -276,8 +303,9 @@ pub struct Stats {
     pub frames_failed: u64,
     /// Bytes of the frames delivered since the last start.
     pub bytes_delivered: u64,
-    /// Zero.
-    pub reserved: u64,
+    /// Frame interrupts the driver handled since the last start (each completes every frame
+    /// the card finished since the previous one).
+    pub frame_irqs: u64,
 }
 
 /// Identity and capabilities of one card, as returned by [`ops::INFO`].
@@ -340,6 +368,8 @@ const _: () = {
     assert!(offset_of!(AttachCmd, frame_bytes) == 24);
     assert!(offset_of!(AttachCmd, reserved) == 40);
     assert!(size_of::<ControlCmd>() == CMD_PAYLOAD_BYTES);
+    assert!(size_of::<StartCmd>() == CMD_PAYLOAD_BYTES);
+    assert!(offset_of!(StartCmd, irq_delay_us) == 4);
     assert!(size_of::<QueueCmd>() == CMD_PAYLOAD_BYTES);
     assert!(offset_of!(QueueCmd, meta_addr) == 8);
     assert!(size_of::<FrameMeta>() == 32);
@@ -350,7 +380,7 @@ const _: () = {
     assert!(offset_of!(Stats, descriptors_total) == 32);
     assert!(offset_of!(Stats, frames_queued) == 44);
     assert!(offset_of!(Stats, frames_delivered) == 48);
-    assert!(offset_of!(Stats, reserved) == 88);
+    assert!(offset_of!(Stats, frame_irqs) == 88);
     assert!(size_of::<DeviceInfo>() == 88);
     assert!(offset_of!(DeviceInfo, vendor_id) == 16);
     assert!(offset_of!(DeviceInfo, pci_location) == 24);

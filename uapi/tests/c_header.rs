@@ -1,7 +1,9 @@
 //! The C header must describe exactly the Rust layout: compile a C program against
 //! `include/fgrab.h` that prints every size and offset, and compare with `offset_of!`.
 
-use fgrab_uapi::{AttachCmd, ControlCmd, CopyOutCmd, DeviceInfo, FrameMeta, QueueCmd, Stats};
+use fgrab_uapi::{
+    AttachCmd, ControlCmd, CopyOutCmd, DeviceInfo, FrameMeta, QueueCmd, StartCmd, Stats,
+};
 use std::mem::{offset_of, size_of};
 use std::process::Command;
 
@@ -22,6 +24,15 @@ fn expected() -> Vec<(&'static str, usize)> {
         frame_count, flags, reserved0, reserved),
     );
     all.extend(fields!("fgrab_control_cmd", ControlCmd: flags, reserved0, reserved));
+    all.extend(fields!("fgrab_start_cmd", StartCmd: flags, irq_delay_us, reserved));
+    all.push((
+        "FGRAB_START_IRQ_DELAY",
+        fgrab_uapi::START_IRQ_DELAY as usize,
+    ));
+    all.push((
+        "FGRAB_MAX_IRQ_DELAY_US",
+        fgrab_uapi::MAX_IRQ_DELAY_US as usize,
+    ));
     all.extend(fields!("fgrab_queue_cmd", QueueCmd: frame, flags, meta_addr, reserved));
     all.extend(
         fields!("fgrab_frame_meta", FrameMeta: sequence, timestamp_ns, bytes, flags, frame,
@@ -31,7 +42,7 @@ fn expected() -> Vec<(&'static str, usize)> {
         fields!("fgrab_stats", Stats: struct_size, state, frame_count, frame_bytes,
         frame_stride, region_bytes, descriptors_total, descriptors_max_per_frame,
         mapped_entries, frames_queued, frames_delivered, frames_dropped_underrun,
-        frames_dropped_other, frames_failed, bytes_delivered, reserved),
+        frames_dropped_other, frames_failed, bytes_delivered, frame_irqs),
     );
     all.extend(
         fields!("fgrab_device_info", DeviceInfo: struct_size, abi_version, card_index,

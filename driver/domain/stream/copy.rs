@@ -35,7 +35,7 @@ impl Stream {
             for index in 0..attached.pinned.first().frame_count() {
                 attached.queue_waiter(engine, regs, index)?;
             }
-            self.start(regs, owner)
+            self.start(regs, owner, None)
         })();
         if result.is_err() {
             if let Some(attached) = self.attached.take() {

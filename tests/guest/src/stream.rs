@@ -34,7 +34,7 @@ pub fn stream_verify() -> TestResult {
     streamer.check_guards()?;
     let tally = &streamer.tally;
     ensure!(
-        stats.state == STATE_ATTACHED && stats.frames_queued == 0 && stats.reserved == 0,
+        stats.state == STATE_ATTACHED && stats.frames_queued == 0 && stats.frame_irqs > 0,
         "after STOP: {stats:?}"
     );
     ensure!(
@@ -483,4 +483,108 @@ pub fn cpu_time() -> (Duration, Duration) {
         Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
     };
     (time(usage.ru_utime), time(usage.ru_stime))
+}
+
+/// Frame-interrupt moderation chosen at `START`: with frames at least 2 ms apart, the
+/// driver handles at most one frame interrupt per 2 ms of streaming (the card's rule), while
+/// many more frames complete; a delay beyond the ABI's maximum, or without its flag, is
+/// refused and changes nothing.
+pub fn stream_irq_moderation() -> TestResult {
+    use fgrab::{Buffer, Card, Geometry, Options};
+    const FRAME_BYTES: u32 = 4099;
+    const FRAMES: u32 = 64;
+    let mut lines = Vec::new();
+    for delay_us in [0u32, 2000] {
+        let geometry = Geometry::new(FRAME_BYTES, FRAMES).offset(7);
+        let buffer = Buffer::allocate(7 + (FRAME_BYTES * FRAMES) as usize)
+            .map_err(|error| error.to_string())?;
+        let mut stream = Card::open(CARD0)
+            .map_err(|error| error.to_string())?
+            .attach_with(
+                buffer,
+                geometry,
+                Options::default().irq_delay_us(Some(delay_us)),
+            )
+            .map_err(|error| error.to_string())?;
+        let started = Instant::now();
+        stream.start().map_err(|error| error.to_string())?;
+        let mut frames = 0u64;
+        while started.elapsed() < Duration::from_millis(500) {
+            if let Some(frame) = stream
+                .next_frame(Some(Duration::from_secs(5)))
+                .map_err(|error| error.to_string())?
+            {
+                pattern::verify(&frame, frame.sequence(), 0)
+                    .map_err(|mismatch| format!("frame {}: {mismatch}", frame.sequence()))?;
+                frames += 1;
+            }
+        }
+        stream.stop().map_err(|error| error.to_string())?;
+        let stats = stream.stats().map_err(|error| error.to_string())?;
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        ensure!(
+            stats.frame_irqs > 0 && stats.frames_delivered >= frames,
+            "delay {delay_us} us: {stats:?}"
+        );
+        if delay_us > 0 {
+            let most = elapsed_us / u64::from(delay_us) + 2;
+            ensure!(
+                stats.frame_irqs <= most,
+                "{} frame interrupts in {elapsed_us} us with {delay_us} us between them (at \
+                 most {most})",
+                stats.frame_irqs
+            );
+        }
+        lines.push(format!(
+            "delay {delay_us} us: {} frames completed by {} frame interrupts ({:.3} per frame)",
+            stats.frames_delivered,
+            stats.frame_irqs,
+            stats.frame_irqs as f64 / stats.frames_delivered.max(1) as f64
+        ));
+        drop(stream);
+    }
+    // Refused: above the maximum, or a delay without its flag.
+    let mut ring = TestUring::open(CARD0)?;
+    let memory = crate::uring::Memory::new(1 << 20)?;
+    // SAFETY: `memory` outlives the ring.
+    unsafe { ring.register(&[&memory])? };
+    let request = crate::uring::attach_request(memory.addr() + 3, FRAME_BYTES, 8192, 8);
+    ring.submit(ops::ATTACH, request.as_bytes(), Some(0), 1)?;
+    for (start, what) in [
+        (
+            fgrab_uapi::StartCmd {
+                flags: fgrab_uapi::START_IRQ_DELAY,
+                irq_delay_us: fgrab_uapi::MAX_IRQ_DELAY_US + 1,
+                ..fgrab_uapi::StartCmd::new_zeroed()
+            },
+            "a delay above the maximum",
+        ),
+        (
+            fgrab_uapi::StartCmd {
+                irq_delay_us: 10,
+                ..fgrab_uapi::StartCmd::new_zeroed()
+            },
+            "a delay without its flag",
+        ),
+        (
+            fgrab_uapi::StartCmd {
+                flags: 2,
+                ..fgrab_uapi::StartCmd::new_zeroed()
+            },
+            "an unknown flag",
+        ),
+    ] {
+        let res = ring.call(ops::START, start.as_bytes(), None)?;
+        ensure!(res == -libc::EINVAL, "START with {what}: {res}");
+    }
+    let stats = ring.stats()?;
+    ensure!(
+        stats.state == STATE_ATTACHED,
+        "a refused START changed the stream: {stats:?}"
+    );
+    // The ring's exit ends the region (before `memory` goes).
+    drop(ring);
+    drop(memory);
+    harness::info(&lines.join("; "));
+    Ok(())
 }

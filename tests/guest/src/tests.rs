@@ -125,6 +125,8 @@ pub const ALL: &[Test] = &[
     ),
     // Reads counters and state: the same whichever way DMA goes.
     control("stream-sysfs", stream::stream_sysfs),
+    // The card moderates its interrupts the same whichever way DMA goes.
+    control("stream-irq-moderation", stream::stream_irq_moderation),
     data("stream-ioctl", stream::stream_ioctl),
     data("stream-read", stream::stream_read),
     // Memory-cgroup charging of the copy path's frames does not depend on how DMA goes.
