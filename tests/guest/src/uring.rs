@@ -171,6 +171,11 @@ impl TestUring {
             .write(true)
             .open(path)
             .map_err(|error| format!("{path}: {error}"))?;
+        Self::on(file)
+    }
+
+    /// A new ring submitting to `file`.
+    fn on(file: File) -> Result<Self, String> {
         let ring = IoUring::<squeue::Entry128, cqueue::Entry32>::builder()
             .build(64)
             .map_err(|error| format!("io_uring setup: {error}"))?;
@@ -192,14 +197,7 @@ impl TestUring {
             .file
             .try_clone()
             .map_err(|error| format!("dup: {error}"))?;
-        let ring = IoUring::<squeue::Entry128, cqueue::Entry32>::builder()
-            .build(64)
-            .map_err(|error| format!("io_uring setup: {error}"))?;
-        Ok(Self {
-            ring,
-            file,
-            async_issue: false,
-        })
+        Self::on(file)
     }
 
     /// Makes later submissions use `IOSQE_ASYNC` (or not).
