@@ -94,32 +94,34 @@ impl MiscFile for OpenFile {
     fn show_attribute(card: &Card, index: usize) -> Result<CString> {
         let info = card.info();
         let stats = card.stats();
-        let text = match index {
-            0 => CString::try_from_fmt(fmt!("{}", info.card_index)),
-            1 => CString::try_from_fmt(fmt!(
-                "{}.{}",
-                info.hw_version >> 16,
-                info.hw_version & 0xffff
-            )),
+        let number: u64 = match index {
+            0 => info.card_index.into(),
+            1 => {
+                return CString::try_from_fmt(fmt!(
+                    "{}.{}",
+                    info.hw_version >> 16,
+                    info.hw_version & 0xffff
+                ))
+            }
             2 => {
                 const STATES: [&str; 3] = ["idle", "attached", "streaming"];
                 let state = STATES
                     .get(stats.state as usize)
                     .copied()
                     .unwrap_or("unknown");
-                CString::try_from_fmt(fmt!("{}", state))
+                return CString::try_from_fmt(fmt!("{}", state));
             }
-            3 => CString::try_from_fmt(fmt!("{}", stats.frame_bytes)),
-            4 => CString::try_from_fmt(fmt!("{}", stats.frame_count)),
-            5 => CString::try_from_fmt(fmt!("{}", stats.frames_queued)),
-            6 => CString::try_from_fmt(fmt!("{}", stats.descriptors_max_per_frame)),
-            7 => CString::try_from_fmt(fmt!("{}", stats.frames_delivered)),
-            8 => CString::try_from_fmt(fmt!("{}", stats.frames_dropped_underrun)),
-            9 => CString::try_from_fmt(fmt!("{}", stats.frames_dropped_other)),
-            10 => CString::try_from_fmt(fmt!("{}", stats.frames_failed)),
-            11 => CString::try_from_fmt(fmt!("{}", stats.bytes_delivered)),
+            3 => stats.frame_bytes.into(),
+            4 => stats.frame_count.into(),
+            5 => stats.frames_queued.into(),
+            6 => stats.descriptors_max_per_frame.into(),
+            7 => stats.frames_delivered,
+            8 => stats.frames_dropped_underrun,
+            9 => stats.frames_dropped_other,
+            10 => stats.frames_failed,
+            11 => stats.bytes_delivered,
             _ => return Err(ENOENT),
         };
-        text
+        CString::try_from_fmt(fmt!("{}", number))
     }
 }

@@ -447,11 +447,11 @@ impl OwnedFrame<'_> {
     }
 }
 
-/// Gives frame `index` back and wakes waiters that may now see the stream idle.
+/// Gives frame `index` back. Waiters need no wake-up: the frame's completion wakes them,
+/// and what the release did not submit is submitted by the next wait (the card still holds
+/// half the region's frames, whose completions come first).
 fn release(shared: &Shared<'_>, index: u32) -> Result<()> {
-    let result = shared.lock().release_and_submit(index);
-    signal(&shared.completions);
-    result
+    shared.lock().release_and_submit(index)
 }
 
 impl std::ops::Deref for OwnedFrame<'_> {

@@ -183,6 +183,8 @@ pub struct Stream<'a> {
     attached: bool,
     last_sequence: Option<u64>,
     counters: Counters,
+    /// Frames in [`State::Queued`] (kept, not counted: the release path asks per frame).
+    queued: usize,
     /// The attach command's result once it completed (`-ENODEV`: the card went away).
     attach_result: Option<i32>,
     options: Options,
@@ -254,6 +256,7 @@ impl<'a> Stream<'a> {
             attached: true,
             last_sequence: None,
             counters: Counters::default(),
+            queued: 0,
             attach_result: None,
             options,
         };
@@ -330,6 +333,18 @@ impl<'a> Stream<'a> {
             .user_data(u64::from(index));
         self.ring.push(entry)?;
         self.states[index as usize] = State::Queued;
+        self.queued += 1;
+        Ok(())
+    }
+
+    /// Submits the `QUEUE` commands written since the last submission if fewer than half
+    /// the region's frames are on the card without them, so that it never runs dry behind a
+    /// batch; otherwise they wait for the next submission, with others.
+    fn submit_if_card_low(&mut self) -> Result<()> {
+        let unsubmitted = self.ring.unsubmitted();
+        if unsubmitted > 0 && (self.queued - unsubmitted.min(self.queued)) * 2 < self.states.len() {
+            self.ring.submit()?;
+        }
         Ok(())
     }
 
@@ -374,7 +389,7 @@ impl<'a> Stream<'a> {
         self.streaming = false;
         // Collect the frames the stop returned.
         let deadline = Instant::now() + STOP_TIMEOUT;
-        while self.states.contains(&State::Queued) {
+        while self.queued > 0 {
             if Instant::now() >= deadline {
                 return Err(Error::Timeout {
                     what: "frames coming back after STOP",
@@ -409,6 +424,7 @@ impl<'a> Stream<'a> {
         if *state != State::Queued {
             return;
         }
+        self.queued -= 1;
         if completion.res >= 0 {
             // The CQE is authoritative (`docs/abi.md`): its byte count, bounded by the frame
             // size, and sequence number replace what the metadata copy says. The driver
@@ -456,16 +472,9 @@ impl<'a> Stream<'a> {
     /// As [`Self::next_frame`].
     pub fn take_frame(&mut self, timeout: Option<Duration>) -> Result<Option<FrameInfo>> {
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
-        // Frames released since the last wait are submitted with it; while frames are ready
-        // without waiting, they are submitted as soon as fewer than half the region's frames
-        // are on the card, so that it never runs dry behind a batch.
-        let unsubmitted = self.ring.unsubmitted();
-        if unsubmitted > 0 {
-            let queued = self.states.iter().filter(|&&s| s == State::Queued).count();
-            if (queued - unsubmitted.min(queued)) * 2 < self.states.len() {
-                self.ring.submit()?;
-            }
-        }
+        // Frames released since the last wait are submitted with it (below); while frames
+        // are ready without waiting, as soon as the card runs low.
+        self.submit_if_card_low()?;
         let mut looked = false;
         loop {
             if let Some(info) = self.pop_ready() {
@@ -580,7 +589,7 @@ impl<'a> Stream<'a> {
             }
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.attached || self.states.contains(&State::Queued) {
+        while self.attached || self.queued > 0 {
             if Instant::now() > deadline {
                 return false;
             }
@@ -661,14 +670,7 @@ impl<'a> Stream<'a> {
     /// the card; otherwise the next wait submits it with others.
     pub(crate) fn release_and_submit(&mut self, index: u32) -> Result<()> {
         self.release(index)?;
-        let unsubmitted = self.ring.unsubmitted();
-        if unsubmitted > 0 {
-            let queued = self.states.iter().filter(|&&s| s == State::Queued).count();
-            if (queued - unsubmitted.min(queued)) * 2 < self.states.len() {
-                self.ring.submit()?;
-            }
-        }
-        Ok(())
+        self.submit_if_card_low()
     }
 
     /// The region's end could not be confirmed: the card may still write frames, and the

@@ -199,7 +199,18 @@ struct ListWriter<'a> {
     scratch: KVec<Descriptor>,
 }
 
-impl ListWriter<'_> {
+impl<'a> ListWriter<'a> {
+    /// No list yet; chunks are allocated for `pdev` as lists need them.
+    fn new(pdev: &'a ARef<pci::Device>) -> Self {
+        Self {
+            chunks: KVec::new(),
+            used: 0,
+            size: 0,
+            pdev,
+            scratch: KVec::new(),
+        }
+    }
+
     /// Builds the descriptor list of a frame from its DMA extents (merged, split at the
     /// card's maximum segment), writes it, and returns its bus address and length.
     ///
@@ -303,13 +314,7 @@ impl Region {
         check_bounce(pdev, geometry.frames_bytes())?;
         let import = cmd.import_fixed(request.addr, geometry.len)?;
         let mut frames = KVec::with_capacity(geometry.count as usize, GFP_KERNEL)?;
-        let mut lists = ListWriter {
-            chunks: KVec::new(),
-            used: 0,
-            size: 0,
-            pdev,
-            scratch: KVec::new(),
-        };
+        let mut lists = ListWriter::new(pdev);
         let mut mapped_entries = 0u32;
         for index in 0..geometry.count {
             let mapping = map_frame(
@@ -365,13 +370,7 @@ impl Region {
         let geometry = Geometry::new(&request, info)?;
         check_bounce(pdev, geometry.frames_bytes())?;
         let mut frames = KVec::with_capacity(count as usize, GFP_KERNEL)?;
-        let mut lists = ListWriter {
-            chunks: KVec::new(),
-            used: 0,
-            size: 0,
-            pdev,
-            scratch: KVec::new(),
-        };
+        let mut lists = ListWriter::new(pdev);
         for _ in 0..count {
             let frame = Arc::new(PageFrame::new(pdev, frame_bytes)?, GFP_KERNEL)?;
             let (address, descriptors) = lists.write_frame(frame.dma_ranges(), info)?;

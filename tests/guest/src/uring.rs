@@ -291,14 +291,18 @@ impl TestUring {
             if seen.len() >= min || Instant::now() > deadline {
                 return Ok(seen);
             }
-            let timeout = types::Timespec::from(Duration::from_millis(20));
-            let wait = types::SubmitArgs::new().timespec(&timeout);
-            match self.ring.submitter().submit_with_args(1, &wait) {
-                Ok(_) => {}
-                Err(error) if error.raw_os_error() == Some(libc::ETIME) => {}
-                Err(error) if error.raw_os_error() == Some(libc::EINTR) => {}
-                Err(error) => return Err(format!("wait: {error}")),
-            }
+            self.wait_briefly()?;
+        }
+    }
+
+    /// Submits what is queued and waits up to 20 ms for a completion.
+    fn wait_briefly(&mut self) -> Result<(), String> {
+        let timeout = types::Timespec::from(Duration::from_millis(20));
+        let wait = types::SubmitArgs::new().timespec(&timeout);
+        match self.ring.submitter().submit_with_args(1, &wait) {
+            Ok(_) => Ok(()),
+            Err(error) if matches!(error.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => Ok(()),
+            Err(error) => Err(format!("wait: {error}")),
         }
     }
 
@@ -346,14 +350,7 @@ impl TestUring {
                     "no completion for {user_data} within {timeout:?}: {seen:?}"
                 ));
             }
-            let timeout = types::Timespec::from(Duration::from_millis(20));
-            let wait = types::SubmitArgs::new().timespec(&timeout);
-            match self.ring.submitter().submit_with_args(1, &wait) {
-                Ok(_) => {}
-                Err(error) if error.raw_os_error() == Some(libc::ETIME) => {}
-                Err(error) if error.raw_os_error() == Some(libc::EINTR) => {}
-                Err(error) => return Err(format!("wait: {error}")),
-            }
+            self.wait_briefly()?;
         }
     }
 
