@@ -1,0 +1,312 @@
+//! `fgrab.Camera`: one card, its features, and its stream.
+//!
+//! The stream is made on first use (`stream()`, `fetch()`, `start()`) from the features at
+//! that moment: `PayloadSize` bytes per frame, `buffer_frames` frames in one buffer the
+//! package allocates. It stays attached while stopped, so that frames (and their views)
+//! from an earlier stream stay valid, and is made again when a feature changed the frame
+//! format: this needs every frame of the old stream to be gone first, or it fails with
+//! `InUse` saying how many are held.
+//!
+//! Lock order: `Camera::state`, then the stream's own lock (inside the library). No Python
+//! code runs under `state`, and no wait for a frame holds it, so other threads can
+//! trigger, stop or read features while one thread waits.
+
+use crate::errors::{IntoPy, Kind};
+use crate::format::{Access, FrameFormat};
+use crate::frame::Frame;
+use crate::frames::Frames;
+use crate::wait;
+use fgrab::{Buffer, Card, Geometry, SharedStream};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// An open card (`fgrab.Camera`), made by `fgrab.open()`.
+#[pyclass(frozen, module = "fgrab")]
+pub struct Camera {
+    path: PathBuf,
+    buffer_frames: u32,
+    state: Mutex<State>,
+}
+
+enum State {
+    /// Open, no stream: features through the card's file.
+    Idle(Card),
+    /// A stream is attached (running or stopped), in `format`.
+    Attached {
+        stream: SharedStream<'static>,
+        format: FrameFormat,
+    },
+    /// `close()` was called.
+    Closed,
+}
+
+impl Camera {
+    pub(crate) fn open(path: PathBuf, buffer_frames: u32) -> PyResult<Self> {
+        if buffer_frames < 2 {
+            return Err(Kind::GeometryError.err("buffer_frames must be at least 2", None));
+        }
+        let card = Card::open(&path).py_err()?;
+        Ok(Self {
+            path,
+            buffer_frames,
+            state: Mutex::new(State::Idle(card)),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` with feature access to the card.
+    pub(crate) fn with_access<T>(&self, f: impl FnOnce(Access<'_>) -> PyResult<T>) -> PyResult<T> {
+        let mut state = self.lock();
+        match &mut *state {
+            State::Idle(card) => f(Access::Card(card)),
+            State::Attached { stream, .. } => f(Access::Stream(stream)),
+            State::Closed => Err(closed()),
+        }
+    }
+
+    /// The running stream and its format, made and started if needed.
+    pub(crate) fn running(&self) -> PyResult<(SharedStream<'static>, FrameFormat)> {
+        let mut state = self.lock();
+        if let State::Attached { stream, format } = &*state {
+            if stream.is_running() {
+                return Ok((stream.clone(), format.clone()));
+            }
+        }
+        self.attach(&mut state)?;
+        let State::Attached { stream, format } = &*state else {
+            unreachable!("attach() leaves the camera attached or fails");
+        };
+        stream.start().py_err()?;
+        Ok((stream.clone(), format.clone()))
+    }
+
+    /// Makes `state` an attached stream in the card's current format.
+    fn attach(&self, state: &mut State) -> PyResult<()> {
+        let current = match state {
+            State::Idle(card) => Access::Card(card).format()?,
+            State::Attached { stream, format } => {
+                let current = Access::Stream(stream).format()?;
+                if current == *format {
+                    return Ok(());
+                }
+                current
+            }
+            State::Closed => return Err(closed()),
+        };
+        self.detach(state)?;
+        let State::Idle(_) = state else {
+            unreachable!("detach() leaves the camera idle or fails");
+        };
+        let payload = u32::try_from(current.payload())
+            .map_err(|_| Kind::GeometryError.err("the frame is larger than 4 GiB", None))?;
+        let bytes = u64::from(payload) * u64::from(self.buffer_frames);
+        let buffer = Buffer::allocate(usize::try_from(bytes).unwrap_or(usize::MAX)).py_err()?;
+        let State::Idle(card) = std::mem::replace(state, State::Closed) else {
+            unreachable!("checked above");
+        };
+        match card.attach(buffer, Geometry::new(payload, self.buffer_frames)) {
+            Ok(stream) => {
+                *state = State::Attached {
+                    stream: stream.into_shared().py_err()?,
+                    format: current,
+                };
+                Ok(())
+            }
+            Err(failed) => {
+                let failed = *failed;
+                if let Some(card) = failed.card {
+                    *state = State::Idle(card);
+                } else {
+                    *state = State::Idle(Card::open(&self.path).py_err()?);
+                }
+                Err(crate::errors::to_py(failed.error))
+            }
+        }
+    }
+
+    /// Ends the attached stream, if any (its frames must all be gone), and reopens the card.
+    fn detach(&self, state: &mut State) -> PyResult<()> {
+        let State::Attached { .. } = state else {
+            return Ok(());
+        };
+        let State::Attached { stream, format } = std::mem::replace(state, State::Closed) else {
+            unreachable!("checked above");
+        };
+        if stream.is_running() {
+            if let Err(error) = stream.stop() {
+                *state = State::Attached { stream, format };
+                return Err(crate::errors::to_py(error));
+            }
+        }
+        match stream.detach() {
+            Ok(buffer) => drop(buffer),
+            Err((fgrab::Error::InUse { holders }, Some(stream))) => {
+                *state = State::Attached { stream, format };
+                return Err(Kind::InUse.err(
+                    format!(
+                        "the frame format changed, and {holders} frames (or views of them) of \
+                         the current stream are still held: release them first"
+                    ),
+                    None,
+                ));
+            }
+            Err((error, stream)) => {
+                if let Some(stream) = stream {
+                    *state = State::Attached { stream, format };
+                    return Err(crate::errors::to_py(error));
+                }
+                // The region ended anyway; the card is free.
+                drop(error);
+            }
+        }
+        *state = State::Idle(Card::open(&self.path).py_err()?);
+        Ok(())
+    }
+
+    /// Stops the stream and gives back the frames it filled before the stop, so that the
+    /// next start delivers fresh frames only.
+    pub(crate) fn stop_stream(&self) -> PyResult<()> {
+        let stream = match &*self.lock() {
+            State::Attached { stream, .. } if stream.is_running() => stream.clone(),
+            _ => return Ok(()),
+        };
+        stream.stop().py_err()?;
+        loop {
+            match stream.next_frame(Some(Duration::ZERO)) {
+                Ok(frame) => frame.release().py_err()?,
+                Err(fgrab::Error::Stopped | fgrab::Error::Timeout { .. }) => return Ok(()),
+                Err(error) => return Err(crate::errors::to_py(error)),
+            }
+        }
+    }
+}
+
+fn closed() -> PyErr {
+    Kind::Error.err("the camera is closed", None)
+}
+
+/// Seconds as an optional duration (`None`: forever).
+pub(crate) fn seconds(timeout: Option<f64>) -> PyResult<Option<Duration>> {
+    timeout
+        .map(|seconds| {
+            Duration::try_from_secs_f64(seconds).map_err(|_| {
+                pyo3::exceptions::PyValueError::new_err(format!(
+                    "timeout must be a non-negative number of seconds, not {seconds}"
+                ))
+            })
+        })
+        .transpose()
+}
+
+#[pymethods]
+impl Camera {
+    /// The device node.
+    #[getter]
+    fn path(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Frames in the stream's buffer.
+    #[getter]
+    fn buffer_frames(&self) -> u32 {
+        self.buffer_frames
+    }
+
+    /// Whether the card is streaming.
+    #[getter]
+    fn streaming(&self) -> bool {
+        matches!(&*self.lock(), State::Attached { stream, .. } if stream.is_running())
+    }
+
+    /// Starts streaming (making the stream first if needed).
+    fn start(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.running().map(drop))
+    }
+
+    /// Stops streaming; frames held stay valid. The next start delivers fresh frames.
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.stop_stream())
+    }
+
+    /// Waits up to `timeout` seconds (`None`: forever) for the next frame, starting the
+    /// stream if needed. Use it as `with cam.fetch() as frame:`.
+    #[pyo3(signature = (timeout = Some(5.0)))]
+    fn fetch(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Frame> {
+        let timeout = seconds(timeout)?;
+        let (stream, format) = py.detach(|| self.running())?;
+        let frame = wait::next_frame(py, &stream, timeout)?;
+        Ok(Frame::new(frame, format))
+    }
+
+    /// Frames as they come: `frames` of them (`None`: until stopped), each within `timeout`
+    /// seconds. Starts the stream if needed; stops it when the iteration ends, completes or
+    /// not.
+    #[pyo3(signature = (frames = None, timeout = Some(5.0)))]
+    fn stream(slf: Bound<'_, Self>, frames: Option<u64>, timeout: Option<f64>) -> PyResult<Frames> {
+        Frames::new(slf.unbind(), frames, seconds(timeout)?)
+    }
+
+    /// Driver counters of the stream (frames delivered, dropped, ...).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let stats = {
+            let mut state = self.lock();
+            match &mut *state {
+                State::Idle(card) => card.stats().py_err()?,
+                State::Attached { stream, .. } => stream.stats().py_err()?,
+                State::Closed => return Err(closed()),
+            }
+        };
+        let dict = PyDict::new(py);
+        dict.set_item("frames_delivered", stats.frames_delivered)?;
+        dict.set_item("frames_dropped_underrun", stats.frames_dropped_underrun)?;
+        dict.set_item("frames_dropped_other", stats.frames_dropped_other)?;
+        dict.set_item("frames_failed", stats.frames_failed)?;
+        dict.set_item("bytes_delivered", stats.bytes_delivered)?;
+        dict.set_item("frame_irqs", stats.frame_irqs)?;
+        dict.set_item("frame_bytes", stats.frame_bytes)?;
+        dict.set_item("frame_count", stats.frame_count)?;
+        Ok(dict)
+    }
+
+    /// Stops and ends the stream and closes the card. Frames still held keep their bytes:
+    /// the stream's region ends when the last of them is gone.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| {
+            let stopped = self.stop_stream();
+            // Held frames keep the region (and the buffer) alive on their own.
+            *self.lock() = State::Closed;
+            stopped
+        })
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _type: Option<Bound<'_, PyAny>>,
+        _value: Option<Bound<'_, PyAny>>,
+        _traceback: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        let state = match &*self.lock() {
+            State::Idle(_) => "idle",
+            State::Attached { stream, .. } if stream.is_running() => "streaming",
+            State::Attached { .. } => "stopped",
+            State::Closed => "closed",
+        };
+        format!("<fgrab.Camera {} {state}>", self.path.display())
+    }
+}
