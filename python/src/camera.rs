@@ -12,7 +12,8 @@
 //! trigger, stop or read features while one thread waits.
 
 use crate::errors::{IntoPy, Kind};
-use crate::format::{Access, FrameFormat};
+use crate::features::Features;
+use crate::format::{self, FrameFormat};
 use crate::frame::Frame;
 use crate::frames::Frames;
 use crate::wait;
@@ -60,14 +61,23 @@ impl Camera {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs `f` with feature access to the card.
-    pub(crate) fn with_access<T>(&self, f: impl FnOnce(Access<'_>) -> PyResult<T>) -> PyResult<T> {
-        let mut state = self.lock();
-        match &mut *state {
-            State::Idle(card) => f(Access::Card(card)),
-            State::Attached { stream, .. } => f(Access::Stream(stream)),
+    /// Runs `f` with the card's features: the card's, or the stream's once one is attached
+    /// (its file owns the card). Not under the camera's lock for long: a feature command is
+    /// one round trip on a ring of its own.
+    pub(crate) fn with_features<T>(
+        &self,
+        f: impl FnOnce(&fgrab::Features) -> PyResult<T>,
+    ) -> PyResult<T> {
+        let state = self.lock();
+        match &*state {
+            State::Idle(card) => f(card.features()),
+            State::Attached { stream, .. } => f(stream.features()),
             State::Closed => Err(closed()),
         }
+    }
+
+    pub(crate) fn path_str(&self) -> String {
+        self.path.display().to_string()
     }
 
     /// The running stream and its format, made and started if needed.
@@ -89,9 +99,12 @@ impl Camera {
     /// Makes `state` an attached stream in the card's current format.
     fn attach(&self, state: &mut State) -> PyResult<()> {
         let current = match state {
-            State::Idle(card) => Access::Card(card).format()?,
+            State::Idle(card) => format::read(card.features(), || {
+                card.info().map(|info| info.frame_bytes)
+            })?,
             State::Attached { stream, format } => {
-                let current = Access::Stream(stream).format()?;
+                let frame_bytes = stream.geometry().frame_bytes();
+                let current = format::read(stream.features(), || Ok(frame_bytes))?;
                 if current == *format {
                     return Ok(());
                 }
@@ -210,6 +223,25 @@ impl Camera {
     #[getter]
     fn path(&self) -> String {
         self.path.display().to_string()
+    }
+
+    /// The card's features by SFNC name: `cam.features["Width"] = 640`.
+    #[getter]
+    fn features(slf: Bound<'_, Self>) -> Features {
+        Features::new(slf.unbind())
+    }
+
+    /// Executes command feature `name` (`TriggerSoftware`, `AcquisitionStart`, ...), from
+    /// any thread, also while another waits for a frame.
+    fn execute(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        py.detach(|| self.with_features(|features| features.execute(name).py_err()))
+    }
+
+    /// The card's GenICam XML description (bytes).
+    #[getter]
+    fn xml<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let xml = py.detach(|| self.with_features(|features| features.genicam_xml().py_err()))?;
+        Ok(pyo3::types::PyBytes::new(py, &xml))
     }
 
     /// Frames in the stream's buffer.

@@ -29,10 +29,11 @@ pub(crate) enum Kind {
     FeatureError,
     FeatureValueError,
     FrameReleased,
+    NoCamera,
 }
 
 impl Kind {
-    const ALL: [(Kind, &'static str); 18] = [
+    const ALL: [(Kind, &'static str); 19] = [
         (Kind::Error, "Error"),
         (Kind::OpenError, "OpenError"),
         (Kind::RingError, "RingError"),
@@ -51,7 +52,18 @@ impl Kind {
         (Kind::FeatureError, "FeatureError"),
         (Kind::FeatureValueError, "FeatureValueError"),
         (Kind::FrameReleased, "FrameReleased"),
+        (Kind::NoCamera, "NoCamera"),
     ];
+
+    /// Checks at compile time that `ALL` lists the kinds in declaration order, which
+    /// [`class`] relies on to index the looked-up classes.
+    const IN_ORDER: () = {
+        let mut i = 0;
+        while i < Self::ALL.len() {
+            assert!(Self::ALL[i].0 as usize == i);
+            i += 1;
+        }
+    };
 
     /// A Python exception of this class with `message` (and `errno`, if the kernel gave one).
     pub(crate) fn err(self, message: impl Into<String>, errno: Option<i32>) -> PyErr {
@@ -79,6 +91,7 @@ fn class(py: Python<'_>, kind: Kind) -> PyResult<Bound<'_, PyType>> {
             .map(|(_, name)| Ok(module.getattr(*name)?.cast_into::<PyType>()?.unbind()))
             .collect()
     })?;
+    let () = Kind::IN_ORDER;
     Ok(classes[kind as usize].bind(py).clone())
 }
 
@@ -101,6 +114,10 @@ pub(crate) fn to_py(error: fgrab::Error) -> PyErr {
         E::CardGone => (Kind::CardGone, None),
         E::InUse { .. } => (Kind::InUse, None),
         E::AbiMismatch { .. } => (Kind::AbiMismatch, None),
+        E::Busy { .. } => (Kind::BusyError, Some(libc::EBUSY)),
+        E::NoSuchFeature { .. } => (Kind::FeatureError, None),
+        E::InvalidValue { .. } => (Kind::FeatureValueError, None),
+        E::NoCamera => (Kind::NoCamera, None),
         _ => (Kind::Error, None),
     };
     kind.err(message, errno)

@@ -1,7 +1,8 @@
 //! What a frame holds: its geometry and pixel format, read from the card's features.
 
 use crate::errors::IntoPy;
-use fgrab::{Card, SharedStream};
+use fgrab::features::PixelFormat;
+use fgrab::Features;
 use pyo3::prelude::*;
 
 /// Geometry and pixel format of the frames of one stream, fixed while it is attached.
@@ -23,34 +24,32 @@ impl FrameFormat {
     }
 }
 
-/// Where features are read and written: the card before a stream exists, the stream (whose
-/// file owns the card) after.
-pub(crate) enum Access<'c> {
-    Card(&'c mut Card),
-    Stream(&'c SharedStream<'static>),
-}
-
-impl Access<'_> {
-    /// The format the card would stream now.
-    pub fn format(&mut self) -> PyResult<FrameFormat> {
-        let info = match self {
-            Access::Card(card) => card.info().py_err()?,
-            Access::Stream(stream) => {
-                return Ok(FrameFormat {
-                    width: stream.geometry().frame_bytes(),
-                    height: 1,
-                    pixel_format: "Mono8",
-                    dtype: "u1",
-                    bytes_per_pixel: 1,
-                });
-            }
-        };
-        Ok(FrameFormat {
-            width: info.frame_bytes,
-            height: 1,
-            pixel_format: "Mono8",
-            dtype: "u1",
-            bytes_per_pixel: 1,
-        })
-    }
+/// The format the card streams now. A card without camera features streams lines of
+/// `frame_bytes()` bytes: one row of Mono8 "pixels" per frame.
+pub(crate) fn read(
+    features: &Features,
+    frame_bytes: impl FnOnce() -> fgrab::Result<u32>,
+) -> PyResult<FrameFormat> {
+    let format = match features.pixel_format() {
+        Err(fgrab::Error::NoCamera) => {
+            return Ok(FrameFormat {
+                width: frame_bytes().py_err()?,
+                height: 1,
+                pixel_format: "Mono8",
+                dtype: "u1",
+                bytes_per_pixel: 1,
+            })
+        }
+        format => format.py_err()?,
+    };
+    Ok(FrameFormat {
+        width: features.width().py_err()?,
+        height: features.height().py_err()?,
+        pixel_format: format.name(),
+        dtype: match format.bytes_per_pixel() {
+            2 => "<u2",
+            _ => "u1",
+        },
+        bytes_per_pixel: format.bytes_per_pixel(),
+    })
 }

@@ -7,6 +7,7 @@
 //! [`errors`] (exceptions).
 
 mod camera;
+mod features;
 mod errors;
 mod format;
 mod frame;
@@ -36,6 +37,7 @@ fn _fgrab(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<camera::Camera>()?;
     m.add_class::<frame::Frame>()?;
     m.add_class::<frames::Frames>()?;
+    m.add_class::<features::Features>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -18,10 +18,10 @@ import os as _os
 import re as _re
 
 from . import errors
-from ._fgrab import Camera, Frame, Frames, __version__, abi_version, open_path as _open_path
+from ._fgrab import Camera, Features, Frame, Frames, __version__, abi_version, open_path as _open_path
 from .errors import *  # noqa: F401,F403 (the exceptions are part of the top-level API)
 
-__all__ = ["open", "cards", "abi_version", "Camera", "Frame", "Frames", "errors"]
+__all__ = ["open", "cards", "abi_version", "Camera", "Features", "Frame", "Frames", "errors"]
 __all__ += [name for name in dir(errors) if isinstance(getattr(errors, name), type)]
 
 

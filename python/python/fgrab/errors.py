@@ -86,3 +86,7 @@ class FeatureValueError(Error, ValueError):
 class FrameReleased(Error):
     """The frame went back to the card: views taken before stay valid, new ones cannot be
     made."""
+
+
+class NoCamera(Error):
+    """The card has no camera features (an older card or driver): frames are raw lines."""
