@@ -36,7 +36,8 @@ pub struct Transfer {
     pub aborted: bool,
 }
 
-/// Writes frame `sequence` (`frame_bytes` long) into the buffer described by `list`,
+/// Writes the frame whose pattern seed is `sequence` (the sequence number salted with the
+/// pixel format, [`pattern::salted`]; `frame_bytes` long) into the buffer described by `list`,
 /// as the device does after taking a submission: pattern bytes are generated into `buf`
 /// (staging, any size > 0) and written with one DMA write per chunk. `fail_at` makes the
 /// descriptor with that index fault (fault injection); `abort` is polled per chunk.
@@ -113,6 +114,11 @@ impl Device {
         // was starved (docs/hardware.md 6.2), else the card itself was late.
         let starved = st.starved_since.map(|(_, backpressure)| backpressure);
         for _ in 0..missed {
+            if !st.camera.free_running() {
+                // A SingleFrame or MultiFrame acquisition ended among the missed starts.
+                break;
+            }
+            st.camera.count_start();
             st.next_sequence += 1;
             st.counters.produced += 1;
             match starved {
@@ -127,9 +133,14 @@ impl Device {
         // CAST: missed is small whenever this is reached in practice; saturate otherwise.
         st.next_frame_at += period.saturating_mul(u32::try_from(missed + 1).unwrap_or(u32::MAX));
 
+        if !st.camera.free_running() && !st.camera.triggered() {
+            return st;
+        }
+        st.camera.count_start();
         let sequence = st.next_sequence;
         st.next_sequence += 1;
         st.counters.produced += 1;
+        let seed = pattern::salted(sequence, st.camera.pixel_format());
 
         if st.faults.take_kind(sequence, FaultKind::ResetRequest) {
             self.halt(&mut st, FaultStatus::RESET_REQUIRED, 0);
@@ -209,7 +220,7 @@ impl Device {
             &*self.dma,
             &list,
             frame_bytes,
-            sequence,
+            seed,
             fail_at,
             &self.abort,
             buf,
@@ -282,7 +293,7 @@ impl Device {
             &*self.dma,
             &list,
             st.frame_bytes,
-            st.next_sequence,
+            pattern::salted(st.next_sequence, st.camera.pixel_format()),
             None,
             &AtomicBool::new(false),
             buf,
