@@ -129,6 +129,11 @@ impl Camera {
         self.armed && self.trigger_mode == trigger_mode::ON && self.triggers > 0
     }
 
+    /// Whether the acquisition counts its frames (SingleFrame, MultiFrame).
+    pub fn counts_frames(&self) -> bool {
+        self.frames_left.is_some()
+    }
+
     /// Whether acquisition is armed.
     pub fn armed(&self) -> bool {
         self.armed

@@ -109,7 +109,13 @@ impl Device {
         let period = Duration::from_nanos(st.period_ns.into());
         let late = Instant::now().saturating_duration_since(st.next_frame_at);
         // CAST: a u32 period divides any realistic lateness into a u64.
-        let missed = (late.as_nanos() / period.as_nanos().max(1)) as u64;
+        let missed = if st.camera.counts_frames() {
+            // A SingleFrame or MultiFrame acquisition's frames start late rather than go by
+            // as drops that would use up its count (docs/hardware.md §12, "Model").
+            0
+        } else {
+            (late.as_nanos() / period.as_nanos().max(1)) as u64
+        };
         // Frame starts that went by while the card was starved are dropped for the reason it
         // was starved (docs/hardware.md 6.2), else the card itself was late.
         let starved = st.starved_since.map(|(_, backpressure)| backpressure);

@@ -357,9 +357,11 @@ pub fn camera_acquisition_modes() -> TestResult {
         stream.stop().map_err(err)?;
     }
     // Continuous, stopped by AcquisitionStop.
-    let stream = attach(Card::open(CARD0).map_err(err)?, 100_000, 8)?
-        .into_shared()
+    let card = Card::open(CARD0).map_err(err)?;
+    card.features()
+        .set_feature("AcquisitionMode", FeatureValue::Enum("Continuous".into()))
         .map_err(err)?;
+    let stream = attach(card, 100_000, 8)?.into_shared().map_err(err)?;
     stream.start().map_err(err)?;
     stream
         .next_frame(Some(Duration::from_secs(5)))
