@@ -25,9 +25,10 @@ use crate::{
         periodic::Periodic,
     },
     card::{Card, CardInterrupt},
+    domain::camera::Camera,
     file::OpenFile,
     hardware::{
-        definition,
+        camera, definition,
         engine::{Engine, RING_ENTRIES},
         regs,
     },
@@ -202,9 +203,33 @@ impl pci::Driver for FgrabDriver {
             max_frames: max_frame_slots.min(MAX_FRAMES),
             ..DeviceInfo::default()
         };
+        // A camera whose areas break the rules streams on without its camera features.
+        let camera = camera::announced(&bar).and_then(|announced| {
+            Camera::new(&announced)
+                .inspect_err(|reason| {
+                    dev_warn!(
+                        pdev,
+                        "camera description refused ({}): window {:#x}+{:#x}, XML {:#x}+{:#x}; \
+                         no camera features\n",
+                        reason,
+                        announced.window_offset,
+                        announced.window_size,
+                        announced.xml_offset,
+                        announced.xml_size
+                    );
+                })
+                .ok()
+        });
         let name = CString::try_from_fmt(fmt!("fgrab{}", index.get()))?;
         let card = Arc::pin_init(
-            Card::new(index, info, pdev_ref.clone(), bar.into_devres()?, engine),
+            Card::new(
+                index,
+                info,
+                pdev_ref.clone(),
+                bar.into_devres()?,
+                camera,
+                engine,
+            ),
             GFP_KERNEL,
         )?;
         card.reset()?;

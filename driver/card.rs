@@ -25,9 +25,9 @@ use crate::{
         periodic::{Kick, PeriodicWork},
         uring_cmd::UringCmd,
     },
-    domain::{region::Region, stream::Stream},
+    domain::{camera::Camera, region::Region, stream::Stream},
     hardware::{definition::msix, engine::Engine, regs::Registers},
-    uapi::{AttachCmd, DeviceInfo, QueueCmd, Stats},
+    uapi::{AttachCmd, DeviceInfo, QueueCmd, Stats, MAX_PORT_BYTES},
 };
 
 /// One frame grabber.
@@ -39,6 +39,9 @@ pub(crate) struct Card {
     pdev: ARef<pci::Device>,
     /// BAR0, revoked at unbind.
     regs: Registers,
+    /// The camera's feature window and XML, if the card has them and they passed the
+    /// probe's checks.
+    camera: Option<Camera>,
     /// Streaming state; the driver's only lock (see `domain/stream.rs` for the order).
     #[pin]
     stream: Mutex<Stream>,
@@ -60,6 +63,7 @@ impl Card {
         info: DeviceInfo,
         pdev: ARef<pci::Device>,
         regs: Registers,
+        camera: Option<Camera>,
         engine: Engine,
     ) -> impl PinInit<Self> {
         pin_init!(Self {
@@ -67,6 +71,7 @@ impl Card {
             info,
             pdev,
             regs,
+            camera,
             stream <- new_mutex!(Stream::new(engine)),
             changed <- new_condvar!(),
             canceling: AtomicUsize::new(0),
@@ -124,6 +129,56 @@ impl Card {
             .fill(&self.regs, owner, ring, region, pending);
         self.changed.notify_all();
         Ok(())
+    }
+
+    /// The camera, or `EOPNOTSUPP` for a card without one.
+    fn camera(&self) -> Result<&Camera> {
+        self.camera.as_ref().ok_or(EOPNOTSUPP)
+    }
+
+    /// `XML_READ`: up to `size` bytes of the XML from `offset` (`size` 0: the XML's size,
+    /// nothing read). Any file may read; no lock is taken (the XML is read only).
+    ///
+    /// # Errors
+    ///
+    /// `EOPNOTSUPP` without a camera; those of [`Camera::read_xml`]; `ENOMEM`.
+    pub(crate) fn xml_read(&self, offset: u32, size: u32) -> Result<(u32, KVec<u8>)> {
+        let camera = self.camera()?;
+        if size == 0 {
+            return Ok((camera.xml_size(), KVec::new()));
+        }
+        let mut bytes = port_buffer(size)?;
+        let len = camera.read_xml(&self.regs, offset, &mut bytes)?;
+        bytes.truncate(len);
+        // CAST: at most `MAX_PORT_BYTES`.
+        Ok((len as u32, bytes))
+    }
+
+    /// `FEATURE_READ`: `size` bytes of the feature window at `offset`. Any file may read;
+    /// registers are read one at a time, without the stream lock.
+    ///
+    /// # Errors
+    ///
+    /// `EOPNOTSUPP` without a camera; those of [`Camera::read_window`]; `ENOMEM`.
+    pub(crate) fn feature_read(&self, offset: u32, size: u32) -> Result<KVec<u8>> {
+        let camera = self.camera()?;
+        let mut bytes = port_buffer(size)?;
+        camera.read_window(&self.regs, offset, &mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// `FEATURE_WRITE` from file `owner`: `data` into the feature window at `offset`, under
+    /// the stream lock, so that no `START` comes between the busy check and the write.
+    ///
+    /// # Errors
+    ///
+    /// `EOPNOTSUPP` without a camera; those of [`Stream::feature_writer`] and
+    /// [`Camera::write_window`].
+    pub(crate) fn feature_write(&self, owner: u64, offset: u32, data: &[u8]) -> Result {
+        let camera = self.camera()?;
+        let stream = self.stream.lock();
+        let streaming = stream.feature_writer(owner)?;
+        camera.write_window(&self.regs, offset, data, streaming)
     }
 
     /// `DETACH` from file `owner`; see [`Stream::detach`].
@@ -287,6 +342,19 @@ impl PeriodicWork for Card {
     fn run(&self) {
         self.poll();
     }
+}
+
+/// A zeroed kernel buffer for one camera command: at most [`MAX_PORT_BYTES`].
+///
+/// # Errors
+///
+/// `EINVAL` above the maximum, `ENOMEM`.
+fn port_buffer(size: u32) -> Result<KVec<u8>> {
+    if size > MAX_PORT_BYTES {
+        return Err(EINVAL);
+    }
+    // CAST: u32 to usize, widening.
+    Ok(KVec::from_elem(0u8, size as usize, GFP_KERNEL)?)
 }
 
 /// A reserved region slot whose `ATTACH` has not succeeded yet; released when dropped.

@@ -15,8 +15,8 @@ use crate::{
     abstractions::uring_cmd::UringCmd,
     card::Card,
     uapi::{
-        ops, AttachCmd, ControlCmd, CopyOutCmd, QueueCmd, StartCmd, MAX_IRQ_DELAY_US,
-        START_IRQ_DELAY,
+        ops, AttachCmd, ControlCmd, CopyOutCmd, PortCmd, QueueCmd, StartCmd, MAX_IRQ_DELAY_US,
+        MAX_PORT_BYTES, START_IRQ_DELAY,
     },
 };
 
@@ -66,8 +66,52 @@ pub(crate) fn handle(card: &Card, owner: u64, cmd: UringCmd) -> Result<i32> {
             card.stop(owner)?;
             Ok(0)
         }
+        ops::XML_READ => {
+            let request = port(&cmd)?;
+            let (len, bytes) = card.xml_read(request.offset, request.size)?;
+            user(&request, bytes.len())?.writer().write_slice(&bytes)?;
+            // CAST: at most `MAX_PORT_BYTES`, or the XML's size (at most 24 KiB).
+            Ok(len as i32)
+        }
+        ops::FEATURE_READ => {
+            let request = port(&cmd)?;
+            let bytes = card.feature_read(request.offset, request.size)?;
+            user(&request, bytes.len())?.writer().write_slice(&bytes)?;
+            // CAST: at most `MAX_PORT_BYTES`.
+            Ok(request.size as i32)
+        }
+        ops::FEATURE_WRITE => {
+            let request = port(&cmd)?;
+            if request.size == 0 || request.size > MAX_PORT_BYTES {
+                return Err(EINVAL);
+            }
+            // CAST: u32 to usize, widening.
+            let mut bytes = KVec::from_elem(0u8, request.size as usize, GFP_KERNEL)?;
+            user(&request, bytes.len())?
+                .reader()
+                .read_slice(&mut bytes)?;
+            card.feature_write(owner, request.offset, &bytes)?;
+            // CAST: at most `MAX_PORT_BYTES`.
+            Ok(request.size as i32)
+        }
         _ => Err(EOPNOTSUPP),
     }
+}
+
+/// `XML_READ`, `FEATURE_READ`, `FEATURE_WRITE`: the payload, flags and reserved fields
+/// zero.
+fn port(cmd: &UringCmd) -> Result<PortCmd> {
+    let request = PortCmd::read_from_bytes(&cmd.payload()?).map_err(|_| EINVAL)?;
+    if request.flags != 0 || request.reserved0 != 0 || request.reserved != [0; 7] {
+        return Err(EINVAL);
+    }
+    Ok(request)
+}
+
+/// The user memory of a camera command: `len` bytes at its `addr`.
+fn user(request: &PortCmd, len: usize) -> Result<UserSlice> {
+    let addr = usize::try_from(request.addr).map_err(|_| EFAULT)?;
+    Ok(UserSlice::new(UserPtr::from_addr(addr), len))
 }
 
 /// `ATTACH`, `QUEUE`: frame completions carry the sequence number in a 32-byte CQE, so a

@@ -5,6 +5,7 @@
 //! frame ([`sglist`]), the card's descriptor lists ([`descriptors`]) and the stream state
 //! machine with its teardown order ([`stream`]). Built on layers 1 and 2.
 
+pub(crate) mod camera;
 pub(crate) mod descriptors;
 pub(crate) mod region;
 pub(crate) mod sglist;

@@ -9,6 +9,7 @@
 // crate-level attribute is inert. Its items are `pub` for the crate it is there; the driver
 // uses part of the card's interface (not the model's half, such as FEATURES or the MSI-X
 // table layout).
+pub(crate) mod camera;
 #[allow(unused_attributes, unreachable_pub, dead_code)]
 #[path = "../hw/src/lib.rs"]
 pub(crate) mod definition;

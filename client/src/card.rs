@@ -1,5 +1,6 @@
 //! One frame grabber card (`/dev/fgrabN`).
 
+use crate::features::Features;
 use crate::raw;
 use crate::uring::Uring;
 use crate::{Buffer, Error, Geometry, Options, Result, Stream};
@@ -45,6 +46,7 @@ impl From<Box<AttachError<'_>>> for Error {
 pub struct Card {
     // Field order: the ring closes before the file it submits to.
     ring: Uring,
+    features: Features,
     _file: File,
     path: PathBuf,
 }
@@ -78,11 +80,18 @@ impl Card {
         let ring = Uring::new(file.as_raw_fd(), false)?;
         let mut card = Self {
             ring,
+            features: Features::new(file.as_raw_fd()),
             _file: file,
             path,
         };
         card.info()?;
         Ok(card)
+    }
+
+    /// The camera features of the card (any file may read them; writes belong to the
+    /// stream's owner, or to anyone while no stream is attached).
+    pub fn features(&self) -> &Features {
+        &self.features
     }
 
     /// The node this card was opened from.
@@ -151,8 +160,14 @@ impl Card {
         geometry: Geometry,
         options: Options,
     ) -> std::result::Result<Stream<'a>, Box<AttachError<'a>>> {
-        let Self { ring, _file, path } = self;
+        let Self {
+            ring,
+            features,
+            _file,
+            path,
+        } = self;
         drop(ring);
+        drop(features);
         Stream::attach(_file, buffer, geometry, options).map_err(|failed| {
             Box::new(AttachError {
                 error: failed.error,
@@ -161,6 +176,7 @@ impl Card {
                     let ring = Uring::new(file.as_raw_fd(), false).ok()?;
                     Some(Card {
                         ring,
+                        features: Features::new(file.as_raw_fd()),
                         _file: file,
                         path,
                     })

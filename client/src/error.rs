@@ -99,6 +99,34 @@ pub enum Error {
         /// The process's `RLIMIT_MEMLOCK` (soft limit) in bytes.
         limit: u64,
     },
+    /// The card has no camera features (or its driver predates them, or refused the card's
+    /// description at probe).
+    #[error("the card has no camera features")]
+    NoCamera,
+    /// The feature cannot be written now: the stream runs and the feature sets the image
+    /// format, or another file owns the stream.
+    #[error("feature {name} is busy: {reason}")]
+    Busy {
+        /// The feature (or `port` for a raw write).
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// No feature has this name.
+    #[error("no feature named {name:?}")]
+    NoSuchFeature {
+        /// The name asked for.
+        name: String,
+    },
+    /// A value the feature does not take (wrong type, out of range, not a step of its
+    /// increment, not one of its entries), or a read-only feature.
+    #[error("feature {name}: {reason}")]
+    InvalidValue {
+        /// The feature.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The driver speaks another ABI version than this library.
     #[error("driver ABI version {driver}, library expects {library}")]
     AbiMismatch {

@@ -28,6 +28,7 @@ mod buffer;
 mod card;
 mod error;
 mod extents;
+mod features;
 pub mod raw;
 mod shared;
 mod stream;
@@ -37,6 +38,7 @@ pub use buffer::Buffer;
 pub use card::{AttachError, Card};
 pub use error::{Error, Result};
 pub use extents::physical_extents;
+pub use features::{FeatureValue, Features, PixelFormat};
 pub use fgrab_uapi as uapi;
 
 /// The README's Rust example, compiled as a doctest so that it cannot rot.

@@ -31,8 +31,8 @@
 //! ```
 
 use fgrab_uapi::{
-    ops, AttachCmd, ControlCmd, CopyOutCmd, DeviceInfo, FrameMeta, QueueCmd, StartCmd, Stats,
-    CMD_PAYLOAD_BYTES, START_IRQ_DELAY,
+    ops, AttachCmd, ControlCmd, CopyOutCmd, DeviceInfo, FrameMeta, PortCmd, QueueCmd, StartCmd,
+    Stats, CMD_PAYLOAD_BYTES, START_IRQ_DELAY,
 };
 use io_uring::{cqueue, opcode, squeue, types};
 use std::os::fd::RawFd;
@@ -282,6 +282,59 @@ copy_out!(
     StatsCmd,
     ops::STATS,
     Stats
+);
+
+macro_rules! port {
+    ($(#[$doc:meta])* $name:ident, $op:path) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name {
+            fd: RawFd,
+            cmd: PortCmd,
+        }
+
+        impl $name {
+            /// `size` bytes at `offset`, from or to `addr` (memory that must stay valid until
+            /// the completion is reaped).
+            pub fn new(fd: RawFd, offset: u32, addr: *mut u8, size: u32) -> Self {
+                Self {
+                    fd,
+                    cmd: PortCmd {
+                        addr: addr as u64,
+                        offset,
+                        size,
+                        ..PortCmd::new_zeroed()
+                    },
+                }
+            }
+
+            /// The submission entry.
+            pub fn build(self) -> squeue::Entry128 {
+                Command::new(self.fd, $op)
+                    .payload(self.cmd.as_bytes())
+                    .build()
+            }
+        }
+    };
+}
+
+port!(
+    /// `XML_READ`: up to `size` bytes of the card's GenICam XML from byte `offset`;
+    /// completes with the bytes copied, or with the XML's size when `size` is 0.
+    XmlRead,
+    ops::XML_READ
+);
+port!(
+    /// `FEATURE_READ`: `size` bytes of the feature window at `offset` (both multiples of 4,
+    /// at most [`fgrab_uapi::MAX_PORT_BYTES`]); completes with `size`.
+    FeatureRead,
+    ops::FEATURE_READ
+);
+port!(
+    /// `FEATURE_WRITE`: `size` bytes into the feature window at `offset` (rules of
+    /// [`FeatureRead`]); completes with `size`, or `-EBUSY` (see `docs/abi.md`).
+    FeatureWrite,
+    ops::FEATURE_WRITE
 );
 
 /// The outcome of any command: `res` of its CQE.

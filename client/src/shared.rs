@@ -73,6 +73,9 @@ fn signal(fd: &OwnedFd) {
 
 struct Shared<'a> {
     stream: Mutex<Stream<'a>>,
+    /// The stream's camera features, outside its lock: a trigger from one thread while
+    /// another waits for the frame it starts.
+    features: Arc<crate::Features>,
     /// Registered with the ring: readable once the kernel posted a completion.
     completions: OwnedFd,
     cancel: Arc<CancelState>,
@@ -150,8 +153,10 @@ impl<'a> Stream<'a> {
         let completions = eventfd()?;
         let cancels = eventfd()?;
         self.register_eventfd(completions.as_raw_fd())?;
+        let features = self.shared_features();
         Ok(SharedStream {
             shared: Arc::new(Shared {
+                features,
                 stream: Mutex::new(self),
                 completions,
                 cancel: Arc::new(CancelState {
@@ -274,6 +279,12 @@ impl<'a> SharedStream<'a> {
         // Waiters look again: the stream is stopped.
         signal(&self.shared.completions);
         result
+    }
+
+    /// The camera features, from any thread, without waiting for the stream's lock (see
+    /// [`Stream::features`]).
+    pub fn features(&self) -> &crate::Features {
+        &self.shared.features
     }
 
     /// Whether the card is running.

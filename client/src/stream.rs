@@ -1,6 +1,7 @@
 //! A stream of frames into an attached buffer.
 
 use crate::buffer::Buffer;
+use crate::features::Features;
 use crate::raw;
 use crate::uring::{Completion, Uring, ATTACH};
 use crate::{Error, Result};
@@ -8,6 +9,7 @@ use fgrab_uapi::{FrameMeta, Stats};
 use io_uring::squeue;
 use std::collections::VecDeque;
 use std::fs::File;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zerocopy::FromZeros;
 
@@ -171,6 +173,8 @@ pub struct Counters {
 pub struct Stream<'a> {
     // Field order is drop order, but `Drop` ends the region first.
     ring: Uring,
+    /// The camera features, shared with a [`crate::SharedStream`] made of this stream.
+    features: Arc<Features>,
     /// The card file; `None` once given back by a failed attach.
     file: Option<File>,
     buffer: Option<Buffer<'a>>,
@@ -246,6 +250,7 @@ impl<'a> Stream<'a> {
         // from here on ends the region (or leaks the buffer) through `Drop`.
         let mut stream = Self {
             ring,
+            features: Arc::new(Features::new(file.as_raw_fd())),
             file: Some(file),
             buffer: Some(buffer),
             geometry,
@@ -319,6 +324,17 @@ impl<'a> Stream<'a> {
             }
         }
         result
+    }
+
+    /// The camera features of the card: settable while the stream is attached (the image
+    /// format only while it is stopped), readable always.
+    pub fn features(&self) -> &Features {
+        &self.features
+    }
+
+    /// The features, to share (see [`crate::SharedStream::features`]).
+    pub(crate) fn shared_features(&self) -> Arc<Features> {
+        self.features.clone()
     }
 
     /// The frame layout.

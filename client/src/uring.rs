@@ -66,11 +66,16 @@ fn memlock_error(addr: usize, len: usize, source: &std::io::Error) -> Option<Err
 impl Uring {
     /// Creates the ring for commands on `fd`, with a kernel submission thread if `sqpoll`.
     pub(crate) fn new(fd: RawFd, sqpoll: bool) -> Result<Self> {
+        Self::with_entries(fd, sqpoll, RING_ENTRIES)
+    }
+
+    /// A ring of `entries` for one-shot commands on `fd` (the feature port's).
+    pub(crate) fn with_entries(fd: RawFd, sqpoll: bool, entries: u32) -> Result<Self> {
         let mut builder = IoUring::<squeue::Entry128, cqueue::Entry32>::builder();
         if sqpoll {
             builder.setup_sqpoll(1000);
         }
-        let ring = builder.build(RING_ENTRIES).map_err(|source| Error::Ring {
+        let ring = builder.build(entries).map_err(|source| Error::Ring {
             operation: "setup",
             source,
         })?;

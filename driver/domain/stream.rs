@@ -450,6 +450,25 @@ impl Stream {
         self.attaching || self.readers > 0
     }
 
+    /// Whether file `owner` may write the camera's features, and whether the card streams
+    /// (the image format is fixed then): any file while no region is attached, else only
+    /// the region's owner.
+    ///
+    /// # Errors
+    ///
+    /// `ENODEV` after unbind; `EBUSY` if another file attached the region (or a canceled
+    /// region is still ending).
+    pub(crate) fn feature_writer(&self, owner: u64) -> Result<bool> {
+        if self.gone {
+            return Err(ENODEV);
+        }
+        match (&self.attached, &self.canceled) {
+            (Some(attached), _) if attached.owner == owner => Ok(attached.streaming),
+            (Some(_), _) | (None, Some(_)) => Err(EBUSY),
+            (None, None) => Ok(false),
+        }
+    }
+
     /// The region file `owner` attached.
     ///
     /// # Errors

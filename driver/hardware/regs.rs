@@ -103,12 +103,33 @@ checked_registers! {
 
     /// Optional parts of the interface the card implements.
     pub(crate) FEATURES(u32) @ 0x01c {
+        2:2 camera => bool;
         1:1 irq_moderation => bool;
         0:0 completion_writeback => bool;
     }
 
     /// Largest value `FRAME_BYTES` accepts.
     pub(crate) MAX_FRAME_BYTES(u32) @ 0x020 {
+        31:0 bytes;
+    }
+
+    /// BAR0 offset of the camera's feature window (with `FEATURES.camera`).
+    pub(crate) FEATURE_WINDOW_OFFSET(u32) @ 0x024 {
+        31:0 offset;
+    }
+
+    /// Bytes in the feature window.
+    pub(crate) FEATURE_WINDOW_SIZE(u32) @ 0x028 {
+        31:0 bytes;
+    }
+
+    /// BAR0 offset of the camera's GenICam XML.
+    pub(crate) XML_OFFSET(u32) @ 0x02c {
+        31:0 offset;
+    }
+
+    /// Bytes of GenICam XML.
+    pub(crate) XML_SIZE(u32) @ 0x030 {
         31:0 bytes;
     }
 

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use zerocopy::{FromBytes, IntoBytes};
 
+use crate::camera::Camera;
 use crate::dma::DmaSpace;
 use crate::dma_rings::{CompletionRecord, CompletionStatus, Ring, SubmitEntry};
 use crate::fault::{Fault, FaultPlan};
@@ -38,6 +39,8 @@ const RESET_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a starved engine sleeps at most before it counts the frames it missed (drop
 /// counters are at most this stale while no buffer is queued).
 const STARVED_POLL: Duration = Duration::from_millis(1);
+/// `DeviceSerialNumber` of the model.
+const SERIAL: &str = "FGRAB-EMU-0001";
 
 /// Run parameters from the command line.
 #[derive(Clone, Debug)]
@@ -153,6 +156,8 @@ struct State {
     faults: FaultPlan,
     /// After a lying stop (fault injection): when the device writes a submission it kept.
     kept_write_at: Option<Instant>,
+    /// Feature registers and acquisition (docs/hardware.md §12); outlives resets.
+    camera: Camera,
 }
 
 impl State {
@@ -169,14 +174,21 @@ impl State {
         }
     }
 
-    fn new(config: &EngineConfig, faults: FaultPlan) -> Self {
+    /// The frame period in force: the link's for FRAME_BYTES, or the camera's frame rate
+    /// if slower.
+    fn update_period(&mut self, config: &EngineConfig) {
+        self.period_ns = self.camera.period_ns(config.period_ns(self.frame_bytes));
+    }
+
+    fn new(config: &EngineConfig, faults: FaultPlan, camera: Camera) -> Self {
+        let period_ns = camera.period_ns(config.period_ns(config.frame_bytes));
         Self {
             run: Run::Idle,
             reset_requested: false,
             frame_in_flight: false,
             next_frame_at: Instant::now(),
             frame_bytes: config.frame_bytes,
-            period_ns: config.period_ns(config.frame_bytes),
+            period_ns,
             scratch: 0,
             irq_status: IrqCause::empty(),
             irq_mask: IrqCause::from_bits_retain(fgrab_hw::regs::irq_status::MASK_RESET),
@@ -199,6 +211,7 @@ impl State {
             bus_master_warned: false,
             faults,
             kept_write_at: None,
+            camera,
         }
     }
 
@@ -262,7 +275,7 @@ impl Device {
     ) -> std::io::Result<(Arc<Device>, JoinHandle<()>)> {
         let faults = FaultPlan::new(config.faults.clone());
         let device = Arc::new(Device {
-            state: Mutex::new(State::new(&config, faults)),
+            state: Mutex::new(State::new(&config, faults, Camera::new(SERIAL))),
             wake: Condvar::new(),
             abort: AtomicBool::new(false),
             removed: AtomicBool::new(false),
@@ -317,6 +330,8 @@ impl Device {
     /// card answers again, from reset.
     pub fn replug(&self) {
         self.removed.store(false, Ordering::Release);
+        // Plugged in anew: the camera's settings take their power-up values.
+        self.lock().camera = Camera::new(SERIAL);
         self.reset_and_wait();
     }
 
@@ -425,7 +440,9 @@ impl Device {
             }
             if st.reset_requested {
                 let faults = std::mem::take(&mut st.faults);
-                *st = State::new(&self.config, faults);
+                let mut camera = st.camera.clone();
+                camera.reset();
+                *st = State::new(&self.config, faults, camera);
                 self.abort.store(false, Ordering::Release);
                 log::info!("device reset");
                 self.wake.notify_all();
@@ -449,7 +466,13 @@ impl Device {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            if st.run == Run::Running {
+            if st.run == Run::Running && st.camera.triggered() {
+                // A trigger starts its frame now: no frame start went by unseen.
+                st.next_frame_at = now;
+                st = self.frame(st, &mut buf);
+                continue;
+            }
+            if st.run == Run::Running && st.camera.free_running() {
                 if now >= st.next_frame_at {
                     st = self.frame(st, &mut buf);
                     continue;

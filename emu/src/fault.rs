@@ -39,6 +39,10 @@ pub enum FaultKind {
     /// The first stop request once the frame has started is ignored: the device keeps
     /// streaming until it is reset.
     DeafStop,
+    /// The camera's area registers break the interface's rules from the start (the frame
+    /// number is ignored): FEATURE_WINDOW_OFFSET 0xfffc, FEATURE_WINDOW_SIZE 0x10000,
+    /// XML_OFFSET 0x7ffe, XML_SIZE 0xffffffff.
+    HostileCamera,
 }
 
 /// How long after a lying stop the device still writes a frame it kept.
@@ -60,7 +64,7 @@ pub enum FaultParseError {
     #[error("fault `{0}`: expected KIND@FRAME[:ARG], e.g. dma-error@100 or stall@50:200ms")]
     Syntax(String),
     /// Unknown kind.
-    #[error("fault `{0}`: unknown kind (dma-error, lost-irq, stall, desc-reject, reset-request, remove, unplug-request, hostile-caps, hostile-bytes, lying-stop, deaf-stop)")]
+    #[error("fault `{0}`: unknown kind (dma-error, lost-irq, stall, desc-reject, reset-request, remove, unplug-request, hostile-caps, hostile-bytes, lying-stop, deaf-stop, hostile-camera)")]
     Kind(String),
     /// Bad number or duration.
     #[error("fault `{0}`: bad frame number or duration")]
@@ -96,6 +100,7 @@ impl FromStr for Fault {
             ("hostile-bytes", None) => FaultKind::HostileBytes,
             ("lying-stop", None) => FaultKind::LyingStop,
             ("deaf-stop", None) => FaultKind::DeafStop,
+            ("hostile-camera", None) => FaultKind::HostileCamera,
             (_, Some(_)) => return Err(FaultParseError::Syntax(s.into())),
             _ => return Err(FaultParseError::Kind(s.into())),
         };

@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod camera;
 pub mod config;
 pub mod dma;
 pub mod dma_rings;

@@ -15,6 +15,30 @@ const SEQUENCE_SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
 /// Offset added to the word index so that word 0 of sequence 0 is not mixed from zero.
 const WORD_OFFSET: u64 = 0xd1b5_4a32_d192_ed03;
 
+/// PFNC code of `Mono8`, whose frames carry the unsalted pattern.
+pub const MONO8: u32 = 0x0108_0001;
+
+/// The salt of pixel format `pfnc` (docs/hardware.md, "Frame content"): 0 for `Mono8`, so
+/// its frames are the interface 1.0 pattern byte for byte, the PFNC code shifted into the
+/// upper half for every other format, so formats never share a frame's bytes (sequence
+/// numbers stay below 2^32 in any run).
+#[inline]
+pub const fn salt(pfnc: u32) -> u64 {
+    if pfnc == MONO8 {
+        0
+    } else {
+        (pfnc as u64) << 32
+    }
+}
+
+/// The sequence number whose plain pattern is frame `sequence` in format `pfnc`: pass it to
+/// [`fill`], [`verify`], [`byte`] and [`word`]. Pixel `i` is then byte `i` (8-bit formats)
+/// or the little-endian `u16` of bytes `2i..2i + 2` (`Mono16`).
+#[inline]
+pub const fn salted(sequence: u64, pfnc: u32) -> u64 {
+    sequence ^ salt(pfnc)
+}
+
 /// Pattern word `word_index` (the 8 bytes at frame offset `8 * word_index`) of the frame
 /// with sequence number `sequence`.
 ///
@@ -192,6 +216,17 @@ mod tests {
         let mismatch = verify(&buf, 1, 5).unwrap_err();
         assert_eq!(mismatch.offset, 25);
         assert_eq!(mismatch.found, mismatch.expected ^ 0x10);
+    }
+
+    #[test]
+    fn formats_differ_and_mono8_is_unsalted() {
+        assert_eq!(salted(5, MONO8), 5);
+        let mut mono16 = vec![0u8; 64];
+        fill(&mut mono16, salted(5, 0x0110_0007), 0);
+        assert!(verify(&mono16, 5, 0).is_err());
+        assert!(verify(&mono16, salted(5, 0x0108_0009), 0).is_err());
+        assert_eq!(verify(&mono16, salted(5, 0x0110_0007), 0), Ok(()));
+        assert_eq!(salt(0x0108_0009), 0x0108_0009_0000_0000);
     }
 
     #[test]

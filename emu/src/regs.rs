@@ -60,6 +60,14 @@ registers! {
     Features = FEATURES,
     /// RO: [`fgrab_hw::caps::MAX_FRAME_BYTES`].
     MaxFrameBytes = MAX_FRAME_BYTES,
+    /// RO: [`fgrab_hw::camera::WINDOW_OFFSET`].
+    FeatureWindowOffset = FEATURE_WINDOW_OFFSET,
+    /// RO: [`fgrab_hw::camera::WINDOW_SIZE`].
+    FeatureWindowSize = FEATURE_WINDOW_SIZE,
+    /// RO: [`fgrab_hw::camera::XML_OFFSET`].
+    XmlOffset = XML_OFFSET,
+    /// RO: bytes of [`crate::camera::XML`].
+    XmlSize = XML_SIZE,
     /// RW: no effect; for the driver's probe-time access test.
     Scratch = SCRATCH,
     /// RW: [`Control`].
@@ -155,6 +163,8 @@ bitflags! {
         const COMPLETION_WRITEBACK = regs::features::COMPLETION_WRITEBACK;
         /// [`Register::IrqModerationUs`] is implemented.
         const IRQ_MODERATION = regs::features::IRQ_MODERATION;
+        /// The feature window and the GenICam XML are implemented.
+        const CAMERA = regs::features::CAMERA;
     }
 
     /// [`Register::Control`] bits.

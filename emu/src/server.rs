@@ -12,12 +12,13 @@ use vfio_bindings::bindings::vfio::{
 };
 use vfio_user::{DmaMapFlags, DmaUnmapFlags, Server, ServerBackend, ServerRegion};
 
+use crate::camera::XML;
 use crate::config::{ConfigSpace, CONFIG_SIZE};
 use crate::dma::IovaTable;
 use crate::engine::Device;
 use crate::irq::{irq_infos, Interrupts};
 use crate::regs::Register;
-use fgrab_hw::{msix, BAR0_SIZE};
+use fgrab_hw::{camera, msix, BAR0_SIZE};
 
 /// Errors of the vfio-user server.
 #[derive(Debug, Error)]
@@ -101,12 +102,20 @@ impl Backend {
             // message back; the PBA reads 0.
             return;
         }
-        // Registers: split into 32-bit accesses; narrower reads return their bytes.
+        // Registers, the feature window and the XML: split into 32-bit accesses; narrower
+        // reads return their bytes.
         let mut done = 0;
         while done < data.len() {
             let at = offset + done as u64;
             let aligned = at & !3;
-            let value = Register::at(aligned).map_or(0, |r| self.device.read_register(r));
+            let value = match Area::of(aligned) {
+                Area::Registers => {
+                    Register::at(aligned).map_or(0, |r| self.device.read_register(r))
+                }
+                Area::Window(offset) => self.device.read_feature(offset),
+                Area::Xml(offset) => xml_word(offset),
+                Area::None => 0,
+            };
             let bytes = value.to_le_bytes();
             // CAST: below 4.
             let first = (at - aligned) as usize;
@@ -139,6 +148,18 @@ impl Backend {
         for (i, word) in data.chunks_exact(4).enumerate() {
             let at = offset + 4 * i as u64;
             let value = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+            match Area::of(at) {
+                Area::Registers => {}
+                Area::Window(offset) => {
+                    log::trace!("feature write {offset:#x} = {value:#x}");
+                    self.device.write_feature(offset, value);
+                    continue;
+                }
+                Area::Xml(_) | Area::None => {
+                    log::debug!("write {value:#x} to read-only BAR0 offset {at:#x} ignored");
+                    continue;
+                }
+            }
             match Register::at(at) {
                 Some(reg) => {
                     log::trace!("write {reg:?} = {value:#x}");
@@ -148,6 +169,47 @@ impl Backend {
             }
         }
     }
+}
+
+/// The part of BAR0 below the MSI-X table an offset falls in (docs/hardware.md §3, §3.8).
+enum Area {
+    Registers,
+    /// Byte offset in the feature window.
+    Window(u32),
+    /// Byte offset in the XML area.
+    Xml(u32),
+    None,
+}
+
+impl Area {
+    fn of(offset: u64) -> Area {
+        let Ok(offset) = u32::try_from(offset) else {
+            return Area::None;
+        };
+        // CAST: u32 to usize, widening.
+        if (offset as usize) < fgrab_hw::REGISTER_BLOCK_SIZE {
+            Area::Registers
+        } else if (camera::WINDOW_OFFSET..camera::WINDOW_OFFSET + camera::WINDOW_SIZE)
+            .contains(&offset)
+        {
+            Area::Window(offset - camera::WINDOW_OFFSET)
+        } else if (camera::XML_OFFSET..camera::XML_OFFSET + camera::XML_MAX_SIZE).contains(&offset)
+        {
+            Area::Xml(offset - camera::XML_OFFSET)
+        } else {
+            Area::None
+        }
+    }
+}
+
+/// The XML's little-endian word at byte `offset` (4-byte aligned); 0 past its end.
+fn xml_word(offset: u32) -> u32 {
+    let mut word = [0u8; 4];
+    for (i, byte) in word.iter_mut().enumerate() {
+        // CAST: u32 to usize, widening.
+        *byte = XML.get(offset as usize + i).copied().unwrap_or(0);
+    }
+    u32::from_le_bytes(word)
 }
 
 impl ServerBackend for Backend {

@@ -41,11 +41,13 @@ pub const MAGIC: u32 = 0x4647_5242;
 pub const INTERFACE_MAJOR: u32 = 1;
 
 /// Interface minor version ([`regs::version::MINOR`]): compatible additions.
-pub const INTERFACE_MINOR: u32 = 0;
+pub const INTERFACE_MINOR: u32 = 1;
 
 /// Value of [`regs::VERSION`]: [`INTERFACE_MAJOR`] and [`INTERFACE_MINOR`] in their fields.
 pub const INTERFACE_VERSION: u32 = (INTERFACE_MAJOR << regs::version::MAJOR.trailing_zeros())
     | (INTERFACE_MINOR << regs::version::MINOR.trailing_zeros());
+
+pub mod camera;
 
 /// PCI identity (`docs/hardware.md` §2): what a driver binds to.
 pub mod pci {
@@ -161,6 +163,14 @@ pub mod regs {
         FEATURES = 0x01c,
         /// RO: largest `FRAME_BYTES` ([`super::caps::MAX_FRAME_BYTES`]).
         MAX_FRAME_BYTES = 0x020,
+        /// RO: BAR0 offset of the camera's feature window (with [`features::CAMERA`]).
+        FEATURE_WINDOW_OFFSET = 0x024,
+        /// RO: bytes in the feature window.
+        FEATURE_WINDOW_SIZE = 0x028,
+        /// RO: BAR0 offset of the camera's GenICam XML.
+        XML_OFFSET = 0x02c,
+        /// RO: bytes of GenICam XML.
+        XML_SIZE = 0x030,
         /// RW: no effect; for a driver's probe-time access test. Reset 0.
         SCRATCH = 0x03c,
         /// RW: engine control, bits in [`control`].
@@ -275,6 +285,9 @@ pub mod regs {
             COMPLETION_WRITEBACK = 1 << 0,
             /// [`super::IRQ_MODERATION_US`] is implemented.
             IRQ_MODERATION = 1 << 1,
+            /// The card is a camera: a feature window and a GenICam XML
+            /// ([`super::FEATURE_WINDOW_OFFSET`], [`super::XML_OFFSET`], `crate::camera`).
+            CAMERA = 1 << 2,
         }
     }
 

@@ -630,3 +630,99 @@ fn parser_reads_the_conventions() {
     assert_eq!(leading_number("RW, no effect"), None);
     assert_eq!(number("0x0c0"), Some(0xc0));
 }
+
+/// §3.8's feature table is the camera definition: every feature with its address and
+/// access, enumeration values as `value `Name`` pairs, PFNC codes beside their names.
+#[test]
+fn feature_window_table() {
+    use fgrab_hw::camera::{Access, Kind, FEATURES, PIXEL_FORMATS};
+    let all = tables(DOCUMENT);
+    let table = all
+        .iter()
+        .find(|table| table.header.first().map(String::as_str) == Some("Address"))
+        .expect("the feature window table");
+    let mut problems = Problems::default();
+    let documented: Vec<(String, u64, String, String)> = table
+        .rows
+        .iter()
+        .map(|row| {
+            (
+                code_spans(&row[1]).first().unwrap_or(&"").to_string(),
+                code_spans(&row[0])
+                    .first()
+                    .and_then(|span| number(span))
+                    .unwrap_or(u64::MAX),
+                row[2].clone(),
+                row[3].clone(),
+            )
+        })
+        .collect();
+    problems.check(
+        "features",
+        documented
+            .iter()
+            .map(|(name, address, ..)| (name.clone(), *address))
+            .collect::<Vec<_>>(),
+        FEATURES
+            .iter()
+            .map(|feature| (feature.name.to_string(), u64::from(feature.address)))
+            .collect(),
+    );
+    for feature in FEATURES {
+        let Some((_, _, access, meaning)) = documented.iter().find(|row| row.0 == feature.name)
+        else {
+            continue;
+        };
+        let expected = match feature.access {
+            Access::Ro => "RO",
+            Access::Rw => "RW",
+        };
+        problems.check(
+            &format!("access of {}", feature.name),
+            access.as_str(),
+            expected,
+        );
+        match feature.kind {
+            Kind::Enumeration(entries) if feature.name == "PixelFormat" => {
+                for (name, code) in PIXEL_FORMATS {
+                    problems.require(
+                        &format!("PixelFormat {name} {code:#010x}"),
+                        meaning.contains(&format!(
+                            "`{name}` `0x{:04x}{:04x}`",
+                            code >> 16,
+                            code & 0xffff
+                        )),
+                    );
+                }
+                problems.check("PixelFormat entries", entries.len(), PIXEL_FORMATS.len());
+            }
+            Kind::Enumeration(entries) => problems.check(
+                &format!("values of {}", feature.name),
+                as_set(numbered_names_any(meaning)),
+                entries
+                    .iter()
+                    .map(|&(name, value)| (name.to_string(), u64::from(value)))
+                    .collect(),
+            ),
+            Kind::String => problems.require(
+                &format!("{}: {} bytes", feature.name, feature.length),
+                meaning.contains(&format!("string, {} bytes", feature.length)),
+            ),
+            _ => {}
+        }
+    }
+    problems.assert_none();
+}
+
+/// Like [`numbered_names`], for entry names in any case ("0 `Continuous`").
+fn numbered_names_any(text: &str) -> Vec<(u64, String)> {
+    let parts: Vec<&str> = text.split('`').collect();
+    let mut pairs = Vec::new();
+    for i in (1..parts.len()).step_by(2) {
+        let before = parts[i - 1].split_whitespace().last().unwrap_or("");
+        if let Ok(n) = before.parse() {
+            pairs.push((n, parts[i].to_string()));
+        }
+    }
+    pairs
+}

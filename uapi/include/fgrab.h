@@ -41,6 +41,15 @@
 #define FGRAB_OP_START FGRAB_OP(0x06)
 /* Stop the stream; every queued frame completes with -ECANCELED first; res = 0. */
 #define FGRAB_OP_STOP FGRAB_OP(0x07)
+/*
+ * Camera (struct fgrab_port_cmd): read the GenICam XML (res = bytes copied, or the XML's
+ * size when size is 0), read or write the feature window (offset and size multiples of 4,
+ * inside the window; res = size). At most FGRAB_MAX_PORT_BYTES per command.
+ */
+#define FGRAB_OP_XML_READ FGRAB_OP(0x08)
+#define FGRAB_OP_FEATURE_READ FGRAB_OP(0x09)
+#define FGRAB_OP_FEATURE_WRITE FGRAB_OP(0x0a)
+#define FGRAB_MAX_PORT_BYTES 4096u
 
 #define FGRAB_MAX_FRAMES 4095u
 #define FGRAB_STATE_IDLE 0u
@@ -92,6 +101,15 @@ struct fgrab_frame_meta {
 };
 
 /* Payload of DETACH and STOP (and of START with the driver's defaults). */
+struct fgrab_port_cmd {
+	uint64_t addr;         /* user address of the bytes */
+	uint32_t offset;       /* byte offset in the XML or the feature window */
+	uint32_t size;         /* bytes, at most FGRAB_MAX_PORT_BYTES */
+	uint32_t flags;        /* must be 0 */
+	uint32_t reserved0;    /* must be 0 */
+	uint64_t reserved[7];  /* must be 0 */
+};
+
 struct fgrab_control_cmd {
 	uint32_t flags;        /* must be 0 */
 	uint32_t reserved0;    /* must be 0 */
@@ -167,6 +185,7 @@ struct fgrab_device_info {
 _Static_assert(sizeof(struct fgrab_copy_out_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "copy_out_cmd size");
 _Static_assert(sizeof(struct fgrab_attach_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "attach_cmd size");
 _Static_assert(sizeof(struct fgrab_queue_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "queue_cmd size");
+_Static_assert(sizeof(struct fgrab_port_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "port_cmd size");
 _Static_assert(sizeof(struct fgrab_control_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "control_cmd size");
 _Static_assert(sizeof(struct fgrab_frame_meta) == 32, "fgrab_frame_meta size");
 _Static_assert(sizeof(struct fgrab_stats) == 96, "fgrab_stats size");

@@ -61,6 +61,21 @@ pub mod ops {
     /// Stops the stream: the card gives every queued frame back and each completes with
     /// `-ECANCELED`. Payload: [`super::ControlCmd`]. Completes at once with 0, after those.
     pub const STOP: u32 = super::op(0x07);
+    /// Reads the card's GenICam XML. Payload: [`super::PortCmd`] (`offset`: byte in the
+    /// XML, any alignment; `size`: at most [`super::MAX_PORT_BYTES`]). Completes at once
+    /// with the bytes copied (fewer at the XML's end), or with the XML's size when `size` is
+    /// 0. Allowed on any open file. `-EOPNOTSUPP` for a card without camera features.
+    pub const XML_READ: u32 = super::op(0x08);
+    /// Reads bytes of the camera's feature window (the GenICam port "Device"). Payload:
+    /// [`super::PortCmd`], `offset` and `size` multiples of 4, inside the window, `size` at
+    /// most [`super::MAX_PORT_BYTES`]. Completes at once with `size`. Allowed on any open
+    /// file.
+    pub const FEATURE_READ: u32 = super::op(0x09);
+    /// Writes bytes of the camera's feature window, as 32-bit registers in address order.
+    /// Payload: [`super::PortCmd`], rules of [`FEATURE_READ`]. Completes at once with
+    /// `size`. `-EBUSY` if another file attached the card's region, or if the write touches
+    /// `Width`, `Height` or `PixelFormat` while the stream runs.
+    pub const FEATURE_WRITE: u32 = super::op(0x0a);
 }
 
 /// `ioctl` numbers of the per-frame blocking path, kept for applications built around
@@ -182,6 +197,31 @@ pub struct QueueCmd {
     pub meta_addr: u64,
     /// Must be zero.
     pub reserved: [u64; 8],
+}
+
+/// Most bytes one [`ops::XML_READ`], [`ops::FEATURE_READ`] or [`ops::FEATURE_WRITE`]
+/// moves: the driver copies through a kernel buffer of at most this size.
+pub const MAX_PORT_BYTES: u32 = 4096;
+
+/// Payload of [`ops::XML_READ`], [`ops::FEATURE_READ`] and [`ops::FEATURE_WRITE`]: `size`
+/// bytes at `offset` of the XML or the feature window, from or to user address `addr`.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct PortCmd {
+    /// User address of the bytes.
+    pub addr: u64,
+    /// Byte offset in the XML or the window.
+    pub offset: u32,
+    /// Bytes, at most [`MAX_PORT_BYTES`] (`XML_READ`: 0 asks for the XML's size).
+    pub size: u32,
+    /// Must be zero.
+    pub flags: u32,
+    /// Must be zero.
+    pub reserved0: u32,
+    /// Must be zero.
+    pub reserved: [u64; 7],
 }
 
 /// [`FrameMeta::flags`]: `sequence` and `timestamp_ns` describe a frame the card started.
@@ -371,6 +411,10 @@ const _: () = {
     assert!(size_of::<StartCmd>() == CMD_PAYLOAD_BYTES);
     assert!(offset_of!(StartCmd, irq_delay_us) == 4);
     assert!(size_of::<QueueCmd>() == CMD_PAYLOAD_BYTES);
+    assert!(size_of::<PortCmd>() == CMD_PAYLOAD_BYTES);
+    assert!(offset_of!(PortCmd, offset) == 8);
+    assert!(offset_of!(PortCmd, flags) == 16);
+    assert!(offset_of!(PortCmd, reserved) == 24);
     assert!(offset_of!(QueueCmd, meta_addr) == 8);
     assert!(size_of::<FrameMeta>() == 32);
     assert!(offset_of!(FrameMeta, bytes) == 16);

@@ -2,7 +2,7 @@
 //! `include/fgrab.h` that prints every size and offset, and compare with `offset_of!`.
 
 use fgrab_uapi::{
-    AttachCmd, ControlCmd, CopyOutCmd, DeviceInfo, FrameMeta, QueueCmd, StartCmd, Stats,
+    AttachCmd, ControlCmd, CopyOutCmd, DeviceInfo, FrameMeta, PortCmd, QueueCmd, StartCmd, Stats,
 };
 use std::mem::{offset_of, size_of};
 use std::process::Command;
@@ -59,6 +59,20 @@ fn expected() -> Vec<(&'static str, usize)> {
     all.push(("FGRAB_OP_QUEUE", fgrab_uapi::ops::QUEUE as usize));
     all.push(("FGRAB_OP_START", fgrab_uapi::ops::START as usize));
     all.push(("FGRAB_OP_STOP", fgrab_uapi::ops::STOP as usize));
+    all.extend(
+        fields!("fgrab_port_cmd", PortCmd: addr, offset, size, flags, reserved0,
+        reserved),
+    );
+    all.push(("FGRAB_OP_XML_READ", fgrab_uapi::ops::XML_READ as usize));
+    all.push((
+        "FGRAB_OP_FEATURE_READ",
+        fgrab_uapi::ops::FEATURE_READ as usize,
+    ));
+    all.push((
+        "FGRAB_OP_FEATURE_WRITE",
+        fgrab_uapi::ops::FEATURE_WRITE as usize,
+    ));
+    all.push(("FGRAB_MAX_PORT_BYTES", fgrab_uapi::MAX_PORT_BYTES as usize));
     all.push(("FGRAB_IOC_QBUF", fgrab_uapi::ioctls::QBUF as usize));
     all.push(("FGRAB_IOC_DQBUF", fgrab_uapi::ioctls::DQBUF as usize));
     all.push(("FGRAB_MAX_FRAMES", fgrab_uapi::MAX_FRAMES as usize));

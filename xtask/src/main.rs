@@ -7,6 +7,7 @@
 
 mod bench;
 mod cmd;
+mod genicam;
 mod guest;
 mod hash;
 mod host;

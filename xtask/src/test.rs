@@ -6,6 +6,7 @@
 //! lints, builds, module load and unload, "no kernel report") is printed and fails the run
 //! when it fails, but is not a test.
 
+use crate::genicam;
 use crate::host_tests;
 use crate::report::Outcome;
 use crate::vm::{self, VmConfig, VmOutcome};
@@ -208,7 +209,14 @@ fn suites() -> Vec<Suite> {
     let mut hostile = VmConfig::test("vm-hostile");
     hostile.cards = 4;
     hostile.card_args = vec![
-        (0, fault("hostile-bytes@100").into()),
+        (
+            0,
+            [
+                &fault("hostile-bytes@100")[..],
+                &fault("hostile-camera@0")[..],
+            ]
+            .concat(),
+        ),
         (1, fault("hostile-caps@0").into()),
         // One frame per 20 ms: submissions wait in the ring when the stop comes.
         (
@@ -483,6 +491,12 @@ pub fn run_all(part: Part) -> Result<()> {
         if let Err(error) = host_tests::run(&env, tally, &binaries) {
             tally.fail("host tests", error);
         }
+    });
+    tally.timed("GenICam XML in genicam's node map", |tally| {
+        tally.test(
+            "host genicam: the card's XML loads in the GenApi node map",
+            genicam::check(&env),
+        )
     });
     let Some(kernel) = kernel else {
         return tally.finish(start);

@@ -36,7 +36,8 @@ pub struct Transfer {
     pub aborted: bool,
 }
 
-/// Writes frame `sequence` (`frame_bytes` long) into the buffer described by `list`,
+/// Writes the frame whose pattern seed is `sequence` (the sequence number salted with the
+/// pixel format, [`pattern::salted`]; `frame_bytes` long) into the buffer described by `list`,
 /// as the device does after taking a submission: pattern bytes are generated into `buf`
 /// (staging, any size > 0) and written with one DMA write per chunk. `fail_at` makes the
 /// descriptor with that index fault (fault injection); `abort` is polled per chunk.
@@ -108,11 +109,22 @@ impl Device {
         let period = Duration::from_nanos(st.period_ns.into());
         let late = Instant::now().saturating_duration_since(st.next_frame_at);
         // CAST: a u32 period divides any realistic lateness into a u64.
-        let missed = (late.as_nanos() / period.as_nanos().max(1)) as u64;
+        let missed = if st.camera.counts_frames() {
+            // A SingleFrame or MultiFrame acquisition's frames start late rather than go by
+            // as drops that would use up its count (docs/hardware.md §12, "Model").
+            0
+        } else {
+            (late.as_nanos() / period.as_nanos().max(1)) as u64
+        };
         // Frame starts that went by while the card was starved are dropped for the reason it
         // was starved (docs/hardware.md 6.2), else the card itself was late.
         let starved = st.starved_since.map(|(_, backpressure)| backpressure);
         for _ in 0..missed {
+            if !st.camera.free_running() {
+                // A SingleFrame or MultiFrame acquisition ended among the missed starts.
+                break;
+            }
+            st.camera.count_start();
             st.next_sequence += 1;
             st.counters.produced += 1;
             match starved {
@@ -127,9 +139,14 @@ impl Device {
         // CAST: missed is small whenever this is reached in practice; saturate otherwise.
         st.next_frame_at += period.saturating_mul(u32::try_from(missed + 1).unwrap_or(u32::MAX));
 
+        if !st.camera.free_running() && !st.camera.triggered() {
+            return st;
+        }
+        st.camera.count_start();
         let sequence = st.next_sequence;
         st.next_sequence += 1;
         st.counters.produced += 1;
+        let seed = pattern::salted(sequence, st.camera.pixel_format());
 
         if st.faults.take_kind(sequence, FaultKind::ResetRequest) {
             self.halt(&mut st, FaultStatus::RESET_REQUIRED, 0);
@@ -209,7 +226,7 @@ impl Device {
             &*self.dma,
             &list,
             frame_bytes,
-            sequence,
+            seed,
             fail_at,
             &self.abort,
             buf,
@@ -282,7 +299,7 @@ impl Device {
             &*self.dma,
             &list,
             st.frame_bytes,
-            st.next_sequence,
+            pattern::salted(st.next_sequence, st.camera.pixel_format()),
             None,
             &AtomicBool::new(false),
             buf,

@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::camera::{Effect, XML};
 use crate::dma_rings::{Ring, RingConfigError};
 use crate::fault::{FaultKind, LYING_STOP_WRITE_DELAY};
 use crate::regs::{Control, FaultStatus, Features, IrqCause, Register};
@@ -12,7 +13,7 @@ use fgrab_hw::caps::{
     TIMESTAMP_HZ,
 };
 use fgrab_hw::{
-    COMPLETION_RING_ALIGN, INTERFACE_VERSION, MAGIC, SUBMIT_RING_ALIGN, WRITEBACK_ALIGN,
+    camera, COMPLETION_RING_ALIGN, INTERFACE_VERSION, MAGIC, SUBMIT_RING_ALIGN, WRITEBACK_ALIGN,
 };
 
 use super::{nanos, Device, Run, State};
@@ -26,6 +27,7 @@ impl Device {
             return lo(value);
         }
         let hostile = st.faults.has(FaultKind::HostileCapabilities);
+        let hostile_camera = st.faults.has(FaultKind::HostileCamera);
         match reg {
             Register::Id => MAGIC,
             Register::Version => INTERFACE_VERSION,
@@ -40,8 +42,18 @@ impl Device {
             Register::MaxFrameSlots => MAX_FRAME_SLOTS,
             Register::TimestampHz => TIMESTAMP_HZ,
             Register::Features => {
-                (Features::COMPLETION_WRITEBACK | Features::IRQ_MODERATION).bits()
+                (Features::COMPLETION_WRITEBACK | Features::IRQ_MODERATION | Features::CAMERA)
+                    .bits()
             }
+            Register::FeatureWindowOffset if hostile_camera => 0xfffc,
+            Register::FeatureWindowSize if hostile_camera => 0x1_0000,
+            Register::XmlOffset if hostile_camera => 0x7ffe,
+            Register::XmlSize if hostile_camera => u32::MAX,
+            Register::FeatureWindowOffset => camera::WINDOW_OFFSET,
+            Register::FeatureWindowSize => camera::WINDOW_SIZE,
+            Register::XmlOffset => camera::XML_OFFSET,
+            // CAST: the XML is checked to fit its area (hw/tests/genicam.rs).
+            Register::XmlSize => XML.len() as u32,
             Register::MaxFrameBytes => MAX_FRAME_BYTES,
             Register::Scratch => st.scratch,
             Register::Control => {
@@ -112,7 +124,7 @@ impl Device {
             Register::FrameBytes if idle => {
                 if (1..=MAX_FRAME_BYTES).contains(&value) {
                     st.frame_bytes = value;
-                    st.period_ns = self.config.period_ns(value);
+                    st.update_period(&self.config);
                 } else {
                     log::warn!("FRAME_BYTES {value} out of range: ignored");
                 }
@@ -146,6 +158,31 @@ impl Device {
             }
             Register::FaultStatus => st.fault_status &= !FaultStatus::from_bits_truncate(value),
             other => log::debug!("write {value:#x} to {other:?} ignored (read-only or not idle)"),
+        }
+    }
+
+    /// Reads the feature window register at window byte `offset` (4-byte aligned).
+    pub fn read_feature(&self, offset: u32) -> u32 {
+        self.lock().camera.read(offset)
+    }
+
+    /// Writes the feature window register at window byte `offset` (4-byte aligned).
+    pub fn write_feature(&self, offset: u32, value: u32) {
+        let mut st = self.lock();
+        let running = st.run != Run::Idle || st.frame_in_flight;
+        match st.camera.write(offset, value, running) {
+            Effect::None => {}
+            Effect::Armed => {
+                st.next_frame_at = Instant::now() + Duration::from_nanos(st.period_ns.into());
+                // A stretch of starvation ends with the acquisition that had it.
+                st.end_starvation();
+                self.wake.notify_all();
+            }
+            Effect::Triggered => self.wake.notify_all(),
+            Effect::Period => {
+                st.update_period(&self.config);
+                self.wake.notify_all();
+            }
         }
     }
 
@@ -210,6 +247,7 @@ impl Device {
                 );
                 self.abort.store(false, Ordering::Release);
                 st.run = Run::Running;
+                st.camera.arm();
                 st.running_since = Some(Instant::now());
                 st.next_frame_at = Instant::now() + Duration::from_nanos(st.period_ns.into());
                 self.wake.notify_all();

@@ -16,7 +16,7 @@ use crate::dma::{memfd, IovaTable};
 use crate::dma_rings::Descriptor;
 use crate::fault::LYING_STOP_WRITE_DELAY;
 use crate::pattern;
-use crate::regs::Control;
+use crate::regs::{Control, Features};
 use crate::regs::{VECTOR_ERROR, VECTOR_FRAME};
 
 const IOVA: u64 = 0x4000_0000;
@@ -614,4 +614,97 @@ fn deaf_stop_keeps_streaming_until_reset() {
     rig.wait_until("idle after reset", |rig| {
         rig.reg(Register::Status) & Status::IDLE.bits() != 0
     });
+}
+
+#[test]
+fn camera_triggers_start_exactly_one_frame_each_in_the_chosen_format() {
+    use fgrab_hw::camera::{address, pfnc, trigger_mode};
+    let mut rig = Rig::new(4096, Duration::from_millis(1), &[]);
+    rig.device
+        .write_feature(address::PIXEL_FORMAT, pfnc::MONO16);
+    rig.device
+        .write_feature(address::TRIGGER_MODE, trigger_mode::ON);
+    for cookie in 0..4 {
+        rig.submit(
+            cookie,
+            &[desc(BUFFERS + u64::from(cookie) * 0x2000 + 1, 4096, true)],
+        );
+    }
+    rig.enable();
+    // No frame starts on its own: no sequence number is used, nothing is dropped.
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(rig.reg64(Register::FramesProducedLo), 0);
+    for trigger in 0..2u64 {
+        rig.device.write_feature(address::TRIGGER_SOFTWARE, 1);
+        let r = rig.completions(1)[0];
+        assert_eq!(status(&r), CompletionStatus::Ok);
+        assert_eq!(r.sequence, trigger);
+        let got = rig.get(BUFFERS + u64::from(r.cookie) * 0x2000 + 1, 4096);
+        pattern::verify(&got, pattern::salted(r.sequence, pfnc::MONO16), 0).unwrap();
+        assert!(
+            pattern::verify(&got, r.sequence, 0).is_err(),
+            "Mono16 is not Mono8"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(rig.reg64(Register::FramesProducedLo), 2);
+    // The format is fixed while running.
+    rig.device.write_feature(address::PIXEL_FORMAT, pfnc::MONO8);
+    assert_eq!(rig.device.read_feature(address::PIXEL_FORMAT), pfnc::MONO16);
+}
+
+#[test]
+fn camera_multi_frame_stops_after_its_count_and_survives_reset() {
+    use fgrab_hw::camera::{acquisition_mode, address};
+    let mut rig = Rig::new(4096, Duration::from_millis(2), &[]);
+    rig.device
+        .write_feature(address::ACQUISITION_MODE, acquisition_mode::MULTI_FRAME);
+    rig.device
+        .write_feature(address::ACQUISITION_FRAME_COUNT, 3);
+    rig.device.write_feature(address::WIDTH, 640);
+    for cookie in 0..8 {
+        rig.submit(
+            cookie,
+            &[desc(BUFFERS + u64::from(cookie) * 0x2000, 4096, true)],
+        );
+    }
+    rig.enable();
+    let records = rig.completions(3);
+    assert_eq!(
+        records.iter().map(|r| r.sequence).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(rig.reg64(Register::FramesProducedLo), 3);
+    // AcquisitionStart re-arms for three more.
+    rig.device.write_feature(address::ACQUISITION_START, 1);
+    let records = rig.completions(3);
+    assert_eq!(
+        records.iter().map(|r| r.sequence).collect::<Vec<_>>(),
+        [3, 4, 5]
+    );
+    rig.set(Register::Control, Control::RESET.bits());
+    rig.wait_until("reset", |rig| rig.reg(Register::Control) == 0);
+    assert_eq!(rig.device.read_feature(address::WIDTH), 640);
+    assert_eq!(rig.device.read_feature(address::PAYLOAD_SIZE), 640 * 2048);
+}
+
+#[test]
+fn camera_frame_rate_sets_the_period() {
+    use fgrab_hw::camera::address;
+    let rig = Rig::new(4096, Duration::from_millis(1), &[]);
+    assert_eq!(rig.reg(Register::FramePeriodNs), 1_000_000);
+    rig.device
+        .write_feature(address::ACQUISITION_FRAME_RATE, 50f32.to_bits());
+    rig.device
+        .write_feature(address::ACQUISITION_FRAME_RATE_ENABLE, 1);
+    assert_eq!(rig.reg(Register::FramePeriodNs), 20_000_000);
+    assert_eq!(
+        rig.reg(Register::Features) & Features::CAMERA.bits(),
+        Features::CAMERA.bits()
+    );
+    assert_eq!(
+        rig.reg(Register::XmlSize) as usize,
+        crate::camera::XML.len()
+    );
 }

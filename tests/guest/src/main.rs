@@ -6,6 +6,7 @@
 
 mod attach;
 mod bar;
+mod camera;
 mod cancel;
 mod client;
 mod copy_path;

@@ -254,7 +254,7 @@ pub fn stream_sysfs() -> TestResult {
         sysfs("state")?
     );
     ensure!(
-        sysfs("hw_version")? == "1.0",
+        sysfs("hw_version")? == "1.1",
         "hw_version: {}",
         sysfs("hw_version")?
     );

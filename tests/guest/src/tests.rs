@@ -2,8 +2,8 @@
 
 use crate::harness::{self, TestResult};
 use crate::{
-    attach, cancel, client, copy_path, ensure, faults, fuzz, hostile, nonroot, removal, shared_api,
-    soak, stream, teardown,
+    attach, camera, cancel, client, copy_path, ensure, faults, fuzz, hostile, nonroot, removal,
+    shared_api, soak, stream, teardown,
 };
 use fgrab::Card;
 use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo};
@@ -73,6 +73,15 @@ const fn control(name: &'static str, run: fn() -> TestResult) -> Test {
 pub const ALL: &[Test] = &[
     // KUnit ran when the module loaded; reading its verdict does not depend on DMA.
     control("kunit", kunit),
+    control("camera-formats", camera::camera_formats),
+    control("camera-port-validation", camera::camera_port_validation),
+    control(
+        "camera-busy-while-streaming",
+        camera::camera_busy_while_streaming,
+    ),
+    control("camera-xml", camera::camera_xml),
+    control("camera-trigger", camera::camera_trigger),
+    control("camera-acquisition-modes", camera::camera_acquisition_modes),
     control("enumerate", enumerate),
     control("driver-bound", driver_bound),
     control("cards-independent", cards_independent),
@@ -141,6 +150,11 @@ pub const ALL: &[Test] = &[
         faults::fault_injection,
     ),
     // Hostile cards (capabilities, records, a stop that keeps frames).
+    test(
+        "hostile-camera",
+        Scope::Suite("vm-hostile"),
+        camera::hostile_camera,
+    ),
     test(
         "hostile-capabilities",
         Scope::Suite("vm-hostile"),
