@@ -34,7 +34,7 @@ pub struct Camera {
 
 enum State {
     /// Open, no stream: features through the card's file.
-    Idle(Card),
+    Idle(Box<Card>),
     /// A stream is attached (running or stopped), in `format`.
     Attached {
         stream: SharedStream<'static>,
@@ -53,12 +53,14 @@ impl Camera {
         Ok(Self {
             path,
             buffer_frames,
-            state: Mutex::new(State::Idle(card)),
+            state: Mutex::new(State::Idle(Box::new(card))),
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs `f` with the card's features: the card's, or the stream's once one is attached
@@ -99,12 +101,13 @@ impl Camera {
     /// Makes `state` an attached stream in the card's current format.
     fn attach(&self, state: &mut State) -> PyResult<()> {
         let current = match state {
-            State::Idle(card) => format::read(card.features(), || {
-                card.info().map(|info| info.frame_bytes)
-            })?,
+            State::Idle(card) => match format::read(card.features())? {
+                Some(format) => format,
+                None => format::raw_lines(card.info().py_err()?.frame_bytes),
+            },
             State::Attached { stream, format } => {
-                let frame_bytes = stream.geometry().frame_bytes();
-                let current = format::read(stream.features(), || Ok(frame_bytes))?;
+                let current = format::read(stream.features())?
+                    .unwrap_or_else(|| format::raw_lines(stream.geometry().frame_bytes()));
                 if current == *format {
                     return Ok(());
                 }
@@ -134,9 +137,9 @@ impl Camera {
             Err(failed) => {
                 let failed = *failed;
                 if let Some(card) = failed.card {
-                    *state = State::Idle(card);
+                    *state = State::Idle(Box::new(card));
                 } else {
-                    *state = State::Idle(Card::open(&self.path).py_err()?);
+                    *state = State::Idle(Box::new(Card::open(&self.path).py_err()?));
                 }
                 Err(crate::errors::to_py(failed.error))
             }
@@ -178,7 +181,7 @@ impl Camera {
                 drop(error);
             }
         }
-        *state = State::Idle(Card::open(&self.path).py_err()?);
+        *state = State::Idle(Box::new(Card::open(&self.path).py_err()?));
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 
 use crate::camera::Camera;
 use crate::errors::{IntoPy, Kind as ErrorKind};
-use fgrab::features::FeatureValue;
+use fgrab::FeatureValue;
 use fgrab_hw::camera::{Kind, FEATURES};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -33,7 +33,10 @@ fn lookup(name: &str) -> PyResult<&'static fgrab_hw::camera::Feature> {
 }
 
 /// `value` as the feature's type.
-fn to_value(feature: &fgrab_hw::camera::Feature, value: &Bound<'_, PyAny>) -> PyResult<FeatureValue> {
+fn to_value(
+    feature: &fgrab_hw::camera::Feature,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<FeatureValue> {
     let wrong = || {
         ErrorKind::FeatureValueError.err(
             format!(
@@ -51,7 +54,10 @@ fn to_value(feature: &fgrab_hw::camera::Feature, value: &Bound<'_, PyAny>) -> Py
         Kind::Integer if value.is_instance_of::<PyInt>() && !is_bool => {
             FeatureValue::Int(value.extract().map_err(|_| wrong())?)
         }
-        Kind::Float if (value.is_instance_of::<PyFloat>() || value.is_instance_of::<PyInt>()) && !is_bool => {
+        Kind::Float
+            if (value.is_instance_of::<PyFloat>() || value.is_instance_of::<PyInt>())
+                && !is_bool =>
+        {
             FeatureValue::Float(value.extract().map_err(|_| wrong())?)
         }
         Kind::Boolean if is_bool => FeatureValue::Bool(value.extract()?),
@@ -61,7 +67,10 @@ fn to_value(feature: &fgrab_hw::camera::Feature, value: &Bound<'_, PyAny>) -> Py
         Kind::String if value.is_instance_of::<PyString>() => FeatureValue::Str(value.extract()?),
         Kind::Command => {
             return Err(ErrorKind::FeatureValueError.err(
-                format!("feature {} is a command: use execute({:?})", feature.name, feature.name),
+                format!(
+                    "feature {} is a command: use execute({:?})",
+                    feature.name, feature.name
+                ),
                 None,
             ))
         }
@@ -103,7 +112,8 @@ impl Features {
             ));
         }
         let camera = self.camera.get();
-        let value = py.detach(|| camera.with_features(|features| features.feature(name).py_err()))?;
+        let value =
+            py.detach(|| camera.with_features(|features| features.feature(name).py_err()))?;
         to_py(py, value)
     }
 
@@ -139,14 +149,19 @@ impl Features {
     /// The GenICam type of feature `name`: `Integer`, `Float`, `Boolean`, `Enumeration`,
     /// `String` or `Command`.
     fn kind(&self, name: &str) -> PyResult<&'static str> {
-        Ok(kind_name(lookup(name)?.kind).split(' ').next().unwrap_or(""))
+        Ok(kind_name(lookup(name)?.kind)
+            .split(' ')
+            .next()
+            .unwrap_or(""))
     }
 
     /// The entries of enumeration `name`.
     fn entries(&self, name: &str) -> PyResult<Vec<&'static str>> {
         match lookup(name)?.kind {
             Kind::Enumeration(entries) => Ok(entries.iter().map(|(entry, _)| *entry).collect()),
-            _ => Err(ErrorKind::FeatureValueError.err(format!("{name} is not an enumeration"), None)),
+            _ => {
+                Err(ErrorKind::FeatureValueError.err(format!("{name} is not an enumeration"), None))
+            }
         }
     }
 

@@ -1,7 +1,6 @@
 //! What a frame holds: its geometry and pixel format, read from the card's features.
 
 use crate::errors::IntoPy;
-use fgrab::features::PixelFormat;
 use fgrab::Features;
 use pyo3::prelude::*;
 
@@ -24,25 +23,13 @@ impl FrameFormat {
     }
 }
 
-/// The format the card streams now. A card without camera features streams lines of
-/// `frame_bytes()` bytes: one row of Mono8 "pixels" per frame.
-pub(crate) fn read(
-    features: &Features,
-    frame_bytes: impl FnOnce() -> fgrab::Result<u32>,
-) -> PyResult<FrameFormat> {
+/// The format the card streams now, `None` for a card without camera features.
+pub(crate) fn read(features: &Features) -> PyResult<Option<FrameFormat>> {
     let format = match features.pixel_format() {
-        Err(fgrab::Error::NoCamera) => {
-            return Ok(FrameFormat {
-                width: frame_bytes().py_err()?,
-                height: 1,
-                pixel_format: "Mono8",
-                dtype: "u1",
-                bytes_per_pixel: 1,
-            })
-        }
+        Err(fgrab::Error::NoCamera) => return Ok(None),
         format => format.py_err()?,
     };
-    Ok(FrameFormat {
+    Ok(Some(FrameFormat {
         width: features.width().py_err()?,
         height: features.height().py_err()?,
         pixel_format: format.name(),
@@ -51,5 +38,17 @@ pub(crate) fn read(
             _ => "u1",
         },
         bytes_per_pixel: format.bytes_per_pixel(),
-    })
+    }))
+}
+
+/// The format of a card without camera features: lines of `frame_bytes` bytes, one row
+/// of Mono8 "pixels" per frame.
+pub(crate) fn raw_lines(frame_bytes: u32) -> FrameFormat {
+    FrameFormat {
+        width: frame_bytes,
+        height: 1,
+        pixel_format: "Mono8",
+        dtype: "u1",
+        bytes_per_pixel: 1,
+    }
 }

@@ -17,7 +17,11 @@ pub struct Frames {
 }
 
 impl Frames {
-    pub(crate) fn new(camera: Py<Camera>, frames: Option<u64>, timeout: Option<Duration>) -> PyResult<Self> {
+    pub(crate) fn new(
+        camera: Py<Camera>,
+        frames: Option<u64>,
+        timeout: Option<Duration>,
+    ) -> PyResult<Self> {
         Ok(Self {
             camera,
             timeout,
@@ -26,12 +30,14 @@ impl Frames {
     }
 
     fn left(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
-        self.left.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.left
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Ends the iteration: the stream stops (once).
     fn finish(&self, py: Python<'_>) -> PyResult<()> {
-        let was_done = std::mem::replace(&mut *self.left(), Some(0)) == Some(0);
+        let was_done = self.left().replace(0) == Some(0);
         if was_done {
             return Ok(());
         }

@@ -7,8 +7,8 @@
 //! [`errors`] (exceptions).
 
 mod camera;
-mod features;
 mod errors;
+mod features;
 mod format;
 mod frame;
 mod frames;

@@ -24,7 +24,9 @@ pub(crate) fn next_frame(
     let deadline = timeout.map(|timeout| Instant::now() + timeout);
     loop {
         let slice = match deadline {
-            Some(deadline) => deadline.saturating_duration_since(Instant::now()).min(SLICE),
+            Some(deadline) => deadline
+                .saturating_duration_since(Instant::now())
+                .min(SLICE),
             None => SLICE,
         };
         match py.detach(|| stream.next_frame(Some(slice))) {
