@@ -45,6 +45,14 @@ pub enum FaultKind {
     HostileCamera,
 }
 
+impl FaultKind {
+    /// Whether the fault holds for the whole run (read with [`FaultPlan::has`], never
+    /// taken): such a fault must not hold back the frame-numbered faults planned with it.
+    pub fn whole_run(self) -> bool {
+        matches!(self, Self::HostileCapabilities | Self::HostileCamera)
+    }
+}
+
 /// How long after a lying stop the device still writes a frame it kept.
 pub const LYING_STOP_WRITE_DELAY: Duration = Duration::from_millis(500);
 
@@ -149,7 +157,7 @@ impl FaultPlan {
         matches: impl Fn(FaultKind) -> bool,
     ) -> Option<FaultKind> {
         // Whole-run faults (`has`) are never taken and do not hold others back.
-        let due = |f: &Fault| f.frame <= sequence && f.kind != FaultKind::HostileCapabilities;
+        let due = |f: &Fault| f.frame <= sequence && !f.kind.whole_run();
         let earliest = self
             .pending
             .iter()
@@ -232,6 +240,18 @@ mod tests {
             "stall@1:3h".parse::<Fault>(),
             Err(FaultParseError::Number(_))
         ));
+    }
+
+    #[test]
+    fn whole_run_faults_do_not_hold_back_others() {
+        for whole_run in ["hostile-caps@0", "hostile-camera@0"] {
+            let mut plan = FaultPlan::new(vec![
+                "hostile-bytes@100".parse().unwrap(),
+                whole_run.parse().unwrap(),
+            ]);
+            assert!(plan.take_kind(100, FaultKind::HostileBytes), "{whole_run}");
+            assert!(plan.has(whole_run.parse::<Fault>().unwrap().kind));
+        }
     }
 
     #[test]
