@@ -152,6 +152,28 @@ pub fn initramfs(
     Ok(out)
 }
 
+/// The initramfs of the Python suite: `base` with the package under test appended as a second
+/// archive (the kernel unpacks concatenated archives in order), `/python/site` (the unpacked
+/// wheel) and `/python/tests` (`tests/python/*.py`). The other suites keep `base` as it is.
+pub fn initramfs_with_python(base: &Path, site: &Path, tests: &Path) -> Result<PathBuf> {
+    let mut archive = Cpio::default();
+    archive.dir("python");
+    archive.tree("python/site", site)?;
+    archive.dir("python/tests");
+    for entry in std::fs::read_dir(tests).with_context(|| format!("reading {}", tests.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "py") {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            archive.file(&format!("python/tests/{name}"), &read(&path)?, 0o644);
+        }
+    }
+    let mut bytes = read(base)?;
+    bytes.extend(archive.finish());
+    let out = base.with_file_name("initramfs-python.cpio");
+    std::fs::write(&out, bytes).with_context(|| format!("writing {}", out.display()))?;
+    Ok(out)
+}
+
 fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
@@ -170,6 +192,30 @@ impl Cpio {
 
     fn file(&mut self, name: &str, data: &[u8], permissions: u32) {
         self.entry(name, 0o100_000 | permissions, data);
+    }
+
+    /// `dir` and everything below it (directories and regular files), as `name`.
+    fn tree(&mut self, name: &str, dir: &Path) -> Result<()> {
+        self.dir(name);
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .map(|entry| entry.map(|entry| entry.path()))
+            .collect::<std::io::Result<_>>()?;
+        entries.sort();
+        for path in entries {
+            let inner = format!(
+                "{name}/{}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            );
+            if path.is_dir() {
+                self.tree(&inner, &path)?;
+            } else {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
+                self.file(&inner, &read(&path)?, mode);
+            }
+        }
+        Ok(())
     }
 
     fn symlink(&mut self, name: &str, target: &str) {

@@ -9,13 +9,15 @@ use std::path::Path;
 use std::process::Command;
 
 /// Host packages: `debootstrap` builds the sysroot, `xz-utils` unpacks the kernel source,
-/// `liburing-dev`, `gcc` and `libc6-dev` build the C examples (static) and the header checks.
+/// `liburing-dev`, `gcc` and `libc6-dev` build the C examples (static) and the header checks,
+/// `python3-venv` holds maturin, which builds the Python wheel (`wheel.rs`).
 const HOST_PACKAGES: &[&str] = &[
     "debootstrap",
     "xz-utils",
     "liburing-dev",
     "gcc",
     "libc6-dev",
+    "python3-venv",
 ];
 
 /// Disk a first run needs: the sysroot (2.2 GiB), the kernel source and both kernel builds

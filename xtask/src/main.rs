@@ -9,6 +9,7 @@ mod bench;
 mod cmd;
 mod genicam;
 mod guest;
+mod guest_root;
 mod hash;
 mod host;
 mod host_tests;
@@ -16,6 +17,7 @@ mod kernel;
 mod layers;
 mod module;
 mod paths;
+mod python;
 mod report;
 mod sysroot;
 mod test;
@@ -26,6 +28,7 @@ mod test;
 #[path = "../../tests/guest/src/udev_rule.rs"]
 mod udev_rule;
 mod vm;
+mod wheel;
 
 use anyhow::{bail, Result};
 
@@ -55,12 +58,15 @@ commands:
   module [--debug]  build fgrab.ko against the guest kernel (also with CLIPPY=1)
   vm [--debug] [--iommu] [--cards N]
                     boot the guest with an interactive shell (Ctrl-A X quits)
+  wheel             build the fgrab Python wheel (maturin) into target/python/wheels and
+                    unpack it into target/python/site
+  guest-root        build the Debian userland of the Python suite (python3, numpy, harvesters)
 
 environment:
   FGRAB_CACHE       cache directory (default: ~/.cache/fgrab)
   FGRAB_VERBOSE=1   stream build and serial output instead of progress lines
   FGRAB_SUITES=a,b  `test WORD...` runs only these VM suites (vm, vm-iommu, vm-swiotlb,
-                    vm-removal, vm-faults)
+                    vm-removal, vm-faults, vm-hostile, vm-python)
   FGRAB_EMU_ARGS    extra arguments for every `fgrab-emu serve` (e.g. -vv)
 ";
 
@@ -129,6 +135,16 @@ fn run() -> Result<()> {
                 .args(["fmt", "--all"]),
             )?;
             module::rustfmt(&env, &kernel::build(&env, kernel::Profile::Debug)?, false)
+        }
+        "wheel" => {
+            let built = wheel::build(&paths::Env::new()?)?;
+            println!("{}\n{}", built.file.display(), built.site.display());
+            Ok(())
+        }
+        "guest-root" => {
+            let root = guest_root::ensure(&paths::Env::new()?)?;
+            println!("{}", root.display());
+            Ok(())
         }
         "vm" => {
             let cards = flag_value(flags, "--cards").unwrap_or(Ok(1))?;

@@ -17,7 +17,8 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const SUITE: &str = "trixie";
+/// The Debian suite of the sysroot and the guest root.
+pub const SUITE: &str = "trixie";
 
 /// Installed from trixie: kernel build dependencies and the kernel's Rust/LLVM toolchain.
 const PACKAGES: &[&str] = &[
@@ -71,31 +72,13 @@ pub fn ensure(env: &paths::Env) -> Result<Sysroot> {
     host::ensure()?;
     let mirror = host::debian_mirror()?;
     paths::prune_stale(&root)?;
-    let partial = root.with_extension("partial");
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial)
-            .with_context(|| format!("removing interrupted sysroot {}", partial.display()))?;
-    }
-    std::fs::create_dir_all(partial.parent().unwrap_or(Path::new("/")))?;
+    let partial = fresh_partial(&root)?;
     let logs = env.cache.join("logs");
-    std::fs::create_dir_all(&logs)?;
 
     cmd::step(&format!(
         "creating the {SUITE} sysroot from {mirror} (about 2 minutes)"
     ));
-    cmd::run_logged(
-        Command::new("debootstrap")
-            .args(["--variant=minbase", "--include=ca-certificates", SUITE])
-            .arg(&partial)
-            .arg(&mirror),
-        "debootstrap",
-        &logs.join("debootstrap.log"),
-        env.verbose,
-    )?;
-    let sources = format!(
-        "deb {mirror} {SUITE} main\ndeb {mirror} {SUITE}-updates main\ndeb {mirror} {SUITE}-backports main\n"
-    );
-    std::fs::write(partial.join("etc/apt/sources.list"), sources)?;
+    bootstrap(env, &partial, &mirror, "debootstrap")?;
     let install = format!(
         "set -e\n\
          export DEBIAN_FRONTEND=noninteractive\n\
@@ -123,11 +106,48 @@ pub fn ensure(env: &paths::Env) -> Result<Sysroot> {
     Ok(Sysroot { root })
 }
 
+/// The empty staging directory `<root>.partial` for building `root`, after removing what an
+/// interrupted build left there; renamed to `root` only once complete.
+pub fn fresh_partial(root: &Path) -> Result<PathBuf> {
+    let partial = root.with_extension("partial");
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)
+            .with_context(|| format!("removing interrupted build {}", partial.display()))?;
+    }
+    std::fs::create_dir_all(partial.parent().unwrap_or(Path::new("/")))?;
+    Ok(partial)
+}
+
+/// A minimal Debian trixie system in `dir` (debootstrap `minbase` with ca-certificates)
+/// whose apt sources are `mirror`'s trixie, trixie-updates and trixie-backports.
+///
+/// Shared by the sysroot and the guest root (`guest_root.rs`), so both come from the same
+/// suite and mirror; `label` names the log (`<cache>/logs/<label>.log`).
+pub fn bootstrap(env: &paths::Env, dir: &Path, mirror: &str, label: &str) -> Result<()> {
+    let logs = env.cache.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    cmd::run_logged(
+        Command::new("debootstrap")
+            .args(["--variant=minbase", "--include=ca-certificates", SUITE])
+            .arg(dir)
+            .arg(mirror),
+        label,
+        &logs.join(format!("{label}.log")),
+        env.verbose,
+    )?;
+    let sources = format!(
+        "deb {mirror} {SUITE} main\ndeb {mirror} {SUITE}-updates main\ndeb {mirror} {SUITE}-backports main\n"
+    );
+    std::fs::write(dir.join("etc/apt/sources.list"), sources)
+        .with_context(|| format!("writing apt sources in {}", dir.display()))
+}
+
 impl Sysroot {
     /// A command running `script` with `/bin/sh` inside the sysroot.
     ///
-    /// Each path in `binds` is bind-mounted at the same path inside, so paths mean the same
-    /// thing on both sides. `/proc` and `/dev` are mounted too. The mounts live in a private
+    /// Each path in `binds` (a directory or a file) is bind-mounted at the same path inside,
+    /// so paths mean the same thing on both sides; a file shadows the one inside for the
+    /// command only. `/proc` and `/dev` are mounted too. The mounts live in a private
     /// namespace and vanish with the command.
     pub fn command(&self, binds: &[&Path], script: &str) -> Command {
         let root = quote(&self.root);
@@ -138,7 +158,12 @@ impl Sysroot {
         for bind in binds {
             let inner = quote(&self.root.join(bind.strip_prefix("/").unwrap_or(bind)));
             let outer = quote(bind);
-            setup.push_str(&format!("mkdir -p {inner}; mount --bind {outer} {inner}; "));
+            // A mount point must be of the same kind as what is mounted on it.
+            setup.push_str(&format!(
+                "if [ -d {outer} ]; then mkdir -p {inner}; \
+                 elif [ ! -e {inner} ]; then mkdir -p \"$(dirname {inner})\"; : > {inner}; fi; \
+                 mount --bind {outer} {inner}; "
+            ));
         }
         setup.push_str(&format!(
             "exec chroot {root} /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=${{TERM:-dumb}} \

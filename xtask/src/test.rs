@@ -10,13 +10,13 @@ use crate::genicam;
 use crate::host_tests;
 use crate::report::Outcome;
 use crate::vm::{self, VmConfig, VmOutcome};
-use crate::{cmd, kernel, layers, module, paths};
+use crate::{cmd, kernel, layers, module, paths, python};
 use anyhow::{bail, Context, Result};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Guest lines that report harness steps, not tests.
-const BOOKKEEPING: &[&str] = &["module-load", "module-unload"];
+const BOOKKEEPING: &[&str] = &["module-load", "module-unload", "userland-mount"];
 
 /// Results and timings of one `cargo xtask test`.
 #[derive(Default)]
@@ -149,10 +149,11 @@ struct GuestTest {
     scope: String,
 }
 
-/// Asks the guest binary (static, it runs on the host too) which tests exist and where.
-fn guest_tests(artifacts: &vm::Artifacts) -> Result<Vec<GuestTest>> {
+/// Asks the guest binary (static, it runs on the host too) which tests exist and where, and
+/// adds the Python tests (`tests/python/*.py`, see `python.rs`).
+fn guest_tests(env: &paths::Env, artifacts: &vm::Artifacts) -> Result<Vec<GuestTest>> {
     let listing = cmd::output(Command::new(&artifacts.guest).arg("list"))?;
-    listing
+    let mut tests: Vec<GuestTest> = listing
         .lines()
         .map(|line| {
             let mut words = line.split_whitespace();
@@ -164,18 +165,27 @@ fn guest_tests(artifacts: &vm::Artifacts) -> Result<Vec<GuestTest>> {
                 _ => bail!("unexpected line from `fgrab-guest list`: {line:?}"),
             }
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    tests.extend(
+        python::tests(env)?
+            .into_iter()
+            .map(|(name, scope)| GuestTest { name, scope }),
+    );
+    Ok(tests)
 }
 
 /// One VM suite: a machine configuration and the scopes of the tests it runs.
 struct Suite {
     config: VmConfig,
     scopes: &'static [&'static str],
+    /// Boots the Debian userland (`python.rs`), prepared only when the suite runs.
+    userland: bool,
 }
 
 /// The VM suites. Data-path tests run with direct DMA, behind a virtual Intel IOMMU and with
 /// every streaming mapping bounced through swiotlb; control-path tests run once, with direct
-/// DMA; removal and fault injection on machines of their own.
+/// DMA; removal and fault injection on machines of their own; the Python tests in the Debian
+/// userland, with direct DMA.
 fn suites() -> Vec<Suite> {
     let plain = VmConfig::test("vm");
     let mut iommu = VmConfig::test("vm-iommu");
@@ -232,27 +242,38 @@ fn suites() -> Vec<Suite> {
     vec![
         Suite {
             config: plain,
+            userland: false,
             scopes: &["every-dma-mode", "once"],
         },
         Suite {
             config: iommu,
+            userland: false,
             scopes: &["every-dma-mode"],
         },
         Suite {
             config: swiotlb,
+            userland: false,
             scopes: &["every-dma-mode"],
         },
         Suite {
             config: removal,
+            userland: false,
             scopes: &["vm-removal"],
         },
         Suite {
             config: faults,
+            userland: false,
             scopes: &["vm-faults"],
         },
         Suite {
             config: hostile,
+            userland: false,
             scopes: &["vm-hostile"],
+        },
+        Suite {
+            config: VmConfig::test(python::SUITE),
+            userland: true,
+            scopes: &[python::SUITE],
         },
     ]
 }
@@ -315,6 +336,36 @@ fn check_filter(filter: &[String], tests: &[GuestTest]) -> Result<()> {
     Ok(())
 }
 
+/// The Python suite's userland, built on first use and kept for the rest of the run.
+#[derive(Default)]
+struct LazyUserland(Option<vm::Userland>);
+
+impl LazyUserland {
+    /// The userland, built now (timed) if this is the first use; `None` (recorded) if that
+    /// failed.
+    fn get(
+        &mut self,
+        env: &paths::Env,
+        artifacts: &vm::Artifacts,
+        tally: &mut Tally,
+    ) -> Option<vm::Userland> {
+        if self.0.is_none() {
+            let name = "Python wheel, guest root and initramfs";
+            self.0 = tally.timed(name, |tally| match python::prepare(env, artifacts) {
+                Ok(userland) => {
+                    tally.check(name, Ok(()));
+                    Some(userland)
+                }
+                Err(error) => {
+                    tally.check(name, Err(error));
+                    None
+                }
+            });
+        }
+        self.0.clone()
+    }
+}
+
 /// Runs each suite on the tests it should run (those `filter` selects, if given).
 fn run_suites(
     env: &paths::Env,
@@ -322,13 +373,19 @@ fn run_suites(
     tally: &mut Tally,
     filter: Option<&[String]>,
     only: Option<&[String]>,
+    userland: &mut LazyUserland,
 ) -> Result<()> {
-    let tests = guest_tests(artifacts)?;
+    let tests = guest_tests(env, artifacts)?;
     if let Some(filter) = filter {
         check_filter(filter, &tests)?;
     }
     let mut ran = 0;
-    for Suite { mut config, scopes } in suites() {
+    for Suite {
+        mut config,
+        scopes,
+        userland: wants_userland,
+    } in suites()
+    {
         if only.is_some_and(|only| !only.contains(&config.name)) {
             continue;
         }
@@ -342,6 +399,12 @@ fn run_suites(
             continue;
         }
         ran += 1;
+        if wants_userland {
+            match userland.get(env, artifacts, tally) {
+                Some(userland) => config.userland = Some(userland),
+                None => continue,
+            }
+        }
         let name = config.name.clone();
         let count = config.tests.len();
         tally.timed(&format!("VM suite {name} ({count} tests)"), |tally| {
@@ -359,38 +422,62 @@ fn run_suites(
     Ok(())
 }
 
-/// Proves the harness can fail: a deliberately failing guest test, a real kernel WARN
+/// Proves the harness can fail: a deliberately failing guest test, a failing Python test
+/// (`tests/python/selftest_fail.py`, whose assertion must be the reason), a real kernel WARN
 /// (provoked through lkdtm) and the taint it leaves must all be detected.
-fn harness_self_test(env: &paths::Env, artifacts: &vm::Artifacts, tally: &mut Tally) {
+fn harness_self_test(
+    env: &paths::Env,
+    artifacts: &vm::Artifacts,
+    tally: &mut Tally,
+    userland: &mut LazyUserland,
+) {
+    let Some(userland) = userland.get(env, artifacts, tally) else {
+        tally.fail(
+            "harness self-test",
+            anyhow::anyhow!("no userland for its Python part"),
+        );
+        return;
+    };
     cmd::step(
         "harness self-test: the FAIL and KERNEL REPORT lines below are provoked on purpose \
          and must be caught",
     );
     let mut config = VmConfig::test("selftest");
     config.cards = 0;
-    config.tests = vec!["selftest-fail".into(), "selftest-warn".into()];
+    config.tests = vec![
+        "selftest-fail".into(),
+        "python-selftest-fail".into(),
+        "selftest-warn".into(),
+    ];
+    config.userland = Some(userland);
     let result = vm::run(env, artifacts, &config).and_then(|outcome| {
         let failing_caught = outcome
             .results
             .iter()
             .any(|(name, result, _)| name == "selftest-fail" && *result != Outcome::Pass);
+        // Failed for the script's own reason: Python ran it and the harness read its error.
+        let python_caught = outcome.results.iter().any(|(name, result, _)| {
+            name == "python-selftest-fail"
+                && matches!(result, Outcome::Fail(why) if why.contains("AssertionError"))
+        });
         let warn_caught = outcome.reports.iter().any(|line| line.contains("WARNING:"));
         let taint_caught = outcome
             .reports
             .iter()
             .any(|line| line.contains("unexpected flags W"));
-        if failing_caught && warn_caught && taint_caught && !outcome.clean() {
+        if failing_caught && python_caught && warn_caught && taint_caught && !outcome.clean() {
             Ok(())
         } else {
             Err(anyhow::anyhow!(
-                "failing test caught: {failing_caught}, WARN caught: {warn_caught}, \
-                 taint caught: {taint_caught}; log {}",
+                "failing test caught: {failing_caught}, failing Python test caught: \
+                 {python_caught}, WARN caught: {warn_caught}, taint caught: {taint_caught}; \
+                 log {}",
                 outcome.log.display()
             ))
         }
     });
     tally.test(
-        "harness self-test (failing test, kernel WARN and taint detected)",
+        "harness self-test (failing test, failing Python test, kernel WARN and taint detected)",
         result,
     );
 }
@@ -422,7 +509,15 @@ pub fn run_filtered(filter: &[String]) -> Result<()> {
         .ok()
         .map(|list| list.split(',').map(str::to_owned).collect());
     if let Some(artifacts) = prepare(&env, &mut tally) {
-        run_suites(&env, &artifacts, &mut tally, Some(filter), only.as_deref())?;
+        let mut userland = LazyUserland::default();
+        run_suites(
+            &env,
+            &artifacts,
+            &mut tally,
+            Some(filter),
+            only.as_deref(),
+            &mut userland,
+        )?;
     }
     tally.finish(start)
 }
@@ -510,11 +605,12 @@ pub fn run_all(part: Part) -> Result<()> {
             "driver rustfmt (kernel .rustfmt.toml)",
             module::rustfmt(&env, &artifacts.built, true),
         );
-        if let Err(error) = run_suites(&env, &artifacts, &mut tally, None, None) {
+        let mut userland = LazyUserland::default();
+        if let Err(error) = run_suites(&env, &artifacts, &mut tally, None, None, &mut userland) {
             tally.fail("VM suites", error);
         }
         tally.timed("harness self-test", |tally| {
-            harness_self_test(&env, &artifacts, tally)
+            harness_self_test(&env, &artifacts, tally, &mut userland)
         });
     }
     tally.finish(start)

@@ -61,6 +61,19 @@ fn build_emulator(env: &paths::Env) -> Result<PathBuf> {
     Ok(env.target().join("release/fgrab-emu"))
 }
 
+/// The Debian userland of the Python suite (`python.rs`): the guest root, shared read-only
+/// over 9p, and the initramfs that carries the package under test.
+#[derive(Clone)]
+pub struct Userland {
+    /// The guest root on the host (`guest_root.rs`).
+    pub root: PathBuf,
+    /// Replaces the suites' initramfs (the same, with `/python` appended).
+    pub initramfs: PathBuf,
+}
+
+/// The 9p mount tag of the userland; the guest finds it on its command line.
+const USERLAND_TAG: &str = "userland";
+
 /// One VM run.
 pub struct VmConfig {
     /// Run name: names the run directory and log.
@@ -83,6 +96,8 @@ pub struct VmConfig {
     pub card_args: Vec<(u32, Vec<String>)>,
     /// Wall-clock limit for the whole run.
     pub timeout: Duration,
+    /// Share this userland with the guest (the Python suite).
+    pub userland: Option<Userland>,
 }
 
 impl VmConfig {
@@ -99,6 +114,7 @@ impl VmConfig {
             emulator_args: Vec::new(),
             card_args: Vec::new(),
             timeout: Duration::from_secs(1800),
+            userland: None,
         }
     }
 }
@@ -206,7 +222,14 @@ fn qemu_script(artifacts: &Artifacts, config: &VmConfig, run: &Path, interactive
     if config.swiotlb_force {
         append.push("swiotlb=force".into());
     }
+    if config.userland.is_some() {
+        append.push(format!("fgrab_userland={USERLAND_TAG}"));
+    }
     append.extend(config.guest_args.iter().cloned());
+    let initramfs = config
+        .userland
+        .as_ref()
+        .map_or(&artifacts.initramfs, |userland| &userland.initramfs);
 
     let mut qemu = vec![
         "qemu-system-x86_64".to_string(),
@@ -220,7 +243,7 @@ fn qemu_script(artifacts: &Artifacts, config: &VmConfig, run: &Path, interactive
         "-machine q35,memory-backend=mem".into(),
         "-nodefaults -display none -no-reboot".into(),
         format!("-kernel {}", sysroot::quote(&artifacts.kernel)),
-        format!("-initrd {}", sysroot::quote(&artifacts.initramfs)),
+        format!("-initrd {}", sysroot::quote(initramfs)),
         format!("-append '{}'", append.join(" ")),
         format!(
             "-monitor unix:{},server,nowait",
@@ -235,6 +258,17 @@ fn qemu_script(artifacts: &Artifacts, config: &VmConfig, run: &Path, interactive
     if config.iommu {
         // Must come before the devices it translates for.
         qemu.push("-device intel-iommu,caching-mode=on".into());
+    }
+    if let Some(userland) = &config.userland {
+        // 9p over virtio-pci, read-only on the host's side too; QEMU runs as root, and
+        // `security_model=none` shows the tree's own owners and modes as they are.
+        qemu.push(format!(
+            "-fsdev local,id={USERLAND_TAG},path={},security_model=none,readonly=on",
+            sysroot::quote(&userland.root)
+        ));
+        qemu.push(format!(
+            "-device virtio-9p-pci,fsdev={USERLAND_TAG},mount_tag={USERLAND_TAG}"
+        ));
     }
     for card in 0..config.cards {
         let socket = run.join(format!("card{card}.sock"));
@@ -276,6 +310,20 @@ fn vfio_user_device(card: u32, socket: &Path) -> String {
     sysroot::quote(Path::new(&json))
 }
 
+/// What QEMU, in the sysroot, must see at the same paths as the host: the kernel build, the
+/// initramfs directory, the run directory (sockets, monitor) and the userland, if any.
+fn binds<'a>(artifacts: &'a Artifacts, config: &'a VmConfig, run: &'a Path) -> Vec<&'a Path> {
+    let mut binds = vec![
+        artifacts.built.build.as_path(),
+        artifacts.initramfs.parent().unwrap_or(Path::new("/")),
+        run,
+    ];
+    if let Some(userland) = &config.userland {
+        binds.push(&userland.root);
+    }
+    binds
+}
+
 /// Boots the guest non-interactively and collects its results.
 pub fn run(env: &paths::Env, artifacts: &Artifacts, config: &VmConfig) -> Result<VmOutcome> {
     let run = env.run_dir(&config.name)?;
@@ -283,12 +331,10 @@ pub fn run(env: &paths::Env, artifacts: &Artifacts, config: &VmConfig) -> Result
     let script = qemu_script(artifacts, config, &run, false);
     let log_path = run.join("serial.log");
     let mut log = std::fs::File::create(&log_path)?;
-    let initramfs_dir = artifacts.initramfs.parent().unwrap_or(Path::new("/"));
-    let binds: [&Path; 3] = [&artifacts.built.build, initramfs_dir, &run];
     let mut child = artifacts
         .built
         .sysroot
-        .command(&binds, &script)
+        .command(&binds(artifacts, config, &run), &script)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -370,6 +416,14 @@ pub fn run(env: &paths::Env, artifacts: &Artifacts, config: &VmConfig) -> Result
         println!("    FAIL  {name}: {why}");
         outcome.results.push((name, Outcome::Fail(why), 0));
     }
+    // A test the guest never started must not vanish from the count.
+    for name in &config.tests {
+        if !outcome.results.iter().any(|(ran, _, _)| ran == name) {
+            let why = "no result: the guest never ran it".to_string();
+            println!("    FAIL  {name}: {why}");
+            outcome.results.push((name.clone(), Outcome::Fail(why), 0));
+        }
+    }
     if !outcome.finished && outcome.failure.is_none() {
         outcome.failure = Some(format!("guest ended without finishing (QEMU: {status})"));
     }
@@ -388,9 +442,12 @@ pub fn interactive(profile: kernel::Profile, iommu: bool, cards: u32) -> Result<
     let _emulators = start_emulators(&artifacts, &config, &run)?;
     cmd::step("booting the guest; the module is loaded, `poweroff -f` or Ctrl-A X leaves");
     let script = qemu_script(&artifacts, &config, &run, true);
-    let initramfs_dir = artifacts.initramfs.parent().unwrap_or(Path::new("/"));
-    let binds: [&Path; 3] = [&artifacts.built.build, initramfs_dir, &run];
-    cmd::run(&mut artifacts.built.sysroot.command(&binds, &script))
+    cmd::run(
+        &mut artifacts
+            .built
+            .sysroot
+            .command(&binds(&artifacts, &config, &run), &script),
+    )
 }
 
 /// `cargo xtask demo`: boots the guest with emulated cameras and shows the driver.

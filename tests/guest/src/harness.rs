@@ -3,7 +3,7 @@
 //! Lines starting with `@@fgrab ` carry results: `start NAME`, `pass NAME 12ms`,
 //! `fail NAME 12ms REASON`, `info TEXT`, `kmemleak clean|VERDICT`, `done`.
 
-use crate::tests;
+use crate::{tests, userland};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -77,6 +77,9 @@ pub fn run_tests(names: &[String]) -> usize {
 }
 
 fn run_child(name: &str) -> TestResult {
+    if name.starts_with(userland::PREFIX) {
+        return userland::run(name, test_timeout(name));
+    }
     let mut child = Command::new("/bin/fgrab-guest")
         .args(["run-test", name])
         .stdout(Stdio::piped())

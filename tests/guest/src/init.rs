@@ -1,7 +1,7 @@
 //! PID 1 of the test VM.
 
 use crate::tests::Scope;
-use crate::{harness, sys, tests};
+use crate::{harness, sys, tests, userland};
 use std::time::{Duration, Instant};
 
 const MODULE: &str = "/lib/modules/fgrab.ko";
@@ -34,8 +34,10 @@ pub fn main() -> ! {
         .map(|list| list.split(',').map(str::to_string).collect())
         .unwrap_or_default();
 
-    let selftest =
-        requested.iter().all(|name| name.starts_with("selftest-")) && !requested.is_empty();
+    // The harness self-tests need no module (the Python one runs in the userland).
+    let selftest = requested.iter().all(|name| {
+        name.starts_with("selftest-") || name.starts_with(&format!("{}selftest-", userland::PREFIX))
+    }) && !requested.is_empty();
     if !selftest {
         println!("@@fgrab start module-load");
         match sys::load_module(MODULE, "") {
@@ -46,6 +48,8 @@ pub fn main() -> ! {
             }
         }
     }
+
+    userland::mount_if_requested();
 
     match mode.as_str() {
         "shell" => shell(),

@@ -32,6 +32,7 @@ mod teardown;
 mod tests;
 mod udev_rule;
 mod uring;
+mod userland;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

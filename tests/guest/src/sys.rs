@@ -14,23 +14,35 @@ fn check(result: libc::c_long) -> io::Result<()> {
 /// `mount(2)`; an already mounted target is fine.
 pub fn mount(source: &str, target: &str, fstype: &str) -> io::Result<()> {
     std::fs::create_dir_all(target)?;
+    match mount_with(source, target, fstype, 0, "") {
+        Err(error) if error.raw_os_error() == Some(libc::EBUSY) => Ok(()),
+        other => other,
+    }
+}
+
+/// `mount(2)` with flags (`MS_*`) and file system options, on an existing `target`.
+pub fn mount_with(
+    source: &str,
+    target: &str,
+    fstype: &str,
+    flags: libc::c_ulong,
+    options: &str,
+) -> io::Result<()> {
     let source = CString::new(source)?;
     let target = CString::new(target)?;
     let fstype = CString::new(fstype)?;
+    let options = CString::new(options)?;
     // SAFETY: all pointers are valid NUL-terminated strings for the duration of the call.
     let result = unsafe {
         libc::mount(
             source.as_ptr(),
             target.as_ptr(),
             fstype.as_ptr(),
-            0,
-            std::ptr::null(),
+            flags,
+            options.as_ptr().cast(),
         )
     };
-    match check(result.into()) {
-        Err(error) if error.raw_os_error() == Some(libc::EBUSY) => Ok(()),
-        other => other,
-    }
+    check(result.into())
 }
 
 /// Loads a kernel module from a file (`finit_module(2)`).
