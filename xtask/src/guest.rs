@@ -154,24 +154,40 @@ pub fn initramfs(
 
 /// The initramfs of the Python suite: `base` with the package under test appended as a second
 /// archive (the kernel unpacks concatenated archives in order), `/python/site` (the unpacked
-/// wheel) and `/python/tests` (`tests/python/*.py`). The other suites keep `base` as it is.
-pub fn initramfs_with_python(base: &Path, site: &Path, tests: &Path) -> Result<PathBuf> {
+/// wheel) and `files` (`crate::python` says which). The other suites keep `base` as it is.
+pub fn initramfs_with_python(base: &Path, site: &Path, files: &[StagedFile]) -> Result<PathBuf> {
     let mut archive = Cpio::default();
     archive.dir("python");
     archive.tree("python/site", site)?;
-    archive.dir("python/tests");
-    for entry in std::fs::read_dir(tests).with_context(|| format!("reading {}", tests.display()))? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|ext| ext == "py") {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            archive.file(&format!("python/tests/{name}"), &read(&path)?, 0o644);
+    let mut dirs = std::collections::BTreeSet::new();
+    for file in files {
+        let mut dir = Path::new(&file.path).parent();
+        let mut missing = Vec::new();
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            missing.push(d.to_string_lossy().into_owned());
+            dir = d.parent();
         }
+        for d in missing.into_iter().rev() {
+            if dirs.insert(d.clone()) {
+                archive.dir(&format!("python/{d}"));
+            }
+        }
+        archive.file(&format!("python/{}", file.path), &file.data, file.mode);
     }
     let mut bytes = read(base)?;
     bytes.extend(archive.finish());
     let out = base.with_file_name("initramfs-python.cpio");
     std::fs::write(&out, bytes).with_context(|| format!("writing {}", out.display()))?;
     Ok(out)
+}
+
+/// A file the Python suite's initramfs carries under `/python` (bound at `/opt/fgrab` in
+/// the userland).
+pub struct StagedFile {
+    /// Path below `/python`, e.g. `tests/device.py`.
+    pub path: String,
+    pub data: Vec<u8>,
+    pub mode: u32,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
