@@ -281,6 +281,23 @@ impl<'a> SharedStream<'a> {
         result
     }
 
+    /// Ends the region now, while clones and frame handles may still exist: the card stops
+    /// and will never write the buffer again, and the card is free for another stream (of
+    /// this program or another). Handles keep their bytes, which stay valid and unchanged;
+    /// the buffer is freed with the last clone or handle. Waits then end with
+    /// [`Error::Ended`]. For bindings whose frames outlive their stream (a Python view
+    /// kept after its camera closed).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unreclaimable`] if the driver did not confirm the end: the buffer is then
+    /// leaked (never freed or reused), so handles stay valid still.
+    pub fn end(&self) -> Result<()> {
+        let result = self.shared.lock().end_now();
+        signal(&self.shared.completions);
+        result
+    }
+
     /// The camera features, from any thread, without waiting for the stream's lock (see
     /// [`Stream::features`]).
     pub fn features(&self) -> &crate::Features {

@@ -632,6 +632,18 @@ impl<'a> Stream<'a> {
         }
     }
 
+    /// Ends the region but keeps the buffer (frames handed out stay readable); see
+    /// [`crate::SharedStream::end`].
+    pub(crate) fn end_now(&mut self) -> Result<()> {
+        self.streaming = false;
+        if self.end() {
+            Ok(())
+        } else {
+            self.abandon();
+            Err(Error::Unreclaimable)
+        }
+    }
+
     /// Why the region is over: [`Error::CardGone`] if the driver ended it because the card
     /// went away, else [`Error::Ended`].
     pub(crate) fn end_error(&self) -> Error {

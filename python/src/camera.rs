@@ -2,10 +2,11 @@
 //!
 //! The stream is made on first use (`stream()`, `fetch()`, `start()`) from the features at
 //! that moment: `PayloadSize` bytes per frame, `buffer_frames` frames in one buffer the
-//! package allocates. It stays attached while stopped, so that frames (and their views)
-//! from an earlier stream stay valid, and is made again when a feature changed the frame
-//! format: this needs every frame of the old stream to be gone first, or it fails with
-//! `InUse` saying how many are held.
+//! package allocates. It stays attached while stopped (a restart costs no new
+//! registration), and is made again when a feature changed the frame format. Ending a
+//! stream (format change, `close()`) never waits for the frames the program still holds:
+//! the region ends under them (the card never writes their bytes again), and their memory
+//! is freed with the last of them.
 //!
 //! Lock order: `Camera::state`, then the stream's own lock (inside the library). No Python
 //! code runs under `state`, and no wait for a frame holds it, so other threads can
@@ -146,7 +147,9 @@ impl Camera {
         }
     }
 
-    /// Ends the attached stream, if any (its frames must all be gone), and reopens the card.
+    /// Ends the attached stream, if any, and reopens the card. Frames still held (views
+    /// included) keep their bytes: the region ends anyway (the card never writes them
+    /// again), and the old buffer is freed with the last of them.
     fn detach(&self, state: &mut State) -> PyResult<()> {
         let State::Attached { .. } = state else {
             return Ok(());
@@ -154,32 +157,18 @@ impl Camera {
         let State::Attached { stream, format } = std::mem::replace(state, State::Closed) else {
             unreachable!("checked above");
         };
-        if stream.is_running() {
-            if let Err(error) = stream.stop() {
-                *state = State::Attached { stream, format };
-                return Err(crate::errors::to_py(error));
-            }
-        }
         match stream.detach() {
             Ok(buffer) => drop(buffer),
-            Err((fgrab::Error::InUse { holders }, Some(stream))) => {
-                *state = State::Attached { stream, format };
-                return Err(Kind::InUse.err(
-                    format!(
-                        "the frame format changed, and {holders} frames (or views of them) of \
-                         the current stream are still held: release them first"
-                    ),
-                    None,
-                ));
-            }
-            Err((error, stream)) => {
-                if let Some(stream) = stream {
+            Err((_, Some(stream))) => {
+                // Held by frames: end the region under them.
+                if let Err(error) = stream.end() {
                     *state = State::Attached { stream, format };
                     return Err(crate::errors::to_py(error));
                 }
-                // The region ended anyway; the card is free.
-                drop(error);
             }
+            // The region ended anyway (or could not be confirmed, and its memory is kept
+            // forever): the card is free.
+            Err((_, None)) => {}
         }
         *state = State::Idle(Box::new(Card::open(&self.path).py_err()?));
         Ok(())
@@ -309,14 +298,16 @@ impl Camera {
         Ok(dict)
     }
 
-    /// Stops and ends the stream and closes the card. Frames still held keep their bytes:
-    /// the stream's region ends when the last of them is gone.
+    /// Ends the stream and closes the card, which is then free for other programs. Frames
+    /// still held keep their bytes (the card never writes them again); their memory is
+    /// freed with the last of them.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| {
-            let stopped = self.stop_stream();
-            // Held frames keep the region (and the buffer) alive on their own.
-            *self.lock() = State::Closed;
-            stopped
+            let mut state = self.lock();
+            match std::mem::replace(&mut *state, State::Closed) {
+                State::Attached { stream, .. } => stream.end().py_err(),
+                _ => Ok(()),
+            }
         })
     }
 

@@ -4,6 +4,7 @@ use crate::camera::Camera;
 use crate::frame::Frame;
 use crate::wait;
 use pyo3::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -12,8 +13,10 @@ use std::time::Duration;
 pub struct Frames {
     camera: Py<Camera>,
     timeout: Option<Duration>,
-    /// Frames still to deliver (`None`: no limit); `Some(0)` once done.
+    /// Frames still to deliver (`None`: no limit).
     left: Mutex<Option<u64>>,
+    /// The iteration ended and the stream was stopped (or is being stopped).
+    finished: AtomicBool,
 }
 
 impl Frames {
@@ -26,6 +29,7 @@ impl Frames {
             camera,
             timeout,
             left: Mutex::new(frames),
+            finished: AtomicBool::new(false),
         })
     }
 
@@ -37,8 +41,7 @@ impl Frames {
 
     /// Ends the iteration: the stream stops (once).
     fn finish(&self, py: Python<'_>) -> PyResult<()> {
-        let was_done = self.left().replace(0) == Some(0);
-        if was_done {
+        if self.finished.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         let camera = self.camera.get();
@@ -53,6 +56,9 @@ impl Frames {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Frame>> {
+        if self.finished.load(Ordering::Acquire) {
+            return Ok(None);
+        }
         if *self.left() == Some(0) {
             self.finish(py)?;
             return Ok(None);
@@ -90,7 +96,7 @@ impl Frames {
 
 impl Drop for Frames {
     fn drop(&mut self) {
-        if *self.left() != Some(0) {
+        if !self.finished.swap(true, Ordering::AcqRel) {
             let _ = self.camera.get().stop_stream();
         }
     }
