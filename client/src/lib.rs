@@ -30,6 +30,7 @@ mod error;
 mod extents;
 mod features;
 pub mod raw;
+mod regions;
 mod shared;
 mod stream;
 mod uring;
@@ -47,5 +48,6 @@ pub use fgrab_uapi as uapi;
 pub struct ReadmeExamples;
 #[cfg(feature = "tokio")]
 pub use shared::AsyncFrames;
+pub use regions::{RegionFrame, RegionId, Regions};
 pub use shared::{Canceler, FrameStatus, OwnedFrame, SharedStream};
 pub use stream::{Counters, Frame, FrameInfo, Geometry, Options, Stream};

@@ -22,6 +22,7 @@ mod pattern;
 #[path = "../../../emu/src/regs.rs"]
 #[allow(dead_code)]
 mod regs;
+mod regions;
 mod removal;
 mod shared_api;
 mod soak;
@@ -51,6 +52,7 @@ fn main() {
             args.get(2).map(String::as_str).unwrap_or("/dev/fgrab0"),
             args.get(3).map(String::as_str) == Some("exit"),
         ),
+        Some("regions-child") => regions::regions_child("/dev/fgrab0"),
         Some("read-child") => copy_path::read_child(
             args.get(2).map(String::as_str).unwrap_or("/dev/fgrab0"),
             args.get(3)
