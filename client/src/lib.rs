@@ -46,8 +46,8 @@ pub use fgrab_uapi as uapi;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeExamples;
+pub use regions::{RegionFrame, RegionId, Regions};
 #[cfg(feature = "tokio")]
 pub use shared::AsyncFrames;
-pub use regions::{RegionFrame, RegionId, Regions};
 pub use shared::{Canceler, FrameStatus, OwnedFrame, SharedStream};
 pub use stream::{Counters, Frame, FrameInfo, Geometry, Options, Stream};

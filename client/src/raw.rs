@@ -31,8 +31,8 @@
 //! ```
 
 use fgrab_uapi::{
-    ops, AttachCmd, ControlCmd, CopyOutCmd, DetachCmd, DeviceInfo, FrameMeta, PortCmd, QueueCmd, StartCmd,
-    Stats, CMD_PAYLOAD_BYTES, START_IRQ_DELAY,
+    ops, AttachCmd, ControlCmd, CopyOutCmd, DetachCmd, DeviceInfo, FrameMeta, PortCmd, QueueCmd,
+    StartCmd, Stats, CMD_PAYLOAD_BYTES, START_IRQ_DELAY,
 };
 use io_uring::{cqueue, opcode, squeue, types};
 use std::os::fd::RawFd;
@@ -488,16 +488,16 @@ mod tests {
     #[test]
     fn region_ids_in_their_fields() {
         let attach = Attach::new(7, 0, 0x1000, 4096, 1000, 4).region(9).build();
-        let cmd = AttachCmd::read_from_bytes(&sqe_bytes(&attach)[48..48 + CMD_PAYLOAD_BYTES])
-            .unwrap();
+        let cmd =
+            AttachCmd::read_from_bytes(&sqe_bytes(&attach)[48..48 + CMD_PAYLOAD_BYTES]).unwrap();
         assert_eq!((cmd.region, cmd.flags, cmd.reserved), (9, 0, [0; 5]));
         let queue = Queue::new(7, 3).region(63).build();
-        let cmd = QueueCmd::read_from_bytes(&sqe_bytes(&queue)[48..48 + CMD_PAYLOAD_BYTES])
-            .unwrap();
+        let cmd =
+            QueueCmd::read_from_bytes(&sqe_bytes(&queue)[48..48 + CMD_PAYLOAD_BYTES]).unwrap();
         assert_eq!((cmd.frame, cmd.region, cmd.reserved0), (3, 63, 0));
         let detach = Detach::new(7).region(5).build();
-        let cmd = DetachCmd::read_from_bytes(&sqe_bytes(&detach)[48..48 + CMD_PAYLOAD_BYTES])
-            .unwrap();
+        let cmd =
+            DetachCmd::read_from_bytes(&sqe_bytes(&detach)[48..48 + CMD_PAYLOAD_BYTES]).unwrap();
         assert_eq!((cmd.flags, cmd.region, cmd.reserved), (0, 5, [0; 9]));
         // Without a region, the payloads are those of a single-region program.
         let detach = Detach::new(7).build();

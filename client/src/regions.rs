@@ -4,6 +4,7 @@
 //! `DSRevokeBuffer` is [`Regions::detach_region`].
 
 use crate::buffer::Buffer;
+use crate::features::Features;
 use crate::raw;
 use crate::stream::{FrameInfo, Geometry};
 use crate::uring::{Completion, Uring};
@@ -80,6 +81,7 @@ impl Region<'_> {
 pub struct Regions<'a> {
     // Field order is drop order, but `Drop` ends every region first.
     ring: Uring,
+    features: Features,
     _file: File,
     regions: Vec<Option<Region<'a>>>,
     ready: VecDeque<(u32, u32)>,
@@ -105,11 +107,18 @@ impl<'a> Regions<'a> {
         ring.register_sparse(MAX_REGIONS)?;
         Ok(Self {
             ring,
+            features: Features::new(file.as_raw_fd()),
             _file: file,
             regions: (0..MAX_REGIONS).map(|_| None).collect(),
             ready: VecDeque::new(),
             streaming: false,
         })
+    }
+
+    /// The camera features of the card (this file owns the stream, so it may set them,
+    /// the image format only while stopped).
+    pub fn features(&self) -> &Features {
+        &self.features
     }
 
     /// The ids of the attached regions, in order.

@@ -124,7 +124,12 @@ impl Uring {
     /// # Safety
     ///
     /// As [`Self::register`].
-    pub(crate) unsafe fn register_at(&mut self, index: u32, ptr: *mut u8, len: usize) -> Result<()> {
+    pub(crate) unsafe fn register_at(
+        &mut self,
+        index: u32,
+        ptr: *mut u8,
+        len: usize,
+    ) -> Result<()> {
         let iovec = libc::iovec {
             iov_base: ptr.cast(),
             iov_len: len,

@@ -1257,3 +1257,25 @@ impl Stream {
         }
     }
 }
+
+#[kernel::macros::kunit_tests(fgrab_stream)]
+mod tests {
+    use super::{cookie, uncookie};
+    use crate::uapi::{MAX_FRAMES, MAX_REGIONS};
+
+    #[test]
+    fn cookie_names_region_and_frame() {
+        for (region, frame) in [(0, 0), (0, MAX_FRAMES - 1), (MAX_REGIONS - 1, 0), (5, 17)] {
+            assert_eq!(uncookie(cookie(region, frame)), (region, frame));
+        }
+        // Region 0's cookies are the frame indexes, as before regions.
+        assert_eq!(cookie(0, 42), 42);
+    }
+
+    #[test]
+    fn card_cookie_beyond_every_region_names_none() {
+        // A cookie the card made up decodes to an id no region can have.
+        let (region, _) = uncookie(u32::MAX);
+        assert!(region >= MAX_REGIONS);
+    }
+}

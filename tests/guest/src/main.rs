@@ -19,10 +19,10 @@ mod nonroot;
 #[path = "../../../emu/src/pattern.rs"]
 #[allow(dead_code)]
 mod pattern;
+mod regions;
 #[path = "../../../emu/src/regs.rs"]
 #[allow(dead_code)]
 mod regs;
-mod regions;
 mod removal;
 mod shared_api;
 mod soak;

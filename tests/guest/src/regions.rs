@@ -75,7 +75,9 @@ impl Region {
     /// Every byte outside the frames still holds [`GUARD`].
     fn check_guards(&self, id: u32) -> TestResult {
         let bytes = self.bytes();
-        let mut frames = (0..self.count).map(|frame| self.frame_start(frame)).peekable();
+        let mut frames = (0..self.count)
+            .map(|frame| self.frame_start(frame))
+            .peekable();
         let mut offset = 0;
         while offset < bytes.len() {
             if frames.peek() == Some(&offset) {
@@ -126,7 +128,13 @@ impl Multi {
 
     /// Attaches region `id` of `count` frames of `frame_bytes` in new memory registered as
     /// fixed buffer `buf`; returns the attach command's immediate result (0: in flight).
-    fn attach_with(&mut self, id: u32, buf: u32, count: u32, frame_bytes: u32) -> Result<i32, String> {
+    fn attach_with(
+        &mut self,
+        id: u32,
+        buf: u32,
+        count: u32,
+        frame_bytes: u32,
+    ) -> Result<i32, String> {
         let offset = 0x123 + 7 * id as usize;
         let stride = u64::from(frame_bytes) + GAP;
         // CAST: test regions are small.
@@ -167,7 +175,10 @@ impl Multi {
         for completion in self.ring.reap(0, Duration::ZERO)? {
             if completion.user_data == ATTACH_TAG | u64::from(id) {
                 immediate = completion.res;
-                ensure!(immediate < 0, "ATTACH of region {id} completed with {immediate}");
+                ensure!(
+                    immediate < 0,
+                    "ATTACH of region {id} completed with {immediate}"
+                );
             } else {
                 self.handle(completion)?;
             }
@@ -203,7 +214,10 @@ impl Multi {
         let start = region.frame_start(frame);
         let end = start + region.frame_bytes as usize;
         region.bytes_mut()[start..end].fill(POISON);
-        ensure!(!region.queued[frame as usize], "region {id} frame {frame} queued twice");
+        ensure!(
+            !region.queued[frame as usize],
+            "region {id} frame {frame} queued twice"
+        );
         region.queued[frame as usize] = true;
         let entry = raw::Queue::new(fd, frame)
             .region(id)
@@ -345,7 +359,10 @@ impl Multi {
         self.ring.flush()?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            ensure!(Instant::now() < deadline, "no answer to a command within 10 s");
+            ensure!(
+                Instant::now() < deadline,
+                "no answer to a command within 10 s"
+            );
             let mut answer = None;
             for completion in self.ring.reap(1, Duration::from_millis(100))? {
                 if completion.user_data == CALL {
@@ -459,7 +476,9 @@ pub fn regions_stream() -> TestResult {
     attach_eight(&mut multi)?;
     let stats = multi.stats()?;
     ensure!(
-        stats.state == STATE_ATTACHED && stats.frame_count == 16 && stats.frame_bytes == FRAME_BYTES,
+        stats.state == STATE_ATTACHED
+            && stats.frame_count == 16
+            && stats.frame_bytes == FRAME_BYTES,
         "STATS with eight regions: {stats:?}"
     );
     for id in IDS {
@@ -609,7 +628,10 @@ pub fn regions_rejects() -> TestResult {
     // Another file cannot add a region to this file's stream.
     let mut other = Multi::open(CARD0)?;
     let res = other.attach_with(3, 3, 1, FRAME_BYTES)?;
-    ensure!(res == -libc::EBUSY, "another file's region: expected -EBUSY, got {res}");
+    ensure!(
+        res == -libc::EBUSY,
+        "another file's region: expected -EBUSY, got {res}"
+    );
     drop(other);
     let stats = multi.stats()?;
     ensure!(
@@ -636,7 +658,11 @@ pub fn regions_rejects() -> TestResult {
         id + 1
     );
     let res = small.attach_with(id, id, left, 16)?;
-    ensure!(res == 0, "frames up to MAX_FRAMES over {} regions: {res}", id + 1);
+    ensure!(
+        res == 0,
+        "frames up to MAX_FRAMES over {} regions: {res}",
+        id + 1
+    );
     drop(small);
     wait_idle(CARD0)?;
     // The surviving region streams normally.
@@ -767,7 +793,11 @@ fn hostile_revoke(path: &'static str, lying: bool) -> TestResult {
         }
     }
     let region = multi.regions[1].take().ok_or("region 1 vanished")?;
-    ensure!(region.ended == Some(0), "region 1 ended with {:?}", region.ended);
+    ensure!(
+        region.ended == Some(0),
+        "region 1 ended with {:?}",
+        region.ended
+    );
     let snapshot = region.bytes().to_vec();
     multi.revoked.push((1, region, snapshot));
     // A late write would land 500 ms after the stop.
@@ -788,7 +818,11 @@ fn hostile_revoke(path: &'static str, lying: bool) -> TestResult {
     );
     harness::info(&format!(
         "detach on a card that {} took {} ms; {failed} frames of the other regions failed",
-        if lying { "lies about its stop" } else { "ignores its stop" },
+        if lying {
+            "lies about its stop"
+        } else {
+            "ignores its stop"
+        },
         took.as_millis()
     ));
     // The card streams again.
@@ -818,4 +852,117 @@ pub fn hostile_regions_lying_stop() -> TestResult {
 /// [`hostile_revoke`] on the card that ignores its first stop.
 pub fn hostile_regions_deaf_stop() -> TestResult {
     hostile_revoke("/dev/fgrab4", false)
+}
+
+/// The client library's [`fgrab::Regions`], as a GenTL producer uses it: one buffer of one
+/// frame per announced buffer (and one of three frames), each allocated on its own, frames
+/// checked byte by byte. On a triggered camera (no frame starts without a trigger), a
+/// buffer whose frame waits on the card is revoked: it comes back untouched, the other
+/// buffers' frames stay queued in their order, and the next triggers fill them with
+/// consecutive sequence numbers (the revoke used none).
+pub fn client_regions() -> TestResult {
+    use fgrab::{Buffer, Card, FeatureValue, Geometry, RegionId};
+    let err = |error: fgrab::Error| error.to_string();
+    let _restore = crate::camera::Restore;
+    let card = Card::open(CARD0).map_err(err)?;
+    card.features()
+        .set_feature("TriggerMode", FeatureValue::Enum("On".into()))
+        .map_err(err)?;
+    let mut regions = card.into_regions().map_err(err)?;
+    let offset = 11;
+    let mut ids = Vec::new();
+    for count in [1, 1, 1, 1, 1, 3] {
+        let stride = u64::from(FRAME_BYTES) + GAP;
+        // CAST: small.
+        let len = offset + (stride * u64::from(count)) as usize + 100;
+        let geometry = Geometry::new(FRAME_BYTES, count)
+            .stride(stride)
+            .offset(offset);
+        let id = regions
+            .attach_region(Buffer::from_vec(vec![GUARD; len]), geometry)
+            .map_err(|(error, _)| err(error))?;
+        ids.push((id, count));
+    }
+    ensure!(
+        ids.iter().map(|(id, _)| id.0).collect::<Vec<_>>() == [0, 1, 2, 3, 4, 5],
+        "ids {ids:?}"
+    );
+    // Another frame size is refused, the buffer comes back.
+    let refused = regions.attach_region(
+        Buffer::from_vec(vec![0; 200_000]),
+        Geometry::new(FRAME_BYTES + 1, 1),
+    );
+    ensure!(
+        matches!(&refused, Err((error, buffer)) if error.errno() == Some(libc::EINVAL) && buffer.len() == 200_000),
+        "another frame size: {:?}",
+        refused.map_err(|(error, _)| error)
+    );
+    for &(id, count) in &ids {
+        for index in 0..count {
+            regions.queue(id, index).map_err(err)?;
+        }
+    }
+    regions.start().map_err(err)?;
+    ensure!(
+        regions
+            .next_frame(Some(Duration::from_millis(300)))
+            .map_err(err)?
+            .is_none(),
+        "a frame without a trigger"
+    );
+    // Region 1's frame is second on the card: revoke it while it waits there.
+    let buffer = regions.detach_region(RegionId(1)).map_err(err)?;
+    ensure!(
+        buffer
+            .into_box()
+            .is_some_and(|bytes| bytes.iter().all(|&byte| byte == GUARD)),
+        "the revoked buffer was written"
+    );
+    let stats = regions.stats().map_err(err)?;
+    ensure!(
+        stats.state == STATE_STREAMING && stats.frames_queued == 7,
+        "after the revoke: {stats:?}"
+    );
+    // One frame per trigger, in queue order, sequence numbers 0, 1, ...
+    let expected: Vec<(u32, u32)> = vec![(0, 0), (2, 0), (3, 0), (4, 0), (5, 0), (5, 1), (5, 2)];
+    for (sequence, &(id, index)) in expected.iter().enumerate() {
+        regions.features().trigger_software().map_err(err)?;
+        let frame = regions
+            .next_frame(Some(Duration::from_secs(5)))
+            .map_err(err)?
+            .ok_or(format!("no frame for trigger {sequence}"))?;
+        ensure!(
+            frame.region == RegionId(id) && frame.info.index == index,
+            "trigger {sequence}: frame {frame:?}, expected region {id} frame {index}"
+        );
+        ensure!(
+            frame.info.sequence == sequence as u64 && frame.info.bytes == FRAME_BYTES,
+            "trigger {sequence}: {frame:?}"
+        );
+        let bytes = regions
+            .frame_bytes(frame.region, index)
+            .ok_or("frame bytes not available")?;
+        pattern::verify(bytes, frame.info.sequence, 0).map_err(|error| error.to_string())?;
+    }
+    // GenTL revokes buffers that are not queued: region 2's frame is handed out.
+    let buffer = regions.detach_region(RegionId(2)).map_err(err)?;
+    ensure!(
+        buffer.into_box().is_some_and(|bytes| {
+            bytes[..offset].iter().all(|&byte| byte == GUARD)
+                && pattern::verify(&bytes[offset..offset + FRAME_BYTES as usize], 1, 0).is_ok()
+                && bytes[offset + FRAME_BYTES as usize..]
+                    .iter()
+                    .all(|&byte| byte == GUARD)
+        }),
+        "region 2's buffer does not hold its frame between intact guard bytes"
+    );
+    regions.stop().map_err(err)?;
+    let stats = regions.stats().map_err(err)?;
+    ensure!(
+        stats.frames_delivered == 7 && stats.frames_dropped_other == 0,
+        "{stats:?}"
+    );
+    drop(regions);
+    harness::info("GenTL-style buffers: one revoked while queued on a triggered camera");
+    wait_idle(CARD0)
 }
