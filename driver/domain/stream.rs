@@ -731,6 +731,21 @@ impl Stream {
             Some(attached) => attached,
             None => self.attached.insert(Attached::new(owner, frame_bytes)?),
         };
+        let result = Self::admit(attached, owner, region, frame_bytes, frame_count);
+        // A stream made for this request alone goes again if it is refused.
+        self.settle();
+        result
+    }
+
+    /// Reserves id `region` of `attached` for file `owner`'s `ATTACH` of `frame_count`
+    /// frames of `frame_bytes`; see [`Self::reserve`].
+    fn admit(
+        attached: &mut Attached,
+        owner: u64,
+        region: u32,
+        frame_bytes: u32,
+        frame_count: u32,
+    ) -> Result {
         if attached.owner != owner
             || attached.is_kernel()
             || attached.attaching & 1 << region != 0

@@ -229,6 +229,11 @@ pub const ALL: &[Test] = &[
         Scope::Suite("vm-removal"),
         removal::stream_surprise_removal,
     ),
+    test(
+        "regions-hot-unplug",
+        Scope::Suite("vm-removal"),
+        regions::regions_hot_unplug,
+    ),
     // `cargo xtask bench` runs it on the fast kernel.
     test("bench", Scope::Manual, bench),
     test("selftest-fail", Scope::Manual, selftest_fail),
