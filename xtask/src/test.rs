@@ -239,7 +239,8 @@ fn suites() -> Vec<Suite> {
             .concat(),
         ),
         (3, fault("deaf-stop@0").into()),
-        // The same two, for a region detached while others stream (`hostile-regions-*`).
+        // The same two, for a region detached while others stream (`hostile-regions-*`),
+        // both slow, so that the detached region's frames wait on the card.
         (
             4,
             [
@@ -248,7 +249,14 @@ fn suites() -> Vec<Suite> {
             ]
             .concat(),
         ),
-        (5, fault("deaf-stop@0").into()),
+        (
+            5,
+            [
+                &fault("deaf-stop@0")[..],
+                &["--period-us".into(), "20000".into()],
+            ]
+            .concat(),
+        ),
     ];
     vec![
         Suite {
