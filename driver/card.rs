@@ -27,7 +27,7 @@ use crate::{
     },
     domain::{camera::Camera, region::Region, stream::Stream},
     hardware::{definition::msix, engine::Engine, regs::Registers},
-    uapi::{AttachCmd, DeviceInfo, QueueCmd, Stats, MAX_PORT_BYTES},
+    uapi::{AttachCmd, DeviceInfo, QueueCmd, Stats, MAX_PORT_BYTES, MAX_REGIONS},
 };
 
 /// One frame grabber.
@@ -49,11 +49,11 @@ pub(crate) struct Card {
     /// (unbind waits for both), frames complete (`DQBUF` and `read()` wait for them).
     #[pin]
     changed: CondVar,
-    /// Identity of the attach command whose cancel was taken and whose region waits for the
-    /// watchdog to end it (0: none). io_uring repeats a cancel call, under its ring lock,
-    /// until the command completes; the repeats find it here and return without waiting for
-    /// `stream`, which the watchdog holds while it ends the region.
-    canceling: AtomicUsize,
+    /// Identity of the attach command of each region id whose cancel was taken and whose
+    /// region waits for the watchdog to end it (0: none). io_uring repeats a cancel call,
+    /// under its ring lock, until the command completes; the repeats find it here and return
+    /// without waiting for `stream`, which the watchdog holds while it ends the region.
+    canceling: [AtomicUsize; MAX_REGIONS as usize],
 }
 
 impl Card {
@@ -74,7 +74,7 @@ impl Card {
             camera,
             stream <- new_mutex!(Stream::new(engine)),
             changed <- new_condvar!(),
-            canceling: AtomicUsize::new(0),
+            canceling: [const { AtomicUsize::new(0) }; MAX_REGIONS as usize],
         })
     }
 
@@ -112,21 +112,25 @@ impl Card {
     /// `ATTACH` from file `owner`: on success `cmd` stays in flight for the region's life.
     ///
     /// The region is imported, mapped and `cmd` marked cancelable outside the lock (see
-    /// `domain/stream.rs`), under a reservation of the card's region slot.
+    /// `domain/stream.rs`), under a reservation of its region id.
     ///
     /// # Errors
     ///
     /// Those of [`Stream::reserve`] and [`Region::attach`].
     pub(crate) fn attach(&self, owner: u64, cmd: UringCmd, request: &AttachCmd) -> Result {
-        self.stream.lock().reserve()?;
-        let reservation = Reservation(self);
+        let id = request.region;
+        self.stream
+            .lock()
+            .reserve(owner, id, request.frame_bytes, request.frame_count)?;
+        let reservation = Reservation {
+            card: self,
+            region: Some((id, request.frame_count)),
+        };
         let region = Region::attach(&cmd, request, &self.info, &self.pdev)?;
         let ring = cmd.ring();
         let pending = cmd.into_pending();
         core::mem::forget(reservation);
-        self.stream
-            .lock()
-            .fill(&self.regs, owner, ring, region, pending);
+        self.stream.lock().fill(owner, id, ring, region, pending);
         self.changed.notify_all();
         Ok(())
     }
@@ -181,18 +185,22 @@ impl Card {
         camera.write_window(&self.regs, offset, data, streaming)
     }
 
-    /// `DETACH` from file `owner`; see [`Stream::detach`].
-    pub(crate) fn detach(&self, owner: u64) -> Result {
-        let result = self.stream.lock().detach(&self.regs, owner);
+    /// `DETACH` of region `region` from file `owner`; see [`Stream::detach`].
+    pub(crate) fn detach(&self, owner: u64, region: u32) -> Result {
+        let result = self.stream.lock().detach(&self.regs, owner, region);
         self.changed.notify_all();
         result
     }
 
     /// `QUEUE` from file `owner`; see [`Stream::queue`].
     pub(crate) fn queue(&self, owner: u64, cmd: UringCmd, request: &QueueCmd) -> Result {
-        self.stream
-            .lock()
-            .queue(&self.regs, owner, cmd, request.frame, request.meta_addr)
+        self.stream.lock().queue(
+            &self.regs,
+            owner,
+            cmd,
+            (request.region, request.frame),
+            request.meta_addr,
+        )
     }
 
     /// `START` from file `owner`, frame interrupts at least `irq_delay_us` apart (`None`:
@@ -216,12 +224,19 @@ impl Card {
     /// io_uring cancels `cmd`, holding its ring lock: the region leaves its owner at once
     /// and the watchdog ends it (see [`Stream::cancel`]).
     pub(crate) fn cancel(&self, cmd: &UringCmd) {
-        if self.canceling.load(Ordering::Acquire) == cmd.id() {
+        if self
+            .canceling
+            .iter()
+            .any(|canceling| canceling.load(Ordering::Acquire) == cmd.id())
+        {
             return;
         }
         let mut stream = self.stream.lock();
-        if stream.cancel(cmd) {
-            self.canceling.store(cmd.id(), Ordering::Release);
+        if let Some(slot) = stream
+            .cancel(cmd)
+            .and_then(|id| self.canceling.get(id as usize))
+        {
+            slot.store(cmd.id(), Ordering::Release);
         }
         drop(stream);
         self.changed.notify_all();
@@ -254,12 +269,20 @@ impl Card {
     /// It also ends a region whose attach command was canceled (see [`Self::cancel`]).
     pub(crate) fn poll(&self) {
         let mut stream = self.stream.lock();
-        if stream.end_canceled(&self.regs) {
-            self.canceling.store(0, Ordering::Release);
-        }
+        self.forget_canceled(stream.end_canceled(&self.regs));
         stream.poll(&self.regs, self.index());
         drop(stream);
         self.changed.notify_all();
+    }
+
+    /// Forgets the canceled attach commands of the region ids in `ended` (a bit per id):
+    /// their regions ended, and the commands completed.
+    fn forget_canceled(&self, ended: u64) {
+        for (id, canceling) in self.canceling.iter().enumerate() {
+            if ended & 1 << id != 0 {
+                canceling.store(0, Ordering::Release);
+            }
+        }
     }
 
     /// The card is unbound: waits for an `ATTACH` in progress, then ends the region
@@ -275,7 +298,7 @@ impl Card {
             self.changed.wait(&mut stream);
         }
         stream.shutdown(&self.regs);
-        self.canceling.store(0, Ordering::Release);
+        self.forget_canceled(u64::MAX);
         drop(stream);
         self.changed.notify_all();
     }
@@ -357,12 +380,21 @@ fn port_buffer(size: u32) -> Result<KVec<u8>> {
     Ok(KVec::from_elem(0u8, size as usize, GFP_KERNEL)?)
 }
 
-/// A reserved region slot whose `ATTACH` has not succeeded yet; released when dropped.
-struct Reservation<'a>(&'a Card);
+/// A reservation whose `ATTACH` (region id and frame count) or copy-path start (`None`)
+/// has not succeeded yet; released when dropped.
+struct Reservation<'a> {
+    card: &'a Card,
+    region: Option<(u32, u32)>,
+}
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        self.0.stream.lock().unreserve();
-        self.0.changed.notify_all();
+        let mut stream = self.card.stream.lock();
+        match self.region {
+            Some((id, frame_count)) => stream.unreserve(id, frame_count),
+            None => stream.unreserve_copy(),
+        }
+        drop(stream);
+        self.card.changed.notify_all();
     }
 }

@@ -15,8 +15,8 @@ use crate::{
     abstractions::uring_cmd::UringCmd,
     card::Card,
     uapi::{
-        ops, AttachCmd, ControlCmd, CopyOutCmd, PortCmd, QueueCmd, StartCmd, MAX_IRQ_DELAY_US,
-        MAX_PORT_BYTES, START_IRQ_DELAY,
+        ops, AttachCmd, ControlCmd, CopyOutCmd, DetachCmd, PortCmd, QueueCmd, StartCmd,
+        MAX_IRQ_DELAY_US, MAX_PORT_BYTES, MAX_REGIONS, START_IRQ_DELAY,
     },
 };
 
@@ -37,7 +37,7 @@ pub(crate) fn handle(card: &Card, owner: u64, cmd: UringCmd) -> Result<i32> {
         ops::ATTACH => {
             cqe32(&cmd)?;
             let request = AttachCmd::read_from_bytes(&cmd.payload()?).map_err(|_| EINVAL)?;
-            if request.flags != 0 || request.reserved0 != 0 || request.reserved != [0; 5] {
+            if request.flags != 0 || request.region >= MAX_REGIONS || request.reserved != [0; 5] {
                 return Err(EINVAL);
             }
             card.attach(owner, cmd, &request)?;
@@ -46,15 +46,22 @@ pub(crate) fn handle(card: &Card, owner: u64, cmd: UringCmd) -> Result<i32> {
         ops::QUEUE => {
             cqe32(&cmd)?;
             let request = QueueCmd::read_from_bytes(&cmd.payload()?).map_err(|_| EINVAL)?;
-            if request.flags != 0 || request.reserved != [0; 8] {
+            if request.flags != 0
+                || request.region >= MAX_REGIONS
+                || request.reserved0 != 0
+                || request.reserved != [0; 7]
+            {
                 return Err(EINVAL);
             }
             card.queue(owner, cmd, &request)?;
             Err(EIOCBQUEUED)
         }
         ops::DETACH => {
-            control(&cmd)?;
-            card.detach(owner)?;
+            let request = DetachCmd::read_from_bytes(&cmd.payload()?).map_err(|_| EINVAL)?;
+            if request.flags != 0 || request.region >= MAX_REGIONS || request.reserved != [0; 9] {
+                return Err(EINVAL);
+            }
+            card.detach(owner, request.region)?;
             Ok(0)
         }
         ops::START => {
@@ -143,7 +150,7 @@ fn start(cmd: &UringCmd) -> Result<Option<u32>> {
     Ok(Some(request.irq_delay_us))
 }
 
-/// `DETACH`, `STOP`: the payload must be all zeros.
+/// `STOP`: the payload must be all zeros.
 fn control(cmd: &UringCmd) -> Result {
     let request = ControlCmd::read_from_bytes(&cmd.payload()?).map_err(|_| EINVAL)?;
     if request.flags != 0 || request.reserved0 != 0 || request.reserved != [0; 9] {

@@ -186,6 +186,19 @@ impl Card {
         })
     }
 
+    /// The card file, its ring closed (for a stream that makes its own).
+    pub(crate) fn into_file(self) -> File {
+        let Self {
+            ring,
+            features,
+            _file,
+            path: _,
+        } = self;
+        drop(ring);
+        drop(features);
+        _file
+    }
+
     /// Sends a command with an arbitrary payload and returns the raw CQE result, for tests
     /// and tools that probe the driver's validation (feature `raw-commands`).
     ///

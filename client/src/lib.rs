@@ -30,6 +30,7 @@ mod error;
 mod extents;
 mod features;
 pub mod raw;
+mod regions;
 mod shared;
 mod stream;
 mod uring;
@@ -45,6 +46,7 @@ pub use fgrab_uapi as uapi;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeExamples;
+pub use regions::{RegionFrame, RegionId, Regions};
 #[cfg(feature = "tokio")]
 pub use shared::AsyncFrames;
 pub use shared::{Canceler, FrameStatus, OwnedFrame, SharedStream};

@@ -31,8 +31,8 @@
 //! ```
 
 use fgrab_uapi::{
-    ops, AttachCmd, ControlCmd, CopyOutCmd, DeviceInfo, FrameMeta, PortCmd, QueueCmd, StartCmd,
-    Stats, CMD_PAYLOAD_BYTES, START_IRQ_DELAY,
+    ops, AttachCmd, ControlCmd, CopyOutCmd, DetachCmd, DeviceInfo, FrameMeta, PortCmd, QueueCmd,
+    StartCmd, Stats, CMD_PAYLOAD_BYTES, START_IRQ_DELAY,
 };
 use io_uring::{cqueue, opcode, squeue, types};
 use std::os::fd::RawFd;
@@ -124,6 +124,14 @@ impl Attach {
         self
     }
 
+    /// The region's id in the file's stream, below [`fgrab_uapi::MAX_REGIONS`] (default 0:
+    /// the one region of a single-region stream). Every region of a stream has frames of
+    /// the same size.
+    pub fn region(mut self, region: u32) -> Self {
+        self.cmd.region = region;
+        self
+    }
+
     /// The submission entry.
     pub fn build(self) -> squeue::Entry128 {
         Command::new(self.fd, ops::ATTACH)
@@ -157,6 +165,13 @@ impl Queue {
     /// timestamp, status flags). It must stay valid until the completion is reaped.
     pub fn meta(mut self, meta: *mut FrameMeta) -> Self {
         self.cmd.meta_addr = meta as u64;
+        self
+    }
+
+    /// The region the frame belongs to (default 0). The CQE does not name it: tell
+    /// completions apart by `user_data`, or read [`FrameMeta::region`].
+    pub fn region(mut self, region: u32) -> Self {
+        self.cmd.region = region;
         self
     }
 
@@ -230,11 +245,36 @@ control!(
     Stop,
     ops::STOP
 );
-control!(
-    /// `DETACH`: ends the region; its `ATTACH` completes with 0.
-    Detach,
-    ops::DETACH
-);
+/// `DETACH`: ends a region (0 unless [`Self::region`] says otherwise); its `ATTACH`
+/// completes with 0 once the card can no longer write it. Other regions keep streaming.
+#[derive(Clone, Debug)]
+pub struct Detach {
+    fd: RawFd,
+    cmd: DetachCmd,
+}
+
+impl Detach {
+    /// Region 0 of the stream on the card file `fd`.
+    pub fn new(fd: RawFd) -> Self {
+        Self {
+            fd,
+            cmd: DetachCmd::new_zeroed(),
+        }
+    }
+
+    /// The region to detach.
+    pub fn region(mut self, region: u32) -> Self {
+        self.cmd.region = region;
+        self
+    }
+
+    /// The submission entry.
+    pub fn build(self) -> squeue::Entry128 {
+        Command::new(self.fd, ops::DETACH)
+            .payload(self.cmd.as_bytes())
+            .build()
+    }
+}
 
 macro_rules! copy_out {
     ($(#[$doc:meta])* $name:ident, $op:path, $target:ty) => {
@@ -442,6 +482,28 @@ mod tests {
                 cmd.frame_count
             ),
             (0x1000, 4096, 1024, 1000, 4)
+        );
+    }
+
+    #[test]
+    fn region_ids_in_their_fields() {
+        let attach = Attach::new(7, 0, 0x1000, 4096, 1000, 4).region(9).build();
+        let cmd =
+            AttachCmd::read_from_bytes(&sqe_bytes(&attach)[48..48 + CMD_PAYLOAD_BYTES]).unwrap();
+        assert_eq!((cmd.region, cmd.flags, cmd.reserved), (9, 0, [0; 5]));
+        let queue = Queue::new(7, 3).region(63).build();
+        let cmd =
+            QueueCmd::read_from_bytes(&sqe_bytes(&queue)[48..48 + CMD_PAYLOAD_BYTES]).unwrap();
+        assert_eq!((cmd.frame, cmd.region, cmd.reserved0), (3, 63, 0));
+        let detach = Detach::new(7).region(5).build();
+        let cmd =
+            DetachCmd::read_from_bytes(&sqe_bytes(&detach)[48..48 + CMD_PAYLOAD_BYTES]).unwrap();
+        assert_eq!((cmd.flags, cmd.region, cmd.reserved), (0, 5, [0; 9]));
+        // Without a region, the payloads are those of a single-region program.
+        let detach = Detach::new(7).build();
+        assert_eq!(
+            &sqe_bytes(&detach)[48..48 + CMD_PAYLOAD_BYTES],
+            ControlCmd::new_zeroed().as_bytes()
         );
     }
 

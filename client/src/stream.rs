@@ -56,14 +56,19 @@ impl Geometry {
         self.count
     }
 
+    /// Bytes from one frame's start to the next.
+    pub(crate) fn frame_stride(&self) -> u64 {
+        self.stride
+    }
+
     /// Buffer offset of frame `index`.
-    fn frame_offset(&self, index: u32) -> usize {
+    pub(crate) fn frame_offset(&self, index: u32) -> usize {
         // CAST: `validate` checked that every frame lies inside the buffer.
         self.offset + (self.stride * u64::from(index)) as usize
     }
 
     /// Bytes of buffer the layout needs.
-    fn span(&self) -> Option<usize> {
+    pub(crate) fn span(&self) -> Option<usize> {
         let last = self
             .stride
             .checked_mul(u64::from(self.count.checked_sub(1)?))?;

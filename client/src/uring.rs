@@ -108,6 +108,65 @@ impl Uring {
         })
     }
 
+    /// Creates an empty table of `count` fixed buffers (see [`Self::register_at`]).
+    pub(crate) fn register_sparse(&self, count: u32) -> Result<()> {
+        self.ring
+            .submitter()
+            .register_buffers_sparse(count)
+            .map_err(|source| Error::Ring {
+                operation: "register_buffers_sparse",
+                source,
+            })
+    }
+
+    /// Registers `[ptr, ptr + len)` as fixed buffer `index` of a sparse table.
+    ///
+    /// # Safety
+    ///
+    /// As [`Self::register`].
+    pub(crate) unsafe fn register_at(
+        &mut self,
+        index: u32,
+        ptr: *mut u8,
+        len: usize,
+    ) -> Result<()> {
+        let iovec = libc::iovec {
+            iov_base: ptr.cast(),
+            iov_len: len,
+        };
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            self.ring
+                .submitter()
+                .register_buffers_update(index, &[iovec], None)
+        }
+        .map_err(|source| {
+            memlock_error(ptr as usize, len, &source).unwrap_or(Error::Ring {
+                operation: "register_buffers_update",
+                source,
+            })
+        })
+    }
+
+    /// Empties slot `index` of a sparse table (commands that imported it keep its pages).
+    pub(crate) fn unregister_at(&mut self, index: u32) -> Result<()> {
+        let empty = libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
+        // SAFETY: an empty entry names no memory.
+        unsafe {
+            self.ring
+                .submitter()
+                .register_buffers_update(index, &[empty], None)
+        }
+        .map(drop)
+        .map_err(|source| Error::Ring {
+            operation: "register_buffers_update",
+            source,
+        })
+    }
+
     /// The card file commands go to (for [`crate::raw`] builders).
     pub(crate) fn fd(&self) -> RawFd {
         self.fd

@@ -95,7 +95,7 @@ impl Card {
     /// # Errors
     ///
     /// `EINVAL` for a frame size of 0 or above `COPY_MAX_FRAME_BYTES` (or the card's limit);
-    /// those of [`Stream::copying`], [`Stream::reserve`], [`Region::kernel`] and
+    /// those of [`Stream::copying`], [`Stream::reserve_copy`], [`Region::kernel`] and
     /// [`Stream::begin_copy`]; `ERESTARTSYS` on a signal while another `ATTACH` maps.
     fn begin_copy(&self, owner: u64, len: usize) -> Result {
         let frame_bytes = u32::try_from(len)
@@ -108,7 +108,7 @@ impl Card {
                 if stream.copying(owner)? {
                     return Ok(());
                 }
-                match stream.reserve() {
+                match stream.reserve_copy() {
                     Ok(()) => break,
                     // Another file's `ATTACH`, or another thread of this file starting the
                     // copy path: wait for its outcome.
@@ -121,11 +121,14 @@ impl Card {
                 }
             }
         }
-        let reservation = Reservation(self);
+        let reservation = Reservation {
+            card: self,
+            region: None,
+        };
         let region = Region::kernel(frame_bytes, COPY_FRAMES, &self.info, &self.pdev)?;
         core::mem::forget(reservation);
         let mut stream = self.stream.lock();
-        stream.unreserve();
+        stream.unreserve_copy();
         let result = stream.begin_copy(&self.regs, owner, region);
         drop(stream);
         self.changed.notify_all();

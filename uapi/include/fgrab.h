@@ -27,12 +27,16 @@
  * the card goes away; errors complete it at once.
  */
 #define FGRAB_OP_ATTACH FGRAB_OP(0x02)
-/* Detach this file's region; res = 0, then the attach command completes. */
+/*
+ * Detach one region of this file's stream (struct fgrab_detach_cmd); res = 0, then its
+ * attach command completes once the card can no longer write it. Other regions keep
+ * streaming.
+ */
 #define FGRAB_OP_DETACH FGRAB_OP(0x03)
 /* Copy a struct fgrab_stats to user memory; res = bytes written. */
 #define FGRAB_OP_STATS FGRAB_OP(0x04)
 /*
- * Queue one frame of the attached region (same file and ring as ATTACH). Completes when
+ * Queue one frame of an attached region (same file and ring as its ATTACH). Completes when
  * the card filled it: res = bytes, big_cqe[0] = sequence number; or res = -EIO (card
  * error), -ECANCELED (stream stopped, region ended), -ENODEV (card gone).
  */
@@ -76,18 +80,21 @@ struct fgrab_attach_cmd {
 	uint64_t len;          /* region bytes */
 	uint64_t frame_stride; /* >= frame_bytes */
 	uint32_t frame_bytes;  /* >= 1 */
-	uint32_t frame_count;  /* 1..=FGRAB_MAX_FRAMES */
+	uint32_t frame_count;  /* 1..=FGRAB_MAX_FRAMES (all regions of the stream together) */
 	uint32_t flags;        /* must be 0 */
-	uint32_t reserved0;    /* must be 0 */
+	uint32_t region;       /* region id, < FGRAB_MAX_REGIONS (0: the one region of older
+				* programs, which had a reserved zero here) */
 	uint64_t reserved[5];  /* must be 0 */
 };
 
 /* Payload of QUEUE. */
 struct fgrab_queue_cmd {
-	uint32_t frame;        /* frame index in the attached region */
+	uint32_t frame;        /* frame index in the region */
 	uint32_t flags;        /* must be 0 */
 	uint64_t meta_addr;    /* struct fgrab_frame_meta filled before completion, or 0 */
-	uint64_t reserved[8];  /* must be 0 */
+	uint32_t region;       /* region id (0 for older programs: was reserved) */
+	uint32_t reserved0;    /* must be 0 */
+	uint64_t reserved[7];  /* must be 0 */
 };
 
 /* What the card reported about a queued frame (QUEUE's meta_addr). */
@@ -97,10 +104,10 @@ struct fgrab_frame_meta {
 	uint32_t bytes;        /* bytes written into the frame */
 	uint32_t flags;        /* FGRAB_META_* */
 	uint32_t frame;        /* frame index */
-	uint32_t reserved;
+	uint32_t region;       /* region id (0 for older programs: was reserved) */
 };
 
-/* Payload of DETACH and STOP (and of START with the driver's defaults). */
+/* Payload of XML_READ, FEATURE_READ and FEATURE_WRITE. */
 struct fgrab_port_cmd {
 	uint64_t addr;         /* user address of the bytes */
 	uint32_t offset;       /* byte offset in the XML or the feature window */
@@ -110,11 +117,22 @@ struct fgrab_port_cmd {
 	uint64_t reserved[7];  /* must be 0 */
 };
 
+/* Payload of STOP (and of START with the driver's defaults). */
 struct fgrab_control_cmd {
 	uint32_t flags;        /* must be 0 */
 	uint32_t reserved0;    /* must be 0 */
 	uint64_t reserved[9];  /* must be 0 */
 };
+
+/* Payload of DETACH: a zeroed fgrab_control_cmd detaches region 0, as before. */
+struct fgrab_detach_cmd {
+	uint32_t flags;        /* must be 0 */
+	uint32_t region;       /* region id */
+	uint64_t reserved[9];  /* must be 0 */
+};
+
+/* Most regions of one stream: ids 0..FGRAB_MAX_REGIONS-1. */
+#define FGRAB_MAX_REGIONS 64u
 
 /* fgrab_start_cmd.flags: irq_delay_us says how to moderate frame interrupts. */
 #define FGRAB_START_IRQ_DELAY (1u << 0)
@@ -187,6 +205,7 @@ _Static_assert(sizeof(struct fgrab_attach_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "atta
 _Static_assert(sizeof(struct fgrab_queue_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "queue_cmd size");
 _Static_assert(sizeof(struct fgrab_port_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "port_cmd size");
 _Static_assert(sizeof(struct fgrab_control_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "control_cmd size");
+_Static_assert(sizeof(struct fgrab_detach_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "detach_cmd size");
 _Static_assert(sizeof(struct fgrab_frame_meta) == 32, "fgrab_frame_meta size");
 _Static_assert(sizeof(struct fgrab_stats) == 96, "fgrab_stats size");
 _Static_assert(sizeof(struct fgrab_device_info) == 88, "fgrab_device_info size");

@@ -44,13 +44,14 @@ pub mod ops {
     /// completes when it ends: 0 after [`DETACH`], `-ECANCELED` when the ring exits,
     /// `-ENODEV` when the card goes away. Errors complete it at once.
     pub const ATTACH: u32 = super::op(0x02);
-    /// Detaches the region this file attached. Payload: [`super::ControlCmd`]. Completes at
-    /// once with 0; the attach command completes afterwards.
+    /// Detaches one region this file attached (the others keep streaming). Payload:
+    /// [`super::DetachCmd`]. Completes at once with 0; the region's attach command
+    /// completes afterwards, once the card can no longer write it.
     pub const DETACH: u32 = super::op(0x03);
     /// Copies a [`super::Stats`] to user memory. Payload: [`super::CopyOutCmd`]. Allowed on
     /// any open file. Completes at once with the number of bytes written.
     pub const STATS: u32 = super::op(0x04);
-    /// Hands one frame of the attached region to the card. Payload: [`super::QueueCmd`].
+    /// Hands one frame of an attached region to the card. Payload: [`super::QueueCmd`].
     /// Must come from the file and ring that attached the region. Completes when the card
     /// has filled the frame (`res` = bytes, CQE32 `big_cqe[0]` = sequence number), or with a
     /// negative errno when the frame failed or the stream stopped (see `docs/abi.md`).
@@ -172,12 +173,14 @@ pub struct AttachCmd {
     pub frame_stride: u64,
     /// Bytes of one frame, at least 1.
     pub frame_bytes: u32,
-    /// Number of frames, at least 1 and at most [`MAX_FRAMES`].
+    /// Number of frames, at least 1 and at most [`MAX_FRAMES`] (over all regions of the
+    /// stream together).
     pub frame_count: u32,
     /// Must be zero.
     pub flags: u32,
-    /// Must be zero.
-    pub reserved0: u32,
+    /// Id of the region in the file's stream, below [`MAX_REGIONS`], chosen by user space
+    /// (0: the one region of programs that know one; it was a reserved zero field).
+    pub region: u32,
     /// Must be zero.
     pub reserved: [u64; 5],
 }
@@ -195,8 +198,13 @@ pub struct QueueCmd {
     /// User address of a [`FrameMeta`] the driver fills just before the command
     /// completes, or 0 for none. Faults writing it are ignored: the CQE is authoritative.
     pub meta_addr: u64,
+    /// Id of the region `frame` belongs to ([`AttachCmd::region`]; 0 for programs that
+    /// know one region: it was a reserved zero field).
+    pub region: u32,
     /// Must be zero.
-    pub reserved: [u64; 8],
+    pub reserved0: u32,
+    /// Must be zero.
+    pub reserved: [u64; 7],
 }
 
 /// Most bytes one [`ops::XML_READ`], [`ops::FEATURE_READ`] or [`ops::FEATURE_WRITE`]
@@ -251,12 +259,32 @@ pub struct FrameMeta {
     pub flags: u32,
     /// Index of the frame in the region.
     pub frame: u32,
-    /// Zero.
-    pub reserved: u32,
+    /// Id of the region ([`QueueCmd::region`]; 0 for the one region of older programs).
+    pub region: u32,
 }
 
-/// Payload of [`ops::DETACH`], [`ops::START`] and [`ops::STOP`]: nothing but zeros, kept so
-/// the commands can gain arguments.
+/// Payload of [`ops::DETACH`]: the region to detach (0 for the one region of older
+/// programs, which sent a zeroed [`ControlCmd`]: the two layouts are the same).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct DetachCmd {
+    /// Must be zero.
+    pub flags: u32,
+    /// Id of the region ([`AttachCmd::region`]).
+    pub region: u32,
+    /// Must be zero.
+    pub reserved: [u64; 9],
+}
+
+/// Most regions one stream may hold at once: ids run `0..MAX_REGIONS`. Bounded so that the
+/// driver's bookkeeping per stream is (a table of this many entries, reserved with the
+/// stream's first region).
+pub const MAX_REGIONS: u32 = 64;
+
+/// Payload of [`ops::START`] and [`ops::STOP`] (and, with `reserved0` 0, of [`ops::DETACH`]
+/// as older programs send it): nothing but zeros, kept so the commands can gain arguments.
 #[repr(C)]
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
@@ -297,7 +325,8 @@ pub struct StartCmd {
     pub reserved: [u64; 9],
 }
 
-/// Most frames one region may have (the card's submit ring holds 4095 entries).
+/// Most frames one region may have, and all regions of a stream together (the card's submit
+/// ring holds 4095 entries).
 pub const MAX_FRAMES: u32 = 4095;
 
 /// [`Stats::state`]: no region attached.
@@ -407,7 +436,13 @@ const _: () = {
     assert!(size_of::<AttachCmd>() == CMD_PAYLOAD_BYTES);
     assert!(offset_of!(AttachCmd, frame_bytes) == 24);
     assert!(offset_of!(AttachCmd, reserved) == 40);
+    assert!(offset_of!(AttachCmd, region) == 36);
     assert!(size_of::<ControlCmd>() == CMD_PAYLOAD_BYTES);
+    assert!(size_of::<DetachCmd>() == CMD_PAYLOAD_BYTES);
+    assert!(offset_of!(DetachCmd, region) == offset_of!(ControlCmd, reserved0));
+    assert!(offset_of!(QueueCmd, region) == 16);
+    assert!(offset_of!(QueueCmd, reserved) == 24);
+    assert!(offset_of!(FrameMeta, region) == 28);
     assert!(size_of::<StartCmd>() == CMD_PAYLOAD_BYTES);
     assert!(offset_of!(StartCmd, irq_delay_us) == 4);
     assert!(size_of::<QueueCmd>() == CMD_PAYLOAD_BYTES);

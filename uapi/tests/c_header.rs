@@ -2,7 +2,8 @@
 //! `include/fgrab.h` that prints every size and offset, and compare with `offset_of!`.
 
 use fgrab_uapi::{
-    AttachCmd, ControlCmd, CopyOutCmd, DeviceInfo, FrameMeta, PortCmd, QueueCmd, StartCmd, Stats,
+    AttachCmd, ControlCmd, CopyOutCmd, DetachCmd, DeviceInfo, FrameMeta, PortCmd, QueueCmd,
+    StartCmd, Stats,
 };
 use std::mem::{offset_of, size_of};
 use std::process::Command;
@@ -21,9 +22,11 @@ fn expected() -> Vec<(&'static str, usize)> {
     let mut all = fields!("fgrab_copy_out_cmd", CopyOutCmd: addr, size, flags, reserved);
     all.extend(
         fields!("fgrab_attach_cmd", AttachCmd: addr, len, frame_stride, frame_bytes,
-        frame_count, flags, reserved0, reserved),
+        frame_count, flags, region, reserved),
     );
     all.extend(fields!("fgrab_control_cmd", ControlCmd: flags, reserved0, reserved));
+    all.extend(fields!("fgrab_detach_cmd", DetachCmd: flags, region, reserved));
+    all.push(("FGRAB_MAX_REGIONS", fgrab_uapi::MAX_REGIONS as usize));
     all.extend(fields!("fgrab_start_cmd", StartCmd: flags, irq_delay_us, reserved));
     all.push((
         "FGRAB_START_IRQ_DELAY",
@@ -33,10 +36,13 @@ fn expected() -> Vec<(&'static str, usize)> {
         "FGRAB_MAX_IRQ_DELAY_US",
         fgrab_uapi::MAX_IRQ_DELAY_US as usize,
     ));
-    all.extend(fields!("fgrab_queue_cmd", QueueCmd: frame, flags, meta_addr, reserved));
+    all.extend(
+        fields!("fgrab_queue_cmd", QueueCmd: frame, flags, meta_addr, region,
+        reserved0, reserved),
+    );
     all.extend(
         fields!("fgrab_frame_meta", FrameMeta: sequence, timestamp_ns, bytes, flags, frame,
-        reserved),
+        region),
     );
     all.extend(
         fields!("fgrab_stats", Stats: struct_size, state, frame_count, frame_bytes,

@@ -215,9 +215,10 @@ fn suites() -> Vec<Suite> {
     )];
     // Hostile cards, direct DMA (a late write shows in the buffer): card 0 claims too many
     // bytes for a frame, card 1 has invalid capabilities (refused at probe), card 2 answers
-    // a stop with idle while keeping frames, card 3 ignores its first stop.
+    // a stop with idle while keeping frames, card 3 ignores its first stop; cards 4 and 5
+    // are 2 and 3 again.
     let mut hostile = VmConfig::test("vm-hostile");
-    hostile.cards = 4;
+    hostile.cards = 6;
     hostile.card_args = vec![
         (
             0,
@@ -238,6 +239,24 @@ fn suites() -> Vec<Suite> {
             .concat(),
         ),
         (3, fault("deaf-stop@0").into()),
+        // The same two, for a region detached while others stream (`hostile-regions-*`),
+        // both slow, so that the detached region's frames wait on the card.
+        (
+            4,
+            [
+                &fault("lying-stop@50")[..],
+                &["--period-us".into(), "20000".into()],
+            ]
+            .concat(),
+        ),
+        (
+            5,
+            [
+                &fault("deaf-stop@0")[..],
+                &["--period-us".into(), "20000".into()],
+            ]
+            .concat(),
+        ),
     ];
     vec![
         Suite {

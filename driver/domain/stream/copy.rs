@@ -7,7 +7,7 @@
 
 use kernel::{prelude::*, sync::Arc};
 
-use super::{Attached, Stream};
+use super::{Attached, Held, Stream};
 use crate::{
     abstractions::page_frame::PageFrame, domain::region::Region, hardware::regs::Registers,
 };
@@ -27,12 +27,17 @@ impl Stream {
         if self.slot_taken() {
             return Err(EBUSY);
         }
-        let (attached, allocated) = Attached::new(owner, None, region);
+        let mut attached = Attached::new(owner, region.frame_bytes())?;
+        let (held, allocated) = Held::new(0, None, region);
         allocated?;
+        attached
+            .regions
+            .push_within_capacity(held)
+            .map_err(|_| ENOMEM)?;
         self.attached = Some(attached);
         let result = (|| -> Result {
             let (attached, engine) = self.owned(owner)?;
-            for index in 0..attached.pinned.first().frame_count() {
+            for index in 0..attached.first()?.region().frame_count() {
                 attached.queue_waiter(engine, regs, index)?;
             }
             self.start(regs, owner, None)
@@ -53,9 +58,7 @@ impl Stream {
         }
         match &self.attached {
             None => Ok(false),
-            Some(attached) if attached.owner == owner && attached.pinned.first().is_kernel() => {
-                Ok(true)
-            }
+            Some(attached) if attached.owner == owner && attached.is_kernel() => Ok(true),
             Some(_) => Err(EBUSY),
         }
     }
@@ -68,9 +71,9 @@ impl Stream {
     pub(crate) fn page_frame(&self, index: u32) -> Result<Arc<PageFrame>> {
         self.attached
             .as_ref()
+            .and_then(|attached| attached.regions.iter().find(|held| held.id == 0))
             .ok_or(ENOENT)?
-            .pinned
-            .first()
+            .region()
             .page_frame(index)
             .ok_or(ENOENT)
     }

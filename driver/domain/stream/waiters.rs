@@ -6,31 +6,38 @@
 
 use kernel::prelude::*;
 
-use super::{Attached, Queued, Slot, Stream};
+use super::{cookie, Attached, Queued, Slot, Stream};
 use crate::{
     hardware::{engine::Engine, regs::Registers},
     uapi::FrameMeta,
 };
 
 impl Attached {
-    /// Queues frame `index` for a waiter: to the card when streaming, else until `START`.
+    /// Queues frame `index` of region 0 (the only one of the copy path and of
+    /// `ioctl(QBUF)`) for a waiter: to the card when streaming, else until `START`.
     pub(super) fn queue_waiter(
         &mut self,
         engine: &mut Engine,
         regs: &Registers,
         index: u32,
     ) -> Result {
-        let slot = self.slots.get_mut(index as usize).ok_or(EINVAL)?;
+        let streaming = self.streaming;
+        let held = self.first()?;
+        let slot = held.slots.get_mut(index as usize).ok_or(EINVAL)?;
         if !matches!(slot, Slot::Idle) {
             return Err(EALREADY);
         }
-        if self.streaming {
-            let (list, count) = self.pinned.first().list(index).ok_or(EINVAL)?;
-            self.pinned.first().sync_for_device(index)?;
-            engine.submit(regs, list, count, index)?;
-            *slot = Slot::OnCard(Queued::Waiter);
-        } else {
-            *slot = Slot::Waiting(Queued::Waiter);
+        if streaming {
+            let (list, count) = held.region().list(index).ok_or(EINVAL)?;
+            held.region().sync_for_device(index)?;
+            engine.submit(regs, list, count, cookie(0, index))?;
+        }
+        if let Some(slot) = held.slots.get_mut(index as usize) {
+            *slot = if streaming {
+                Slot::OnCard(Queued::Waiter)
+            } else {
+                Slot::Waiting(Queued::Waiter)
+            };
         }
         Ok(())
     }
@@ -55,7 +62,7 @@ impl Stream {
     ///
     /// Those of [`Self::queue_waiter`]; `EINVAL` on driver-owned frames.
     pub(crate) fn qbuf(&mut self, regs: &Registers, owner: u64, index: u32) -> Result {
-        if self.owned(owner)?.0.pinned.first().is_kernel() {
+        if self.owned(owner)?.0.is_kernel() {
             return Err(EINVAL);
         }
         self.queue_waiter(regs, owner, index)
@@ -67,7 +74,7 @@ impl Stream {
     ///
     /// Those of [`Self::dequeue`]; `EINVAL` on driver-owned frames.
     pub(crate) fn dqbuf(&mut self, owner: u64) -> Result<Option<FrameMeta>> {
-        if self.owned(owner)?.0.pinned.first().is_kernel() {
+        if self.owned(owner)?.0.is_kernel() {
             return Err(EINVAL);
         }
         self.dequeue(owner)
@@ -79,9 +86,9 @@ impl Stream {
     ///
     /// Those of `owned`; `EAGAIN` if none is queued either (waiting would never end).
     pub(crate) fn dequeue(&mut self, owner: u64) -> Result<Option<FrameMeta>> {
-        let (attached, _) = self.owned(owner)?;
-        if attached.done.is_empty() {
-            let waiting = attached.slots.iter().any(|slot| {
+        let held = self.owned(owner)?.0.first()?;
+        if held.done.is_empty() {
+            let waiting = held.slots.iter().any(|slot| {
                 matches!(
                     slot,
                     Slot::Waiting(Queued::Waiter) | Slot::OnCard(Queued::Waiter)
@@ -89,6 +96,6 @@ impl Stream {
             });
             return if waiting { Ok(None) } else { Err(EAGAIN) };
         }
-        Ok(Some(attached.done.remove(0)?))
+        Ok(Some(held.done.remove(0)?))
     }
 }

@@ -23,7 +23,7 @@ fn err(error: impl std::fmt::Display) -> String {
 }
 
 /// Puts the card's settings back to their defaults when dropped.
-struct Restore;
+pub(crate) struct Restore;
 
 impl Drop for Restore {
     fn drop(&mut self) {

@@ -9,7 +9,7 @@ use crate::ensure;
 use crate::harness::{self, TestResult};
 use crate::streamer::{Layout, Streamer};
 use crate::uring::{attach_request, Memory, TestUring};
-use fgrab_uapi::{ops, ControlCmd, CopyOutCmd, QueueCmd};
+use fgrab_uapi::{ops, ControlCmd, CopyOutCmd, DetachCmd, QueueCmd, MAX_REGIONS};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use zerocopy::{FromZeros, IntoBytes};
@@ -334,15 +334,22 @@ pub fn fuzz_commands() -> TestResult {
     }
     // End whatever the fuzz left (a region, a stream): commands still in flight (an
     // attach, frames) must then complete too.
+    // Flipped bits may have attached regions under other ids: detach every id.
     let control = ControlCmd::new_zeroed();
     for ring in &mut rings {
         ring.push(ops::STOP, control.as_bytes(), None, u64::MAX)?;
-        ring.push(ops::DETACH, control.as_bytes(), None, u64::MAX)?;
+        for region in 0..MAX_REGIONS {
+            let detach = DetachCmd {
+                region,
+                ..DetachCmd::new_zeroed()
+            };
+            ring.push(ops::DETACH, detach.as_bytes(), None, u64::MAX)?;
+        }
         ring.flush()?;
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     for (which, ring) in rings.iter_mut().enumerate() {
-        let mut extra = 2;
+        let mut extra = 1 + u64::from(MAX_REGIONS);
         while outstanding[which] + extra > 0 {
             ensure!(
                 Instant::now() < deadline,

@@ -39,9 +39,10 @@ pub fn hostile_capabilities() -> TestResult {
         }
     }
     cards.sort();
+    // Six cards: the suite's four, and two more for `hostile-regions-*`.
     ensure!(
-        cards.len() == 4,
-        "expected 4 cards on the bus, found {cards:?}"
+        cards.len() == 6,
+        "expected 6 cards on the bus, found {cards:?}"
     );
     let unbound: Vec<&String> = cards
         .iter()
@@ -70,15 +71,21 @@ pub fn hostile_capabilities() -> TestResult {
             "no refusal of {register} for {refused} in the kernel log"
         );
     }
-    for node in ["/dev/fgrab0", "/dev/fgrab1", "/dev/fgrab2"] {
+    for node in [
+        "/dev/fgrab0",
+        "/dev/fgrab1",
+        "/dev/fgrab2",
+        "/dev/fgrab3",
+        "/dev/fgrab4",
+    ] {
         ensure!(
             std::path::Path::new(node).exists(),
             "{node} missing: a good card was not bound"
         );
     }
     ensure!(
-        !std::path::Path::new("/dev/fgrab3").exists(),
-        "a fourth card node exists"
+        !std::path::Path::new("/dev/fgrab5").exists(),
+        "a sixth card node exists"
     );
     harness::info(&format!(
         "{refused} (hostile capabilities) is on the bus, unbound, and the log names each bad register"

@@ -19,6 +19,7 @@ mod nonroot;
 #[path = "../../../emu/src/pattern.rs"]
 #[allow(dead_code)]
 mod pattern;
+mod regions;
 #[path = "../../../emu/src/regs.rs"]
 #[allow(dead_code)]
 mod regs;
@@ -51,6 +52,7 @@ fn main() {
             args.get(2).map(String::as_str).unwrap_or("/dev/fgrab0"),
             args.get(3).map(String::as_str) == Some("exit"),
         ),
+        Some("regions-child") => regions::regions_child("/dev/fgrab0"),
         Some("read-child") => copy_path::read_child(
             args.get(2).map(String::as_str).unwrap_or("/dev/fgrab0"),
             args.get(3)

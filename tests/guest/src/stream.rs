@@ -177,7 +177,7 @@ pub fn stream_rejects_malformed() -> TestResult {
         (
             "nonzero reserved",
             QueueCmd {
-                reserved: [0, 0, 0, 0, 0, 0, 0, 1],
+                reserved: [0, 0, 0, 0, 0, 0, 1],
                 ..queue(0)
             },
             -libc::EINVAL,

@@ -372,8 +372,8 @@ impl Streamer {
             meta.frame
         );
         ensure!(
-            meta.reserved == 0,
-            "frame {index}: reserved metadata {meta:?}"
+            meta.region == 0,
+            "frame {index}: metadata of region 0 names another {meta:?}"
         );
         if completion.res < 0 {
             ensure!(

@@ -2,8 +2,8 @@
 
 use crate::harness::{self, TestResult};
 use crate::{
-    attach, camera, cancel, client, copy_path, ensure, faults, fuzz, hostile, nonroot, removal,
-    shared_api, soak, stream, teardown,
+    attach, camera, cancel, client, copy_path, ensure, faults, fuzz, hostile, nonroot, regions,
+    removal, shared_api, soak, stream, teardown,
 };
 use fgrab::Card;
 use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo};
@@ -115,6 +115,12 @@ pub const ALL: &[Test] = &[
     // Rejected by command decoding, before the card or a mapping is touched.
     control("stream-rejects-malformed", stream::stream_rejects_malformed),
     data("stream-detach-midstream", teardown::stream_detach_midstream),
+    // Several regions on one stream (issue 17).
+    data("regions-stream", regions::regions_stream),
+    data("regions-revoke", regions::regions_revoke),
+    data("regions-ring-exit", regions::regions_ring_exit),
+    data("regions-process-killed", regions::regions_process_killed),
+    control("regions-rejects", regions::regions_rejects),
     data("stream-process-killed", teardown::stream_process_killed),
     data("stream-ring-exit", teardown::stream_ring_exit),
     data("stream-file-closed", teardown::stream_file_closed),
@@ -175,6 +181,16 @@ pub const ALL: &[Test] = &[
         Scope::Suite("vm-hostile"),
         cancel::hostile_deaf_stop_cancel,
     ),
+    test(
+        "hostile-regions-lying-stop",
+        Scope::Suite("vm-hostile"),
+        regions::hostile_regions_lying_stop,
+    ),
+    test(
+        "hostile-regions-deaf-stop",
+        Scope::Suite("vm-hostile"),
+        regions::hostile_regions_deaf_stop,
+    ),
     // The ABI's decoding under random input; the mapping paths it reaches are the
     // data-path tests' (20,000 commands unless `fgrab_fuzz_commands` says otherwise;
     // `cargo xtask fuzz` gives it more).
@@ -187,6 +203,7 @@ pub const ALL: &[Test] = &[
     // The libraries and tools over the paths tested above in every DMA mode.
     control("client-rust-api", client::client_rust_api),
     control("client-misuse", client::client_misuse),
+    control("client-regions", regions::client_regions),
     control("client-legacy-c", client::client_legacy_c),
     control("client-legacy-misuse", client::client_legacy_misuse),
     control("client-legacy-threads", client::client_legacy_threads),
@@ -211,6 +228,11 @@ pub const ALL: &[Test] = &[
         "stream-surprise-removal",
         Scope::Suite("vm-removal"),
         removal::stream_surprise_removal,
+    ),
+    test(
+        "regions-hot-unplug",
+        Scope::Suite("vm-removal"),
+        regions::regions_hot_unplug,
     ),
     // `cargo xtask bench` runs it on the fast kernel.
     test("bench", Scope::Manual, bench),

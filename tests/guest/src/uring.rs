@@ -117,6 +117,12 @@ impl Memory {
         self.len != 0
     }
 
+    /// Bytes mapped.
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
     /// Start address.
     pub fn addr(&self) -> u64 {
         self.ptr as u64
@@ -215,6 +221,29 @@ impl TestUring {
         // SAFETY: the caller keeps the memory alive.
         unsafe { self.ring.submitter().register_buffers(&iovecs) }
             .map_err(|error| format!("register_buffers: {error}"))
+    }
+
+    /// Creates an empty fixed-buffer table of `count` slots (see [`Self::register_at`]).
+    pub fn register_sparse(&mut self, count: u32) -> Result<(), String> {
+        self.ring
+            .submitter()
+            .register_buffers_sparse(count)
+            .map_err(|error| format!("register_buffers_sparse: {error}"))
+    }
+
+    /// Registers `memory` as fixed buffer `index` of a sparse table.
+    ///
+    /// # Safety
+    ///
+    /// `memory` must outlive the ring (or the registration).
+    pub unsafe fn register_at(&mut self, index: u32, memory: &Memory) -> Result<(), String> {
+        // SAFETY: the caller keeps the memory alive.
+        unsafe {
+            self.ring
+                .submitter()
+                .register_buffers_update(index, &[memory.iovec()], None)
+        }
+        .map_err(|error| format!("register_buffers_update: {error}"))
     }
 
     /// Unregisters all fixed buffers.
