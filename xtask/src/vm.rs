@@ -458,6 +458,8 @@ pub fn demo() -> Result<()> {
     config.mode = "demo";
     config.cards = 2;
     config.timeout = Duration::from_secs(300);
+    // The Python consumer runs in the Debian userland of the Python suite.
+    config.userland = Some(crate::python::prepare(&env, &artifacts)?);
     cmd::step("booting the guest with 2 emulated frame grabbers (QEMU TCG)");
     let outcome = run(&env, &artifacts, &config)?;
     if !outcome.clean() {

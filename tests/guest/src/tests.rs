@@ -621,6 +621,14 @@ pub fn demo() {
         if let Err(error) = client::demo_rust_api(4) {
             println!("@@fgrab fail demo 0ms Rust API: {error}");
         }
+        if crate::userland::requested() {
+            println!("fgrab: Python (the fgrab package, numpy, in a Debian userland):");
+            if let Err(error) =
+                crate::userland::run("python-demo", std::time::Duration::from_secs(120))
+            {
+                println!("@@fgrab fail demo 0ms Python: {error}");
+            }
+        }
     }
 }
 

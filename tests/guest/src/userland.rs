@@ -34,6 +34,11 @@ const TAG_VARIABLE: &str = "fgrab_userland";
 /// may keep what it read (`cache=loose`): Python's imports then read each file once.
 const NINEP_OPTIONS: &str = "trans=virtio,version=9p2000.L,cache=loose,msize=262144";
 
+/// Whether the kernel command line shares a userland with this guest.
+pub fn requested() -> bool {
+    std::env::var(TAG_VARIABLE).is_ok()
+}
+
 /// Mounts the userland when the kernel command line asks for it, reporting the step like
 /// the module load (`userland-mount`, bookkeeping for the host).
 pub fn mount_if_requested() {
