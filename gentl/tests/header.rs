@@ -1,8 +1,11 @@
 //! `include/GenTL.h` must compile warning-free, agree with the producer on every value
 //! `src/abi.rs` declares, and declare every function `fgrab.cti` exports.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
+
+mod common;
+use common::producer;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("fgrab-gentl-{name}-{}", std::process::id()));
@@ -89,15 +92,6 @@ fn header_values_match_the_producer() {
         status.success(),
         "GenTL.h disagrees with src/abi.rs or does not compile"
     );
-}
-
-/// The cdylib cargo built next to this test's binary.
-pub fn producer() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let library = dir.join("libfgrab_gentl.so");
-    assert!(library.exists(), "{} not built", library.display());
-    library
 }
 
 #[test]
