@@ -174,16 +174,29 @@ impl Device {
     /// Opens the card of `discovered` for control.
     pub fn open(discovered: Discovered, _access: i32, interface: Handle) -> Result<Self> {
         let card = Card::open(&discovered.path)?;
+        Ok(Self::with_remote(
+            discovered,
+            Box::new(CardRemote::new(card)),
+            interface,
+        ))
+    }
+
+    /// A device whose camera is `remote` (tests use a model of their own).
+    pub fn with_remote(
+        discovered: Discovered,
+        remote: Box<dyn RemoteDevice>,
+        interface: Handle,
+    ) -> Self {
         let port = Arc::new(RemotePort {
             id: discovered.id.clone(),
-            remote: Box::new(CardRemote::new(card)),
+            remote,
             xml: Mutex::new(None),
         });
-        Ok(Self {
+        Self {
             discovered,
             interface: interface as usize,
             port,
-        })
+        }
     }
 
     /// `fgrabN`.
