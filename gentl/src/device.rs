@@ -5,7 +5,7 @@ use crate::abi::*;
 use crate::error::{entry, fail, Result};
 use crate::handles::{self, Object};
 use crate::info::{self, Info};
-use crate::remote::{CardRemote, RemoteDevice};
+use crate::remote::{Attachment, CameraRemote, RemoteDevice};
 use crate::stream::{DataStream, STREAM_ID};
 use crate::system::id_argument;
 use fgrab::Card;
@@ -168,23 +168,30 @@ pub struct Device {
     /// The `IF_HANDLE` it was opened from.
     interface: usize,
     port: Arc<RemotePort>,
+    /// The region its data stream attached, if any: which file writes the camera.
+    attachment: Arc<Attachment>,
 }
 
 impl Device {
     /// Opens the card of `discovered` for control.
     pub fn open(discovered: Discovered, _access: i32, interface: Handle) -> Result<Self> {
         let card = Card::open(&discovered.path)?;
+        let attachment = Arc::new(Attachment::default());
+        let remote = CameraRemote::new(card, attachment.clone());
         Ok(Self::with_remote(
             discovered,
-            Box::new(CardRemote::new(card)),
+            Box::new(remote),
+            attachment,
             interface,
         ))
     }
 
-    /// A device whose camera is `remote` (tests use a model of their own).
+    /// A device whose camera is `remote`, whose writes follow `attachment` (tests use a
+    /// model of their own).
     pub fn with_remote(
         discovered: Discovered,
         remote: Box<dyn RemoteDevice>,
+        attachment: Arc<Attachment>,
         interface: Handle,
     ) -> Self {
         let port = Arc::new(RemotePort {
@@ -196,6 +203,7 @@ impl Device {
             discovered,
             interface: interface as usize,
             port,
+            attachment,
         }
     }
 
@@ -212,6 +220,11 @@ impl Device {
     /// The remote device port.
     pub fn port(&self) -> &Arc<RemotePort> {
         &self.port
+    }
+
+    /// Where its data stream attaches regions (and so which file writes the camera).
+    pub fn attachment(&self) -> &Arc<Attachment> {
+        &self.attachment
     }
 }
 

@@ -5,7 +5,8 @@
 //! ports, DataStream and Buffer: `stream.rs`, Event). Every entry point runs its body in
 //! [`error::entry`]: nothing unwinds into C, a failure sets the calling thread's
 //! `GCGetLastError` message, and handles are looked up in one registry (`handles.rs`)
-//! before use. The camera is reached through [`remote::RemoteDevice`]; frames reach
+//! before use. The camera is reached through [`remote::RemoteDevice`] ([`remote::CameraRemote`]
+//! over the client's `Features`, writes routed by [`remote::Attachment`]); frames reach
 //! announced buffers through [`path::BufferPath`].
 
 #![deny(missing_docs)]

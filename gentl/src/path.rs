@@ -13,11 +13,11 @@
 
 use crate::abi::*;
 use crate::error::{fail, Failure, Result};
-use crate::remote::Image;
-use fgrab::{Buffer, Canceler, Card, FrameStatus, Geometry, OwnedFrame, SharedStream};
+use crate::remote::{Attachment, Image};
+use fgrab::{Buffer, Card, FrameStatus, Geometry, OwnedFrame, SharedStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A queued announced buffer the path may fill.
@@ -91,96 +91,33 @@ pub trait BufferPath: Send + Sync + std::fmt::Debug {
     fn copies(&self) -> u64;
 }
 
-/// The interim path: one library-owned region, a copy per frame.
+/// The interim path: one library-owned region, a copy per frame. The region is attached
+/// on a file of its own through the device's [`Attachment`], so that while it is attached
+/// the camera's writes go through that file (see `remote.rs`).
 #[derive(Debug)]
 pub struct CopyPath {
     node: PathBuf,
-    stream: Mutex<Option<(SharedStream<'static>, Canceler)>>,
+    attachment: Arc<Attachment>,
     copies: AtomicU64,
 }
 
 impl CopyPath {
-    /// A path for the card at `node`.
-    pub fn new(node: PathBuf) -> Self {
+    /// A path for the card at `node`, attaching through the device's `attachment`.
+    pub fn new(node: PathBuf, attachment: Arc<Attachment>) -> Self {
         Self {
             node,
-            stream: Mutex::new(None),
+            attachment,
             copies: AtomicU64::new(0),
         }
     }
 
-    fn current(&self) -> Option<(SharedStream<'static>, Canceler)> {
-        self.stream
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-}
-
-/// Frames of the library's region: enough to keep the card busy while one is copied.
-const REGION_FRAMES: usize = 4;
-
-impl BufferPath for CopyPath {
-    fn start(&self, image: &Image, buffers: usize) -> Result<()> {
-        let mut slot = self
-            .stream
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((old, _)) = slot.take() {
-            // A region left from an earlier acquisition: give it back first.
-            let _ = old.stop();
-            let _ = old.detach();
-        }
-        let frame_bytes = image.payload_size;
-        if frame_bytes == 0 {
-            return fail(GC_ERR_INVALID_PARAMETER, "PayloadSize is 0");
-        }
-        // CAST: at most REGION_FRAMES.
-        let count = buffers.clamp(2, REGION_FRAMES) as u32;
-        let card = Card::open(&self.node)?;
-        let buffer = Buffer::allocate(frame_bytes as usize * count as usize)?;
-        let stream = card
-            .attach(buffer, Geometry::new(frame_bytes, count))
-            .map_err(|failed| Failure::from(failed.error))?
-            .into_shared()?;
-        stream.start()?;
-        let canceler = stream.canceler();
-        *slot = Some((stream, canceler));
-        Ok(())
-    }
-
-    fn stop(&self, discard: bool) -> Result<()> {
-        let Some((stream, _)) = self.current() else {
-            return Ok(());
-        };
-        match stream.stop() {
-            Ok(()) | Err(fgrab::Error::Command { .. }) => {}
-            Err(error) => return Err(error.into()),
-        }
-        if discard {
-            let taken = self
-                .stream
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .take();
-            drop(stream);
-            if let Some((stream, _)) = taken {
-                // A waiter still holding a clone ends the region when it lets go.
-                let _ = stream.detach();
-            }
-        }
-        Ok(())
-    }
-
-    fn next(
-        &self,
+    fn wait(
+        stream: &SharedStream<'static>,
         timeout: Option<Duration>,
         targets: &dyn Targets,
         underrun: &dyn Fn(),
+        copies: &AtomicU64,
     ) -> std::result::Result<(usize, Filled), Missed> {
-        let Some((stream, _)) = self.current() else {
-            return Err(Missed::Stopped);
-        };
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
         loop {
             let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
@@ -194,7 +131,7 @@ impl BufferPath for CopyPath {
             match targets.take() {
                 Some(target) => {
                     let filled = copy_frame(&frame, target);
-                    self.copies.fetch_add(1, Ordering::Relaxed);
+                    copies.fetch_add(1, Ordering::Relaxed);
                     return Ok((target.key, filled));
                 }
                 // No buffer queued: the frame is dropped, and its sequence number is the
@@ -203,9 +140,68 @@ impl BufferPath for CopyPath {
             }
         }
     }
+}
+
+/// Frames of the library's region: enough to keep the card busy while one is copied.
+const REGION_FRAMES: usize = 4;
+
+impl BufferPath for CopyPath {
+    fn start(&self, image: &Image, buffers: usize) -> Result<()> {
+        let frame_bytes = image.payload_size;
+        if frame_bytes == 0 {
+            return fail(GC_ERR_INVALID_PARAMETER, "PayloadSize is 0");
+        }
+        // CAST: at most REGION_FRAMES.
+        let count = buffers.clamp(2, REGION_FRAMES) as u32;
+        // A region left from an earlier acquisition is detached first.
+        self.attachment.attach(|| {
+            let card = Card::open(&self.node)?;
+            let buffer = Buffer::allocate(frame_bytes as usize * count as usize)?;
+            let stream = card
+                .attach(buffer, Geometry::new(frame_bytes, count))
+                .map_err(|failed| Failure::from(failed.error))?
+                .into_shared()?;
+            // Dropped on failure: the region ends with its file.
+            stream.start()?;
+            Ok(stream)
+        })?;
+        Ok(())
+    }
+
+    fn stop(&self, discard: bool) -> Result<()> {
+        let Some(stream) = self.attachment.stream() else {
+            return Ok(());
+        };
+        let result = match stream.stop() {
+            Ok(()) | Err(fgrab::Error::Command { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
+        };
+        drop(stream);
+        if discard {
+            // A wait still holding the stream detaches it as it lets go.
+            self.attachment.retire();
+        }
+        result
+    }
+
+    fn next(
+        &self,
+        timeout: Option<Duration>,
+        targets: &dyn Targets,
+        underrun: &dyn Fn(),
+    ) -> std::result::Result<(usize, Filled), Missed> {
+        let Some(stream) = self.attachment.stream() else {
+            return Err(Missed::Stopped);
+        };
+        let result = Self::wait(&stream, timeout, targets, underrun, &self.copies);
+        drop(stream);
+        // Acquisition may have ended during the wait: the last holder detaches.
+        self.attachment.reap();
+        result
+    }
 
     fn cancel(&self) {
-        if let Some((_, canceler)) = self.current() {
+        if let Some(canceler) = self.attachment.canceler() {
             canceler.cancel();
         }
     }

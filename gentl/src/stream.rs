@@ -126,7 +126,10 @@ pub struct DataStream {
 impl DataStream {
     /// The stream of `device`, filling buffers through the interim [`CopyPath`].
     pub fn new(device: Arc<Device>) -> Self {
-        let path = Box::new(CopyPath::new(device.path().to_path_buf()));
+        let path = Box::new(CopyPath::new(
+            device.path().to_path_buf(),
+            device.attachment().clone(),
+        ));
         Self::with_path(device, path)
     }
 

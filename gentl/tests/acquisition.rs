@@ -8,7 +8,7 @@ use fgrab_gentl::error::Result;
 use fgrab_gentl::event::*;
 use fgrab_gentl::handles::{self, Object};
 use fgrab_gentl::path::{BufferPath, Filled, Missed, Targets};
-use fgrab_gentl::remote::{Image, RemoteDevice};
+use fgrab_gentl::remote::{Attachment, Image, RemoteDevice};
 use fgrab_gentl::stream::*;
 use std::collections::VecDeque;
 use std::ffi::c_void;
@@ -159,6 +159,7 @@ fn frames_reach_queued_buffers_with_gaps_and_kills_reported() {
     let device = Arc::new(Device::with_remote(
         discovered,
         Box::new(Camera),
+        Arc::new(Attachment::default()),
         std::ptr::null_mut(),
     ));
     let device_handle = handles::register(Object::Device(device.clone()), std::ptr::null_mut());
