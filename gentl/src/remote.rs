@@ -286,10 +286,13 @@ impl RemoteDevice for CameraRemote {
     }
 
     fn xml(&self) -> Result<Vec<u8>> {
-        self.card().features().genicam_xml().map_err(|error| match error {
-            fgrab::Error::NoCamera => Failure::new(GC_ERR_NOT_AVAILABLE, NO_CAMERA),
-            other => Failure::from(other),
-        })
+        self.card()
+            .features()
+            .genicam_xml()
+            .map_err(|error| match error {
+                fgrab::Error::NoCamera => Failure::new(GC_ERR_NOT_AVAILABLE, NO_CAMERA),
+                other => Failure::from(other),
+            })
     }
 
     fn image(&self) -> Result<Image> {
@@ -338,7 +341,11 @@ mod tests {
         // Through the device's file while another program owns the card.
         let denied = port_failure(busy(), 0x120, 4, false);
         assert_eq!(denied.code, GC_ERR_ACCESS_DENIED);
-        assert!(denied.message.contains("another program"), "{}", denied.message);
+        assert!(
+            denied.message.contains("another program"),
+            "{}",
+            denied.message
+        );
         let einval = fgrab::Error::Command {
             command: "FEATURE_READ",
             errno: libc::EINVAL,
