@@ -281,3 +281,123 @@ fn frames_reach_queued_buffers_with_gaps_and_kills_reported() {
     assert_eq!(DSClose(stream), GC_ERR_SUCCESS);
     handles::close(device_handle).unwrap();
 }
+
+/// A camera whose image format the test changes, as a consumer does through the node map.
+#[derive(Debug)]
+struct Resizable(Arc<Mutex<Image>>);
+
+impl RemoteDevice for Resizable {
+    fn read(&self, _: u64, _: &mut [u8]) -> Result<()> {
+        Ok(())
+    }
+    fn write(&self, _: u64, _: &[u8]) -> Result<()> {
+        Ok(())
+    }
+    fn xml(&self) -> Result<Vec<u8>> {
+        Ok(Vec::new())
+    }
+    fn image(&self) -> Result<Image> {
+        Ok(*self.0.lock().unwrap())
+    }
+}
+
+fn payload_size(stream: Handle) -> usize {
+    let mut value = 0usize;
+    let mut size = std::mem::size_of::<usize>();
+    let mut datatype = 0;
+    // SAFETY: `value` has `size` bytes.
+    let status = unsafe {
+        DSGetInfo(
+            stream,
+            STREAM_INFO_PAYLOAD_SIZE,
+            &mut datatype,
+            (&mut value as *mut usize).cast(),
+            &mut size,
+        )
+    };
+    assert_eq!(status, GC_ERR_SUCCESS);
+    value
+}
+
+#[test]
+fn the_image_format_is_read_at_each_start() {
+    let _ = fgrab_gentl::system::GCInitLib();
+    let image = Arc::new(Mutex::new(IMAGE));
+    let discovered = Discovered {
+        id: "fake1".into(),
+        path: "/nonexistent".into(),
+        identity: Err("none".into()),
+    };
+    let device = Arc::new(Device::with_remote(
+        discovered,
+        Box::new(Resizable(image.clone())),
+        Arc::new(Attachment::default()),
+        std::ptr::null_mut(),
+    ));
+    let device_handle = handles::register(Object::Device(device.clone()), std::ptr::null_mut());
+    let script = Arc::new(Script::default());
+    let stream = handles::register(
+        Object::Stream(Arc::new(DataStream::with_path(
+            device,
+            Box::new(ScriptPath(script.clone())),
+        ))),
+        device_handle,
+    );
+    let mut event = std::ptr::null_mut();
+    // SAFETY: valid out pointer.
+    assert_eq!(
+        unsafe { GCRegisterEvent(stream, EVENT_NEW_BUFFER, &mut event) },
+        GC_ERR_SUCCESS
+    );
+    let mono16 = Image {
+        width: 16,
+        height: 4,
+        pixel_format: 0x0110_0007,
+        payload_size: 128,
+    };
+    for (round, expected) in [IMAGE, mono16].into_iter().enumerate() {
+        // As Harvesters: PAYLOAD_SIZE, announce and queue buffers of it, start, fetch.
+        let payload = payload_size(stream);
+        assert_eq!(payload, expected.payload_size as usize, "round {round}");
+        let mut buffer = std::ptr::null_mut();
+        // SAFETY: valid out pointer.
+        let status =
+            unsafe { DSAllocAndAnnounceBuffer(stream, payload, std::ptr::null_mut(), &mut buffer) };
+        assert_eq!(status, GC_ERR_SUCCESS);
+        assert_eq!(DSQueueBuffer(stream, buffer), GC_ERR_SUCCESS);
+        assert_eq!(
+            DSStartAcquisition(stream, ACQ_START_FLAGS_DEFAULT, GENTL_INFINITE),
+            GC_ERR_SUCCESS
+        );
+        // A change while acquiring (the card would refuse it) does not touch this acquisition.
+        *image.lock().unwrap() = mono16;
+        assert_eq!(payload_size(stream), expected.payload_size as usize);
+        script.push(round as u64, expected.payload_size as usize);
+        let filled = wait(event, 1000).unwrap();
+        assert_eq!(filled, buffer);
+        assert_eq!(
+            info_u64(stream, filled, BUFFER_INFO_WIDTH),
+            u64::from(expected.width)
+        );
+        assert_eq!(
+            info_u64(stream, filled, BUFFER_INFO_HEIGHT),
+            u64::from(expected.height)
+        );
+        assert_eq!(
+            info_u64(stream, filled, BUFFER_INFO_PIXELFORMAT),
+            u64::from(expected.pixel_format)
+        );
+        assert_eq!(
+            DSStopAcquisition(stream, ACQ_STOP_FLAGS_KILL),
+            GC_ERR_SUCCESS
+        );
+        assert_eq!(DSFlushQueue(stream, ACQ_QUEUE_ALL_DISCARD), GC_ERR_SUCCESS);
+        let (mut base, mut private) = (std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: valid out pointers.
+        let status = unsafe { DSRevokeBuffer(stream, buffer, &mut base, &mut private) };
+        assert_eq!(status, GC_ERR_SUCCESS);
+    }
+    assert_eq!(GCUnregisterEvent(stream, EVENT_NEW_BUFFER), GC_ERR_SUCCESS);
+    assert_eq!(DSClose(stream), GC_ERR_SUCCESS);
+    assert_eq!(fgrab_gentl::device::DevClose(device_handle), GC_ERR_SUCCESS);
+}
