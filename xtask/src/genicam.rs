@@ -1,6 +1,7 @@
 //! The host check that the card's GenICam XML loads in a real GenApi implementation: the
 //! `genicam` package's node map (PyPI `genicam`, the EMVA reference implementation that
-//! Harvesters uses), in a venv under the cache, keyed by version and made once.
+//! Harvesters uses), in a venv under the cache, keyed by version and made once. The venv
+//! also has Harvesters, for the GenTL producer's host check (`gentl.rs`).
 
 use crate::{cmd, paths};
 use anyhow::{Context, Result};
@@ -9,16 +10,22 @@ use std::process::Command;
 
 /// The `genicam` release: 1.6.0 has a cp311 manylinux wheel.
 const GENICAM_VERSION: &str = "1.6.0";
+/// The Harvesters release the GenTL producer is checked with (pure Python; needs genicam
+/// and numpy).
+const HARVESTERS_VERSION: &str = "1.4.3";
 /// The interpreter the wheel is built for.
 const PYTHON: &str = "python3.11";
 /// The check itself.
 const SCRIPT: &str = include_str!("genicam_check.py");
 
-/// The venv with `genicam`, made on first use: `<cache>/genicam-<version>-py311`, complete
-/// once stamped (an interrupted install is redone).
+/// The venv with `genicam` and `harvesters`, made on first use:
+/// `<cache>/genicam-<version>-harvesters-<version>-py311`, complete once stamped with its packages (an
+/// interrupted install, or one of other packages, is redone).
 fn venv(env: &paths::Env) -> Result<PathBuf> {
-    let dir = env.cache.join(format!("genicam-{GENICAM_VERSION}-py311"));
-    let key = format!("genicam=={GENICAM_VERSION} {PYTHON}");
+    let dir = env.cache.join(format!(
+        "genicam-{GENICAM_VERSION}-harvesters-{HARVESTERS_VERSION}-py311"
+    ));
+    let key = format!("genicam=={GENICAM_VERSION} harvesters=={HARVESTERS_VERSION} {PYTHON}");
     if paths::is_complete(&dir, &key) {
         return Ok(dir);
     }
@@ -33,10 +40,16 @@ fn venv(env: &paths::Env) -> Result<PathBuf> {
         "--quiet",
         "--disable-pip-version-check",
         &format!("genicam=={GENICAM_VERSION}"),
+        &format!("harvesters=={HARVESTERS_VERSION}"),
     ]))
-    .context("pip install genicam")?;
+    .context("pip install genicam harvesters")?;
     paths::mark_complete(&dir, &key)?;
     Ok(dir)
+}
+
+/// The venv's interpreter (the venv is made on first use).
+pub fn venv_python(env: &paths::Env) -> Result<PathBuf> {
+    Ok(venv(env)?.join("bin/python"))
 }
 
 /// Loads `hw/genicam/fgrab.xml` in genicam's node map and checks its features (types,

@@ -8,6 +8,7 @@
 mod bench;
 mod cmd;
 mod genicam;
+mod gentl;
 mod guest;
 mod guest_root;
 mod hash;
@@ -50,6 +51,8 @@ commands:
   test WORD...      only the guest tests whose names contain a word, in every suite that
                     runs them (no host checks); a word that matches nothing is an error
   setup             install and build everything the other commands need
+  cti               build the GenTL producer as target/release/fgrab.cti and the C consumer
+                    (target/gentl/fgrab-gentl-consumer), both against the host's glibc
   fmt               format the workspace (cargo fmt) and driver/ (the kernel's rustfmt)
   kernel [--debug]  build the guest kernel (fast profile unless --debug)
   layers [--dot]    check the driver's layers: one direction of dependency, no cycles,
@@ -87,7 +90,7 @@ fn run() -> Result<()> {
     // These only read or format the checkout: no root, no cache, no disk check.
     if !matches!(
         command.as_str(),
-        "help" | "--help" | "-h" | "fmt" | "layers"
+        "help" | "--help" | "-h" | "fmt" | "layers" | "cti"
     ) {
         host::preflight(&paths::Env::new()?)?;
     }
@@ -112,6 +115,7 @@ fn run() -> Result<()> {
             println!("setup complete: {}", artifacts.kernel.display());
             Ok(())
         }
+        "cti" => gentl::run(&paths::Env::new()?),
         "kernel" => {
             let env = paths::Env::new()?;
             let built = kernel::build(&env, profile)?;

@@ -65,8 +65,9 @@ fn readme_example(env: &paths::Env) -> Result<String> {
 }
 
 /// What the package under test brings to `/opt/fgrab`: the tests (`tests/`), the README's
-/// example as one more test, and `bin/fgrab`, the command line tool (static), whose capture
-/// gives the Rust library's frame rate beside Python's in the same run.
+/// example as one more test, `bin/fgrab`, the command line tool (static), whose capture
+/// gives the Rust library's frame rate beside Python's in the same run, and the GenTL
+/// producer with its C consumer (`crate::gentl`).
 fn staged_files(env: &paths::Env, artifacts: &vm::Artifacts) -> Result<Vec<guest::StagedFile>> {
     let dir = tests_dir(env);
     let mut files = vec![guest::StagedFile {
@@ -85,6 +86,17 @@ fn staged_files(env: &paths::Env, artifacts: &vm::Artifacts) -> Result<Vec<guest
                 mode: 0o644,
             });
         }
+    }
+    // The GenTL producer and the C consumer (glibc, dynamic: they run in the userland).
+    for (built, guest_path) in crate::gentl::userland_files(env)? {
+        let path = guest_path
+            .strip_prefix("/opt/fgrab/")
+            .with_context(|| format!("{guest_path} is not under /opt/fgrab"))?;
+        files.push(guest::StagedFile {
+            path: path.into(),
+            data: std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?,
+            mode: 0o755,
+        });
     }
     let cli = artifacts.guest.with_file_name("fgrab");
     files.push(guest::StagedFile {

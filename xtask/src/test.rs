@@ -7,6 +7,7 @@
 //! when it fails, but is not a test.
 
 use crate::genicam;
+use crate::gentl;
 use crate::host_tests;
 use crate::report::Outcome;
 use crate::vm::{self, VmConfig, VmOutcome};
@@ -610,6 +611,12 @@ pub fn run_all(part: Part) -> Result<()> {
         tally.test(
             "host genicam: the card's XML loads in the GenApi node map",
             genicam::check(&env),
+        )
+    });
+    tally.timed("fgrab.cti in Harvesters", |tally| {
+        tally.test(
+            "host gentl: fgrab.cti loads in Harvesters (no device; System and Interface node maps)",
+            gentl::harvesters_check(&env),
         )
     });
     let Some(kernel) = kernel else {
