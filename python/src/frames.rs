@@ -1,8 +1,10 @@
 //! `fgrab.Frames`: the iterator `Camera.stream()` returns.
 
 use crate::camera::Camera;
+use crate::format::FrameFormat;
 use crate::frame::Frame;
 use crate::wait;
+use fgrab::SharedStream;
 use pyo3::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -17,6 +19,9 @@ pub struct Frames {
     left: Mutex<Option<u64>>,
     /// The iteration ended and the stream was stopped (or is being stopped).
     finished: AtomicBool,
+    /// The stream this iteration started (at its first frame) and reads to the end: a
+    /// stop from another thread ends the iteration instead of being undone by a restart.
+    stream: Mutex<Option<(SharedStream<'static>, FrameFormat)>>,
 }
 
 impl Frames {
@@ -30,6 +35,7 @@ impl Frames {
             timeout,
             left: Mutex::new(frames),
             finished: AtomicBool::new(false),
+            stream: Mutex::new(None),
         })
     }
 
@@ -63,9 +69,28 @@ impl Frames {
             self.finish(py)?;
             return Ok(None);
         }
-        let camera = self.camera.get();
-        let (stream, format) = py.detach(|| camera.running())?;
-        let frame = wait::next_frame(py, &stream, self.timeout)?;
+        let started = self
+            .stream
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let (stream, format) = match started {
+            Some(started) => started,
+            None => {
+                let camera = self.camera.get();
+                let started = py.detach(|| camera.running())?;
+                *self
+                    .stream
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(started.clone());
+                started
+            }
+        };
+        // Stopped (by another thread, or `cam.stop()` in the loop): the iteration ends.
+        let Some(frame) = wait::until_stopped(py, &stream, self.timeout)? else {
+            self.finished.store(true, Ordering::Release);
+            return Ok(None);
+        };
         if let Some(left) = self.left().as_mut() {
             *left = left.saturating_sub(1);
         }

@@ -21,6 +21,15 @@ pub(crate) fn next_frame(
     stream: &SharedStream<'static>,
     timeout: Option<Duration>,
 ) -> PyResult<OwnedFrame<'static>> {
+    until_stopped(py, stream, timeout)?.ok_or_else(|| crate::errors::to_py(Error::Stopped))
+}
+
+/// [`next_frame`], `None` once the stream is stopped and its filled frames were handed out.
+pub(crate) fn until_stopped(
+    py: Python<'_>,
+    stream: &SharedStream<'static>,
+    timeout: Option<Duration>,
+) -> PyResult<Option<OwnedFrame<'static>>> {
     let deadline = timeout.map(|timeout| Instant::now() + timeout);
     loop {
         let slice = match deadline {
@@ -35,7 +44,8 @@ pub(crate) fn next_frame(
             {
                 py.check_signals()?;
             }
-            result => return result.py_err(),
+            Err(Error::Stopped) => return Ok(None),
+            result => return result.map(Some).py_err(),
         }
     }
 }

@@ -52,4 +52,15 @@ with fgrab.open(0, buffer_frames=4) as cam:
             assert np.array_equal(frame.array, _pattern.image(frame.sequence, WIDTH, HEIGHT, "Mono8"))
     cam.stop()
     cam.features["TriggerMode"] = "Off"
+
+    # A stop from another thread ends an endless iteration, which does not restart it.
+    stopper = threading.Timer(0.5, cam.stop)
+    stopper.start()
+    count = 0
+    for frame in cam.stream(timeout=10.0):
+        count += 1
+    stopper.join()
+    del frame
+    assert count > 0 and not cam.streaming, (count, cam.streaming)
+    print(f"a stop from another thread ended the iteration after {count} frames")
 print("ok")

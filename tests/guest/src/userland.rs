@@ -208,11 +208,17 @@ pub fn run(name: &str, timeout: Duration) -> TestResult {
     let mut child = command
         .spawn()
         .map_err(|error| format!("cannot start python3 in {ROOT}: {error}"))?;
-    let echo = |stream: Box<dyn std::io::Read + Send>| {
+    // What the script prints for its user reaches the host's output (`@@fgrab info`, as the
+    // Rust tests' summaries do); its standard error stays in the serial log.
+    let echo = |stream: Box<dyn std::io::Read + Send>, info: bool| {
         std::thread::spawn(move || {
             let mut last = None;
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                println!("{line}");
+                if info && !line.trim().is_empty() {
+                    crate::harness::info(&line);
+                } else {
+                    println!("{line}");
+                }
                 if !line.trim().is_empty() {
                     last = Some(line.trim().to_string());
                 }
@@ -220,8 +226,11 @@ pub fn run(name: &str, timeout: Duration) -> TestResult {
             last
         })
     };
-    let stdout = echo(Box::new(child.stdout.take().ok_or("no stdout pipe")?));
-    let stderr = echo(Box::new(child.stderr.take().ok_or("no stderr pipe")?));
+    let stdout = echo(Box::new(child.stdout.take().ok_or("no stdout pipe")?), true);
+    let stderr = echo(
+        Box::new(child.stderr.take().ok_or("no stderr pipe")?),
+        false,
+    );
     let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
