@@ -32,4 +32,4 @@ for index in range(cards):
     driver = os.path.basename(os.readlink(f"{sysfs}/device/driver"))
     assert driver == "fgrab", f"{node} is bound to {driver}"
     pci = os.path.basename(os.readlink(f"{sysfs}/device"))
-    print(f"{node}: {major}:{minor}, PCI {pci}, driver {driver}, state idle, hw 1.0")
+    print(f"{node}: {major}:{minor}, PCI {pci}, driver {driver}, state idle, hw {attribute('hw_version')}")
