@@ -215,3 +215,23 @@ impl Card {
         self.ring.command(entry)
     }
 }
+
+/// Numbers `N` of the cards present (`/dev/fgrabN`), ascending: for APIs that enumerate
+/// cards (the legacy C API, the GenTL producer).
+pub fn card_numbers() -> Vec<u32> {
+    let mut numbers: Vec<u32> = std::fs::read_dir("/dev")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            entry
+                .file_name()
+                .to_str()?
+                .strip_prefix("fgrab")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    numbers.sort_unstable();
+    numbers
+}

@@ -36,7 +36,7 @@ mod stream;
 mod uring;
 
 pub use buffer::Buffer;
-pub use card::{AttachError, Card};
+pub use card::{card_numbers, AttachError, Card};
 pub use error::{Error, Result};
 pub use extents::physical_extents;
 pub use features::{FeatureValue, Features, PixelFormat};

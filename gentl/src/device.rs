@@ -37,21 +37,7 @@ pub struct Identity {
 
 /// Cards present, in node order.
 pub fn discover() -> Vec<Discovered> {
-    let mut numbers: Vec<u32> = std::fs::read_dir("/dev")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            entry
-                .file_name()
-                .to_str()?
-                .strip_prefix("fgrab")?
-                .parse()
-                .ok()
-        })
-        .collect();
-    numbers.sort_unstable();
-    numbers
+    fgrab::card_numbers()
         .into_iter()
         .map(|number| {
             let path = PathBuf::from(format!("/dev/fgrab{number}"));

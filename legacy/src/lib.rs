@@ -588,21 +588,7 @@ pub unsafe extern "C" fn fgrab_get_counters(h: *mut Handle, out: *mut Counters) 
 
 /// Numbers of the cards present (`/dev/fgrabN`), ascending.
 fn cards() -> Vec<u32> {
-    let mut cards: Vec<u32> = std::fs::read_dir("/dev")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            entry
-                .file_name()
-                .to_str()?
-                .strip_prefix("fgrab")?
-                .parse()
-                .ok()
-        })
-        .collect();
-    cards.sort_unstable();
-    cards
+    fgrab::card_numbers()
 }
 
 /// How many cards there are (`/dev/fgrab0` .. ); they are numbered from 0.

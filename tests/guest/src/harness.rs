@@ -97,23 +97,32 @@ fn run_child(name: &str) -> TestResult {
         reason
     });
     let timeout = test_timeout(name);
+    let status = wait_or_kill(&mut child, timeout, "the test process")?;
+    let reason = reader.join().unwrap_or(None);
+    if status.success() {
+        Ok(())
+    } else {
+        Err(reason.unwrap_or_else(|| format!("test process ended with {status}")))
+    }
+}
+
+/// Waits up to `timeout` for `child` (`what` names it in errors); kills and reaps it then.
+pub fn wait_or_kill(
+    child: &mut std::process::Child,
+    timeout: Duration,
+    what: &str,
+) -> Result<std::process::ExitStatus, String> {
     let deadline = Instant::now() + timeout;
-    let status = loop {
+    loop {
         match child.try_wait() {
-            Ok(Some(status)) => break status,
+            Ok(Some(status)) => return Ok(status),
             Ok(None) if Instant::now() > deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!("timed out after {}s", timeout.as_secs()));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(error) => return Err(format!("waiting for the test process: {error}")),
+            Err(error) => return Err(format!("waiting for {what}: {error}")),
         }
-    };
-    let reason = reader.join().unwrap_or(None);
-    if status.success() {
-        Ok(())
-    } else {
-        Err(reason.unwrap_or_else(|| format!("test process ended with {status}")))
     }
 }

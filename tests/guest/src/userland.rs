@@ -231,19 +231,7 @@ pub fn run(name: &str, timeout: Duration) -> TestResult {
         Box::new(child.stderr.take().ok_or("no stderr pipe")?),
         false,
     );
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("timed out after {}s", timeout.as_secs()));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(error) => return Err(format!("waiting for python3: {error}")),
-        }
-    };
+    let status = crate::harness::wait_or_kill(&mut child, timeout, "python3")?;
     let _ = stdout.join();
     let last_error = stderr.join().unwrap_or(None);
     if status.success() {
