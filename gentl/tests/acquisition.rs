@@ -7,7 +7,7 @@ use fgrab_gentl::device::{Device, Discovered};
 use fgrab_gentl::error::Result;
 use fgrab_gentl::event::*;
 use fgrab_gentl::handles::{self, Object};
-use fgrab_gentl::path::{BufferPath, Filled, Missed, Targets};
+use fgrab_gentl::path::{BufferPath, Filled, Missed, Target, Targets};
 use fgrab_gentl::remote::{Attachment, Image, RemoteDevice};
 use fgrab_gentl::stream::*;
 use std::collections::VecDeque;
@@ -58,7 +58,7 @@ impl Script {
 struct ScriptPath(Arc<Script>);
 
 impl BufferPath for ScriptPath {
-    fn start(&self, _: &Image, _: usize) -> Result<()> {
+    fn start(&self, _: &Image, _: &[Target], _: &[usize]) -> Result<()> {
         Ok(())
     }
     fn stop(&self, _: bool) -> Result<()> {
