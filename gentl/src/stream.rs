@@ -18,8 +18,8 @@ use crate::error::{entry, fail, Failure, Result};
 use crate::handles::{self, Object};
 use crate::info::{self, Info};
 use crate::path::{BufferPath, Filled, Missed, Target, Targets};
-use crate::zero_copy::ZeroCopyPath;
 use crate::remote::Image;
+use crate::zero_copy::ZeroCopyPath;
 use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -375,7 +375,9 @@ fn announce(
     if state.closed {
         return fail(GC_ERR_INVALID_HANDLE, "the stream is closed");
     }
-    stream_object.path.announce(target(&object), state.acquiring)?;
+    stream_object
+        .path
+        .announce(target(&object), state.acquiring)?;
     state.slots.push(Slot {
         object: object.clone(),
         place: Place::Unqueued,
@@ -641,7 +643,11 @@ pub extern "C" fn DSStartAcquisition(stream: Handle, flags: i32, count: u64) -> 
         if state.slots.is_empty() {
             return fail(GC_ERR_RESOURCE_EXHAUSTED, "no buffer is announced");
         }
-        let announced: Vec<Target> = state.slots.iter().map(|slot| target(&slot.object)).collect();
+        let announced: Vec<Target> = state
+            .slots
+            .iter()
+            .map(|slot| target(&slot.object))
+            .collect();
         let queued: Vec<usize> = state.input.iter().copied().collect();
         stream.path.start(&image, &announced, &queued)?;
         state.image = Some(image);

@@ -207,7 +207,11 @@ impl BufferPath for ZeroCopyPath {
 
     fn queue(&self, key: usize) -> Result<()> {
         let buffers = self.lock();
-        let Some(id) = buffers.by_key.get(&key).and_then(|announced| announced.region) else {
+        let Some(id) = buffers
+            .by_key
+            .get(&key)
+            .and_then(|announced| announced.region)
+        else {
             return Ok(());
         };
         let Some(regions) = self.attachment.regions() else {
@@ -249,7 +253,10 @@ impl BufferPath for ZeroCopyPath {
         }
         let regions = self.regions()?;
         let mut buffers = self.lock();
-        if buffers.frame_bytes.is_some_and(|bytes| bytes != frame_bytes) {
+        if buffers
+            .frame_bytes
+            .is_some_and(|bytes| bytes != frame_bytes)
+        {
             Self::detach_all(&regions, &mut buffers)?;
         }
         // Frames filled in an earlier acquisition and never delivered are stale.
@@ -264,7 +271,11 @@ impl BufferPath for ZeroCopyPath {
         buffers.frame_bytes = Some(frame_bytes);
         buffers.last_frame_id = None;
         for key in queued {
-            if let Some(id) = buffers.by_key.get(key).and_then(|announced| announced.region) {
+            if let Some(id) = buffers
+                .by_key
+                .get(key)
+                .and_then(|announced| announced.region)
+            {
                 Self::queue_region(&regions, id)?;
             }
         }

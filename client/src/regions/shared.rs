@@ -173,7 +173,12 @@ impl<'a> SharedRegions<'a> {
     /// Runs `read` on the bytes of frame `index` of region `id` while it is handed out;
     /// `None` if it is not (the card may write a queued frame at any time). The stream's
     /// lock is held meanwhile: keep `read` short.
-    pub fn with_frame<R>(&self, id: RegionId, index: u32, read: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    pub fn with_frame<R>(
+        &self,
+        id: RegionId,
+        index: u32,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Option<R> {
         let regions = self.lock();
         regions.frame_bytes(id, index).map(read)
     }
