@@ -100,7 +100,6 @@ def acquire(ia, pixel_format, width, height, frames, refuse_width=False):
     elapsed = time.monotonic() - started
     ia.stop()
     assert not ia.is_acquiring()
-    # Stopped, the regions stay attached for the next start (same PayloadSize: no new ones).
     rate = frames / elapsed
     print(
         f"{pixel_format} {width}x{height}: {frames} frames verified byte by byte in "
