@@ -98,6 +98,7 @@ pub fn client_shared_regions() -> TestResult {
     let mut last = None;
     let mut revoked = false;
     let mut canceled = false;
+    let mut late = 0u32;
     let mut checked = 0u32;
     while checked < 120 {
         let frame = match receive()? {
@@ -108,6 +109,19 @@ pub fn client_shared_regions() -> TestResult {
                 continue;
             }
         };
+        if revoked && frame.region == REVOKED {
+            // Handed out before the revoke, still in the channel: the one frame of the
+            // region (it was not queued again), whose bytes went with its buffer.
+            late += 1;
+            ensure!(
+                late == 1
+                    && regions
+                        .with_frame(frame.region, frame.info.index, |_| ())
+                        .is_none(),
+                "a frame of the revoked region: {frame:?}"
+            );
+            continue;
+        }
         check(&regions, &frame)?;
         ensure!(
             last.is_none_or(|last| frame.info.sequence > last),
@@ -115,10 +129,6 @@ pub fn client_shared_regions() -> TestResult {
             frame.info.sequence
         );
         last = Some(frame.info.sequence);
-        ensure!(
-            !(revoked && frame.region == REVOKED),
-            "a frame of the revoked region: {frame:?}"
-        );
         checked += 1;
         if checked == 40 {
             // Revoke a region while the other thread waits; whether its frame is on the
@@ -145,9 +155,11 @@ pub fn client_shared_regions() -> TestResult {
             // A cancel ends exactly one wait of the other thread, which waits on.
             regions.canceler().cancel();
         }
-        if frame.region != REVOKED || !revoked {
-            regions.queue(frame.region, 0).map_err(err)?;
+        if frame.region == REVOKED && revoked {
+            // Revoked just now, its frame in hand: nothing to give back.
+            continue;
         }
+        regions.queue(frame.region, 0).map_err(err)?;
     }
     ensure!(canceled, "the cancel never reached the waiting thread");
     // A stop from this thread ends the other thread's waits (after the frames filled
@@ -157,7 +169,12 @@ pub fn client_shared_regions() -> TestResult {
         .join()
         .map_err(|_| "the waiting thread panicked".to_string())??;
     let stats = regions.stats().map_err(err)?;
-    ensure!(stats.frames_dropped_other == 0, "{stats:?}");
+    // A free-running camera under emulation drops frames (no buffer queued, late, a
+    // revoke's stop): gaps in the sequence, never failures.
+    ensure!(
+        stats.frames_failed == 0 && stats.frames_delivered >= u64::from(checked),
+        "{stats:?}"
+    );
     let buffers = regions.end().map_err(err)?;
     ensure!(
         buffers.len() == REGIONS as usize - 1 && regions.ids().is_empty(),
@@ -173,8 +190,9 @@ pub fn client_shared_regions() -> TestResult {
     );
     harness::info(&format!(
         "{checked} frames checked on one thread while another waited; region {} revoked \
-         while streaming, one wait canceled, stopped from the checking thread",
-        REVOKED.0
+         while streaming, one wait canceled, stopped from the checking thread ({} + {} \
+         frames dropped by the card: underrun + other)",
+        REVOKED.0, stats.frames_dropped_underrun, stats.frames_dropped_other
     ));
     drop(regions);
     wait_idle(CARD0)
