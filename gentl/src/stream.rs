@@ -731,7 +731,8 @@ fn stream_info(stream: &DataStream, command: i32) -> Result<Info> {
     })
 }
 
-/// `DSGetInfo` (`STREAM_INFO_CUSTOM_ID`: frames copied by the interim path, `UINT64`).
+/// `DSGetInfo` (`STREAM_INFO_CUSTOM_ID`: frames the producer copied, `UINT64`: 0 on the
+/// zero-copy path, which the tests assert).
 ///
 /// # Safety
 ///
