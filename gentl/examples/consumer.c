@@ -14,7 +14,9 @@
  * With --revoke it revokes one delivered buffer halfway while the others stream, checks that
  * the card then holds one region fewer, announces a new buffer at another odd address while
  * acquisition runs and queues it. After the stream it checks that a buffer one byte short of
- * PayloadSize makes DSStartAcquisition fail with GC_ERR_BUFFER_TOO_SMALL.
+ * PayloadSize makes DSStartAcquisition fail with GC_ERR_BUFFER_TOO_SMALL. With
+ * --close-streaming it closes the data stream while the card streams instead (no stop, no
+ * revoke), checks that no region is left and frees the buffers at once.
  *
  * --width, --height and --pixel-format set the camera's image format first, by writing its
  * feature registers through the remote device port (GCWritePort at the addresses of the
@@ -24,6 +26,7 @@
  *
  *   consumer PRODUCER.cti [--frames N] [--pattern] [--width W] [--height H]
  *            [--pixel-format Mono8|Mono16|BayerRG8] [--sysfs DIR] [--revoke]
+ *            [--close-streaming]
  * Exit status 0 when every check passed.
  */
 #include <dlfcn.h>
@@ -109,6 +112,22 @@ static long long sysfs_value(const char *dir, const char *name)
 	return value;
 }
 
+/* The card's state (sysfs) is idle: no region attached. */
+static int sysfs_idle(const char *dir)
+{
+	char path[512], state[32] = "";
+	FILE *file;
+
+	snprintf(path, sizeof(path), "%s/state", dir);
+	file = fopen(path, "r");
+	if (!file)
+		return 0;
+	if (!fgets(state, sizeof(state), file))
+		state[0] = 0;
+	fclose(file);
+	return !strcmp(state, "idle\n") || !strcmp(state, "idle");
+}
+
 /* The card holds @regions regions of one @payload-byte frame each (sums over regions). */
 static int check_regions(const char *dir, long long regions, size_t payload)
 {
@@ -177,13 +196,13 @@ int main(int argc, char **argv)
 	int verify_pattern = 0;
 	uint32_t width = 0, height = 0, pixel_format = 0;
 	const char *sysfs = NULL;
-	int revoke = 0;
+	int revoke = 0, close_streaming = 0;
 
 	if (argc < 2) {
 		fprintf(stderr,
 			"usage: %s PRODUCER.cti [--frames N] [--pattern] [--width W] "
 			"[--height H] [--pixel-format Mono8|Mono16|BayerRG8] [--sysfs DIR] "
-			"[--revoke]\n",
+			"[--revoke] [--close-streaming]\n",
 			argv[0]);
 		return 2;
 	}
@@ -196,6 +215,8 @@ int main(int argc, char **argv)
 			sysfs = argv[++i];
 		else if (!strcmp(argv[i], "--revoke"))
 			revoke = 1;
+		else if (!strcmp(argv[i], "--close-streaming"))
+			close_streaming = 1;
 		else if (!strcmp(argv[i], "--width") && i + 1 < argc)
 			width = (uint32_t)strtoul(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--height") && i + 1 < argc)
@@ -470,6 +491,19 @@ int main(int argc, char **argv)
 				(unsigned long long)copies);
 			return 1;
 		}
+		if (close_streaming) {
+			/* DSClose while the card streams into the queued buffers: the producer
+			 * stops the card and detaches every buffer before DSClose returns. */
+			CHECK(DSClose_(stream));
+			if (sysfs && !sysfs_idle(sysfs)) {
+				fprintf(stderr, "regions left attached after DSClose\n");
+				return 1;
+			}
+			for (int i = 0; i < BUFFERS; i++)
+				free(memory[i]);
+			printf("closed the stream while streaming\n");
+			goto closed;
+		}
 		/* Harvesters' order: AcquisitionStop, kill, stop, flush, revoke, unregister,
 		 * close. */
 		CHECK(write_register(GCWritePort_, remote, REG_ACQUISITION_STOP, 1));
@@ -510,6 +544,7 @@ int main(int argc, char **argv)
 		}
 		CHECK(GCUnregisterEvent_(stream, EVENT_NEW_BUFFER));
 		CHECK(DSClose_(stream));
+closed:
 		/* The stream gave the card back: the device's file writes the format again. */
 		if (set_register(GCWritePort_, GCReadPort_, remote, REG_WIDTH, width))
 			return 1;
