@@ -46,7 +46,7 @@ pub use fgrab_uapi as uapi;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeExamples;
-pub use regions::{RegionFrame, RegionId, Regions};
+pub use regions::{RegionFrame, RegionId, Regions, SharedRegions};
 #[cfg(feature = "tokio")]
 pub use shared::AsyncFrames;
 pub use shared::{Canceler, FrameStatus, OwnedFrame, SharedStream};

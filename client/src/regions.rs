@@ -15,6 +15,9 @@ use std::fs::File;
 use std::time::{Duration, Instant};
 use zerocopy::FromZeros;
 
+mod shared;
+pub use shared::SharedRegions;
+
 /// `user_data` of region `id`'s attach command: `ATTACH_TAG | id`.
 const ATTACH_TAG: u64 = 0xa77a_0000_0000_0000;
 /// `user_data` of frame `f` of region `id`: `FRAME_TAG | id << 32 | f`.

@@ -43,7 +43,7 @@ impl FrameStatus {
 }
 
 /// An eventfd, non-blocking, closed on exec.
-fn eventfd() -> Result<OwnedFd> {
+pub(crate) fn eventfd() -> Result<OwnedFd> {
     // SAFETY: plain system call; the result is checked.
     let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
     if fd < 0 {
@@ -57,7 +57,7 @@ fn eventfd() -> Result<OwnedFd> {
 }
 
 /// Resets an eventfd's counter (it stays readable until then).
-fn drain(fd: &OwnedFd) {
+pub(crate) fn drain(fd: &OwnedFd) {
     let mut count = 0u64;
     // SAFETY: reads 8 bytes into `count`; a non-blocking eventfd at 0 fails with EAGAIN,
     // which is the wanted outcome.
@@ -65,7 +65,7 @@ fn drain(fd: &OwnedFd) {
 }
 
 /// Adds one to an eventfd's counter, making it readable.
-fn signal(fd: &OwnedFd) {
+pub(crate) fn signal(fd: &OwnedFd) {
     let one = 1u64;
     // SAFETY: writes 8 bytes from `one`; can only fail at a counter of 2^64 - 2.
     unsafe { libc::write(fd.as_raw_fd(), (&raw const one).cast(), 8) };
@@ -82,21 +82,29 @@ struct Shared<'a> {
 }
 
 /// Pending cancels, shared with [`Canceler`]s (which do not borrow the buffer).
-struct CancelState {
+pub(crate) struct CancelState {
     /// Readable while a cancel may be pending.
-    cancels: OwnedFd,
+    pub(crate) cancels: OwnedFd,
     /// Cancels not yet taken by a wait (each ends one wait, as GenTL's `EventKill`).
     kills: AtomicU32,
 }
 
 impl CancelState {
+    /// No cancel pending.
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self {
+            cancels: eventfd()?,
+            kills: AtomicU32::new(0),
+        })
+    }
+
     fn cancel(&self) {
         self.kills.fetch_add(1, Ordering::AcqRel);
         signal(&self.cancels);
     }
 
     /// Takes a pending cancel, if any.
-    fn take(&self) -> bool {
+    pub(crate) fn take(&self) -> bool {
         let taken = self
             .kills
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |kills| {
@@ -109,7 +117,7 @@ impl CancelState {
         taken
     }
 
-    fn pending(&self) -> bool {
+    pub(crate) fn pending(&self) -> bool {
         self.kills.load(Ordering::Acquire) != 0
     }
 }
@@ -151,7 +159,6 @@ impl<'a> Stream<'a> {
     /// [`Error::Ring`] if the eventfds cannot be created or registered.
     pub fn into_shared(mut self) -> Result<SharedStream<'a>> {
         let completions = eventfd()?;
-        let cancels = eventfd()?;
         self.register_eventfd(completions.as_raw_fd())?;
         let features = self.shared_features();
         Ok(SharedStream {
@@ -159,10 +166,7 @@ impl<'a> Stream<'a> {
                 features,
                 stream: Mutex::new(self),
                 completions,
-                cancel: Arc::new(CancelState {
-                    cancels,
-                    kills: AtomicU32::new(0),
-                }),
+                cancel: Arc::new(CancelState::new()?),
             }),
         })
     }
@@ -229,34 +233,7 @@ impl<'a> SharedStream<'a> {
 
     /// Sleeps until a completion is posted, a cancel arrives, or `left` passes.
     fn sleep(&self, left: Option<Duration>) -> Result<()> {
-        let mut fds = [
-            libc::pollfd {
-                fd: self.shared.completions.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.shared.cancel.cancels.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // CAST: at most `i32::MAX` ms; rounded up so that a short wait is not a busy loop.
-        let timeout = left.map_or(-1, |left| {
-            left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
-        });
-        // SAFETY: `fds` is a valid array of two pollfds for the call.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
-        if ready < 0 {
-            let error = std::io::Error::last_os_error();
-            if error.raw_os_error() != Some(libc::EINTR) {
-                return Err(Error::Ring {
-                    operation: "poll",
-                    source: error,
-                });
-            }
-        }
-        Ok(())
+        sleep(&self.shared.completions, &self.shared.cancel, left)
     }
 
     /// Starts the card (see [`Stream::start`]).
@@ -381,10 +358,52 @@ impl std::fmt::Debug for Canceler {
 }
 
 impl Canceler {
+    /// The canceler of waits that take their cancels from `state`.
+    pub(crate) fn new(state: Arc<CancelState>) -> Self {
+        Self { state }
+    }
+
     /// Makes one wait return [`Error::Canceled`].
     pub fn cancel(&self) {
         self.state.cancel();
     }
+}
+
+/// Sleeps until `completions` or `cancel`'s eventfd is readable, or `left` passes (a
+/// signal ends it early: the caller looks again).
+pub(crate) fn sleep(
+    completions: &OwnedFd,
+    cancel: &CancelState,
+    left: Option<Duration>,
+) -> Result<()> {
+    let mut fds = [
+        libc::pollfd {
+            fd: completions.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: cancel.cancels.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // CAST: at most `i32::MAX` ms; rounded up so that a short wait is not a busy loop.
+    let timeout = left.map_or(-1, |left| {
+        left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+    });
+    // SAFETY: `fds` is a valid array of two pollfds for the call.
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+    if ready < 0 {
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EINTR) {
+            return Err(Error::Ring {
+                operation: "poll",
+                source: error,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A filled frame owned by a handle: `Send`, any number held at once, given back to the

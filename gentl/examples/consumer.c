@@ -7,6 +7,17 @@
  * card's test pattern of each frame in its pixel format (docs/hardware.md, "Frame
  * content": the pattern of FRAMEID XOR salt(PIXELFORMAT)).
  *
+ * The producer fills buffers without copying (the card writes each frame into the announced
+ * buffer itself): the consumer checks that the producer copied nothing (STREAM_INFO_CUSTOM_ID,
+ * the producer's copy count) and, with --sysfs DIR (the card's /sys/class/misc/fgrabN), that
+ * the card holds one region of one PayloadSize frame per announced buffer while streaming.
+ * With --revoke it revokes one delivered buffer halfway while the others stream, checks that
+ * the card then holds one region fewer, announces a new buffer at another odd address while
+ * acquisition runs and queues it. After the stream it checks that a buffer one byte short of
+ * PayloadSize makes DSStartAcquisition fail with GC_ERR_BUFFER_TOO_SMALL. With
+ * --close-streaming it closes the data stream while the card streams instead (no stop, no
+ * revoke), checks that no region is left and frees the buffers at once.
+ *
  * --width, --height and --pixel-format set the camera's image format first, by writing its
  * feature registers through the remote device port (GCWritePort at the addresses of the
  * card's XML, docs/hardware.md §3.8: no GenApi here); after DSStartAcquisition it executes
@@ -14,7 +25,8 @@
  * through the stream's file, which owns the card while it streams).
  *
  *   consumer PRODUCER.cti [--frames N] [--pattern] [--width W] [--height H]
- *            [--pixel-format Mono8|Mono16|BayerRG8]
+ *            [--pixel-format Mono8|Mono16|BayerRG8] [--sysfs DIR] [--revoke]
+ *            [--close-streaming]
  * Exit status 0 when every check passed.
  */
 #include <dlfcn.h>
@@ -83,6 +95,60 @@ static int check(GC_ERROR status, const char *what)
 	return 1;
 }
 
+/* An unsigned attribute of the card's sysfs directory @dir; -1 if unreadable. */
+static long long sysfs_value(const char *dir, const char *name)
+{
+	char path[512];
+	long long value = -1;
+	FILE *file;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	file = fopen(path, "r");
+	if (!file)
+		return -1;
+	if (fscanf(file, "%lld", &value) != 1)
+		value = -1;
+	fclose(file);
+	return value;
+}
+
+/* The card's state (sysfs) is idle: no region attached. */
+static int sysfs_idle(const char *dir)
+{
+	char path[512], state[32] = "";
+	FILE *file;
+
+	snprintf(path, sizeof(path), "%s/state", dir);
+	file = fopen(path, "r");
+	if (!file)
+		return 0;
+	if (!fgets(state, sizeof(state), file))
+		state[0] = 0;
+	fclose(file);
+	return !strcmp(state, "idle\n") || !strcmp(state, "idle");
+}
+
+/* The card holds @regions regions of one @payload-byte frame each (sums over regions). */
+static int check_regions(const char *dir, long long regions, size_t payload)
+{
+	long long count, bytes;
+
+	if (!dir)
+		return 0;
+	count = sysfs_value(dir, "frame_count");
+	bytes = sysfs_value(dir, "frame_bytes");
+	if (count != regions || bytes != (long long)payload) {
+		fprintf(stderr,
+			"the card holds %lld frames of %lld bytes, expected one region of %zu "
+			"bytes per announced buffer (%lld)\n",
+			count, bytes, payload, regions);
+		return 1;
+	}
+	printf("card: %lld regions of one %lld-byte frame, one per announced buffer\n", count,
+	       bytes);
+	return 0;
+}
+
 #define CHECK(call) \
 	do { \
 		if (check((call), #call)) \
@@ -129,11 +195,14 @@ int main(int argc, char **argv)
 	unsigned long frames = 0;
 	int verify_pattern = 0;
 	uint32_t width = 0, height = 0, pixel_format = 0;
+	const char *sysfs = NULL;
+	int revoke = 0, close_streaming = 0;
 
 	if (argc < 2) {
 		fprintf(stderr,
 			"usage: %s PRODUCER.cti [--frames N] [--pattern] [--width W] "
-			"[--height H] [--pixel-format Mono8|Mono16|BayerRG8]\n",
+			"[--height H] [--pixel-format Mono8|Mono16|BayerRG8] [--sysfs DIR] "
+			"[--revoke] [--close-streaming]\n",
 			argv[0]);
 		return 2;
 	}
@@ -142,6 +211,12 @@ int main(int argc, char **argv)
 			frames = strtoul(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--pattern"))
 			verify_pattern = 1;
+		else if (!strcmp(argv[i], "--sysfs") && i + 1 < argc)
+			sysfs = argv[++i];
+		else if (!strcmp(argv[i], "--revoke"))
+			revoke = 1;
+		else if (!strcmp(argv[i], "--close-streaming"))
+			close_streaming = 1;
 		else if (!strcmp(argv[i], "--width") && i + 1 < argc)
 			width = (uint32_t)strtoul(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--height") && i + 1 < argc)
@@ -262,8 +337,10 @@ int main(int argc, char **argv)
 		unsigned char *memory[BUFFERS];
 		char id[128];
 		size_t payload, id_size = sizeof(id);
-		uint64_t last_id = 0;
+		uint64_t last_id = 0, copies;
 		unsigned long gaps = 0, incomplete = 0;
+		int revoked = -1; /* the buffer revoked while streaming, replaced by a new one */
+		long long regions = BUFFERS;
 
 		if (count == 0) {
 			fprintf(stderr, "no device to stream from\n");
@@ -308,6 +385,8 @@ int main(int argc, char **argv)
 		CHECK(DSStartAcquisition_(stream, ACQ_START_FLAGS_DEFAULT, GENTL_INFINITE));
 		/* While the stream owns the card: the producer writes through the stream's file. */
 		CHECK(write_register(GCWritePort_, remote, REG_ACQUISITION_START, 1));
+		if (check_regions(sysfs, regions, payload))
+			return 1;
 		/* The image format is fixed while streaming: refused, and saying so. */
 		if (GCWritePort_(remote, REG_WIDTH, &width, &(size_t){ sizeof(width) }) ==
 		    GC_ERR_SUCCESS) {
@@ -371,16 +450,88 @@ int main(int argc, char **argv)
 #else
 			(void)verify_pattern;
 #endif
+			if (revoke && revoked < 0 && n == frames / 2) {
+				/* Revoke this delivered buffer while the others stream. */
+				void *revoked_base, *private;
+
+				for (revoked = 0; buffers[revoked] != data.BufferHandle; revoked++)
+					;
+				CHECK(DSRevokeBuffer_(stream, data.BufferHandle, &revoked_base,
+						      &private));
+				if (private != memory[revoked] ||
+				    revoked_base != memory[revoked] + 1 + revoked) {
+					fprintf(stderr, "revoke gave back the wrong memory\n");
+					return 1;
+				}
+				/* The card let go of it: its memory may go now. */
+				free(private);
+				if (check_regions(sysfs, --regions, payload))
+					return 1;
+				/* A new buffer joins while acquisition runs, at another odd address. */
+				memory[revoked] = malloc(payload + 16);
+				if (!memory[revoked])
+					return 1;
+				CHECK(DSAnnounceBuffer_(stream, memory[revoked] + 3, payload,
+							memory[revoked], &buffers[revoked]));
+				CHECK(DSQueueBuffer_(stream, buffers[revoked]));
+				if (check_regions(sysfs, ++regions, payload))
+					return 1;
+				printf("revoked buffer %d while streaming, announced a new one\n",
+				       revoked);
+				continue;
+			}
 			CHECK(DSQueueBuffer_(stream, data.BufferHandle));
 		}
-		printf("frames: %lu, FRAMEID gaps (drops): %lu, incomplete: %lu\n", frames, gaps,
-		       incomplete);
+		size = sizeof(copies);
+		CHECK(DSGetInfo_(stream, STREAM_INFO_CUSTOM_ID, &type, &copies, &size));
+		printf("frames: %lu, FRAMEID gaps (drops): %lu, incomplete: %lu, copied: %llu\n",
+		       frames, gaps, incomplete, (unsigned long long)copies);
+		if (copies != 0) {
+			fprintf(stderr, "the producer copied %llu frames\n",
+				(unsigned long long)copies);
+			return 1;
+		}
+		if (close_streaming) {
+			/* DSClose while the card streams into the queued buffers: the producer
+			 * stops the card and detaches every buffer before DSClose returns. */
+			CHECK(DSClose_(stream));
+			if (sysfs && !sysfs_idle(sysfs)) {
+				fprintf(stderr, "regions left attached after DSClose\n");
+				return 1;
+			}
+			for (int i = 0; i < BUFFERS; i++)
+				free(memory[i]);
+			printf("closed the stream while streaming\n");
+			goto closed;
+		}
 		/* Harvesters' order: AcquisitionStop, kill, stop, flush, revoke, unregister,
 		 * close. */
 		CHECK(write_register(GCWritePort_, remote, REG_ACQUISITION_STOP, 1));
 		CHECK(EventKill_(event));
 		CHECK(DSStopAcquisition_(stream, ACQ_STOP_FLAGS_KILL));
 		CHECK(DSFlushQueue_(stream, ACQ_QUEUE_ALL_DISCARD));
+		{
+			/* A buffer one byte short of PayloadSize cannot take the card's frames. */
+			BUFFER_HANDLE small;
+			unsigned char *short_memory = malloc(payload);
+			GC_ERROR status;
+
+			if (!short_memory)
+				return 1;
+			CHECK(DSAnnounceBuffer_(stream, short_memory + 1, payload - 1, short_memory,
+						&small));
+			CHECK(DSQueueBuffer_(stream, small));
+			status = DSStartAcquisition_(stream, ACQ_START_FLAGS_DEFAULT, GENTL_INFINITE);
+			if (status != GC_ERR_BUFFER_TOO_SMALL) {
+				fprintf(stderr, "a buffer below PayloadSize: DSStartAcquisition gave %d, "
+					"not GC_ERR_BUFFER_TOO_SMALL\n", status);
+				return 1;
+			}
+			CHECK(DSFlushQueue_(stream, ACQ_QUEUE_ALL_DISCARD));
+			CHECK(DSRevokeBuffer_(stream, small, NULL, NULL));
+			free(short_memory);
+			printf("a buffer below PayloadSize: GC_ERR_BUFFER_TOO_SMALL\n");
+		}
 		for (int i = 0; i < BUFFERS; i++) {
 			void *base, *private;
 
@@ -393,6 +544,7 @@ int main(int argc, char **argv)
 		}
 		CHECK(GCUnregisterEvent_(stream, EVENT_NEW_BUFFER));
 		CHECK(DSClose_(stream));
+closed:
 		/* The stream gave the card back: the device's file writes the format again. */
 		if (set_register(GCWritePort_, GCReadPort_, remote, REG_WIDTH, width))
 			return 1;

@@ -166,7 +166,8 @@ pub const STREAM_INFO_TLTYPE: i32 = 10;
 pub const STREAM_INFO_NUM_CHUNKS_MAX: i32 = 11;
 pub const STREAM_INFO_BUF_ANNOUNCE_MIN: i32 = 12;
 pub const STREAM_INFO_BUF_ALIGNMENT: i32 = 13;
-/// fgrab's own: frames the interim path copied into announced buffers (`UINT64`).
+/// fgrab's own: frames the producer copied into announced buffers (`UINT64`): 0, the card
+/// writes them itself (`zero_copy.rs`).
 pub const STREAM_INFO_CUSTOM_ID: i32 = 1000;
 
 pub const PORT_INFO_ID: i32 = 0;

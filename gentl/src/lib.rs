@@ -7,7 +7,8 @@
 //! `GCGetLastError` message, and handles are looked up in one registry (`handles.rs`)
 //! before use. The camera is reached through [`remote::RemoteDevice`] ([`remote::CameraRemote`]
 //! over the client's `Features`, writes routed by [`remote::Attachment`]); frames reach
-//! announced buffers through [`path::BufferPath`].
+//! announced buffers through [`path::BufferPath`], written there by the card itself
+//! ([`zero_copy::ZeroCopyPath`]: one region per announced buffer).
 
 #![deny(missing_docs)]
 // GenTL's names.
@@ -25,3 +26,4 @@ pub mod port;
 pub mod remote;
 pub mod stream;
 pub mod system;
+pub mod zero_copy;

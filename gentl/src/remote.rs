@@ -5,18 +5,20 @@
 //! [`CameraRemote`] implements it over the client library's [`fgrab::Features`].
 //!
 //! Which file writes. The driver lets any file of the card read the feature window, but
-//! lets only the file that attached the card's region (the stream's owner) write it while
+//! lets only the file that attached the card's regions (the stream's owner) write it while
 //! a region is attached (`EBUSY` for every other file). The device's own file writes while
-//! no data stream holds a region; while one does, writes go through that stream's file.
-//! [`Attachment`] is the one place that knows which: the data stream's path attaches and
-//! detaches its region inside it, and every remote-port write picks its file under the
-//! same lock, so a write never goes to a file that does not own the card at that moment
-//! (`AcquisitionStart` after `DSStartAcquisition` reaches the card through the stream's
-//! file; `Width` after `DSStopAcquisition` through the device's own).
+//! the data stream has no card stream of its own; once it has one (its first
+//! `DSStartAcquisition` opens it, `DSClose` ends it), writes go through that stream's file,
+//! which owns the card while a region is attached and otherwise writes like any file.
+//! [`Attachment`] is the one place that knows which, under one lock, so a write never goes
+//! to a file that does not own the card at that moment (`AcquisitionStart` after
+//! `DSStartAcquisition` reaches the card through the stream's file; `Width` after
+//! `DSStopAcquisition` too, the image format being writable while stopped; after `DSClose`
+//! the device's own file writes again).
 
 use crate::abi::*;
-use crate::error::{fail, Failure, Result};
-use fgrab::{Card, Features, SharedStream};
+use crate::error::{Failure, Result};
+use fgrab::{Card, Features, SharedRegions};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// `PixelFormat` PFNC code of 8-bit monochrome.
@@ -66,125 +68,78 @@ pub trait RemoteDevice: Send + Sync + std::fmt::Debug {
     fn image(&self) -> Result<Image>;
 }
 
-/// The region a data stream attached to the card, if any: the card's owning file (see the
-/// module's documentation). Shared by a device and its data stream's path.
+/// The card stream of a data stream's regions, if it has one: the card's owning file while
+/// a region is attached (see the module's documentation). Shared by a device and its data
+/// stream's path.
 #[derive(Debug, Default)]
 pub struct Attachment {
-    slot: Mutex<Attached>,
-}
-
-#[derive(Debug, Default)]
-struct Attached {
-    /// The stream of the attached region. Clones are held only by waits in progress.
-    stream: Option<Arc<SharedStream<'static>>>,
-    /// Acquisition ended: detach as soon as no wait holds a clone.
-    retiring: bool,
-}
-
-impl Attached {
-    /// Detaches a retiring region if nothing else holds it; `true` if none is left.
-    fn reap(&mut self) -> bool {
-        if !self.retiring {
-            return self.stream.is_none();
-        }
-        let Some(stream) = self.stream.take() else {
-            self.retiring = false;
-            return true;
-        };
-        match Arc::try_unwrap(stream) {
-            Ok(stream) => match stream.detach() {
-                // The buffer was the library's: dropping it frees it.
-                Ok(_buffer) => {}
-                // Frame handles still out: keep it until they are back.
-                Err((_, Some(stream))) => {
-                    self.stream = Some(Arc::new(stream));
-                    return false;
-                }
-                // The driver refused (the card is gone): the file closed with the stream.
-                Err((_, None)) => {}
-            },
-            Err(stream) => {
-                self.stream = Some(stream);
-                return false;
-            }
-        }
-        self.retiring = false;
-        true
-    }
+    slot: Mutex<Option<SharedRegions<'static>>>,
 }
 
 impl Attachment {
-    fn lock(&self) -> MutexGuard<'_, Attached> {
+    fn lock(&self) -> MutexGuard<'_, Option<SharedRegions<'static>>> {
         // Every critical section leaves the slot consistent before it can panic.
         self.slot
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Attaches the region `make` builds (on a file of its own, which then owns the card),
-    /// once the previous one is gone.
+    /// The data stream's card stream, made by `make` (on a file of its own) if there is
+    /// none yet.
     ///
     /// # Errors
     ///
-    /// `GC_ERR_RESOURCE_IN_USE` while a wait still holds the previous region; `make`'s.
-    pub fn attach(
+    /// `make`'s.
+    pub fn regions_or(
         &self,
-        make: impl FnOnce() -> Result<SharedStream<'static>>,
-    ) -> Result<Arc<SharedStream<'static>>> {
-        let mut attached = self.lock();
-        attached.retiring = true;
-        if !attached.reap() {
-            return fail(
-                GC_ERR_RESOURCE_IN_USE,
-                "the previous acquisition's region is still held by a waiting thread",
-            );
+        make: impl FnOnce() -> Result<SharedRegions<'static>>,
+    ) -> Result<SharedRegions<'static>> {
+        let mut slot = self.lock();
+        if let Some(regions) = slot.as_ref() {
+            return Ok(regions.clone());
         }
-        let stream = Arc::new(make()?);
-        attached.stream = Some(stream.clone());
-        Ok(stream)
+        let regions = make()?;
+        *slot = Some(regions.clone());
+        Ok(regions)
     }
 
-    /// The attached region's stream, unless acquisition ended.
-    pub fn stream(&self) -> Option<Arc<SharedStream<'static>>> {
-        let attached = self.lock();
-        if attached.retiring {
-            None
-        } else {
-            attached.stream.clone()
+    /// The data stream's card stream, if it has one.
+    pub fn regions(&self) -> Option<SharedRegions<'static>> {
+        self.lock().clone()
+    }
+
+    /// The data stream closed: ends every region (the card is then free for the device's
+    /// file and other programs) and drops the card stream (its file closes with the last
+    /// wait that still holds a clone).
+    ///
+    /// # Errors
+    ///
+    /// [`fgrab::Error::Unreclaimable`] if a region's end could not be confirmed.
+    pub fn end(&self) -> fgrab::Result<()> {
+        let regions = self.lock().take();
+        match regions {
+            Some(regions) => regions.end().map(drop),
+            None => Ok(()),
         }
     }
 
-    /// Acquisition ended: the region is detached now, or by [`Self::reap`] once the last
-    /// wait that holds it lets go. Until then its file still owns the card.
-    pub fn retire(&self) {
-        let mut attached = self.lock();
-        if attached.stream.is_some() {
-            attached.retiring = true;
-        }
-        attached.reap();
-    }
-
-    /// Detaches a retiring region nobody holds any more (a wait calls it as it lets go).
-    pub fn reap(&self) {
-        self.lock().reap();
-    }
-
-    /// The canceler of the attached region's waits (retiring or not).
-    pub fn canceler(&self) -> Option<fgrab::Canceler> {
-        self.lock().stream.as_ref().map(|stream| stream.canceler())
-    }
-
-    /// Whether a region is attached (retiring or not): the card's owner is a stream's file.
+    /// Whether the data stream has a card stream with a region attached (then its file
+    /// owns the card).
     pub fn is_attached(&self) -> bool {
-        self.lock().stream.is_some()
+        self.lock()
+            .as_ref()
+            .is_some_and(|regions| !regions.ids().is_empty())
     }
 
-    /// Runs `write` with the features of the file that may write now: the attached
-    /// stream's (`true`), else `own` (`false`), under the lock that attach and detach take.
+    /// Runs `write` with the features of the file that may write now: the data stream's
+    /// whenever it has a card stream (its file owns the card while a region is attached,
+    /// and otherwise writes like any file: so no attach or detach can slip between the
+    /// choice and the write), else `own`. The flag says whether the chosen file owns the
+    /// card (for the error message of a refusal).
     fn write_through<T>(&self, own: &Features, write: impl FnOnce(&Features, bool) -> T) -> T {
-        let attached = self.lock();
-        match attached.stream.as_deref() {
-            Some(stream) => write(stream.features(), true),
+        let slot = self.lock();
+        match slot.as_ref() {
+            Some(regions) => write(regions.features(), !regions.ids().is_empty()),
             None => write(own, false),
         }
     }
@@ -377,10 +332,8 @@ mod tests {
     fn an_empty_attachment_routes_writes_to_the_device_file() {
         let attachment = Attachment::default();
         assert!(!attachment.is_attached());
-        assert!(attachment.stream().is_none());
-        assert!(attachment.canceler().is_none());
-        attachment.retire();
-        attachment.reap();
+        assert!(attachment.regions().is_none());
+        assert!(attachment.end().is_ok());
         assert!(!attachment.is_attached());
     }
 }

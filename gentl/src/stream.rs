@@ -1,8 +1,10 @@
 //! The DataStream and Buffer modules (`DS*`): announced buffers, their input pool and
 //! output queue, acquisition, and the NEW_BUFFER wait behind `EventGetData`.
 //!
-//! Buffers are filled through one [`BufferPath`] (`path.rs`): today [`CopyPath`], which
-//! copies each frame of a library-owned region into the next queued buffer.
+//! Buffers are filled through one [`BufferPath`] (`path.rs`): [`ZeroCopyPath`], on which
+//! the card writes each frame straight into an announced buffer (one region per buffer).
+//! The data stream tells the path of every announce, queue, revoke, start, stop and close
+//! under its lock, so that its pools and the card agree.
 //!
 //! Locking: one lock per stream (`state`), never held while a thread waits for the card
 //! (the path waits without it, taking queued buffers through [`Targets`]), so that
@@ -15,8 +17,9 @@ use crate::device::Device;
 use crate::error::{entry, fail, Failure, Result};
 use crate::handles::{self, Object};
 use crate::info::{self, Info};
-use crate::path::{BufferPath, CopyPath, Filled, Missed, Target, Targets};
+use crate::path::{BufferPath, Filled, Missed, Target, Targets};
 use crate::remote::Image;
+use crate::zero_copy::ZeroCopyPath;
 use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -106,6 +109,15 @@ fn key(object: &Arc<BufferObject>) -> usize {
     Arc::as_ptr(object) as usize
 }
 
+/// What the path knows of a buffer.
+fn target(object: &Arc<BufferObject>) -> Target {
+    Target {
+        key: key(object),
+        base: object.base as *mut u8,
+        size: object.size,
+    }
+}
+
 impl State {
     fn slot(&mut self, key: usize) -> Option<&mut Slot> {
         self.slots
@@ -124,9 +136,9 @@ pub struct DataStream {
 }
 
 impl DataStream {
-    /// The stream of `device`, filling buffers through the interim [`CopyPath`].
+    /// The stream of `device`, filling buffers through the [`ZeroCopyPath`].
     pub fn new(device: Arc<Device>) -> Self {
-        let path = Box::new(CopyPath::new(
+        let path = Box::new(ZeroCopyPath::new(
             device.path().to_path_buf(),
             device.attachment().clone(),
         ));
@@ -155,16 +167,20 @@ impl DataStream {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The stream's handle was closed: stop the card, wake every waiter.
+    /// The stream's handle was closed: stop the card, let every buffer go, wake every
+    /// waiter. Buffers whose end the card did not confirm are leaked, never freed.
     pub fn closed(&self) {
-        {
-            let mut state = self.lock();
-            state.closed = true;
-            state.acquiring = false;
-            state.draining = false;
-        }
+        let mut state = self.lock();
+        state.closed = true;
+        state.acquiring = false;
+        state.draining = false;
         self.path.cancel();
-        let _ = self.path.stop(true);
+        if self.path.close().is_err() {
+            for slot in &state.slots {
+                std::mem::forget(slot.object.clone());
+            }
+        }
+        drop(state);
         self.changed.notify_all();
     }
 
@@ -304,6 +320,16 @@ impl DataStream {
 }
 
 impl Targets for DataStream {
+    fn claim(&self, key: usize) -> bool {
+        let mut state = self.lock();
+        match state.slot(key) {
+            Some(slot) if slot.place == Place::Input => slot.place = Place::Filling,
+            _ => return false,
+        }
+        state.input.retain(|&queued| queued != key);
+        true
+    }
+
     fn take(&self) -> Option<Target> {
         let mut state = self.lock();
         let key = state.input.pop_front()?;
@@ -349,6 +375,9 @@ fn announce(
     if state.closed {
         return fail(GC_ERR_INVALID_HANDLE, "the stream is closed");
     }
+    stream_object
+        .path
+        .announce(target(&object), state.acquiring)?;
     state.slots.push(Slot {
         object: object.clone(),
         place: Place::Unqueued,
@@ -447,6 +476,16 @@ pub extern "C" fn DSQueueBuffer(stream: Handle, buffer: Handle) -> GcError {
                 slot.place = Place::Input;
                 slot.new_data = false;
                 state.input.push_back(key);
+                if state.acquiring {
+                    // On the card at once; at start otherwise.
+                    if let Err(failure) = stream.path.queue(key) {
+                        state.input.retain(|&queued| queued != key);
+                        if let Some(slot) = state.slot(key) {
+                            slot.place = Place::Unqueued;
+                        }
+                        return Err(failure);
+                    }
+                }
                 Ok(())
             }
             other => fail(
@@ -486,7 +525,17 @@ pub unsafe extern "C" fn DSRevokeBuffer(
                     format!("the buffer is queued ({place:?}): DSFlushQueue first"),
                 );
             }
-            state.slots.remove(index).object
+            // The card lets go of the buffer first (the others keep streaming).
+            let revoked = stream_object.path.revoke(key);
+            let object = state.slots.remove(index).object;
+            if let Err(failure) = revoked {
+                // The card might still write it: never freed, never given back.
+                std::mem::forget(object);
+                drop(state);
+                let _ = handles::close(buffer);
+                return Err(failure);
+            }
+            object
         };
         handles::close(buffer)?;
         let memory = if object.allocated { 0 } else { object.base };
@@ -546,6 +595,12 @@ pub extern "C" fn DSFlushQueue(stream: Handle, operation: i32) -> GcError {
                         state.input.push_back(Arc::as_ptr(&slot.object) as usize);
                     }
                 }
+                if state.acquiring {
+                    // The moved buffers go on the card now (the others are on it).
+                    for &key in &state.input {
+                        stream.path.queue(key)?;
+                    }
+                }
             }
             ACQ_QUEUE_ALL_DISCARD => {
                 state.input.clear();
@@ -588,7 +643,13 @@ pub extern "C" fn DSStartAcquisition(stream: Handle, flags: i32, count: u64) -> 
         if state.slots.is_empty() {
             return fail(GC_ERR_RESOURCE_EXHAUSTED, "no buffer is announced");
         }
-        stream.path.start(&image, state.slots.len())?;
+        let announced: Vec<Target> = state
+            .slots
+            .iter()
+            .map(|slot| target(&slot.object))
+            .collect();
+        let queued: Vec<usize> = state.input.iter().copied().collect();
+        stream.path.start(&image, &announced, &queued)?;
         state.image = Some(image);
         state.acquiring = true;
         state.draining = false;
@@ -670,7 +731,8 @@ fn stream_info(stream: &DataStream, command: i32) -> Result<Info> {
     })
 }
 
-/// `DSGetInfo` (`STREAM_INFO_CUSTOM_ID`: frames copied by the interim path, `UINT64`).
+/// `DSGetInfo` (`STREAM_INFO_CUSTOM_ID`: frames the producer copied, `UINT64`: 0 on the
+/// zero-copy path, which the tests assert).
 ///
 /// # Safety
 ///

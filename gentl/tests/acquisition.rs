@@ -1,13 +1,15 @@
 //! The DataStream, Buffer and Event modules through their C entry points, with a scripted
 //! [`BufferPath`] in place of the card: FRAMEID gaps for frames that found no queued buffer,
-//! IS_INCOMPLETE, EventKill from another thread, the stop / flush / revoke sequence.
+//! IS_INCOMPLETE, EventKill from another thread, the stop / flush / revoke sequence, and
+//! what the data stream tells the path (announce, queue while acquiring, start with the
+//! input pool, revoke, close), which the zero-copy path turns into region commands.
 
 use fgrab_gentl::abi::*;
 use fgrab_gentl::device::{Device, Discovered};
 use fgrab_gentl::error::Result;
 use fgrab_gentl::event::*;
 use fgrab_gentl::handles::{self, Object};
-use fgrab_gentl::path::{BufferPath, Filled, Missed, Targets};
+use fgrab_gentl::path::{BufferPath, Filled, Missed, Target, Targets};
 use fgrab_gentl::remote::{Attachment, Image, RemoteDevice};
 use fgrab_gentl::stream::*;
 use std::collections::VecDeque;
@@ -45,9 +47,15 @@ impl RemoteDevice for Camera {
 struct Script {
     state: Mutex<(VecDeque<(u64, usize)>, u32)>,
     changed: Condvar,
+    /// What the data stream told the path, in order (waits and cancels aside).
+    calls: Mutex<Vec<String>>,
 }
 
 impl Script {
+    fn record(&self, call: String) {
+        self.calls.lock().unwrap().push(call);
+    }
+
     fn push(&self, sequence: u64, bytes: usize) {
         self.state.lock().unwrap().0.push_back((sequence, bytes));
         self.changed.notify_all();
@@ -58,10 +66,34 @@ impl Script {
 struct ScriptPath(Arc<Script>);
 
 impl BufferPath for ScriptPath {
-    fn start(&self, _: &Image, _: usize) -> Result<()> {
+    fn announce(&self, target: Target, acquiring: bool) -> Result<()> {
+        self.0
+            .record(format!("announce {} acquiring={acquiring}", target.size));
         Ok(())
     }
-    fn stop(&self, _: bool) -> Result<()> {
+    fn queue(&self, _: usize) -> Result<()> {
+        self.0.record("queue".into());
+        Ok(())
+    }
+    fn revoke(&self, _: usize) -> Result<()> {
+        self.0.record("revoke".into());
+        Ok(())
+    }
+    fn start(&self, image: &Image, announced: &[Target], queued: &[usize]) -> Result<()> {
+        self.0.record(format!(
+            "start payload={} announced={} queued={}",
+            image.payload_size,
+            announced.len(),
+            queued.len()
+        ));
+        Ok(())
+    }
+    fn stop(&self, discard: bool) -> Result<()> {
+        self.0.record(format!("stop discard={discard}"));
+        Ok(())
+    }
+    fn close(&self) -> Result<()> {
+        self.0.record("close".into());
         Ok(())
     }
     fn next(
@@ -280,6 +312,22 @@ fn frames_reach_queued_buffers_with_gaps_and_kills_reported() {
     assert_eq!(wait(event, 0), Err(GC_ERR_INVALID_HANDLE));
     assert_eq!(DSClose(stream), GC_ERR_SUCCESS);
     handles::close(device_handle).unwrap();
+    // Queued before the start: given to the card by the start; while acquiring: at once;
+    // the refused revoke (still queued) never reached the path.
+    assert_eq!(
+        *script.calls.lock().unwrap(),
+        [
+            "announce 16 acquiring=false",
+            "announce 16 acquiring=false",
+            "start payload=16 announced=2 queued=1",
+            "queue",
+            "queue",
+            "stop discard=true",
+            "revoke",
+            "revoke",
+            "close",
+        ]
+    );
 }
 
 /// A camera whose image format the test changes, as a consumer does through the node map.

@@ -9,6 +9,10 @@ Each buffer's image must equal the pattern of its FRAMEID (the card's sequence n
 the format set (docs/hardware.md §9). Gaps in FRAMEID are frames the card dropped while
 Python was checking (counted and printed), never data errors.
 
+Zero copy: while each acquisition streams, the card (its sysfs directory) holds one region
+of one PayloadSize frame per buffer Harvesters announced: the card writes each frame into
+the buffer Harvesters reads, and the producer has no buffer of its own to copy from.
+
 Environment: FGRAB_CTI (the producer; default below), FGRAB_FRAMES (default 1000).
 """
 
@@ -25,6 +29,21 @@ FRAMES = int(os.environ.get("FGRAB_FRAMES", "1000"))
 # (PixelFormat, Width, Height): a format change with a resize, then a resize alone.
 CASES = [("Mono8", 320, 240), ("Mono16", 256, 200), ("Mono16", 640, 480)]
 TIMEOUT = 10.0
+SYSFS = "/sys/class/misc/fgrab0"  # device 0 is card 0
+
+
+def sysfs(name):
+    with open(f"{SYSFS}/{name}") as attribute:
+        return int(attribute.read())
+
+
+def check_zero_copy(ia, payload):
+    """The card holds one region of one ``payload``-byte frame per announced buffer."""
+    regions, frame_bytes = sysfs("frame_count"), sysfs("frame_bytes")
+    assert (regions, frame_bytes) == (ia.num_buffers, payload), (
+        f"the card holds {regions} frames of {frame_bytes} bytes: expected one region of "
+        f"{payload} bytes per announced buffer ({ia.num_buffers})"
+    )
 
 
 def configure(nodes, pixel_format, width, height):
@@ -67,6 +86,7 @@ def acquire(ia, pixel_format, width, height, frames, refuse_width=False):
         else:
             raise AssertionError("a Width write while streaming was accepted")
         assert ia.remote_device.node_map.Width.value == width
+    check_zero_copy(ia, ia.remote_device.node_map.PayloadSize.value)
     previous = None
     gaps = 0
     started = time.monotonic()
@@ -117,6 +137,8 @@ for _ in range(10):
     with ia.fetch(timeout=TIMEOUT) as buffer:
         check_buffer(buffer, "Mono8", 320, 240)
 ia.destroy()
+with open(f"{SYSFS}/state") as state:
+    assert state.read().strip() == "idle", "the destroyed acquirer's regions are still attached"
 
 # ... so a new acquirer can configure the card and stream again.
 ia = h.create(0)

@@ -4,7 +4,10 @@
 //! run starts: adding a test is adding a file. A test is a plain script that exits non-zero
 //! on failure. `selftest_*.py` files are run only by the harness self-test, which checks that
 //! they fail; files starting with `_` are modules the tests import. The README's Python
-//! example runs too, as `python-readme-example`, so that it cannot rot. The guest's side is
+//! examples run too, so that they cannot rot: each ```` ```python ```` block follows a
+//! marker line `<!-- python-test: STEM -->` and is staged as `tests/STEM.py`, the test
+//! `python-STEM` (`readme_example`: the `fgrab` package; `readme_harvesters`: Harvesters
+//! over `fgrab.cti`). A block without its marker fails the run. The guest's side is
 //! `tests/guest/src/userland.rs`.
 
 use crate::{guest, guest_root, paths, vm, wheel};
@@ -22,7 +25,11 @@ pub fn tests_dir(env: &paths::Env) -> PathBuf {
 /// `(name, scope)` of every Python test: the suite's scope, or `manual` for self-tests.
 pub fn tests(env: &paths::Env) -> Result<Vec<(String, String)>> {
     let dir = tests_dir(env);
-    let mut tests = vec![(test_name(README_EXAMPLE), SUITE.to_string())];
+    let readme = std::fs::read_to_string(env.root.join("README.md"))?;
+    let mut tests: Vec<(String, String)> = readme_blocks(&readme)?
+        .into_iter()
+        .map(|(stem, _)| (test_name(&stem), SUITE.to_string()))
+        .collect();
     for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
         if path.extension().is_none_or(|ext| ext != "py") {
@@ -48,33 +55,66 @@ fn test_name(stem: &str) -> String {
     format!("python-{}", stem.replace('_', "-"))
 }
 
-/// File stem of the README's Python example among the tests.
-const README_EXAMPLE: &str = "readme_example";
+/// The marker line above each README Python block: `<!-- python-test: STEM -->`.
+const README_MARKER: &str = "<!-- python-test: ";
 
-/// The README's first ```` ```python ```` block.
-fn readme_example(env: &paths::Env) -> Result<String> {
-    let readme = std::fs::read_to_string(env.root.join("README.md"))?;
-    let start = readme
-        .find("```python\n")
-        .context("README.md has no ```python example")?
-        + "```python\n".len();
-    let len = readme[start..]
-        .find("```")
-        .context("README.md's python example does not end")?;
-    Ok(readme[start..start + len].to_string())
+/// The README's ```` ```python ```` blocks, each with the file stem its marker line names,
+/// in order.
+fn readme_blocks(readme: &str) -> Result<Vec<(String, String)>> {
+    let mut blocks = Vec::new();
+    let mut rest = readme;
+    let mut offset = 0;
+    while let Some(found) = rest.find("```python\n") {
+        let before = &readme[..offset + found];
+        let marker = before
+            .trim_end()
+            .lines()
+            .last()
+            .and_then(|line| line.trim().strip_prefix(README_MARKER))
+            .and_then(|line| line.strip_suffix("-->"))
+            .map(str::trim)
+            .with_context(|| {
+                format!(
+                    "README.md: the ```python block at byte {} has no `{README_MARKER}STEM -->` \
+                     line above it (every README Python block runs as a test)",
+                    offset + found
+                )
+            })?;
+        anyhow::ensure!(
+            !marker.is_empty()
+                && marker
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !blocks.iter().any(|(stem, _)| stem == marker),
+            "README.md: python-test marker {marker:?} is not a unique file stem"
+        );
+        let start = found + "```python\n".len();
+        let len = rest[start..]
+            .find("```")
+            .with_context(|| format!("README.md's python block {marker} does not end"))?;
+        blocks.push((marker.to_string(), rest[start..start + len].to_string()));
+        offset += start + len + 3;
+        rest = &readme[offset..];
+    }
+    anyhow::ensure!(!blocks.is_empty(), "README.md has no ```python example");
+    Ok(blocks)
 }
 
 /// What the package under test brings to `/opt/fgrab`: the tests (`tests/`), the README's
-/// example as one more test, `bin/fgrab`, the command line tool (static), whose capture
+/// examples as more tests, `bin/fgrab`, the command line tool (static), whose capture
 /// gives the Rust library's frame rate beside Python's in the same run, and the GenTL
 /// producer with its C consumer (`crate::gentl`).
 fn staged_files(env: &paths::Env, artifacts: &vm::Artifacts) -> Result<Vec<guest::StagedFile>> {
     let dir = tests_dir(env);
-    let mut files = vec![guest::StagedFile {
-        path: format!("tests/{README_EXAMPLE}.py"),
-        data: readme_example(env)?.into_bytes(),
-        mode: 0o644,
-    }];
+    let readme = std::fs::read_to_string(env.root.join("README.md"))?;
+    let mut files: Vec<guest::StagedFile> = readme_blocks(&readme)?
+        .into_iter()
+        .map(|(stem, code)| guest::StagedFile {
+            path: format!("tests/{stem}.py"),
+            data: code.into_bytes(),
+            mode: 0o644,
+        })
+        .collect();
     for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
         if path.extension().is_some_and(|ext| ext == "py") {
@@ -123,5 +163,31 @@ mod tests {
     fn names() {
         assert_eq!(super::test_name("selftest_fail"), "python-selftest-fail");
         assert_eq!(super::test_name("device"), "python-device");
+    }
+
+    #[test]
+    fn readme_blocks_need_their_markers() {
+        let readme = "text\n<!-- python-test: readme_example -->\n```python\nprint(1)\n```\n\
+                      more\n\n<!-- python-test: readme_harvesters -->\n\n```python\nprint(2)\n```\n";
+        let blocks = super::readme_blocks(readme).unwrap();
+        assert_eq!(
+            blocks,
+            vec![
+                ("readme_example".to_string(), "print(1)\n".to_string()),
+                ("readme_harvesters".to_string(), "print(2)\n".to_string()),
+            ]
+        );
+        assert!(super::readme_blocks("```python\nprint(1)\n```\n").is_err());
+        let twice =
+            "<!-- python-test: a -->\n```python\n```\n<!-- python-test: a -->\n```python\n```\n";
+        assert!(super::readme_blocks(twice).is_err());
+        // The repository's own README.
+        let readme = include_str!("../../README.md");
+        let stems: Vec<String> = super::readme_blocks(readme)
+            .unwrap()
+            .into_iter()
+            .map(|(stem, _)| stem)
+            .collect();
+        assert_eq!(stems, ["readme_example", "readme_harvesters"]);
     }
 }

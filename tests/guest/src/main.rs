@@ -20,6 +20,7 @@ mod nonroot;
 #[allow(dead_code)]
 mod pattern;
 mod regions;
+mod regions_shared;
 #[path = "../../../emu/src/regs.rs"]
 #[allow(dead_code)]
 mod regs;

@@ -3,7 +3,7 @@
 use crate::harness::{self, TestResult};
 use crate::{
     attach, camera, cancel, client, copy_path, ensure, faults, fuzz, hostile, nonroot, regions,
-    removal, shared_api, soak, stream, teardown,
+    regions_shared, removal, shared_api, soak, stream, teardown,
 };
 use fgrab::Card;
 use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo};
@@ -204,6 +204,10 @@ pub const ALL: &[Test] = &[
     control("client-rust-api", client::client_rust_api),
     control("client-misuse", client::client_misuse),
     control("client-regions", regions::client_regions),
+    control(
+        "client-shared-regions",
+        regions_shared::client_shared_regions,
+    ),
     control("client-legacy-c", client::client_legacy_c),
     control("client-legacy-misuse", client::client_legacy_misuse),
     control("client-legacy-threads", client::client_legacy_threads),
