@@ -42,7 +42,10 @@ impl Device {
             Register::MaxFrameSlots => MAX_FRAME_SLOTS,
             Register::TimestampHz => TIMESTAMP_HZ,
             Register::Features => {
-                (Features::COMPLETION_WRITEBACK | Features::IRQ_MODERATION | Features::CAMERA)
+                (Features::COMPLETION_WRITEBACK
+                    | Features::IRQ_MODERATION
+                    | Features::CAMERA
+                    | Features::IRQ_MODERATION_FRAMES)
                     .bits()
             }
             Register::FeatureWindowOffset if hostile_camera => 0xfffc,
@@ -67,6 +70,7 @@ impl Device {
             Register::IrqStatus => st.irq_status.bits(),
             Register::IrqMask => st.irq_mask.bits(),
             Register::IrqModerationUs => st.moderation_us,
+            Register::IrqModerationFrames => st.moderation_frames,
             Register::FrameBytes => st.frame_bytes,
             Register::FramePeriodNs => st.period_ns,
             Register::TimestampLo => {
@@ -121,6 +125,7 @@ impl Device {
                 }
             }
             Register::IrqModerationUs => st.moderation_us = value,
+            Register::IrqModerationFrames => st.moderation_frames = value,
             Register::FrameBytes if idle => {
                 if (1..=MAX_FRAME_BYTES).contains(&value) {
                     st.frame_bytes = value;
