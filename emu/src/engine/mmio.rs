@@ -41,13 +41,11 @@ impl Device {
             Register::RingMaxEntries => RING_MAX_ENTRIES,
             Register::MaxFrameSlots => MAX_FRAME_SLOTS,
             Register::TimestampHz => TIMESTAMP_HZ,
-            Register::Features => {
-                (Features::COMPLETION_WRITEBACK
-                    | Features::IRQ_MODERATION
-                    | Features::CAMERA
-                    | Features::IRQ_MODERATION_FRAMES)
-                    .bits()
-            }
+            Register::Features => (Features::COMPLETION_WRITEBACK
+                | Features::IRQ_MODERATION
+                | Features::CAMERA
+                | Features::IRQ_MODERATION_FRAMES)
+                .bits(),
             Register::FeatureWindowOffset if hostile_camera => 0xfffc,
             Register::FeatureWindowSize if hostile_camera => 0x1_0000,
             Register::XmlOffset if hostile_camera => 0x7ffe,

@@ -746,7 +746,10 @@ fn moderation_time_bound_sends_what_the_count_holds_back() {
     let mut rig = Rig::new(64, Duration::from_millis(1), &[]);
     // 6 records with a count of 4: one message by count; the last 2 wait for the bound.
     let sent = moderated_messages(&mut rig, 6, 4, 20_000, Duration::ZERO);
-    assert!(sent <= 1, "{sent} messages before the time bound of the last two records");
+    assert!(
+        sent <= 1,
+        "{sent} messages before the time bound of the last two records"
+    );
     let mut total = sent;
     rig.wait_until("the time bound's message", |rig| {
         total += rig.irq_count(VECTOR_FRAME);
@@ -755,7 +758,10 @@ fn moderation_time_bound_sends_what_the_count_holds_back() {
     std::thread::sleep(Duration::from_millis(60));
     total += rig.irq_count(VECTOR_FRAME);
     assert_eq!(total, 2, "one message by count, one by the time bound");
-    assert_eq!(rig.reg(Register::IrqStatus) & IrqCause::FRAME_DONE.bits(), 1);
+    assert_eq!(
+        rig.reg(Register::IrqStatus) & IrqCause::FRAME_DONE.bits(),
+        1
+    );
 }
 
 #[test]
