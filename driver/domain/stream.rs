@@ -1347,7 +1347,7 @@ mod tests {
     #[test]
     fn default_irq_frames_keeps_three_quarters_queued() {
         for (frames, expected) in [(0, 1), (1, 1), (7, 1), (8, 2), (64, 16), (MAX_FRAMES, 16)] {
-            assert_eq!(default_irq_frames(frames), expected, "{frames} frames");
+            assert_eq!(default_irq_frames(frames), expected);
         }
     }
 

@@ -560,10 +560,12 @@ mod tests {
     use super::IrqModeration;
     use crate::uapi::MAX_IRQ_DELAY_US;
 
+    /// (delay asked, frames asked, card's period in ns) -> (IRQ_MODERATION_US, _FRAMES).
+    type Case = (Option<u32>, u32, u32, (u32, u32));
+
     #[test]
     fn moderation_registers() {
-        // (delay asked, frames asked, card's period in ns) -> (IRQ_MODERATION_US, _FRAMES)
-        let cases: [(Option<u32>, u32, u32, (u32, u32)); 8] = [
+        let cases: [Case; 8] = [
             // The default: half a period, one interrupt per frame.
             (None, 0, 262_144, (131, 1)),
             (None, 1, 262_144, (131, 1)),
