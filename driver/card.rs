@@ -10,7 +10,7 @@
 mod copy;
 mod ioctl;
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use kernel::{
     irq::{IrqReturn, ThreadedHandler},
@@ -25,9 +25,13 @@ use crate::{
         periodic::{Kick, PeriodicWork},
         uring_cmd::UringCmd,
     },
-    domain::{camera::Camera, region::Region, stream::Stream},
+    domain::{
+        camera::Camera,
+        region::Region,
+        stream::{StartModeration, Stream},
+    },
     hardware::{definition::msix, engine::Engine, regs::Registers},
-    uapi::{AttachCmd, DeviceInfo, QueueCmd, Stats, MAX_PORT_BYTES, MAX_REGIONS},
+    uapi::{AttachCmd, DeviceInfo, QueueCmd, Stats, MAX_PORT_BYTES, MAX_REGIONS, STATE_IDLE},
 };
 
 /// One frame grabber.
@@ -54,6 +58,50 @@ pub(crate) struct Card {
     /// under its ring lock, until the command completes; the repeats find it here and return
     /// without waiting for `stream`, which the watchdog holds while it ends the region.
     canceling: [AtomicUsize; MAX_REGIONS as usize],
+    /// Commands and inline completions, for `STATS`.
+    traffic: Traffic,
+}
+
+/// Commands handled and completions answered at once, counted without a lock (every
+/// command would otherwise take `Card::stream` once more), and their values at the last
+/// `START`, from which `STATS` counts.
+#[derive(Default)]
+struct Traffic {
+    commands: AtomicU64,
+    inline_cqes: AtomicU64,
+    commands_at_start: AtomicU64,
+    inline_cqes_at_start: AtomicU64,
+}
+
+impl Traffic {
+    fn count(&self, inline: bool) {
+        self.commands.fetch_add(1, Ordering::Relaxed);
+        if inline {
+            self.inline_cqes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counting starts again (`START`, under `Card::stream`).
+    fn restart(&self) {
+        let commands = self.commands.load(Ordering::Relaxed);
+        let inline_cqes = self.inline_cqes.load(Ordering::Relaxed);
+        self.commands_at_start.store(commands, Ordering::Relaxed);
+        self.inline_cqes_at_start
+            .store(inline_cqes, Ordering::Relaxed);
+    }
+
+    /// (commands, inline completions) since the last `START`.
+    fn since_start(&self) -> (u64, u64) {
+        let since = |counter: &AtomicU64, at_start: &AtomicU64| {
+            counter
+                .load(Ordering::Relaxed)
+                .saturating_sub(at_start.load(Ordering::Relaxed))
+        };
+        (
+            since(&self.commands, &self.commands_at_start),
+            since(&self.inline_cqes, &self.inline_cqes_at_start),
+        )
+    }
 }
 
 impl Card {
@@ -75,6 +123,7 @@ impl Card {
             stream <- new_mutex!(Stream::new(engine)),
             changed <- new_condvar!(),
             canceling: [const { AtomicUsize::new(0) }; MAX_REGIONS as usize],
+            traffic: Traffic::default(),
         })
     }
 
@@ -105,7 +154,13 @@ impl Card {
             struct_size: core::mem::size_of::<Stats>() as u32,
             ..Stats::default()
         };
-        self.stream.lock().fill_stats(&self.regs, &mut stats);
+        let stream = self.stream.lock();
+        stream.fill_stats(&self.regs, &mut stats);
+        if stats.state != STATE_IDLE {
+            let (commands, inline_cqes) = self.traffic.since_start();
+            stats.commands = commands;
+            stats.cqes = stats.cqes.saturating_add(inline_cqes);
+        }
         stats
     }
 
@@ -203,10 +258,19 @@ impl Card {
         )
     }
 
-    /// `START` from file `owner`, frame interrupts at least `irq_delay_us` apart (`None`:
-    /// the driver's default); see [`Stream::start`].
-    pub(crate) fn start(&self, owner: u64, irq_delay_us: Option<u32>) -> Result {
-        self.stream.lock().start(&self.regs, owner, irq_delay_us)
+    /// `START` from file `owner`, frame interrupts moderated as asked; see
+    /// [`Stream::start`]. The counters of `STATS` start again from here.
+    pub(crate) fn start(&self, owner: u64, moderation: StartModeration) -> Result {
+        let mut stream = self.stream.lock();
+        stream.start(&self.regs, owner, moderation)?;
+        self.traffic.restart();
+        Ok(())
+    }
+
+    /// Counts a command handled, and its completion if it was answered at once (`inline`);
+    /// deferred completions are counted by the stream.
+    pub(crate) fn count_command(&self, inline: bool) {
+        self.traffic.count(inline);
     }
 
     /// `STOP` from file `owner`; see [`Stream::stop`].

@@ -14,9 +14,11 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::{
     abstractions::uring_cmd::UringCmd,
     card::Card,
+    domain::stream::StartModeration,
     uapi::{
         ops, AttachCmd, ControlCmd, CopyOutCmd, DetachCmd, PortCmd, QueueCmd, StartCmd,
-        MAX_IRQ_DELAY_US, MAX_PORT_BYTES, MAX_REGIONS, START_IRQ_DELAY,
+        MAX_IRQ_DELAY_US, MAX_IRQ_FRAMES, MAX_PORT_BYTES, MAX_REGIONS, START_IRQ_DELAY,
+        START_IRQ_FRAMES,
     },
 };
 
@@ -31,6 +33,14 @@ pub(crate) fn handle(card: &Card, owner: u64, cmd: UringCmd) -> Result<i32> {
         card.cancel(&cmd);
         return Ok(0);
     }
+    let result = answer(card, owner, cmd);
+    // Anything but "in flight" is this command's completion, posted by io_uring now.
+    card.count_command(result != Err(EIOCBQUEUED));
+    result
+}
+
+/// Decodes and executes one command (not a cancel call).
+fn answer(card: &Card, owner: u64, cmd: UringCmd) -> Result<i32> {
     match cmd.op() {
         ops::INFO => copy_out(card.info().as_bytes(), &cmd.payload()?),
         ops::STATS => copy_out(card.stats().as_bytes(), &cmd.payload()?),
@@ -131,23 +141,42 @@ fn cqe32(cmd: &UringCmd) -> Result {
     }
 }
 
-/// `START`: the interrupt moderation it asks for, if any.
-fn start(cmd: &UringCmd) -> Result<Option<u32>> {
+/// `START`: the interrupt moderation it asks for. A value without its flag, a delay or
+/// count beyond its maximum, and a count above 1 (or left to the driver) with a zero time
+/// bound (the card would then signal every frame, not what was asked) are `EINVAL`.
+fn start(cmd: &UringCmd) -> Result<StartModeration> {
     let request = StartCmd::read_from_bytes(&cmd.payload()?).map_err(|_| EINVAL)?;
-    if request.flags & !START_IRQ_DELAY != 0 || request.reserved != [0; 9] {
+    if request.flags & !(START_IRQ_DELAY | START_IRQ_FRAMES) != 0
+        || request.reserved0 != 0
+        || request.reserved != [0; 8]
+    {
         return Err(EINVAL);
     }
-    if request.flags & START_IRQ_DELAY == 0 {
-        return if request.irq_delay_us == 0 {
-            Ok(None)
-        } else {
-            Err(EINVAL)
-        };
-    }
-    if request.irq_delay_us > MAX_IRQ_DELAY_US {
+    let delay_us = if request.flags & START_IRQ_DELAY != 0 {
+        if request.irq_delay_us > MAX_IRQ_DELAY_US {
+            return Err(EINVAL);
+        }
+        Some(request.irq_delay_us)
+    } else if request.irq_delay_us != 0 {
+        return Err(EINVAL);
+    } else {
+        None
+    };
+    let frames = if request.flags & START_IRQ_FRAMES != 0 {
+        match request.irq_frames {
+            0 => None,
+            frames if frames > MAX_IRQ_FRAMES => return Err(EINVAL),
+            frames => Some(frames),
+        }
+    } else if request.irq_frames != 0 {
+        return Err(EINVAL);
+    } else {
+        Some(1)
+    };
+    if delay_us == Some(0) && frames != Some(1) {
         return Err(EINVAL);
     }
-    Ok(Some(request.irq_delay_us))
+    Ok(StartModeration { delay_us, frames })
 }
 
 /// `STOP`: the payload must be all zeros.

@@ -32,7 +32,7 @@
 
 use fgrab_uapi::{
     ops, AttachCmd, ControlCmd, CopyOutCmd, DetachCmd, DeviceInfo, FrameMeta, PortCmd, QueueCmd,
-    StartCmd, Stats, CMD_PAYLOAD_BYTES, START_IRQ_DELAY,
+    StartCmd, Stats, CMD_PAYLOAD_BYTES, START_IRQ_DELAY, START_IRQ_FRAMES,
 };
 use io_uring::{cqueue, opcode, squeue, types};
 use std::os::fd::RawFd;
@@ -229,6 +229,17 @@ impl Start {
     pub fn irq_delay_us(mut self, us: u32) -> Self {
         self.cmd.flags |= START_IRQ_DELAY;
         self.cmd.irq_delay_us = us;
+        self
+    }
+
+    /// One frame interrupt per `frames` completed frames (0: the driver's choice, a
+    /// quarter of the frames attached, at most 16; 1: every frame; at most
+    /// [`fgrab_uapi::MAX_IRQ_FRAMES`]). No frame waits longer than [`Self::irq_delay_us`]
+    /// for its interrupt (which must then not be 0), or than `frames` frame periods without
+    /// it.
+    pub fn irq_frames(mut self, frames: u32) -> Self {
+        self.cmd.flags |= START_IRQ_FRAMES;
+        self.cmd.irq_frames = frames;
         self
     }
 
@@ -533,6 +544,12 @@ mod tests {
         let moderated = Start::new(3).irq_delay_us(500).build();
         let cmd = StartCmd::read_from_bytes(&sqe_bytes(&moderated)[48..128]).unwrap();
         assert_eq!((cmd.flags, cmd.irq_delay_us), (START_IRQ_DELAY, 500));
+        let counted = Start::new(3).irq_frames(16).irq_delay_us(4000).build();
+        let cmd = StartCmd::read_from_bytes(&sqe_bytes(&counted)[48..128]).unwrap();
+        assert_eq!(
+            (cmd.flags, cmd.irq_delay_us, cmd.irq_frames),
+            (START_IRQ_DELAY | START_IRQ_FRAMES, 4000, 16)
+        );
     }
 
     #[test]

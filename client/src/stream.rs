@@ -109,6 +109,9 @@ pub struct Options {
     /// Frame interrupts at least this many microseconds apart (`Some(0)`: one per frame);
     /// `None`: the driver's choice, half the card's frame period.
     pub irq_delay_us: Option<u32>,
+    /// One frame interrupt per this many frames (`Some(0)`: the driver's choice; `None`
+    /// and `Some(1)`: every frame); see [`crate::raw::Start::irq_frames`].
+    pub irq_frames: Option<u32>,
 }
 
 impl Options {
@@ -121,6 +124,12 @@ impl Options {
     /// Frame-interrupt moderation ([`Self::irq_delay_us`]).
     pub fn irq_delay_us(mut self, us: Option<u32>) -> Self {
         self.irq_delay_us = us;
+        self
+    }
+
+    /// Frame-interrupt moderation by count ([`Self::irq_frames`]).
+    pub fn irq_frames(mut self, frames: Option<u32>) -> Self {
+        self.irq_frames = frames;
         self
     }
 }
@@ -392,6 +401,9 @@ impl<'a> Stream<'a> {
         let mut start = raw::Start::new(self.ring.fd());
         if let Some(us) = self.options.irq_delay_us {
             start = start.irq_delay_us(us);
+        }
+        if let Some(frames) = self.options.irq_frames {
+            start = start.irq_frames(frames);
         }
         self.control(start.build(), "START")?;
         self.streaming = true;

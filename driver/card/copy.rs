@@ -7,7 +7,7 @@
 
 use kernel::{prelude::*, uaccess::UserSliceWriter};
 
-use super::{Card, Reservation};
+use super::{Card, Reservation, StartModeration};
 use crate::{
     domain::region::Region,
     uapi::{META_ERROR, META_FLUSHED},
@@ -58,7 +58,8 @@ impl Card {
                     return Err(EIO);
                 }
                 restarted = true;
-                stream.start(&self.regs, owner, None)?;
+                stream.start(&self.regs, owner, StartModeration::DEFAULT)?;
+                self.traffic.restart();
                 continue;
             }
             if next.is_none() && self.changed.wait_interruptible(&mut stream) {

@@ -46,7 +46,7 @@ use crate::{
     domain::region::Region,
     hardware::{
         dma::{status, CompletionRecord},
-        engine::{Engine, Stopped},
+        engine::{Engine, IrqModeration, Stopped},
         regs::Registers,
     },
     uapi::{
@@ -54,6 +54,37 @@ use crate::{
         META_INCOMPLETE, STATE_ATTACHED, STATE_STREAMING,
     },
 };
+
+/// Frame-interrupt moderation as `START` asks for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StartModeration {
+    /// Least time between two frame interrupts, or the time bound of a count (`None`: the
+    /// driver's default).
+    pub(crate) delay_us: Option<u32>,
+    /// Frames per interrupt (0 and 1: every frame); `None`: the driver's choice,
+    /// [`default_irq_frames`].
+    pub(crate) frames: Option<u32>,
+}
+
+impl StartModeration {
+    /// What a `START` that asks for nothing gets (and the copy path): an interrupt per
+    /// frame, moderated by the driver's default time.
+    pub(crate) const DEFAULT: Self = Self {
+        delay_us: None,
+        frames: Some(1),
+    };
+}
+
+/// Frames per interrupt when `START` leaves the count to the driver: a quarter of the
+/// stream's frames, so that three quarters stay queued on the card while a batch waits for
+/// its interrupt (the card never starves for it), and at most [`MAX_DEFAULT_IRQ_FRAMES`],
+/// which already cuts interrupts sixteenfold while a batch's latency stays short.
+fn default_irq_frames(stream_frames: u32) -> u32 {
+    (stream_frames / 4).clamp(1, MAX_DEFAULT_IRQ_FRAMES)
+}
+
+/// Ceiling of [`default_irq_frames`].
+const MAX_DEFAULT_IRQ_FRAMES: u32 = 16;
 
 /// The cookie of a submission: the region id in the upper half, the frame in the lower.
 fn cookie(region: u32, frame: u32) -> u32 {
@@ -90,10 +121,13 @@ impl Queued {
         res: i32,
         record: Option<&CompletionRecord>,
         clock_offset: i64,
+        counters: &mut Counters,
     ) -> Option<FrameMeta> {
         let meta = meta(region, frame, res, record, clock_offset);
+        counters.frames_completed += 1;
         match self {
             Self::Command { cmd, out } => {
+                counters.cqes += 1;
                 let sequence = record
                     .filter(|record| record.flags & CompletionRecord::FRAME != 0)
                     .map_or(u64::MAX, |record| record.sequence);
@@ -178,6 +212,10 @@ struct Counters {
     /// Frames of other regions a revoke's stop aborted mid-write and sent back to the card:
     /// their sequence numbers were used without a completion, so they count as drops.
     aborted_by_revoke: u64,
+    /// Frames completed, whatever their result and whoever waited for them.
+    frames_completed: u64,
+    /// Deferred completions posted: frame commands and attach commands.
+    cqes: u64,
 }
 
 /// One region of a stream, with the command that keeps its pages pinned.
@@ -242,13 +280,13 @@ impl Held {
     }
 
     /// Completes every frame that is not on the card with `res`.
-    fn flush_waiting(&mut self, res: i32, clock_offset: i64) {
+    fn flush_waiting(&mut self, res: i32, clock_offset: i64, counters: &mut Counters) {
         for (index, slot) in self.slots.iter_mut().enumerate() {
             if let Slot::Waiting(_) = slot {
                 if let Slot::Waiting(queued) = core::mem::replace(slot, Slot::Idle) {
                     // CAST: at most `MAX_FRAMES` slots.
                     if let Some(meta) =
-                        queued.complete(self.id, index as u32, res, None, clock_offset)
+                        queued.complete(self.id, index as u32, res, None, clock_offset, counters)
                     {
                         let _ = self.done.push(meta, GFP_KERNEL);
                     }
@@ -263,7 +301,7 @@ impl Held {
     /// Nothing is synced for the CPU: without a record nobody knows what the card wrote,
     /// the frame completes without data, and under bounce buffering a sync would copy stale
     /// bounce contents over what user space had in the frame.
-    fn reclaim_on_card(&mut self, res: i32, clock_offset: i64) {
+    fn reclaim_on_card(&mut self, res: i32, clock_offset: i64, counters: &mut Counters) {
         for (index, slot) in self.slots.iter_mut().enumerate() {
             if let Slot::OnCard(_) | Slot::Returned(_) = slot {
                 if let Slot::OnCard(queued) | Slot::Returned(queued) =
@@ -271,7 +309,9 @@ impl Held {
                 {
                     // CAST: at most `MAX_FRAMES` slots.
                     let index = index as u32;
-                    if let Some(meta) = queued.complete(self.id, index, res, None, clock_offset) {
+                    if let Some(meta) =
+                        queued.complete(self.id, index, res, None, clock_offset, counters)
+                    {
                         let _ = self.done.push(meta, GFP_KERNEL);
                     }
                 }
@@ -362,7 +402,9 @@ impl Held {
                 EIO.to_errno()
             }
         };
-        if let Some(meta) = queued.complete(self.id, index, res, Some(record), clock_offset) {
+        if let Some(meta) =
+            queued.complete(self.id, index, res, Some(record), clock_offset, counters)
+        {
             // Capacity for every frame was reserved when the region was attached.
             let _ = self.done.push(meta, GFP_KERNEL);
         }
@@ -372,11 +414,12 @@ impl Held {
     /// the card was stopped, reset or cut off the bus): completes every frame command still
     /// queued with `frame_res`, unmaps the frames, then completes the attach command with
     /// `res` (via task work).
-    fn end(mut self, frame_res: i32, res: i32, clock_offset: i64) {
-        self.reclaim_on_card(frame_res, clock_offset);
-        self.flush_waiting(frame_res, clock_offset);
+    fn end(mut self, frame_res: i32, res: i32, clock_offset: i64, counters: &mut Counters) {
+        self.reclaim_on_card(frame_res, clock_offset, counters);
+        self.flush_waiting(frame_res, clock_offset, counters);
         // Frame commands are complete (above); now unmap, then complete the attach command.
         if let Some((_, cmd)) = self.pinned.end() {
+            counters.cqes += 1;
             cmd.complete_in_task(res);
         }
     }
@@ -469,7 +512,7 @@ impl Attached {
     /// card cut off the bus).
     fn reclaim_on_card(&mut self, res: i32) {
         for held in self.regions.iter_mut() {
-            held.reclaim_on_card(res, self.clock_offset);
+            held.reclaim_on_card(res, self.clock_offset, &mut self.counters);
         }
     }
 
@@ -486,7 +529,7 @@ impl Attached {
             Stopped::Clean
         };
         for held in self.regions.iter_mut() {
-            held.flush_waiting(res, self.clock_offset);
+            held.flush_waiting(res, self.clock_offset, &mut self.counters);
         }
         stopped
     }
@@ -535,7 +578,7 @@ impl Attached {
                 break;
             };
             ended |= 1 << held.id;
-            held.end(frame_res, res, self.clock_offset);
+            held.end(frame_res, res, self.clock_offset, &mut self.counters);
         }
         ended
     }
@@ -843,15 +886,20 @@ impl Stream {
                 // Capacity for `MAX_REGIONS` was reserved with the stream, and the id is
                 // below it and unique.
                 if let Err(error) = attached.regions.push_within_capacity(held) {
-                    error
-                        .0
-                        .end(ECANCELED.to_errno(), ENOMEM.to_errno(), clock_offset);
+                    error.0.end(
+                        ECANCELED.to_errno(),
+                        ENOMEM.to_errno(),
+                        clock_offset,
+                        &mut attached.counters,
+                    );
                 }
             }
+            // Never part of a stream: nothing of it is counted.
             (failure, _) => held.end(
                 ECANCELED.to_errno(),
                 failure.unwrap_or(EINVAL).to_errno(),
                 clock_offset,
+                &mut Counters::default(),
             ),
         }
         self.settle();
@@ -977,13 +1025,19 @@ impl Stream {
         &mut self,
         regs: &Registers,
         owner: u64,
-        irq_delay_us: Option<u32>,
+        moderation: StartModeration,
     ) -> Result {
         let (attached, engine) = self.owned(owner)?;
         if attached.streaming {
             return Err(EALREADY);
         }
-        engine.configure(regs, attached.frame_bytes, irq_delay_us)?;
+        let moderation = IrqModeration {
+            delay_us: moderation.delay_us,
+            frames: moderation
+                .frames
+                .unwrap_or_else(|| default_irq_frames(attached.frames())),
+        };
+        engine.configure(regs, attached.frame_bytes, moderation)?;
         let mut result = Ok(());
         'regions: for held in attached.regions.iter_mut() {
             if held.canceled {
@@ -1265,6 +1319,9 @@ impl Stream {
         stats.frames_failed = attached.counters.failed;
         stats.bytes_delivered = attached.counters.bytes;
         stats.frame_irqs = attached.counters.irqs;
+        stats.frames_completed = attached.counters.frames_completed;
+        // Deferred ones; the card adds those answered inline (`Card::stats`).
+        stats.cqes = attached.counters.cqes;
         if self.engine.is_some() {
             let (underrun, other) = Engine::drops(regs);
             stats.frames_dropped_underrun = underrun;
@@ -1275,7 +1332,7 @@ impl Stream {
 
 #[kernel::macros::kunit_tests(fgrab_stream)]
 mod tests {
-    use super::{cookie, uncookie};
+    use super::{cookie, default_irq_frames, uncookie};
     use crate::uapi::{MAX_FRAMES, MAX_REGIONS};
 
     #[test]
@@ -1285,6 +1342,13 @@ mod tests {
         }
         // Region 0's cookies are the frame indexes, as before regions.
         assert_eq!(cookie(0, 42), 42);
+    }
+
+    #[test]
+    fn default_irq_frames_keeps_three_quarters_queued() {
+        for (frames, expected) in [(0, 1), (1, 1), (7, 1), (8, 2), (64, 16), (MAX_FRAMES, 16)] {
+            assert_eq!(default_irq_frames(frames), expected);
+        }
     }
 
     #[test]

@@ -61,6 +61,44 @@ fn default_irq_delay_us(period_ns: u32) -> u32 {
 /// Ceiling of [`default_irq_delay_us`]: a millisecond of added latency at most.
 const DEFAULT_IRQ_DELAY_MAX_US: u32 = 1000;
 
+/// Time bound of moderation by count when `START` gives none: `frames` frame periods. In a
+/// steady stream the count is reached first (its last frame completes `frames - 1` periods
+/// after its first), so the bound only ends the waits a count cannot: the last frames of a
+/// stream, drops, fewer frames queued than the count. At most
+/// [`crate::uapi::MAX_IRQ_DELAY_US`], the watchdog's period (a card reporting any period is
+/// not trusted), at least 1 (0 would turn counting off).
+fn count_bound_us(period_ns: u32, frames: u32) -> u32 {
+    let us = u64::from(period_ns) * u64::from(frames) / 1000;
+    // CAST: clamped to at most `MAX_IRQ_DELAY_US`, a u32.
+    us.clamp(1, u64::from(crate::uapi::MAX_IRQ_DELAY_US)) as u32
+}
+
+/// Frame-interrupt moderation, as `START` asks for it (`docs/abi.md`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct IrqModeration {
+    /// Least time between two frame interrupts or, with `frames` above 1, the longest a
+    /// frame waits for one (`None`: the driver's default).
+    pub(crate) delay_us: Option<u32>,
+    /// Frames per interrupt (0 and 1: every frame).
+    pub(crate) frames: u32,
+}
+
+impl IrqModeration {
+    /// What is written to `IRQ_MODERATION_US` and `IRQ_MODERATION_FRAMES` on a card with a
+    /// frame period of `period_ns`. A card without moderation by count takes the time as
+    /// its interval, which also gives about one interrupt per `frames` frames in a steady
+    /// stream.
+    fn registers(self, period_ns: u32) -> (u32, u32) {
+        let frames = self.frames.max(1);
+        let delay = match self.delay_us {
+            Some(delay) => delay,
+            None if frames > 1 => count_bound_us(period_ns, frames),
+            None => default_irq_delay_us(period_ns),
+        };
+        (delay, frames)
+    }
+}
+
 /// How the card left the running state.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Stopped {
@@ -192,7 +230,7 @@ impl Engine {
         &mut self,
         regs: &Registers,
         frame_bytes: u32,
-        irq_delay_us: Option<u32>,
+        moderation: IrqModeration,
     ) -> Result {
         self.reset(regs)?;
         // Reset: the card holds no submission from before, so DMA may be allowed.
@@ -207,10 +245,14 @@ impl Engine {
             if bar.read(regs::FRAME_BYTES).bytes().get() != frame_bytes {
                 return Err(EINVAL);
             }
-            if bar.read(regs::FEATURES).irq_moderation() {
+            let features = bar.read(regs::FEATURES);
+            if features.irq_moderation() {
                 let period_ns = bar.read(regs::FRAME_PERIOD_NS).nanoseconds().get();
-                let delay = irq_delay_us.unwrap_or_else(|| default_irq_delay_us(period_ns));
+                let (delay, frames) = moderation.registers(period_ns);
                 bar.write_reg(regs::IRQ_MODERATION_US::zeroed().with_microseconds(delay));
+                if features.irq_moderation_frames() {
+                    bar.write_reg(regs::IRQ_MODERATION_FRAMES::zeroed().with_frames(frames));
+                }
             }
             // CAST: the low and high halves of 64-bit bus addresses.
             bar.write_reg(regs::SUBMIT_BASE_LO::zeroed().with_address(submit as u32));
@@ -511,4 +553,36 @@ fn read_counter(low: u32, high: u32) -> u64 {
         return 0;
     }
     u64::from(high) << 32 | u64::from(low)
+}
+
+#[kernel::macros::kunit_tests(fgrab_irq_moderation)]
+mod tests {
+    use super::IrqModeration;
+    use crate::uapi::MAX_IRQ_DELAY_US;
+
+    /// (delay asked, frames asked, card's period in ns) -> (IRQ_MODERATION_US, _FRAMES).
+    type Case = (Option<u32>, u32, u32, (u32, u32));
+
+    #[test]
+    fn moderation_registers() {
+        let cases: [Case; 8] = [
+            // The default: half a period, one interrupt per frame.
+            (None, 0, 262_144, (131, 1)),
+            (None, 1, 262_144, (131, 1)),
+            // Half a period, at most a millisecond.
+            (None, 0, 100_000_000, (1000, 1)),
+            // By count, bounded by that many periods.
+            (None, 16, 262_144, (4194, 16)),
+            // ... at most the watchdog's period, at least 1 us.
+            (None, 16, u32::MAX, (MAX_IRQ_DELAY_US, 16)),
+            (None, 16, 0, (1, 16)),
+            // What START asked for.
+            (Some(2000), 0, 262_144, (2000, 1)),
+            (Some(5000), 8, 262_144, (5000, 8)),
+        ];
+        for (delay_us, frames, period_ns, expected) in cases {
+            let moderation = IrqModeration { delay_us, frames };
+            assert_eq!(moderation.registers(period_ns), expected);
+        }
+    }
 }

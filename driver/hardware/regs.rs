@@ -103,6 +103,7 @@ checked_registers! {
 
     /// Optional parts of the interface the card implements.
     pub(crate) FEATURES(u32) @ 0x01c {
+        3:3 irq_moderation_frames => bool;
         2:2 camera => bool;
         1:1 irq_moderation => bool;
         0:0 completion_writeback => bool;
@@ -177,9 +178,16 @@ checked_registers! {
         31:0 masked;
     }
 
-    /// Least time between two frame-vector messages, in microseconds (0: one per record).
+    /// Least time between two frame-vector messages, in microseconds (0: one per record);
+    /// with `IRQ_MODERATION_FRAMES` above 1, the longest a record waits for its message.
     pub(crate) IRQ_MODERATION_US(u32) @ 0x050 {
         31:0 microseconds;
+    }
+
+    /// Records per frame-vector message (0 or 1: every record), each message at most
+    /// `IRQ_MODERATION_US` after the first record it covers (`FEATURES.irq_moderation_frames`).
+    pub(crate) IRQ_MODERATION_FRAMES(u32) @ 0x054 {
+        31:0 frames;
     }
 
     /// Frame starts while no submission was queued; low half (reading it latches the high

@@ -23,7 +23,7 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::camera::Camera;
 use crate::dma::DmaSpace;
 use crate::dma_rings::{CompletionRecord, CompletionStatus, Ring, SubmitEntry};
-use crate::fault::{Fault, FaultPlan};
+use crate::fault::{Fault, FaultKind, FaultPlan};
 use crate::irq::Interrupts;
 use crate::regs::{FaultStatus, IrqCause, Register, Status};
 
@@ -136,6 +136,10 @@ struct State {
     irq_status: IrqCause,
     irq_mask: IrqCause,
     moderation_us: u32,
+    /// IRQ_MODERATION_FRAMES.
+    moderation_frames: u32,
+    /// Records published since the last frame-vector message (moderation by count).
+    unsignalled: u32,
     last_frame_irq: Option<Instant>,
     frame_irq_deadline: Option<Instant>,
     running_since: Option<Instant>,
@@ -193,6 +197,8 @@ impl State {
             irq_status: IrqCause::empty(),
             irq_mask: IrqCause::from_bits_retain(fgrab_hw::regs::irq_status::MASK_RESET),
             moderation_us: 0,
+            moderation_frames: 0,
+            unsignalled: 0,
             last_frame_irq: None,
             frame_irq_deadline: None,
             running_since: None,
@@ -373,23 +379,43 @@ impl Device {
         }
     }
 
-    /// Frame-done message, subject to moderation.
+    /// Frame-done message, subject to moderation (docs/hardware.md §7): by count and time
+    /// with IRQ_MODERATION_FRAMES above 1 and a time bound, else at most one per interval.
     fn raise_frame_done(&self, st: &mut State, now: Instant) {
         st.irq_status |= IrqCause::FRAME_DONE;
         if st.irq_mask.contains(IrqCause::FRAME_DONE) {
             return;
         }
         let interval = Duration::from_micros(st.moderation_us.into());
+        if st.faults.has(FaultKind::HostileModeration) {
+            // Hostile: announces moderation, then signals every record regardless.
+            self.send_frame_done(st, now);
+            return;
+        }
+        if st.moderation_frames > 1 && !interval.is_zero() {
+            st.unsignalled += 1;
+            if st.unsignalled >= st.moderation_frames {
+                self.send_frame_done(st, now);
+            } else {
+                // The first record of the count starts the time bound.
+                st.frame_irq_deadline.get_or_insert(now + interval);
+            }
+            return;
+        }
         match st.last_frame_irq {
             Some(last) if !interval.is_zero() && now < last + interval => {
                 st.frame_irq_deadline.get_or_insert(last + interval);
             }
-            _ => {
-                st.last_frame_irq = Some(now);
-                st.frame_irq_deadline = None;
-                self.send(st, IrqCause::FRAME_DONE.vector());
-            }
+            _ => self.send_frame_done(st, now),
         }
+    }
+
+    /// Sends the frame vector now; whatever moderation held back is covered by it.
+    fn send_frame_done(&self, st: &mut State, now: Instant) {
+        st.last_frame_irq = Some(now);
+        st.frame_irq_deadline = None;
+        st.unsignalled = 0;
+        self.send(st, IrqCause::FRAME_DONE.vector());
     }
 
     fn record_fault(&self, st: &mut State, fault: FaultStatus, addr: u64, cookie: u32) {
@@ -454,9 +480,7 @@ impl Device {
             self.publish_pending(&mut st);
             let now = Instant::now();
             if st.frame_irq_deadline.is_some_and(|at| now >= at) {
-                st.frame_irq_deadline = None;
-                st.last_frame_irq = Some(now);
-                self.send(&mut st, IrqCause::FRAME_DONE.vector());
+                self.send_frame_done(&mut st, now);
             }
             if st.kept_write_at.is_some_and(|at| now >= at) {
                 st.kept_write_at = None;

@@ -43,13 +43,20 @@ pub enum FaultKind {
     /// number is ignored): FEATURE_WINDOW_OFFSET 0xfffc, FEATURE_WINDOW_SIZE 0x10000,
     /// XML_OFFSET 0x7ffe, XML_SIZE 0xffffffff.
     HostileCamera,
+    /// The card announces moderation by count and time and takes both registers, then
+    /// ignores them: one frame-vector message per record, from the start (the frame
+    /// number is ignored).
+    HostileModeration,
 }
 
 impl FaultKind {
     /// Whether the fault holds for the whole run (read with [`FaultPlan::has`], never
     /// taken): such a fault must not hold back the frame-numbered faults planned with it.
     pub fn whole_run(self) -> bool {
-        matches!(self, Self::HostileCapabilities | Self::HostileCamera)
+        matches!(
+            self,
+            Self::HostileCapabilities | Self::HostileCamera | Self::HostileModeration
+        )
     }
 }
 
@@ -72,7 +79,7 @@ pub enum FaultParseError {
     #[error("fault `{0}`: expected KIND@FRAME[:ARG], e.g. dma-error@100 or stall@50:200ms")]
     Syntax(String),
     /// Unknown kind.
-    #[error("fault `{0}`: unknown kind (dma-error, lost-irq, stall, desc-reject, reset-request, remove, unplug-request, hostile-caps, hostile-bytes, lying-stop, deaf-stop, hostile-camera)")]
+    #[error("fault `{0}`: unknown kind (dma-error, lost-irq, stall, desc-reject, reset-request, remove, unplug-request, hostile-caps, hostile-bytes, lying-stop, deaf-stop, hostile-camera, hostile-moderation)")]
     Kind(String),
     /// Bad number or duration.
     #[error("fault `{0}`: bad frame number or duration")]
@@ -109,6 +116,7 @@ impl FromStr for Fault {
             ("lying-stop", None) => FaultKind::LyingStop,
             ("deaf-stop", None) => FaultKind::DeafStop,
             ("hostile-camera", None) => FaultKind::HostileCamera,
+            ("hostile-moderation", None) => FaultKind::HostileModeration,
             (_, Some(_)) => return Err(FaultParseError::Syntax(s.into())),
             _ => return Err(FaultParseError::Kind(s.into())),
         };
@@ -244,7 +252,7 @@ mod tests {
 
     #[test]
     fn whole_run_faults_do_not_hold_back_others() {
-        for whole_run in ["hostile-caps@0", "hostile-camera@0"] {
+        for whole_run in ["hostile-caps@0", "hostile-camera@0", "hostile-moderation@0"] {
             let mut plan = FaultPlan::new(vec![
                 "hostile-bytes@100".parse().unwrap(),
                 whole_run.parse().unwrap(),

@@ -80,6 +80,8 @@ registers! {
     IrqMask = IRQ_MASK,
     /// RW: minimum microseconds between two frame-vector messages (0 = no moderation).
     IrqModerationUs = IRQ_MODERATION_US,
+    /// RW: records per frame-vector message (0 or 1: every record).
+    IrqModerationFrames = IRQ_MODERATION_FRAMES,
     /// RW (idle only): bytes per frame.
     FrameBytes = FRAME_BYTES,
     /// RO: frame period in nanoseconds for the current frame size.
@@ -165,6 +167,8 @@ bitflags! {
         const IRQ_MODERATION = regs::features::IRQ_MODERATION;
         /// The feature window and the GenICam XML are implemented.
         const CAMERA = regs::features::CAMERA;
+        /// [`Register::IrqModerationFrames`] is implemented.
+        const IRQ_MODERATION_FRAMES = regs::features::IRQ_MODERATION_FRAMES;
     }
 
     /// [`Register::Control`] bits.

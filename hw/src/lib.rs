@@ -41,7 +41,7 @@ pub const MAGIC: u32 = 0x4647_5242;
 pub const INTERFACE_MAJOR: u32 = 1;
 
 /// Interface minor version ([`regs::version::MINOR`]): compatible additions.
-pub const INTERFACE_MINOR: u32 = 1;
+pub const INTERFACE_MINOR: u32 = 2;
 
 /// Value of [`regs::VERSION`]: [`INTERFACE_MAJOR`] and [`INTERFACE_MINOR`] in their fields.
 pub const INTERFACE_VERSION: u32 = (INTERFACE_MAJOR << regs::version::MAJOR.trailing_zeros())
@@ -182,8 +182,13 @@ pub mod regs {
         /// RW: interrupt causes whose messages are suppressed (1 = masked), the bits of
         /// [`irq_status`]. Reset [`irq_status::MASK_RESET`].
         IRQ_MASK = 0x04c,
-        /// RW: minimum microseconds between two frame-vector messages (0 = no moderation).
+        /// RW: minimum microseconds between two frame-vector messages (0 = no moderation);
+        /// with [`IRQ_MODERATION_FRAMES`] above 1, the longest a published record waits for
+        /// its message.
         IRQ_MODERATION_US = 0x050,
+        /// RW (with [`features::IRQ_MODERATION_FRAMES`]): records per frame-vector message
+        /// (0 or 1: every record, under [`IRQ_MODERATION_US`]'s interval rule). Reset 0.
+        IRQ_MODERATION_FRAMES = 0x054,
         /// RW (idle only): bytes per frame, `1..=MAX_FRAME_BYTES`.
         FRAME_BYTES = 0x060,
         /// RO: time between frame starts for the current `FRAME_BYTES`, in nanoseconds.
@@ -288,6 +293,8 @@ pub mod regs {
             /// The card is a camera: a feature window and a GenICam XML
             /// ([`super::FEATURE_WINDOW_OFFSET`], [`super::XML_OFFSET`], `crate::camera`).
             CAMERA = 1 << 2,
+            /// [`super::IRQ_MODERATION_FRAMES`] is implemented (interface 1.2).
+            IRQ_MODERATION_FRAMES = 1 << 3,
         }
     }
 

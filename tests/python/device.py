@@ -25,7 +25,7 @@ for index in range(cards):
             return file.read().strip()
 
     assert attribute("card_index") == str(index), f"card_index {attribute('card_index')}"
-    assert attribute("hw_version") == "1.1", f"hw_version {attribute('hw_version')}"
+    assert attribute("hw_version") == "1.2", f"hw_version {attribute('hw_version')}"
     assert attribute("state") == "idle", f"state {attribute('state')}"
     for counter in ("frames_delivered", "frames_dropped_underrun", "bytes_delivered"):
         int(attribute(counter))

@@ -139,13 +139,22 @@ struct fgrab_detach_cmd {
 /* Largest irq_delay_us: 100 ms, the driver watchdog's period. */
 #define FGRAB_MAX_IRQ_DELAY_US 100000u
 
+/* fgrab_start_cmd.flags: irq_frames asks for one frame interrupt per that many frames. */
+#define FGRAB_START_IRQ_FRAMES (1u << 1)
+/* Largest irq_frames. */
+#define FGRAB_MAX_IRQ_FRAMES 4095u
+
 /* Payload of START. */
 struct fgrab_start_cmd {
-	uint32_t flags;        /* FGRAB_START_IRQ_DELAY or 0 */
+	uint32_t flags;        /* FGRAB_START_IRQ_DELAY, FGRAB_START_IRQ_FRAMES, both or 0 */
 	uint32_t irq_delay_us; /* with the flag: least us between two frame interrupts (0: one
 				* per frame); without it 0, and the driver moderates to half the
-				* card's frame period */
-	uint64_t reserved[9];  /* must be 0 */
+				* card's frame period. With irq_frames > 1: the longest a frame
+				* waits for its interrupt (not 0; default irq_frames periods) */
+	uint32_t irq_frames;   /* with FGRAB_START_IRQ_FRAMES: frames per interrupt (0: the
+				* driver's choice, 1: every frame); without it 0 */
+	uint32_t reserved0;    /* must be 0 */
+	uint64_t reserved[8];  /* must be 0 */
 };
 
 struct fgrab_stats {
@@ -166,6 +175,10 @@ struct fgrab_stats {
 	uint64_t frames_failed;
 	uint64_t bytes_delivered;
 	uint64_t frame_irqs;   /* frame interrupts handled */
+	/* struct_size >= 120: */
+	uint64_t frames_completed; /* frame commands completed, any result */
+	uint64_t commands;     /* URING_CMD submissions handled (SQEs) */
+	uint64_t cqes;         /* completions posted (CQEs) */
 };
 
 struct fgrab_device_info {
@@ -207,7 +220,8 @@ _Static_assert(sizeof(struct fgrab_port_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "port_c
 _Static_assert(sizeof(struct fgrab_control_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "control_cmd size");
 _Static_assert(sizeof(struct fgrab_detach_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "detach_cmd size");
 _Static_assert(sizeof(struct fgrab_frame_meta) == 32, "fgrab_frame_meta size");
-_Static_assert(sizeof(struct fgrab_stats) == 96, "fgrab_stats size");
+_Static_assert(sizeof(struct fgrab_stats) == 120, "fgrab_stats size");
+_Static_assert(sizeof(struct fgrab_start_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "start_cmd size");
 _Static_assert(sizeof(struct fgrab_device_info) == 88, "fgrab_device_info size");
 
 #endif /* FGRAB_UAPI_H */

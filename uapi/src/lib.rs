@@ -306,6 +306,13 @@ pub const START_IRQ_DELAY: u32 = 1 << 0;
 /// completes frames whose interrupt never came anyway.
 pub const MAX_IRQ_DELAY_US: u32 = 100_000;
 
+/// [`StartCmd::flags`]: [`StartCmd::irq_frames`] asks for frame interrupts moderated by
+/// count: one interrupt per that many completed frames, bounded in time (`docs/abi.md`).
+pub const START_IRQ_FRAMES: u32 = 1 << 1;
+
+/// Largest [`StartCmd::irq_frames`]: the most frames a stream may have queued.
+pub const MAX_IRQ_FRAMES: u32 = MAX_FRAMES;
+
 /// Payload of [`ops::START`] (the zeros of a [`ControlCmd`] are a valid one: the driver's
 /// defaults).
 #[repr(C)]
@@ -313,16 +320,26 @@ pub const MAX_IRQ_DELAY_US: u32 = 100_000;
     Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
 )]
 pub struct StartCmd {
-    /// [`START_IRQ_DELAY`] or zero.
+    /// [`START_IRQ_DELAY`], [`START_IRQ_FRAMES`], both or zero.
     pub flags: u32,
     /// With [`START_IRQ_DELAY`]: the least time, in microseconds, between two frame
     /// interrupts (`0`: one per frame; at most [`MAX_IRQ_DELAY_US`]). Frames completed
     /// meanwhile are reported together, at the latest this long after the first of them.
     /// Without the flag: zero, and the driver moderates to half the card's frame period
     /// (bursts coalesce, a steady stream keeps one interrupt per frame).
+    ///
+    /// With [`START_IRQ_FRAMES`] and a count above 1 this is the time bound instead: no
+    /// frame waits longer than this for its interrupt (then not 0); without
+    /// [`START_IRQ_DELAY`] the driver bounds it to `irq_frames` frame periods.
     pub irq_delay_us: u32,
+    /// With [`START_IRQ_FRAMES`]: one frame interrupt per this many completed frames
+    /// (`0`: the driver chooses a quarter of the frames attached, at most 16; `1`: every
+    /// frame; at most [`MAX_IRQ_FRAMES`]). Without the flag: zero.
+    pub irq_frames: u32,
     /// Must be zero.
-    pub reserved: [u64; 9],
+    pub reserved0: u32,
+    /// Must be zero.
+    pub reserved: [u64; 8],
 }
 
 /// Most frames one region may have, and all regions of a stream together (the card's submit
@@ -375,6 +392,16 @@ pub struct Stats {
     /// Frame interrupts the driver handled since the last start (each completes every frame
     /// the card finished since the previous one).
     pub frame_irqs: u64,
+    /// Frame commands completed since the last start, whatever their result (delivered,
+    /// failed, canceled by a stop): the divisor of the per-frame ratios below. Added with
+    /// `struct_size` 120.
+    pub frames_completed: u64,
+    /// `URING_CMD` submissions of any file the driver handled for this card since the last
+    /// start (cancel calls at ring exit are not submissions): SQEs.
+    pub commands: u64,
+    /// Completions the driver posted for them since the last start, inline and deferred:
+    /// CQEs.
+    pub cqes: u64,
 }
 
 /// Identity and capabilities of one card, as returned by [`ops::INFO`].
@@ -445,6 +472,8 @@ const _: () = {
     assert!(offset_of!(FrameMeta, region) == 28);
     assert!(size_of::<StartCmd>() == CMD_PAYLOAD_BYTES);
     assert!(offset_of!(StartCmd, irq_delay_us) == 4);
+    assert!(offset_of!(StartCmd, irq_frames) == 8);
+    assert!(offset_of!(StartCmd, reserved) == 16);
     assert!(size_of::<QueueCmd>() == CMD_PAYLOAD_BYTES);
     assert!(size_of::<PortCmd>() == CMD_PAYLOAD_BYTES);
     assert!(offset_of!(PortCmd, offset) == 8);
@@ -454,7 +483,9 @@ const _: () = {
     assert!(size_of::<FrameMeta>() == 32);
     assert!(offset_of!(FrameMeta, bytes) == 16);
     assert!(offset_of!(FrameMeta, frame) == 24);
-    assert!(size_of::<Stats>() == 96);
+    assert!(size_of::<Stats>() == 120);
+    assert!(offset_of!(Stats, frames_completed) == 96);
+    assert!(offset_of!(Stats, cqes) == 112);
     assert!(offset_of!(Stats, frame_stride) == 16);
     assert!(offset_of!(Stats, descriptors_total) == 32);
     assert!(offset_of!(Stats, frames_queued) == 44);

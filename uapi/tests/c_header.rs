@@ -27,7 +27,15 @@ fn expected() -> Vec<(&'static str, usize)> {
     all.extend(fields!("fgrab_control_cmd", ControlCmd: flags, reserved0, reserved));
     all.extend(fields!("fgrab_detach_cmd", DetachCmd: flags, region, reserved));
     all.push(("FGRAB_MAX_REGIONS", fgrab_uapi::MAX_REGIONS as usize));
-    all.extend(fields!("fgrab_start_cmd", StartCmd: flags, irq_delay_us, reserved));
+    all.extend(
+        fields!("fgrab_start_cmd", StartCmd: flags, irq_delay_us, irq_frames,
+        reserved0, reserved),
+    );
+    all.push((
+        "FGRAB_START_IRQ_FRAMES",
+        fgrab_uapi::START_IRQ_FRAMES as usize,
+    ));
+    all.push(("FGRAB_MAX_IRQ_FRAMES", fgrab_uapi::MAX_IRQ_FRAMES as usize));
     all.push((
         "FGRAB_START_IRQ_DELAY",
         fgrab_uapi::START_IRQ_DELAY as usize,
@@ -48,7 +56,8 @@ fn expected() -> Vec<(&'static str, usize)> {
         fields!("fgrab_stats", Stats: struct_size, state, frame_count, frame_bytes,
         frame_stride, region_bytes, descriptors_total, descriptors_max_per_frame,
         mapped_entries, frames_queued, frames_delivered, frames_dropped_underrun,
-        frames_dropped_other, frames_failed, bytes_delivered, frame_irqs),
+        frames_dropped_other, frames_failed, bytes_delivered, frame_irqs, frames_completed,
+        commands, cqes),
     );
     all.extend(
         fields!("fgrab_device_info", DeviceInfo: struct_size, abi_version, card_index,

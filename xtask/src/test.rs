@@ -217,9 +217,9 @@ fn suites() -> Vec<Suite> {
     // Hostile cards, direct DMA (a late write shows in the buffer): card 0 claims too many
     // bytes for a frame, card 1 has invalid capabilities (refused at probe), card 2 answers
     // a stop with idle while keeping frames, card 3 ignores its first stop; cards 4 and 5
-    // are 2 and 3 again.
+    // are 2 and 3 again; card 6 ignores its interrupt moderation.
     let mut hostile = VmConfig::test("vm-hostile");
-    hostile.cards = 6;
+    hostile.cards = 7;
     hostile.card_args = vec![
         (
             0,
@@ -258,6 +258,7 @@ fn suites() -> Vec<Suite> {
             ]
             .concat(),
         ),
+        (6, fault("hostile-moderation@0").into()),
     ];
     vec![
         Suite {

@@ -7,7 +7,7 @@
 
 use kernel::{prelude::*, sync::Arc};
 
-use super::{Attached, Held, Stream};
+use super::{Attached, Held, StartModeration, Stream};
 use crate::{
     abstractions::page_frame::PageFrame, domain::region::Region, hardware::regs::Registers,
 };
@@ -40,7 +40,7 @@ impl Stream {
             for index in 0..attached.first()?.region().frame_count() {
                 attached.queue_waiter(engine, regs, index)?;
             }
-            self.start(regs, owner, None)
+            self.start(regs, owner, StartModeration::DEFAULT)
         })();
         if result.is_err() {
             if let Some(attached) = self.attached.take() {

@@ -41,10 +41,11 @@ impl Device {
             Register::RingMaxEntries => RING_MAX_ENTRIES,
             Register::MaxFrameSlots => MAX_FRAME_SLOTS,
             Register::TimestampHz => TIMESTAMP_HZ,
-            Register::Features => {
-                (Features::COMPLETION_WRITEBACK | Features::IRQ_MODERATION | Features::CAMERA)
-                    .bits()
-            }
+            Register::Features => (Features::COMPLETION_WRITEBACK
+                | Features::IRQ_MODERATION
+                | Features::CAMERA
+                | Features::IRQ_MODERATION_FRAMES)
+                .bits(),
             Register::FeatureWindowOffset if hostile_camera => 0xfffc,
             Register::FeatureWindowSize if hostile_camera => 0x1_0000,
             Register::XmlOffset if hostile_camera => 0x7ffe,
@@ -67,6 +68,7 @@ impl Device {
             Register::IrqStatus => st.irq_status.bits(),
             Register::IrqMask => st.irq_mask.bits(),
             Register::IrqModerationUs => st.moderation_us,
+            Register::IrqModerationFrames => st.moderation_frames,
             Register::FrameBytes => st.frame_bytes,
             Register::FramePeriodNs => st.period_ns,
             Register::TimestampLo => {
@@ -121,6 +123,7 @@ impl Device {
                 }
             }
             Register::IrqModerationUs => st.moderation_us = value,
+            Register::IrqModerationFrames => st.moderation_frames = value,
             Register::FrameBytes if idle => {
                 if (1..=MAX_FRAME_BYTES).contains(&value) {
                     st.frame_bytes = value;

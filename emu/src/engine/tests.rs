@@ -708,3 +708,87 @@ fn camera_frame_rate_sets_the_period() {
         crate::camera::XML.len()
     );
 }
+
+/// Streams `frames` frames of 64 bytes with moderation by `count` records and `us`
+/// microseconds, consumes their records, and returns the frame-vector messages sent once
+/// every record is published (plus `settle` for the time rule to act).
+fn moderated_messages(rig: &mut Rig, frames: u32, count: u32, us: u32, settle: Duration) -> u64 {
+    rig.set(Register::IrqModerationFrames, count);
+    rig.set(Register::IrqModerationUs, us);
+    assert_eq!(rig.reg(Register::IrqModerationFrames), count);
+    for cookie in 0..frames {
+        rig.submit(
+            cookie,
+            &[desc(BUFFERS + u64::from(cookie) * 0x1000, 64, true)],
+        );
+    }
+    rig.enable();
+    let records = rig.completions(frames);
+    assert!(records.iter().all(|r| status(r) == CompletionStatus::Ok));
+    std::thread::sleep(settle);
+    rig.irq_count(VECTOR_FRAME)
+}
+
+#[test]
+fn moderation_by_count_sends_one_message_per_count_of_records() {
+    let mut rig = Rig::new(64, Duration::from_millis(1), &[]);
+    assert_ne!(
+        rig.reg(Register::Features) & Features::IRQ_MODERATION_FRAMES.bits(),
+        0
+    );
+    // A time bound far beyond the test: only the count sends messages.
+    let messages = moderated_messages(&mut rig, 12, 4, 60_000_000, Duration::ZERO);
+    assert_eq!(messages, 3, "12 records, one message per 4");
+}
+
+#[test]
+fn moderation_time_bound_sends_what_the_count_holds_back() {
+    let mut rig = Rig::new(64, Duration::from_millis(1), &[]);
+    // 6 records with a count of 4: one message by count; the last 2 wait for the bound.
+    let sent = moderated_messages(&mut rig, 6, 4, 20_000, Duration::ZERO);
+    assert!(
+        sent <= 1,
+        "{sent} messages before the time bound of the last two records"
+    );
+    let mut total = sent;
+    rig.wait_until("the time bound's message", |rig| {
+        total += rig.irq_count(VECTOR_FRAME);
+        total >= 2
+    });
+    std::thread::sleep(Duration::from_millis(60));
+    total += rig.irq_count(VECTOR_FRAME);
+    assert_eq!(total, 2, "one message by count, one by the time bound");
+    assert_eq!(
+        rig.reg(Register::IrqStatus) & IrqCause::FRAME_DONE.bits(),
+        1
+    );
+}
+
+#[test]
+fn moderation_count_without_time_bound_signals_every_record() {
+    let mut rig = Rig::new(64, Duration::from_millis(1), &[]);
+    // A count alone could hold records back forever: it is ignored.
+    let messages = moderated_messages(&mut rig, 5, 4, 0, Duration::from_millis(30));
+    assert_eq!(messages, 5);
+}
+
+#[test]
+fn moderation_count_is_cleared_by_reset() {
+    let rig = Rig::new(64, Duration::from_millis(1), &[]);
+    rig.set(Register::IrqModerationFrames, 16);
+    assert_eq!(rig.reg(Register::IrqModerationFrames), 16);
+    rig.device.reset_and_wait();
+    assert_eq!(rig.reg(Register::IrqModerationFrames), 0);
+    assert_eq!(rig.reg(Register::IrqModerationUs), 0);
+}
+
+#[test]
+fn hostile_moderation_signals_every_record_whatever_the_registers_say() {
+    let mut rig = Rig::new(64, Duration::from_millis(1), &["hostile-moderation@0"]);
+    assert_ne!(
+        rig.reg(Register::Features) & Features::IRQ_MODERATION_FRAMES.bits(),
+        0
+    );
+    let messages = moderated_messages(&mut rig, 8, 4, 60_000_000, Duration::from_millis(30));
+    assert_eq!(messages, 8);
+}

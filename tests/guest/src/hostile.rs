@@ -39,10 +39,11 @@ pub fn hostile_capabilities() -> TestResult {
         }
     }
     cards.sort();
-    // Six cards: the suite's four, and two more for `hostile-regions-*`.
+    // Seven cards: the suite's four, two more for `hostile-regions-*`, one for
+    // `hostile-moderation`.
     ensure!(
-        cards.len() == 6,
-        "expected 6 cards on the bus, found {cards:?}"
+        cards.len() == 7,
+        "expected 7 cards on the bus, found {cards:?}"
     );
     let unbound: Vec<&String> = cards
         .iter()
@@ -77,6 +78,7 @@ pub fn hostile_capabilities() -> TestResult {
         "/dev/fgrab2",
         "/dev/fgrab3",
         "/dev/fgrab4",
+        "/dev/fgrab5",
     ] {
         ensure!(
             std::path::Path::new(node).exists(),
@@ -84,8 +86,8 @@ pub fn hostile_capabilities() -> TestResult {
         );
     }
     ensure!(
-        !std::path::Path::new("/dev/fgrab5").exists(),
-        "a sixth card node exists"
+        !std::path::Path::new("/dev/fgrab6").exists(),
+        "a seventh card node exists"
     );
     harness::info(&format!(
         "{refused} (hostile capabilities) is on the bus, unbound, and the log names each bad register"

@@ -15,6 +15,7 @@ mod fuzz;
 mod harness;
 mod hostile;
 mod init;
+mod moderation;
 mod nonroot;
 #[path = "../../../emu/src/pattern.rs"]
 #[allow(dead_code)]

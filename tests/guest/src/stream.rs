@@ -254,7 +254,7 @@ pub fn stream_sysfs() -> TestResult {
         sysfs("state")?
     );
     ensure!(
-        sysfs("hw_version")? == "1.1",
+        sysfs("hw_version")? == "1.2",
         "hw_version: {}",
         sysfs("hw_version")?
     );
@@ -568,7 +568,7 @@ pub fn stream_irq_moderation() -> TestResult {
         ),
         (
             fgrab_uapi::StartCmd {
-                flags: 2,
+                flags: 1 << 2,
                 ..fgrab_uapi::StartCmd::new_zeroed()
             },
             "an unknown flag",

@@ -319,13 +319,17 @@ impl Streamer {
     /// Sends a control command (`START`, `STOP`, `DETACH`) and returns its result; frame
     /// completions arriving meanwhile are checked (and queued again after a `START`).
     pub fn control(&mut self, op: u32) -> Result<i32, String> {
+        self.control_with(op, ControlCmd::new_zeroed().as_bytes())
+    }
+
+    /// [`Self::control`] with the command's payload (a `StartCmd`, say).
+    pub fn control_with(&mut self, op: u32, payload: &[u8]) -> Result<i32, String> {
         if op == ops::START {
             self.requeue = true;
         } else if op == ops::STOP || op == ops::DETACH {
             self.requeue = false;
         }
-        self.ring
-            .submit(op, ControlCmd::new_zeroed().as_bytes(), None, CONTROL)?;
+        self.ring.submit(op, payload, None, CONTROL)?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             ensure!(

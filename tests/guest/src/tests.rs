@@ -2,8 +2,8 @@
 
 use crate::harness::{self, TestResult};
 use crate::{
-    attach, camera, cancel, client, copy_path, ensure, faults, fuzz, hostile, nonroot, regions,
-    regions_shared, removal, shared_api, soak, stream, teardown,
+    attach, camera, cancel, client, copy_path, ensure, faults, fuzz, hostile, moderation, nonroot,
+    regions, regions_shared, removal, shared_api, soak, stream, teardown,
 };
 use fgrab::Card;
 use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo};
@@ -142,6 +142,7 @@ pub const ALL: &[Test] = &[
     control("stream-sysfs", stream::stream_sysfs),
     // The card moderates its interrupts the same whichever way DMA goes.
     control("stream-irq-moderation", stream::stream_irq_moderation),
+    control("stream-irq-frames", moderation::stream_irq_frames),
     data("stream-ioctl", stream::stream_ioctl),
     data("stream-read", stream::stream_read),
     // Memory-cgroup charging of the copy path's frames does not depend on how DMA goes.
@@ -185,6 +186,11 @@ pub const ALL: &[Test] = &[
         "hostile-regions-lying-stop",
         Scope::Suite("vm-hostile"),
         regions::hostile_regions_lying_stop,
+    ),
+    test(
+        "hostile-moderation",
+        Scope::Suite("vm-hostile"),
+        moderation::hostile_moderation,
     ),
     test(
         "hostile-regions-deaf-stop",
