@@ -19,6 +19,7 @@ mod nonroot;
 #[path = "../../../emu/src/pattern.rs"]
 #[allow(dead_code)]
 mod pattern;
+mod record;
 mod regions;
 #[path = "../../../emu/src/regs.rs"]
 #[allow(dead_code)]
