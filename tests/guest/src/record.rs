@@ -328,7 +328,14 @@ pub fn record_cli() -> TestResult {
     std::fs::create_dir_all(MOUNT).map_err(err)?;
     sys::mount_with("tmpfs", MOUNT, "tmpfs", 0, "size=512k").map_err(err)?;
     let full = Command::new("/bin/fgrab")
-        .args(["capture", "--frames", "100", "--frame-bytes", "65543", "--output"])
+        .args([
+            "capture",
+            "--frames",
+            "100",
+            "--frame-bytes",
+            "65543",
+            "--output",
+        ])
         .arg(format!("{MOUNT}/frames.raw"))
         .args(["--index", "/tmp/record-cli-full.idx"])
         .output()
