@@ -356,3 +356,42 @@ pub fn record_cli() -> TestResult {
     ));
     Ok(())
 }
+
+/// `cargo xtask bench`'s recording jobs (on the fast kernel, `xtask/src/bench_record.rs`):
+/// the disk's own sequential write rate before and after, the recorder and its `read()` +
+/// `write()` peer, each frame size in turn, all onto the virtio disk.
+pub fn bench_record() -> TestResult {
+    let runtime = std::env::var("fgrab_bench_runtime").unwrap_or_else(|_| "2".into());
+    for bs in ["1M", "4M"] {
+        for (name, engine) in [
+            ("disk-write", "disk-write"),
+            ("record", "record"),
+            ("record-copy", "record-copy"),
+            ("disk-write-after", "disk-write"),
+        ] {
+            let output = Command::new("/bin/fgrab-bench")
+                .args([
+                    format!("--name={name}-{bs}"),
+                    format!("--ioengine={engine}"),
+                    format!("--bs={bs}"),
+                    "--iodepth=8".into(),
+                    format!("--target={DISK}"),
+                    format!("--runtime={runtime}"),
+                    "--output-format=json".into(),
+                ])
+                .output()
+                .map_err(|error| format!("fgrab-bench: {error}"))?;
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            ensure!(
+                output.status.success(),
+                "fgrab-bench {name}-{bs}: {} {}",
+                stdout.trim(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+            for line in stdout.lines() {
+                harness::info(&format!("bench-record-json {line}"));
+            }
+        }
+    }
+    Ok(())
+}

@@ -244,6 +244,7 @@ pub const ALL: &[Test] = &[
     ),
     // `cargo xtask bench` runs it on the fast kernel.
     test("bench", Scope::Manual, bench),
+    test("bench-record", Scope::Manual, record::bench_record),
     test("selftest-fail", Scope::Manual, selftest_fail),
     test("selftest-warn", Scope::Manual, selftest_warn),
 ];
