@@ -183,6 +183,19 @@ struct InFlight {
 
 /// Records a [`Stream`] into a file: [`Recorder::create`], then [`Recorder::record`].
 ///
+/// ```no_run
+/// use fgrab::{Buffer, Card, Geometry, RecordOptions, Recorder};
+///
+/// # fn main() -> fgrab::Result<()> {
+/// let geometry = Geometry::new(4 << 20, 8); // aligned frames: O_DIRECT where the file allows
+/// let mut stream = Card::open("/dev/fgrab0")?.attach(Buffer::allocate(32 << 20)?, geometry)?;
+/// let mut recorder = Recorder::create(&stream, "frames.raw", RecordOptions::default().frames(1000))?;
+/// println!("writing: {}", recorder.mode()); // O_DIRECT (...) or buffered (why)
+/// let summary = recorder.record(&mut stream, |p| eprintln!("{} frames", p.frames))?;
+/// println!("{} frames, index in {:?}", summary.progress.frames, summary.index_path);
+/// # Ok(()) }
+/// ```
+///
 /// Only for the exclusive [`Stream`] (its ring and its fixed buffer 0 carry the writes).
 #[derive(Debug)]
 pub struct Recorder {
