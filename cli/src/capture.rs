@@ -105,10 +105,10 @@ pub fn run(args: &CaptureArgs) -> Result<(), String> {
         );
     }
     eprintln!(
-        "{}{frames} frames ({:.1} MB) in {elapsed:.2} s: {:.1} MB/s, {} dropped by the card, {} failed",
+        "{}{frames} frames ({:.1} MB) in {elapsed:.2} s: {:.3} GB/s, {} dropped by the card, {} failed",
         if terminal { "\r" } else { "" },
         bytes as f64 / 1e6,
-        bytes as f64 / elapsed / 1e6,
+        bytes as f64 / elapsed / 1e9,
         stats.frames_dropped_underrun + stats.frames_dropped_other,
         stats.frames_failed
     );
