@@ -358,10 +358,36 @@ pub fn record_cli() -> TestResult {
 }
 
 /// `cargo xtask bench`'s recording jobs (on the fast kernel, `xtask/src/bench_record.rs`):
-/// the disk's own sequential write rate before and after, the recorder and its `read()` +
-/// `write()` peer, each frame size in turn, all onto the virtio disk.
+/// the disk filled once, then per frame size the disk's own sequential write rate before
+/// and after, the recorder and its `read()` + `write()` peer, all onto the virtio disk.
 pub fn bench_record() -> TestResult {
     let runtime = std::env::var("fgrab_bench_runtime").unwrap_or_else(|_| "2".into());
+    // The host allocates the sparse image's blocks on first write, far slower than
+    // rewriting them: fill the disk once, so that every measured job rewrites.
+    let fill = Command::new("/bin/fgrab-bench")
+        .args([
+            "--name=disk-fill",
+            "--ioengine=disk-write",
+            "--bs=4M",
+            "--iodepth=8",
+            &format!("--target={DISK}"),
+            "--runtime=600",
+        ])
+        .output()
+        .map_err(|error| format!("fgrab-bench: {error}"))?;
+    ensure!(
+        fill.status.success(),
+        "filling {DISK}: {}",
+        String::from_utf8_lossy(&fill.stderr).trim()
+    );
+    harness::info(&format!(
+        "disk filled once before measuring: {}",
+        String::from_utf8_lossy(&fill.stdout)
+            .lines()
+            .nth(1)
+            .unwrap_or("")
+            .trim()
+    ));
     for bs in ["1M", "4M"] {
         for (name, engine) in [
             ("disk-write", "disk-write"),
