@@ -239,6 +239,8 @@ impl Recorder {
             })?;
         let geometry = stream.geometry();
         let mode = if options.direct {
+            // A frame without an address (no buffer: never for an attached stream) counts
+            // as misaligned, so that it can only lead to buffered writes.
             let addresses =
                 (0..geometry.count()).map(|index| stream.frame_address(index).unwrap_or(1));
             match alignment::probe(&file)
