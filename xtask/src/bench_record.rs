@@ -119,7 +119,7 @@ fn render(jobs: &[Figures]) -> String {
             0.0
         };
         let mut line = format!(
-            "- {bs}: recording {:.0}% of the disk's own rate ({:.1} of {limit:.1} MB/s; target \
+            "- {bs}: recording {:.1}% of the disk's own rate ({:.1} of {limit:.1} MB/s; target \
              {:.0}%: {})",
             100.0 * share,
             record.mb_per_s,
@@ -169,7 +169,7 @@ mod tests {
             "{table}"
         );
         assert!(
-            table.contains("- 1M: recording 92% of the disk's own rate (185.0 of 200.0 MB/s; target 90%: met); the read() + write() peer 45%"),
+            table.contains("- 1M: recording 92.5% of the disk's own rate (185.0 of 200.0 MB/s; target 90%: met); the read() + write() peer 45%"),
             "{table}"
         );
     }
