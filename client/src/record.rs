@@ -381,8 +381,15 @@ impl Recorder {
         }
         let elapsed_progress = run.progress(started);
         if run.failure.is_none() {
-            if let Err(source) = self.file.sync_data() {
-                run.failure = Some(self.write_error("syncing", source));
+            match self.file.sync_data() {
+                // Special files without synchronization (`/dev/null`, pipes) say so with
+                // EINVAL or EROFS (fsync(2)): nothing was buffered to make durable.
+                Err(source)
+                    if !matches!(source.raw_os_error(), Some(libc::EINVAL | libc::EROFS)) =>
+                {
+                    run.failure = Some(self.write_error("syncing", source));
+                }
+                _ => {}
             }
         }
         self.index.entries.sort_by_key(|entry| entry.sequence);

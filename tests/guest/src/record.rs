@@ -323,6 +323,20 @@ pub fn record_cli() -> TestResult {
         "{} frames indexed; output: {stderr}",
         index.entries.len()
     );
+    // The default output, /dev/null: no sync to make, no index next to it.
+    let null = Command::new("/bin/fgrab")
+        .args(["capture", "--frames", "20"])
+        .output()
+        .map_err(err)?;
+    ensure!(
+        null.status.success(),
+        "fgrab capture to /dev/null: {}",
+        String::from_utf8_lossy(&null.stderr)
+    );
+    ensure!(
+        !std::path::Path::new("/dev/null.idx").exists(),
+        "fgrab capture wrote an index next to /dev/null"
+    );
     // Unaligned frames to a tmpfs too small for them.
     const MOUNT: &str = "/tmp/record-cli-tiny";
     std::fs::create_dir_all(MOUNT).map_err(err)?;
