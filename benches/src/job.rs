@@ -75,6 +75,10 @@ pub struct Job {
     pub frames: Option<u64>,
     /// ... or after this long.
     pub runtime: Duration,
+    /// A recording job (`record.rs`) instead of a frame path.
+    pub record: Option<crate::record::RecordEngine>,
+    /// File or block device a recording job writes.
+    pub target: Option<String>,
 }
 
 impl Default for Job {
@@ -91,6 +95,8 @@ impl Default for Job {
             offset: 0,
             frames: None,
             runtime: Duration::from_secs(3),
+            record: None,
+            target: None,
         }
     }
 }
@@ -121,7 +127,14 @@ impl Job {
         match key {
             "name" => self.name = value.into(),
             "filename" | "device" => self.device = value.into(),
-            "ioengine" | "engine" => self.engine = Engine::parse(value)?,
+            "ioengine" | "engine" => match crate::record::RecordEngine::parse(value) {
+                Some(record) => self.record = Some(record),
+                None => {
+                    self.engine = Engine::parse(value)?;
+                    self.record = None;
+                }
+            },
+            "target" => self.target = Some(value.into()),
             "bs" | "frame-size" => {
                 self.frame_bytes =
                     u32::try_from(number(value)?).map_err(|_| format!("frame size {value}"))?

@@ -3,7 +3,7 @@
 //! ```text
 //! fgrab-bench [--name NAME] [--filename /dev/fgrab0] [--ioengine uring|uring-sqpoll|read|ioctl]
 //!             [--bs 4M] [--iodepth 8] [--iodepth_batch 4] [--backing 4k|huge] [--offset 0]
-//!             [--defer_taskrun 1|0]
+//!             [--defer_taskrun 1|0] [--ioengine record|record-copy|disk-write --target PATH]
 //!             [--number_ios N | --runtime 3] [--output-format human|json] [JOBFILE]
 //! ```
 //!
@@ -16,6 +16,7 @@
 mod engines;
 mod job;
 mod measure;
+mod record;
 
 use job::{parse_job_file, Job};
 use serde::Serialize;
@@ -71,6 +72,19 @@ fn run(args: &[String]) -> Result<(), String> {
         None => vec![base],
     };
     for job in &jobs {
+        if let Some(engine) = job.record {
+            let figures =
+                record::run(job, engine).map_err(|error| format!("job {}: {error}", job.name))?;
+            println!(
+                "{}",
+                if json {
+                    figures.json()
+                } else {
+                    figures.human()
+                }
+            );
+            continue;
+        }
         let info = engines::info(&job.device)?;
         let mut outcome =
             engines::run(job, &info).map_err(|error| format!("job {}: {error}", job.name))?;

@@ -57,8 +57,10 @@ pub enum Command {
     /// Stream frames from a card into a file, with a progress line every second.
     ///
     /// The frames go into a buffer `capture` allocates (huge pages when available), each
-    /// written to `--output` as it completes. Without `--frames` or `--seconds`, 100 frames
-    /// are captured; with both, whichever limit comes first ends the capture.
+    /// written to `--output` as it completes by an io_uring write from that buffer (no copy
+    /// in user space; O_DIRECT when the frames meet the file's alignment, else buffered),
+    /// with a frame index in `FILE.idx`. Without `--frames` or `--seconds`, 100 frames are
+    /// captured; with both, whichever limit comes first ends the capture.
     Capture(CaptureArgs),
 }
 
@@ -88,9 +90,16 @@ pub struct CaptureArgs {
     /// Stop after this many seconds (fractions allowed, e.g. 0.5).
     #[arg(long, value_name = "S", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub seconds: Option<Duration>,
-    /// File the frames are written to, one after another.
+    /// File (or block device) the frames are written to, one after another.
     #[arg(short, long, value_name = "FILE", default_value = "/dev/null")]
     pub output: PathBuf,
+    /// Where the frame index goes (default: FILE.idx; none for a character device such as
+    /// /dev/null).
+    #[arg(long, value_name = "PATH")]
+    pub index: Option<PathBuf>,
+    /// Write through the page cache even where O_DIRECT is possible.
+    #[arg(long)]
+    pub buffered: bool,
     /// Bytes per frame (default: the sensor's frame size). Suffixes k, M, G (powers of 1024)
     /// and 0x hex are accepted.
     #[arg(long, value_name = "BYTES", value_parser = parse_frame_bytes, allow_negative_numbers = true)]

@@ -1,9 +1,9 @@
-//! `fgrab capture`: stream frames into a file with a progress line.
+//! `fgrab capture`: record frames into a file (`fgrab::Recorder`) with a progress line.
 
 use crate::args::CaptureArgs;
-use fgrab::{Buffer, Geometry, Options};
-use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use fgrab::{Buffer, Geometry, Options, Progress, RecordOptions, Recorder};
+use std::io::IsTerminal;
+use std::os::unix::fs::FileTypeExt;
 
 /// Frames captured when neither `--frames` nor `--seconds` is given.
 const DEFAULT_FRAMES: u64 = 100;
@@ -50,61 +50,60 @@ pub fn run(args: &CaptureArgs) -> Result<(), String> {
             _ => format!("{node}: {error}"),
         })?;
     let output_name = args.output.display();
-    let mut output =
-        std::fs::File::create(&args.output).map_err(|error| format!("{output_name}: {error}"))?;
     let frame_limit = match (args.frames, args.seconds) {
         (None, None) => Some(DEFAULT_FRAMES),
         (frames, _) => frames,
     };
+    // A character device (the default /dev/null) gets no index next to it.
+    let character_device =
+        std::fs::metadata(&args.output).is_ok_and(|metadata| metadata.file_type().is_char_device());
+    let mut record_options = RecordOptions::default()
+        .direct(!args.buffered)
+        .write_index(args.index.is_some() || !character_device);
+    record_options.frames = frame_limit;
+    record_options.duration = args.seconds;
+    record_options.index = args.index.clone();
+    let mut recorder = Recorder::create(&stream, &args.output, record_options)
+        .map_err(|error| error.to_string())?;
     eprintln!(
         "capturing {} frames of {frame_bytes} bytes ({} queued, {} memory) to {output_name}",
         frame_limit.map_or("unlimited".to_string(), |n| n.to_string()),
         args.queue_depth,
         if huge { "huge page" } else { "regular" },
     );
-    stream.start().map_err(|error| format!("{node}: {error}"))?;
+    eprintln!("writing: {}", recorder.mode());
     let terminal = std::io::stderr().is_terminal();
-    let started = Instant::now();
-    let mut next = started + Duration::from_secs(1);
-    let (mut frames, mut bytes) = (0u64, 0u64);
-    loop {
-        if frame_limit.is_some_and(|n| frames >= n)
-            || args.seconds.is_some_and(|limit| started.elapsed() >= limit)
-        {
-            break;
+    let progress = |progress: &Progress| {
+        let line = format!(
+            "  {} frames, {:.1} MB/s, {} dropped",
+            progress.frames,
+            progress.bytes as f64 / progress.elapsed.as_secs_f64().max(1e-9) / 1e6,
+            progress.dropped
+        );
+        // On a terminal the progress line rewrites itself; in a log, one line each.
+        if terminal {
+            eprint!("\r{line}   ");
+        } else {
+            eprintln!("{line}");
         }
-        {
-            let Some(frame) = stream
-                .next_frame(Some(Duration::from_secs(2)))
-                .map_err(|error| format!("{node}: {error}"))?
-            else {
-                return Err(format!("{node}: no frame for 2 s"));
-            };
-            output
-                .write_all(&frame)
-                .map_err(|error| format!("{output_name}: {error}"))?;
-            frames += 1;
-            bytes += frame.len() as u64;
-        } // the frame goes back to the card here
-        if Instant::now() >= next {
-            let elapsed = started.elapsed().as_secs_f64();
-            let line = format!(
-                "  {frames} frames, {:.3} GB/s, {} dropped",
-                bytes as f64 / elapsed / 1e9,
-                stream.counters().dropped
-            );
-            // On a terminal the progress line rewrites itself; in a log, one line each.
-            if terminal {
-                eprint!("\r{line}   ");
-            } else {
-                eprintln!("{line}");
-            }
-            next += Duration::from_secs(1);
-        }
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    stream.stop().map_err(|error| format!("{node}: {error}"))?;
+    };
+    let summary = recorder
+        .record(&mut stream, progress)
+        .map_err(|error| match error {
+            fgrab::Error::DiskFull { .. } | fgrab::Error::Record { .. } => error.to_string(),
+            error => format!("{node}: {error}"),
+        })?;
+    let (frames, bytes) = (summary.progress.frames, summary.progress.bytes);
+    let elapsed = summary.progress.elapsed.as_secs_f64();
     let stats = stream.stats().map_err(|error| format!("{node}: {error}"))?;
+    if let Some(index) = &summary.index_path {
+        eprintln!(
+            "{}index: {} ({} frames)",
+            if terminal { "\r" } else { "" },
+            index.display(),
+            recorder.index().entries.len()
+        );
+    }
     eprintln!(
         "{}{frames} frames ({:.1} MB) in {elapsed:.2} s: {:.3} GB/s, {} dropped by the card, {} failed",
         if terminal { "\r" } else { "" },

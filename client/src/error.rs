@@ -127,6 +127,36 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A recording's output or its index could not be opened, written or synced
+    /// ([`crate::Recorder`]). The stream was stopped; frames written before are in the index.
+    #[error("{}: {what}: {source}", path.display())]
+    Record {
+        /// The data file or the index.
+        path: PathBuf,
+        /// Which step.
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The device holding a recording is full (`ENOSPC`, or a write that wrote nothing):
+    /// the stream was stopped, every write in flight completed, and the index lists
+    /// exactly the frames whose bytes all reached the file.
+    #[error(
+        "{}: no space left on the device after {frames} frames ({bytes} bytes); {}",
+        path.display(),
+        if *index_written { "the index lists them" } else { "the index could not be written either" }
+    )]
+    DiskFull {
+        /// The data file.
+        path: PathBuf,
+        /// Frames written whole.
+        frames: u64,
+        /// Their bytes.
+        bytes: u64,
+        /// Whether the index file was written (it may be on the same full device; it is
+        /// also in [`crate::Recorder::index`]).
+        index_written: bool,
+    },
     /// The driver speaks another ABI version than this library.
     #[error("driver ABI version {driver}, library expects {library}")]
     AbiMismatch {

@@ -30,6 +30,7 @@ mod error;
 mod extents;
 mod features;
 pub mod raw;
+mod record;
 mod regions;
 mod shared;
 mod stream;
@@ -46,6 +47,10 @@ pub use fgrab_uapi as uapi;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeExamples;
+pub use record::{
+    Index, IndexEntry, Progress, RecordOptions, RecordSummary, Recorder, WriteMode, INDEX_DIRECT,
+    INDEX_HEADER_BYTES, INDEX_MAGIC, INDEX_RECORD_BYTES, INDEX_VERSION,
+};
 pub use regions::{RegionFrame, RegionId, Regions, SharedRegions};
 #[cfg(feature = "tokio")]
 pub use shared::AsyncFrames;

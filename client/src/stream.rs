@@ -3,7 +3,7 @@
 use crate::buffer::Buffer;
 use crate::features::Features;
 use crate::raw;
-use crate::uring::{Completion, Uring, ATTACH};
+use crate::uring::{written_frame, Completion, Uring, ATTACH, WRITE_TAG};
 use crate::{Error, Result};
 use fgrab_uapi::{FrameMeta, Stats};
 use io_uring::squeue;
@@ -206,6 +206,9 @@ pub struct Stream<'a> {
     /// The attach command's result once it completed (`-ENODEV`: the card went away).
     attach_result: Option<i32>,
     options: Options,
+    /// Completions of a recorder's file writes (`record.rs`), kept for it whichever wait
+    /// reaped them.
+    writes: Vec<Completion>,
 }
 
 /// A failed [`Stream::attach`], with what can be given back.
@@ -278,6 +281,7 @@ impl<'a> Stream<'a> {
             queued: 0,
             attach_result: None,
             options,
+            writes: Vec::new(),
         };
         match stream.attach_region(attach) {
             Ok(()) => Ok(stream),
@@ -446,6 +450,10 @@ impl<'a> Stream<'a> {
             self.attached = false;
             self.streaming = false;
             self.attach_result = Some(completion.res);
+            return;
+        }
+        if written_frame(completion.user_data).is_some() {
+            self.writes.push(completion);
             return;
         }
         let Ok(index) = u32::try_from(completion.user_data) else {
@@ -689,7 +697,7 @@ impl<'a> Stream<'a> {
     }
 
     /// Hands out the oldest filled frame, if any.
-    fn pop_ready(&mut self) -> Option<FrameInfo> {
+    pub(crate) fn pop_ready(&mut self) -> Option<FrameInfo> {
         let index = self.ready.pop_front()?;
         self.states[index as usize] = State::Held;
         let meta = self.metas[index as usize];
@@ -716,6 +724,52 @@ impl<'a> Stream<'a> {
     pub(crate) fn release_and_submit(&mut self, index: u32) -> Result<()> {
         self.release(index)?;
         self.submit_if_card_low()
+    }
+
+    // The recorder's access (`record.rs`): it writes held frames to a file with
+    // `IORING_OP_WRITE_FIXED` on this ring, from fixed buffer 0 (the frames' span), and
+    // releases each frame only once its write completed.
+
+    /// Where held frame `index`'s whole slot (`frame_bytes`, filled or not) is.
+    pub(crate) fn held_slot(&self, index: u32) -> Option<(*const u8, usize)> {
+        if self.states.get(index as usize) != Some(&State::Held) {
+            return None;
+        }
+        let len = self.geometry.frame_bytes as usize;
+        let bytes = self
+            .buffer
+            .as_ref()?
+            .bytes(self.geometry.frame_offset(index), len)?;
+        Some((bytes.as_ptr(), len))
+    }
+
+    /// Address of frame `index`'s first byte (held or not), for alignment checks.
+    pub(crate) fn frame_address(&self, index: u32) -> Option<usize> {
+        let buffer = self.buffer.as_ref()?;
+        let offset = self.geometry.frame_offset(index);
+        buffer.bytes(offset, 0).map(|bytes| bytes.as_ptr() as usize)
+    }
+
+    /// Writes `entry` (a file write from fixed buffer 0) to the ring, tagged as the write of
+    /// frame `index`; the next wait submits it.
+    pub(crate) fn push_write(&mut self, index: u32, entry: squeue::Entry) -> Result<()> {
+        let entry = squeue::Entry128::from(entry).user_data(WRITE_TAG | u64::from(index));
+        self.ring.push(entry)
+    }
+
+    /// Completions of writes reaped so far (by any wait of the stream).
+    pub(crate) fn take_writes(&mut self) -> Vec<Completion> {
+        std::mem::take(&mut self.writes)
+    }
+
+    /// Submits what was written to the ring, waits up to `timeout` for a completion of any
+    /// kind and books what came.
+    pub(crate) fn wait_any(&mut self, timeout: Duration) -> Result<()> {
+        self.ring.submit()?;
+        for completion in self.ring.reap(1, Some(timeout))? {
+            self.handle(completion);
+        }
+        Ok(())
     }
 
     /// The region's end could not be confirmed: the card may still write frames, and the

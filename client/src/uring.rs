@@ -21,6 +21,20 @@ const COMMAND_TAG: u64 = 1 << 63;
 /// `user_data` of the attach command (command tags stop one short of it).
 pub(crate) const ATTACH: u64 = u64::MAX;
 
+/// `user_data` of a recorder's file writes (`record.rs`) is this bit plus the frame index:
+/// disjoint from frames (below 2^32), command tags (their counter stays below this bit)
+/// and [`ATTACH`].
+pub(crate) const WRITE_TAG: u64 = 1 << 62;
+
+/// The frame index of a recorder's write completion, `None` for any other `user_data`.
+pub(crate) fn written_frame(user_data: u64) -> Option<u32> {
+    if user_data & WRITE_TAG == 0 || user_data & !(WRITE_TAG | u64::from(u32::MAX)) != 0 {
+        return None;
+    }
+    // CAST: the mask above leaves 32 bits.
+    Some(user_data as u32)
+}
+
 /// How long a one-shot command may take before the library gives up on it.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -264,7 +278,7 @@ impl Uring {
 
     /// A fresh `user_data` for a one-shot command.
     pub(crate) fn command_tag(&mut self) -> u64 {
-        self.next_command = (self.next_command + 1) % (COMMAND_TAG - 1);
+        self.next_command = (self.next_command + 1) % WRITE_TAG;
         COMMAND_TAG | self.next_command
     }
 

@@ -101,6 +101,9 @@ pub fn run(flags: &[String]) -> Result<()> {
         .unwrap_or("2")
         .to_string();
     let iommu = flags.iter().any(|flag| flag == "--iommu");
+    if flags.iter().any(|flag| flag == "--record-only") {
+        return record_only(&env, &runtime);
+    }
     let artifacts = vm::prepare(&env, kernel::Profile::Fast)?;
     let mut config = VmConfig::test(if iommu { "bench-iommu" } else { "bench" });
     config.iommu = iommu;
@@ -129,7 +132,9 @@ pub fn run(flags: &[String]) -> Result<()> {
             streams.len()
         );
     }
-    let table = render(&jobs, &streams, iommu);
+    let mut table = render(&jobs, &streams, iommu);
+    table.push('\n');
+    table.push_str(&crate::bench_record::run(&env, &runtime)?);
     println!("{table}");
     let results = env.root.join("benches/RESULTS.md");
     std::fs::write(&results, &table)?;
@@ -322,6 +327,17 @@ fn verdicts(jobs: &[Figures], streams: &[Stream]) -> String {
          short jobs. The same code and ratios on real hardware remain to be measured.\n",
     );
     out
+}
+
+/// `cargo xtask bench --record-only`: the recording jobs alone, written to
+/// `benches/RECORD.md` (the README keeps the last full run).
+fn record_only(env: &paths::Env, runtime: &str) -> Result<()> {
+    let table = crate::bench_record::run(env, runtime)?;
+    println!("{table}");
+    let path = env.root.join("benches/RECORD.md");
+    std::fs::write(&path, &table)?;
+    println!("written to {}", path.display());
+    Ok(())
 }
 
 /// Replaces the README's benchmark section (between markers) with `table`.

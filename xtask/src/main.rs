@@ -6,6 +6,7 @@
 //! keyed by its inputs, so a second run only rebuilds what changed.
 
 mod bench;
+mod bench_record;
 mod cmd;
 mod genicam;
 mod gentl;
@@ -40,8 +41,9 @@ commands:
   demo              boot the VM with emulated cameras and show the driver at work
   soak [--seconds=S | --frames=N] [--iommu]
                     stream under memory pressure on the debug kernel (default 600 s)
-  bench [--iommu] [--runtime=S]
-                    the fio-style benchmark matrix in the VM; rewrites benches/RESULTS.md
+  bench [--iommu] [--runtime=S] [--record-only]
+                    the fio-style benchmark matrix in the VM, then the recording jobs on a
+                    virtio disk (--record-only: those alone); rewrites benches/RESULTS.md
                     and the README's table
   fuzz [--commands=N] [--iommu]
                     the command fuzzer with a bigger budget (default 1,000,000 commands;

@@ -183,12 +183,17 @@ struct Suite {
     userland: bool,
 }
 
+/// MiB of the `vm` suite's virtio disk.
+const RECORD_DISK_MIB: u64 = 64;
+
 /// The VM suites. Data-path tests run with direct DMA, behind a virtual Intel IOMMU and with
 /// every streaming mapping bounced through swiotlb; control-path tests run once, with direct
 /// DMA; removal and fault injection on machines of their own; the Python tests in the Debian
 /// userland, with direct DMA.
 fn suites() -> Vec<Suite> {
-    let plain = VmConfig::test("vm");
+    let mut plain = VmConfig::test("vm");
+    // The recording tests write to a virtio disk (`tests/guest/src/record.rs`).
+    plain.disk_mib = Some(RECORD_DISK_MIB);
     let mut iommu = VmConfig::test("vm-iommu");
     iommu.iommu = true;
     let mut swiotlb = VmConfig::test("vm-swiotlb");

@@ -98,6 +98,10 @@ pub struct VmConfig {
     pub timeout: Duration,
     /// Share this userland with the guest (the Python suite).
     pub userland: Option<Userland>,
+    /// A virtio disk of this many MiB (`/dev/vda` in the guest): a sparse raw image in the
+    /// run directory, made empty for each run and removed after it (recording tests and
+    /// benchmarks write to it).
+    pub disk_mib: Option<u64>,
 }
 
 impl VmConfig {
@@ -115,6 +119,7 @@ impl VmConfig {
             card_args: Vec::new(),
             timeout: Duration::from_secs(1800),
             userland: None,
+            disk_mib: None,
         }
     }
 }
@@ -270,6 +275,16 @@ fn qemu_script(artifacts: &Artifacts, config: &VmConfig, run: &Path, interactive
             "-device virtio-9p-pci,fsdev={USERLAND_TAG},mount_tag={USERLAND_TAG}"
         ));
     }
+    if config.disk_mib.is_some() {
+        // The host's page cache stays out (`cache=none`: O_DIRECT on the image), so the
+        // guest measures the host disk, as a guest on real storage would; thread-pool AIO
+        // needs nothing of the sysroot's QEMU build.
+        qemu.push(format!(
+            "-drive file={},if=none,format=raw,id=disk0,cache=none,aio=threads",
+            sysroot::quote(&disk_image(run))
+        ));
+        qemu.push("-device virtio-blk-pci,drive=disk0".into());
+    }
     for card in 0..config.cards {
         let socket = run.join(format!("card{card}.sock"));
         qemu.push(format!(
@@ -279,6 +294,20 @@ fn qemu_script(artifacts: &Artifacts, config: &VmConfig, run: &Path, interactive
         qemu.push(format!("-device {}", vfio_user_device(card, &socket)));
     }
     format!("exec {}", qemu.join(" "))
+}
+
+/// The virtio disk's image in a run directory.
+fn disk_image(run: &Path) -> PathBuf {
+    run.join("disk.img")
+}
+
+/// Creates the run's empty sparse disk image of `mib` MiB.
+fn create_disk(run: &Path, mib: u64) -> Result<()> {
+    let path = disk_image(run);
+    let file = std::fs::File::create(&path)
+        .with_context(|| format!("creating the disk image {}", path.display()))?;
+    file.set_len(mib << 20)
+        .with_context(|| format!("sizing the disk image {}", path.display()))
 }
 
 /// QEMU's `-device` argument, in its JSON syntax, for card `card` served on `socket`,
@@ -327,6 +356,9 @@ fn binds<'a>(artifacts: &'a Artifacts, config: &'a VmConfig, run: &'a Path) -> V
 /// Boots the guest non-interactively and collects its results.
 pub fn run(env: &paths::Env, artifacts: &Artifacts, config: &VmConfig) -> Result<VmOutcome> {
     let run = env.run_dir(&config.name)?;
+    if let Some(mib) = config.disk_mib {
+        create_disk(&run, mib)?;
+    }
     let _emulators = start_emulators(artifacts, config, &run)?;
     let script = qemu_script(artifacts, config, &run, false);
     let log_path = run.join("serial.log");
@@ -426,6 +458,10 @@ pub fn run(env: &paths::Env, artifacts: &Artifacts, config: &VmConfig) -> Result
     }
     if !outcome.finished && outcome.failure.is_none() {
         outcome.failure = Some(format!("guest ended without finishing (QEMU: {status})"));
+    }
+    if config.disk_mib.is_some() {
+        // What the guest wrote is of no further use; the image would hold host disk space.
+        let _ = std::fs::remove_file(disk_image(&run));
     }
     Ok(outcome)
 }

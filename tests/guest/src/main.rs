@@ -20,6 +20,7 @@ mod nonroot;
 #[path = "../../../emu/src/pattern.rs"]
 #[allow(dead_code)]
 mod pattern;
+mod record;
 mod regions;
 mod regions_shared;
 #[path = "../../../emu/src/regs.rs"]

@@ -45,6 +45,13 @@ pub fn mount_with(
     check(result.into())
 }
 
+/// `umount(2)`.
+pub fn unmount(target: &str) -> io::Result<()> {
+    let target = CString::new(target)?;
+    // SAFETY: `target` is a valid NUL-terminated string for the duration of the call.
+    check(unsafe { libc::umount(target.as_ptr()) }.into())
+}
+
 /// Loads a kernel module from a file (`finit_module(2)`).
 pub fn load_module(path: &str, params: &str) -> io::Result<()> {
     let file = std::fs::File::open(path)?;
