@@ -9,7 +9,7 @@ use crate::raw;
 use crate::stream::{FrameInfo, Geometry};
 use crate::uring::{Completion, Uring};
 use crate::{Card, Error, Result};
-use fgrab_uapi::{FrameMeta, MAX_REGIONS};
+use fgrab_uapi::{FrameMeta, MAX_REGIONS, META_ERROR};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::time::{Duration, Instant};
@@ -256,10 +256,23 @@ impl<'a> Regions<'a> {
     /// # Errors
     ///
     /// [`Error::Command`] with `ENOENT` for a region not attached, `EINVAL` for an index
-    /// out of range, `EALREADY` for a frame queued already; [`Error::Ring`].
+    /// out of range, `EALREADY` for a frame queued already, or the region's end errno
+    /// (`ECANCELED`, `ENODEV`, ...) for a region the driver ended: detach it;
+    /// [`Error::Ring`].
+    ///
+    /// A frame the card failed (`-EIO`) is handed out by [`Self::next_frame`] with
+    /// `META_ERROR` and no bytes, to be queued again like any other.
     pub fn queue(&mut self, id: RegionId, index: u32) -> Result<()> {
         let fd = self.ring.fd();
         let region = self.region(id)?;
+        if let Some(errno) = region.ended {
+            // The driver ended the region (ring exit, unbind, a card that would not stop):
+            // a queue would only fail later, unseen.
+            return Err(Error::command(
+                "QUEUE",
+                if errno < 0 { errno } else { -libc::ENOENT },
+            ));
+        }
         let state = region
             .states
             .get_mut(index as usize)
@@ -364,7 +377,20 @@ impl<'a> Regions<'a> {
                     *state = State::Ready;
                     // CAST: below `MAX_REGIONS`.
                     self.ready.push_back((id as u32, index));
+                } else if completion.res == -libc::EIO {
+                    // The card failed this frame (`docs/abi.md`): it is off the card, so it
+                    // is handed out flagged, never silently dropped; the application queues
+                    // it again as any other (a GenTL buffer would be lost to the consumer
+                    // otherwise).
+                    let meta = &mut region.metas[index as usize];
+                    meta.bytes = 0;
+                    meta.flags |= META_ERROR;
+                    meta.sequence = completion.sequence.unwrap_or(u64::MAX);
+                    *state = State::Ready;
+                    // CAST: below `MAX_REGIONS`.
+                    self.ready.push_back((id as u32, index));
                 } else {
+                    // Given back unfilled (stop, detach, ring exit, card gone).
                     *state = State::Idle;
                 }
             }

@@ -111,12 +111,12 @@ pub trait BufferPath: Send + Sync + std::fmt::Debug {
     fn stop(&self, discard: bool) -> Result<()>;
 
     /// Waits up to `timeout` (forever with `None`) for the next filled buffer; frames the
-    /// card dropped are reported through `underrun` (once per frame).
+    /// card dropped are reported through `underrun` (their count, once per gap).
     fn next(
         &self,
         timeout: Option<Duration>,
         targets: &dyn Targets,
-        underrun: &dyn Fn(),
+        underrun: &dyn Fn(u64),
     ) -> std::result::Result<(usize, Filled), Missed>;
 
     /// Ends the wait in [`Self::next`] in progress, or the next one.

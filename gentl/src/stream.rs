@@ -275,7 +275,10 @@ impl DataStream {
             }
             state.waiting = true;
             drop(state);
-            let result = self.path.next(left, self, &|| self.lock().underruns += 1);
+            let result = self.path.next(left, self, &|frames| {
+                let mut state = self.lock();
+                state.underruns = state.underruns.saturating_add(frames);
+            });
             state = self.lock();
             state.waiting = false;
             match result {
@@ -567,6 +570,10 @@ pub extern "C" fn DSFlushQueue(stream: Handle, operation: i32) -> GcError {
             }
         };
         match operation {
+            // While acquiring, every buffer of the input pool is on the card, being filled:
+            // GenTL leaves those alone (handing one out would let the card write into memory
+            // the consumer reads).
+            ACQ_QUEUE_INPUT_TO_OUTPUT if state.acquiring => {}
             ACQ_QUEUE_INPUT_TO_OUTPUT => {
                 for key in state.input.drain(..).collect::<Vec<_>>() {
                     set(&mut state.slots, key, Place::Output);

@@ -23,7 +23,7 @@ use crate::error::{fail, Failure, Result};
 use crate::path::{BufferPath, Filled, Missed, Target, Targets};
 use crate::remote::{Attachment, Image};
 use fgrab::uapi::MAX_REGIONS;
-use fgrab::uapi::{META_ERROR, META_FLUSHED, META_INCOMPLETE};
+use fgrab::uapi::{META_ERROR, META_FLUSHED, META_FRAME, META_INCOMPLETE};
 use fgrab::{Buffer, Card, Geometry, RegionId, SharedRegions};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -36,6 +36,9 @@ struct Announced {
     target: Target,
     /// Its region, while attached.
     region: Option<RegionId>,
+    /// The driver never confirmed its region's end: the card may still write it, so it is
+    /// never reported free (revoking it fails with `GC_ERR_IO`).
+    leaked: bool,
 }
 
 #[derive(Debug, Default)]
@@ -150,17 +153,46 @@ impl ZeroCopyPath {
         }
     }
 
-    /// Detaches every region (the card is stopped): for a new frame size.
+    /// Detaches every region (the card is stopped): for a new frame size. A region whose
+    /// detach fails stays booked (attached, or leaked if its end was never confirmed), so
+    /// that its buffer is never reported free while the card may write it.
     fn detach_all(regions: &SharedRegions<'static>, buffers: &mut Buffers) -> Result<()> {
-        let result = regions.end().map(drop);
-        buffers.by_region.clear();
-        for announced in buffers.by_key.values_mut() {
-            announced.region = None;
+        let mut first = None;
+        let attached: Vec<(u32, usize)> = buffers.by_region.drain().collect();
+        for (id, key) in attached {
+            let result = regions.detach_region(RegionId(id));
+            let Some(announced) = buffers.by_key.get_mut(&key) else {
+                continue;
+            };
+            match result {
+                Ok(_) => announced.region = None,
+                Err(fgrab::Error::Unreclaimable) => {
+                    announced.region = None;
+                    announced.leaked = true;
+                    first.get_or_insert(fgrab::Error::Unreclaimable);
+                }
+                Err(error) => {
+                    buffers.by_region.insert(id, key);
+                    first.get_or_insert(error);
+                }
+            }
         }
-        buffers.frame_bytes = None;
-        result.map_err(|error| failure(error, "detaching the buffers for a new PayloadSize"))
+        if buffers.by_region.is_empty() {
+            buffers.frame_bytes = None;
+        }
+        match first {
+            None => Ok(()),
+            Some(error) => Err(failure(
+                error,
+                "detaching the buffers for a new PayloadSize",
+            )),
+        }
     }
 }
+
+/// Why a leaked buffer cannot be revoked.
+const LEAKED: &str = "the driver never confirmed that the card stopped writing this buffer: \
+                      it must stay allocated (the producer leaked its region)";
 
 impl BufferPath for ZeroCopyPath {
     fn announce(&self, target: Target, acquiring: bool) -> Result<()> {
@@ -170,6 +202,7 @@ impl BufferPath for ZeroCopyPath {
             Announced {
                 target,
                 region: None,
+                leaked: false,
             },
         );
         let frame_bytes = match buffers.frame_bytes {
@@ -188,21 +221,38 @@ impl BufferPath for ZeroCopyPath {
 
     fn revoke(&self, key: usize) -> Result<()> {
         let mut buffers = self.lock();
-        let Some(announced) = buffers.by_key.remove(&key) else {
+        let Some(announced) = buffers.by_key.get(&key) else {
             return Ok(());
         };
-        let Some(id) = announced.region else {
+        if announced.leaked {
+            return fail(GC_ERR_IO, LEAKED);
+        }
+        let region = announced.region;
+        let regions = self.attachment.regions();
+        let (Some(id), Some(regions)) = (region, regions) else {
+            buffers.by_key.remove(&key);
             return Ok(());
         };
-        buffers.by_region.remove(&id.0);
-        let Some(regions) = self.attachment.regions() else {
-            return Ok(());
-        };
-        // The buffer view is the consumer's memory: dropping it frees nothing.
-        regions
-            .detach_region(id)
-            .map(drop)
-            .map_err(|error| failure(error, "revoking a buffer"))
+        // The bookkeeping goes only once the driver confirmed the end: until then the
+        // consumer must not free the memory, and a retry must find the region.
+        match regions.detach_region(id) {
+            // The buffer view is the consumer's memory: dropping it frees nothing.
+            Ok(_) => {
+                buffers.by_region.remove(&id.0);
+                buffers.by_key.remove(&key);
+                Ok(())
+            }
+            Err(error) => {
+                if matches!(error, fgrab::Error::Unreclaimable) {
+                    buffers.by_region.remove(&id.0);
+                    if let Some(announced) = buffers.by_key.get_mut(&key) {
+                        announced.region = None;
+                        announced.leaked = true;
+                    }
+                }
+                Err(failure(error, "revoking a buffer"))
+            }
+        }
     }
 
     fn queue(&self, key: usize) -> Result<()> {
@@ -261,14 +311,17 @@ impl BufferPath for ZeroCopyPath {
         }
         // Frames filled in an earlier acquisition and never delivered are stale.
         regions.discard_ready();
+        // Set before attaching: a start that fails part way leaves regions of this size,
+        // and the next start must know it (a new size detaches them first).
+        buffers.frame_bytes = Some(frame_bytes);
         for target in announced {
             buffers.by_key.entry(target.key).or_insert(Announced {
                 target: *target,
                 region: None,
+                leaked: false,
             });
             Self::attach(&regions, &mut buffers, target.key, frame_bytes)?;
         }
-        buffers.frame_bytes = Some(frame_bytes);
         buffers.last_frame_id = None;
         for key in queued {
             if let Some(id) = buffers
@@ -303,7 +356,7 @@ impl BufferPath for ZeroCopyPath {
         &self,
         timeout: Option<Duration>,
         targets: &dyn Targets,
-        underrun: &dyn Fn(),
+        underrun: &dyn Fn(u64),
     ) -> std::result::Result<(usize, Filled), Missed> {
         let Some(regions) = self.attachment.regions() else {
             return Err(Missed::Stopped);
@@ -324,16 +377,23 @@ impl BufferPath for ZeroCopyPath {
                     continue; // revoked meanwhile
                 };
                 let sequence = frame.info.sequence;
-                let gap = match buffers.last_frame_id {
-                    Some(last) if sequence > last => sequence - last - 1,
-                    _ => 0,
-                };
-                buffers.last_frame_id = Some(sequence);
+                // Only a frame the card numbered counts (a failed frame may carry none:
+                // `u64::MAX`); the sequence comes from the card, so no loop runs over it.
+                let numbered = frame.info.flags & META_FRAME != 0 && sequence != u64::MAX;
+                let mut gap = 0;
+                if numbered {
+                    if let Some(last) = buffers.last_frame_id {
+                        gap = sequence
+                            .checked_sub(last)
+                            .map_or(0, |delta| delta.saturating_sub(1));
+                    }
+                    buffers.last_frame_id = Some(sequence);
+                }
                 (key, gap)
             };
             // The card had no buffer for the frames between: their FRAMEIDs are the gap.
-            for _ in 0..gap {
-                underrun();
+            if gap > 0 {
+                underrun(gap);
             }
             // Flushed (or revoked) while on the card: the frame stays off the card until
             // DSQueueBuffer queues the buffer again.

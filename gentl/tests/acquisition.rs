@@ -100,7 +100,7 @@ impl BufferPath for ScriptPath {
         &self,
         timeout: Option<Duration>,
         targets: &dyn Targets,
-        underrun: &dyn Fn(),
+        underrun: &dyn Fn(u64),
     ) -> std::result::Result<(usize, Filled), Missed> {
         let script = &self.0;
         let mut state = script.state.lock().unwrap();
@@ -111,7 +111,7 @@ impl BufferPath for ScriptPath {
             }
             if let Some((sequence, bytes)) = state.0.pop_front() {
                 let Some(target) = targets.take() else {
-                    underrun();
+                    underrun(1);
                     continue;
                 };
                 // SAFETY: the target is a queued buffer of `size` bytes.

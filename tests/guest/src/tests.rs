@@ -126,7 +126,7 @@ pub const ALL: &[Test] = &[
     data("stream-file-closed", teardown::stream_file_closed),
     data("stream-unbind", teardown::stream_unbind),
     data("stream-unbind-waiters", teardown::stream_unbind_waiters),
-    // A thread's exit cancels its region under its ring's lock: the ring's other users must
+    // An `execve()` cancels its region under its ring's lock: the ring's other users must
     // not wait for the region to end (unmapping and dirtying differ between DMA modes).
     data("stream-cancel-keeps-ring", cancel::stream_cancel_keeps_ring),
     // Bounce buffers copied back at teardown would revert what user space wrote.
