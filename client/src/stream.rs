@@ -3,7 +3,7 @@
 use crate::buffer::Buffer;
 use crate::features::Features;
 use crate::raw;
-use crate::uring::{Completion, Uring, ATTACH};
+use crate::uring::{Completion, RingCounters, Setup, Uring, ATTACH, RING_ENTRIES};
 use crate::{Error, Result};
 use fgrab_uapi::{FrameMeta, Stats};
 use io_uring::squeue;
@@ -109,12 +109,25 @@ pub struct Options {
     /// Frame interrupts at least this many microseconds apart (`Some(0)`: one per frame);
     /// `None`: the driver's choice, half the card's frame period.
     pub irq_delay_us: Option<u32>,
+    /// Only the thread that attaches the stream uses it (no [`Stream::into_shared`]): its
+    /// ring is set up with `SINGLE_ISSUER | DEFER_TASKRUN`, so frame completions run in that
+    /// thread's waits, several per wake, instead of interrupting it one by one (the
+    /// benchmark measures the difference). Any other thread gets [`Error::WrongThread`];
+    /// a stream dropped in another thread cannot end its region and leaks its buffer.
+    /// Ignored with [`Self::sqpoll`].
+    pub single_thread: bool,
 }
 
 impl Options {
     /// Whether a kernel thread submits commands ([`Self::sqpoll`]).
     pub fn sqpoll(mut self, sqpoll: bool) -> Self {
         self.sqpoll = sqpoll;
+        self
+    }
+
+    /// Whether only the attaching thread uses the stream ([`Self::single_thread`]).
+    pub fn single_thread(mut self, single_thread: bool) -> Self {
+        self.single_thread = single_thread;
         self
     }
 
@@ -219,7 +232,15 @@ impl<'a> Stream<'a> {
         use std::os::fd::AsRawFd;
         let setup = (|| {
             geometry.validate(buffer.len())?;
-            let mut ring = Uring::new(file.as_raw_fd(), options.sqpoll)?;
+            let setup = match options {
+                Options { sqpoll: true, .. } => Setup::Sqpoll,
+                Options {
+                    single_thread: true,
+                    ..
+                } => Setup::SingleThread,
+                _ => Setup::Shared,
+            };
+            let mut ring = Uring::with_setup(file.as_raw_fd(), setup, RING_ENTRIES)?;
             // CAST: validated against the buffer length.
             let span = geometry.span().unwrap_or(0) - geometry.offset;
             // SAFETY: inside the buffer (validated); the stream owns `buffer` and releases
@@ -478,7 +499,9 @@ impl<'a> Stream<'a> {
     ///
     /// # Errors
     ///
-    /// [`Error::Ring`]; [`Error::Ended`] if the region ended (card gone, ring failure).
+    /// [`Error::Ring`]; [`Error::Ended`] if the region ended (card gone, ring failure);
+    /// [`Error::WrongThread`] for a single-thread stream ([`Options::single_thread`]) used
+    /// from another thread.
     pub fn next_frame(&mut self, timeout: Option<Duration>) -> Result<Option<Frame<'_, 'a>>> {
         Ok(self
             .take_frame(timeout)?
@@ -492,6 +515,9 @@ impl<'a> Stream<'a> {
     ///
     /// As [`Self::next_frame`].
     pub fn take_frame(&mut self, timeout: Option<Duration>) -> Result<Option<FrameInfo>> {
+        // A single-thread stream hands out nothing elsewhere, not even frames already
+        // reaped: its frames come back to the ring of that thread.
+        self.ring.check_thread()?;
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
         // Frames released since the last wait are submitted with it (below); while frames
         // are ready without waiting, as soon as the card runs low.
@@ -581,6 +607,16 @@ impl<'a> Stream<'a> {
     /// Library counters (delivered, dropped from sequence gaps, failed).
     pub fn counters(&self) -> Counters {
         self.counters
+    }
+
+    /// What the stream's ring did: entries submitted, completions reaped, system calls.
+    pub fn ring_counters(&self) -> RingCounters {
+        self.ring.counters()
+    }
+
+    /// Whether the stream was made for one thread ([`Options::single_thread`]).
+    pub(crate) fn is_single_thread(&self) -> bool {
+        self.ring.is_single_thread()
     }
 
     /// The driver's view of the stream.
