@@ -210,6 +210,8 @@ pub struct Stream<'a> {
     /// The attach command's result once it completed (`-ENODEV`: the card went away).
     attach_result: Option<i32>,
     options: Options,
+    /// Completions of one wait, kept allocated from wait to wait.
+    reaped: Vec<Completion>,
 }
 
 /// A failed [`Stream::attach`], with what can be given back.
@@ -290,6 +292,7 @@ impl<'a> Stream<'a> {
             queued: 0,
             attach_result: None,
             options,
+            reaped: Vec::new(),
         };
         match stream.attach_region(attach) {
             Ok(()) => Ok(stream),
@@ -531,7 +534,8 @@ impl<'a> Stream<'a> {
                 return Err(self.end_error());
             }
             let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
-            let completions = match left {
+            let mut reaped = std::mem::take(&mut self.reaped);
+            let result = match left {
                 Some(left) if left.is_zero() => {
                     if looked {
                         return Ok(None);
@@ -540,14 +544,17 @@ impl<'a> Stream<'a> {
                     // submits what was released and runs the task work that posts
                     // completions.
                     looked = true;
-                    self.ring.submit()?;
-                    self.ring.reap(0, Some(Duration::ZERO))?
+                    self.ring
+                        .submit()
+                        .and_then(|()| self.ring.reap_into(0, Some(Duration::ZERO), &mut reaped))
                 }
-                left => self.ring.reap(1, left)?,
+                left => self.ring.reap_into(1, left, &mut reaped),
             };
-            for completion in completions {
+            for completion in reaped.drain(..) {
                 self.handle(completion);
             }
+            self.reaped = reaped;
+            result?;
         }
     }
 

@@ -309,22 +309,36 @@ impl Uring {
         min: usize,
         timeout: Option<Duration>,
     ) -> Result<Vec<Completion>> {
+        let mut seen = Vec::new();
+        self.reap_into(min, timeout, &mut seen)?;
+        Ok(seen)
+    }
+
+    /// [`Self::reap`] into `seen` (empty on entry), whose capacity a caller reaping per
+    /// frame keeps from one wait to the next: no allocation per wait. On error, what was
+    /// reaped stays in the backlog for the next call.
+    pub(crate) fn reap_into(
+        &mut self,
+        min: usize,
+        timeout: Option<Duration>,
+        seen: &mut Vec<Completion>,
+    ) -> Result<()> {
         self.check_thread()?;
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
-        let mut seen = std::mem::take(&mut self.backlog);
+        seen.append(&mut self.backlog);
         loop {
             let before = seen.len();
             seen.extend(self.ring.completion().map(|cqe| Completion::from_cqe(&cqe)));
             // CAST: a completion queue holds at most a few thousand entries.
             self.counters.cqes += (seen.len() - before) as u64;
             if seen.len() >= min.max(1) {
-                return Ok(seen);
+                return Ok(());
             }
             let left = match deadline {
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        return Ok(seen);
+                        return Ok(());
                     }
                     left
                 }
@@ -342,7 +356,7 @@ impl Uring {
                 Err(error)
                     if matches!(error.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR)) => {}
                 Err(source) => {
-                    self.backlog = seen;
+                    self.backlog.append(seen);
                     return Err(Error::Ring {
                         operation: "wait",
                         source,
