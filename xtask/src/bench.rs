@@ -497,6 +497,21 @@ fn verdicts(run: &Run) -> String {
                 decimal(ioctl.lat_p50_us),
                 mark(fgrab.gbps >= ioctl.gbps && latency)
             ));
+            if let (Some((fgrab_cpu, exact)), Some((ioctl_cpu, _))) = (
+                run.cpu_per_gb(&format!("uring-{bs}")),
+                run.cpu_per_gb(&format!("ioctl-{bs}")),
+            ) {
+                out.push_str(&format!(
+                    "- {bs}: CPU per GB fgrab {fgrab_cpu:.4} s vs ioctl {ioctl_cpu:.4} s, {} \
+                     (never behind the ioctl peer: {})\n",
+                    if exact {
+                        "reproducible figure"
+                    } else {
+                        "host-dependent figure"
+                    },
+                    mark(fgrab_cpu <= ioctl_cpu)
+                ));
+            }
         }
     }
     for (bs, target) in [("256k", 10.0), ("1M", 20.0), ("4M", 20.0), ("16M", 20.0)] {

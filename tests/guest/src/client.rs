@@ -115,8 +115,10 @@ pub fn client_single_thread() -> TestResult {
         .map_err(err)?
         .attach_with(Buffer::from_vec(vec![GUARD; len]), geometry, options)
         .map_err(err)?;
-    stream.start().map_err(err)?;
+    // Before START: no frame completes earlier, so every frame's CQE is counted below
+    // (START's own wait may already reap some).
     let before = stream.ring_counters();
+    stream.start().map_err(err)?;
     let verified = std::cell::Cell::new(0u64);
     let check = |frame: &fgrab::Frame<'_, '_>| -> TestResult {
         let info = frame.info();
