@@ -1,11 +1,15 @@
 //! The frame paths under test. Each runs one job on one card and returns what it saw.
 //!
-//! The io_uring code builds its commands with `fgrab::raw` but drives its own ring (not the
-//! `fgrab` client's `Stream`): the benchmark controls batching, SQPOLL and every system call
-//! it makes, so it can count them.
+//! The `uring` engine is the `fgrab` library itself (`Card::attach_with`, `Stream`): what
+//! applications get is what is measured, its submission entries, completions and system
+//! calls counted by the library's ring ([`fgrab::RingCounters`]). The raw engines
+//! (`uring-raw`, `uring-sqpoll`) build their commands with `fgrab::raw` and drive a ring of
+//! their own, hand-tuned: the gap between them and the library is the library's cost. The
+//! raw loop recycles frames through one `queue` closure, so that a batched variant (one
+//! recycling command for many frames) changes that closure and its call site only.
 
 use crate::job::{Backing, Engine, Job};
-use crate::measure::{Cpu, Latencies};
+use crate::measure::{Cpu, Interrupts, Latencies};
 use fgrab::{physical_extents, raw};
 use fgrab_uapi::{ioctls, DeviceInfo, FrameMeta, Stats, META_FRAME};
 use io_uring::{cqueue, squeue, IoUring};
@@ -34,6 +38,12 @@ pub struct Outcome {
     pub cpu: Cpu,
     /// System calls made during the stream.
     pub syscalls: u64,
+    /// Submission queue entries written during the stream (io_uring engines).
+    pub sqes: Option<u64>,
+    /// Completion queue entries reaped during the stream (io_uring engines).
+    pub cqes: Option<u64>,
+    /// The card's interrupts the guest took during the stream (`/proc/interrupts`).
+    pub interrupts: Option<u64>,
     /// Descriptors per frame the driver built.
     pub descriptors_per_frame: Option<f64>,
     /// Physically contiguous extents per frame (split at the card's maximum segment).
@@ -198,7 +208,8 @@ fn monotonic_ns() -> u64 {
 /// Runs `job` on its card.
 pub fn run(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
     match job.engine {
-        Engine::Uring | Engine::UringSqpoll | Engine::Ioctl => zero_copy(job, info),
+        Engine::Uring => library(job, info),
+        Engine::UringRaw | Engine::UringSqpoll | Engine::Ioctl => zero_copy(job, info),
         Engine::Read => copy(job),
     }
 }
@@ -210,7 +221,108 @@ fn done(job: &Job, frames: u64, started: Instant) -> bool {
     }
 }
 
-/// The io_uring and ioctl engines: a fixed buffer attached once, frames recycled.
+/// Physically contiguous extents per frame of `count` frames from `base`.
+fn extents_per_frame(base: u64, frame_bytes: usize, count: u32, info: &DeviceInfo) -> Option<f64> {
+    let extents: Option<u64> = (0..count as usize)
+        .map(|i| {
+            physical_extents(
+                base as usize + i * frame_bytes,
+                frame_bytes,
+                u64::from(info.max_segment_bytes),
+            )
+        })
+        .sum();
+    extents.map(|e| e as f64 / f64::from(count))
+}
+
+/// Books a delivered frame: bytes, and its latency if the card stamped it.
+fn seen(outcome: &mut Outcome, timestamp_ns: u64, flags: u32, bytes: u64) {
+    outcome.frames += 1;
+    outcome.bytes += bytes;
+    if flags & META_FRAME != 0 {
+        outcome
+            .latencies
+            .push(monotonic_ns().saturating_sub(timestamp_ns));
+    }
+}
+
+/// How long the engines wait for one frame before calling the job failed.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The library engine: `Card::attach_with` and `Stream::next_frame`, frames released by
+/// dropping them, as an application does. With `defer_taskrun` (the default) the stream is
+/// a single-thread one (`Options::single_thread`: `SINGLE_ISSUER | DEFER_TASKRUN`).
+fn library(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
+    let frame_bytes = job.frame_bytes as usize;
+    let count = job.queue_depth;
+    let memory = Buffer::new(job.offset + frame_bytes * count as usize, job.backing)?;
+    // SAFETY: `memory` stays mapped until the stream is gone: it is unmapped after the
+    // detach below confirmed the region ended, and leaked (never unmapped) otherwise.
+    let buffer = unsafe { fgrab::Buffer::from_raw_parts(memory.ptr, memory.len) };
+    let geometry = fgrab::Geometry::new(job.frame_bytes, count).offset(job.offset);
+    let options = fgrab::Options::default().single_thread(job.defer_taskrun);
+    let card = fgrab::Card::open(&job.device).map_err(|error| error.to_string())?;
+    let mut stream = match card.attach_with(buffer, geometry, options) {
+        Ok(stream) => stream,
+        Err(failed) => {
+            // The buffer comes back unless the driver could not confirm the region ended.
+            if failed.buffer.is_none() {
+                std::mem::forget(memory);
+            }
+            return Err(format!("attach: {}", failed.error));
+        }
+    };
+    let failure = |error: fgrab::Error| error.to_string();
+    let result = (|| {
+        let base = memory.ptr as u64 + job.offset as u64;
+        let stats = stream.stats().map_err(failure)?;
+        let mut outcome = Outcome {
+            descriptors_per_frame: Some(f64::from(stats.descriptors_total) / f64::from(count)),
+            extents_per_frame: extents_per_frame(base, frame_bytes, count, info),
+            ..Outcome::default()
+        };
+        let ring = stream.ring_counters();
+        let interrupts = Interrupts::now(info.card_index);
+        let cpu = Cpu::now(info.card_index);
+        stream.start().map_err(failure)?;
+        let started = Instant::now();
+        while !done(job, outcome.frames, started) {
+            let frame = stream
+                .next_frame(Some(FRAME_TIMEOUT))
+                .map_err(failure)?
+                .ok_or("no frame within 10 s")?;
+            let frame_info = frame.info();
+            seen(
+                &mut outcome,
+                frame_info.timestamp_ns,
+                frame_info.flags,
+                u64::from(frame_info.bytes),
+            );
+            // Dropping the frame releases it: queued again with the next wait's submission.
+        }
+        outcome.elapsed = started.elapsed();
+        outcome.cpu = cpu.since(Cpu::now(info.card_index));
+        outcome.interrupts = interrupts.since(info.card_index);
+        let after = stream.ring_counters();
+        outcome.syscalls = after.enters - ring.enters;
+        outcome.sqes = Some(after.sqes - ring.sqes);
+        outcome.cqes = Some(after.cqes - ring.cqes);
+        stream.stop().map_err(failure)?;
+        let stats = stream.stats().map_err(failure)?;
+        outcome.irqs_per_frame =
+            Some(stats.frame_irqs as f64 / stats.frames_delivered.max(1) as f64);
+        outcome.drops_underrun = stats.frames_dropped_underrun;
+        outcome.drops_other = stats.frames_dropped_other;
+        Ok(outcome)
+    })();
+    if stream.detach().is_err() {
+        std::mem::forget(memory);
+        return Err("the driver did not confirm the region ended: buffer leaked".into());
+    }
+    result
+}
+
+/// The raw io_uring and ioctl engines: a fixed buffer attached once, frames recycled.
 fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
     let sqpoll = job.engine == Engine::UringSqpoll;
     let frame_bytes = job.frame_bytes as usize;
@@ -244,20 +356,15 @@ fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
     }
     let mut outcome = Outcome {
         descriptors_per_frame: Some(f64::from(stats.descriptors_total) / f64::from(count)),
+        extents_per_frame: extents_per_frame(base, frame_bytes, count, info),
         ..Outcome::default()
     };
-    let extents: Option<u64> = (0..count as usize)
-        .map(|i| {
-            physical_extents(
-                base as usize + i * frame_bytes,
-                frame_bytes,
-                u64::from(info.max_segment_bytes),
-            )
-        })
-        .sum();
-    outcome.extents_per_frame = extents.map(|e| e as f64 / f64::from(count));
+    let raw_ring = job.engine != Engine::Ioctl;
+    let (mut sqes, mut cqes) = (0u64, 0u64);
 
     let mut metas = vec![FrameMeta::new_zeroed(); count as usize];
+    // The recycling of one frame: one `QUEUE` entry (a batched recycling command would
+    // collect indexes here and push one entry per batch).
     let queue = |ring: &mut Uring, metas: &mut [FrameMeta], index: u32| -> Result<(), String> {
         let entry = raw::Queue::new(fd, index)
             .meta(&mut metas[index as usize])
@@ -279,21 +386,13 @@ fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
             _ => queue(&mut ring, &mut metas, index)?,
         }
     }
+    let interrupts = Interrupts::now(info.card_index);
     let cpu = Cpu::now(info.card_index);
     let res = call(&mut ring, raw::Start::new(fd).build())?;
     if res < 0 {
         return Err(format!("START: errno {}", -res));
     }
     let started = Instant::now();
-    let seen = |outcome: &mut Outcome, meta: &FrameMeta, bytes: u64| {
-        outcome.frames += 1;
-        outcome.bytes += bytes;
-        if meta.flags & META_FRAME != 0 {
-            outcome
-                .latencies
-                .push(monotonic_ns().saturating_sub(meta.timestamp_ns));
-        }
-    };
     match job.engine {
         Engine::Ioctl => {
             while !done(job, outcome.frames, started) {
@@ -304,7 +403,12 @@ fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
                 if res < 0 {
                     return Err(format!("DQBUF: {}", std::io::Error::last_os_error()));
                 }
-                seen(&mut outcome, &meta, u64::from(meta.bytes));
+                seen(
+                    &mut outcome,
+                    meta.timestamp_ns,
+                    meta.flags,
+                    u64::from(meta.bytes),
+                );
                 qbuf(meta.frame)?;
                 outcome.syscalls += 2;
             }
@@ -327,6 +431,9 @@ fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
                         }
                     }
                 } else {
+                    // At least `batch` completions (1 by default: never wait for a batch
+                    // that a slow producer may take long to fill while completed frames
+                    // are kept from the card), then every one available.
                     ring.submit_and_wait(job.batch as usize)
                         .map_err(|error| format!("submit_and_wait: {error}"))?;
                     outcome.syscalls += 1;
@@ -335,22 +442,30 @@ fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
                     .completion()
                     .map(|cqe| (cqe.user_data(), cqe.result()))
                     .collect();
+                // CAST: a completion queue holds at most a few thousand entries.
+                cqes += completions.len() as u64;
                 for (data, res) in completions {
                     if data >= u64::from(count) {
                         continue;
                     }
                     if res > 0 {
                         let meta = metas[data as usize];
-                        seen(&mut outcome, &meta, res as u64);
+                        seen(&mut outcome, meta.timestamp_ns, meta.flags, res as u64);
                     }
                     // CAST: below `count`.
                     queue(&mut ring, &mut metas, data as u32)?;
+                    sqes += 1;
                 }
             }
         }
     }
     outcome.elapsed = started.elapsed();
     outcome.cpu = cpu.since(Cpu::now(info.card_index));
+    outcome.interrupts = interrupts.since(info.card_index);
+    if raw_ring {
+        outcome.sqes = Some(sqes);
+        outcome.cqes = Some(cqes);
+    }
     let res = call(&mut ring, raw::Stop::new(fd).build())?;
     if res < 0 {
         return Err(format!("STOP: errno {}", -res));
@@ -388,6 +503,7 @@ fn copy(job: &Job) -> Result<Outcome, String> {
     let mut ring = ring(false, false)?;
     let mut frame = vec![0u8; job.frame_bytes as usize];
     let mut outcome = Outcome::default();
+    let interrupts = Interrupts::now(info.card_index);
     let cpu = Cpu::now(info.card_index);
     let started = Instant::now();
     while !done(job, outcome.frames, started) {
@@ -400,6 +516,7 @@ fn copy(job: &Job) -> Result<Outcome, String> {
     }
     outcome.elapsed = started.elapsed();
     outcome.cpu = cpu.since(Cpu::now(info.card_index));
+    outcome.interrupts = interrupts.since(info.card_index);
     let stats = read_stats(&mut ring, observer.as_raw_fd())?;
     outcome.irqs_per_frame = Some(stats.frame_irqs as f64 / stats.frames_delivered.max(1) as f64);
     outcome.drops_underrun = stats.frames_dropped_underrun;

@@ -5,9 +5,12 @@ use std::time::Duration;
 /// How frames reach user space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
-    /// io_uring `QUEUE` commands on an attached fixed buffer: zero copy, batched.
+    /// The `fgrab` library (`Card`, `Stream`): zero copy, what applications get.
     Uring,
-    /// The same with `IORING_SETUP_SQPOLL`: a kernel thread submits, completions are polled.
+    /// `QUEUE` commands built with `fgrab::raw` on the benchmark's own hand-tuned ring.
+    UringRaw,
+    /// The raw ring with `IORING_SETUP_SQPOLL`: a kernel thread submits, completions are
+    /// polled.
     UringSqpoll,
     /// `read()` from driver-owned frames: one copy per byte, one system call per frame.
     Read,
@@ -20,6 +23,7 @@ impl Engine {
     pub fn name(self) -> &'static str {
         match self {
             Engine::Uring => "uring",
+            Engine::UringRaw => "uring-raw",
             Engine::UringSqpoll => "uring-sqpoll",
             Engine::Read => "read",
             Engine::Ioctl => "ioctl",
@@ -28,13 +32,14 @@ impl Engine {
 
     fn parse(text: &str) -> Result<Self, String> {
         Ok(match text {
-            "uring" => Engine::Uring,
+            "uring" | "fgrab" => Engine::Uring,
+            "uring-raw" | "raw" => Engine::UringRaw,
             "uring-sqpoll" | "sqpoll" => Engine::UringSqpoll,
             "read" | "copy" => Engine::Read,
             "ioctl" => Engine::Ioctl,
             _ => {
                 return Err(format!(
-                    "unknown engine `{text}` (uring, uring-sqpoll, read, ioctl)"
+                    "unknown engine `{text}` (uring, uring-raw, uring-sqpoll, read, ioctl)"
                 ))
             }
         })
@@ -63,9 +68,12 @@ pub struct Job {
     pub frame_bytes: u32,
     /// Frames in the region, all kept queued.
     pub queue_depth: u32,
-    /// Completions collected per `io_uring_enter` (io_uring engine).
+    /// Completions the raw io_uring engine waits for per `io_uring_enter` before it reaps
+    /// every one available (fio's `iodepth_batch_complete_min`; the library always waits
+    /// for one).
     pub batch: u32,
-    /// `IORING_SETUP_DEFER_TASKRUN` on the io_uring engine without SQPOLL.
+    /// `IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN` on the io_uring engines without SQPOLL
+    /// (the library's `Options::single_thread`).
     pub defer_taskrun: bool,
     /// Buffer backing.
     pub backing: Backing,
@@ -89,7 +97,7 @@ impl Default for Job {
             engine: Engine::Uring,
             frame_bytes: 4 << 20,
             queue_depth: 8,
-            batch: 4,
+            batch: 1,
             defer_taskrun: true,
             backing: Backing::Huge,
             offset: 0,

@@ -1,17 +1,20 @@
 //! `fgrab-bench`: an fio-style benchmark of fgrab's frame paths, run inside the VM.
 //!
 //! ```text
-//! fgrab-bench [--name NAME] [--filename /dev/fgrab0] [--ioengine uring|uring-sqpoll|read|ioctl]
-//!             [--bs 4M] [--iodepth 8] [--iodepth_batch 4] [--backing 4k|huge] [--offset 0]
+//! fgrab-bench [--name NAME] [--filename /dev/fgrab0]
+//!             [--ioengine uring|uring-raw|uring-sqpoll|read|ioctl]
+//!             [--bs 4M] [--iodepth 8] [--iodepth_batch 1] [--backing 4k|huge] [--offset 0]
 //!             [--defer_taskrun 1|0] [--ioengine record|record-copy|disk-write --target PATH]
 //!             [--number_ios N | --runtime 3] [--output-format human|json] [JOBFILE]
 //! ```
 //!
 //! A job file has fio's shape: `[global]` options, then one `[section]` per job. Every job
 //! reports throughput, drops, completion latency (card frame-done to user space), CPU time
-//! per GB from the kernel's accounting (the process, its SQPOLL thread, and the driver's
-//! interrupt threads), system calls per frame and descriptors per frame next to the
-//! physically contiguous extents of the frame.
+//! per GB and per frame from the scheduler's run-time clocks (the process, its SQPOLL
+//! thread, and the driver's interrupt threads; `measure.rs`), system calls, submission and
+//! completion queue entries and the card's interrupts per frame, and descriptors per frame
+//! next to the physically contiguous extents of the frame. `uring` is the `fgrab` library;
+//! `uring-raw` and `uring-sqpoll` a hand-tuned ring of the benchmark's own (`engines.rs`).
 
 mod engines;
 mod job;
@@ -126,8 +129,13 @@ struct Figures {
     cpu_sys_s: f64,
     cpu_driver_s: f64,
     cpu_s_per_gb: f64,
+    cpu_us_per_frame: f64,
+    busy_s_per_gb: f64,
     syscalls: u64,
     syscalls_per_frame: f64,
+    sqes_per_frame: Option<f64>,
+    cqes_per_frame: Option<f64>,
+    interrupts_per_frame: Option<f64>,
     descriptors_per_frame: Option<f64>,
     extents_per_frame: Option<f64>,
     irqs_per_frame: Option<f64>,
@@ -152,9 +160,11 @@ impl Report {
         let gbps = gb / seconds;
         let fps = outcome.frames as f64 / seconds;
         let cpu = outcome.cpu;
-        let cpu_total = (cpu.user + cpu.system + cpu.driver).as_secs_f64();
+        let cpu_total = cpu.total().as_secs_f64();
         let per_gb = |value: f64| if gb > 0.0 { value / gb } else { 0.0 };
-        let syscalls_per_frame = outcome.syscalls as f64 / (outcome.frames.max(1) as f64);
+        let frames = outcome.frames.max(1) as f64;
+        let syscalls_per_frame = outcome.syscalls as f64 / frames;
+        let per_frame = |count: Option<u64>| count.map(|count| round(count as f64 / frames, 4));
         let p50 = outcome.latencies.quantile_us(0.50);
         let p99 = outcome.latencies.quantile_us(0.99);
         let max = outcome.latencies.quantile_us(1.0);
@@ -183,19 +193,26 @@ impl Report {
             cpu_sys_s: round(cpu.system.as_secs_f64(), 3),
             cpu_driver_s: round(cpu.driver.as_secs_f64(), 3),
             cpu_s_per_gb: round(per_gb(cpu_total), 4),
+            cpu_us_per_frame: round(cpu_total * 1e6 / frames, 2),
+            busy_s_per_gb: round(per_gb(cpu.busy.as_secs_f64()), 4),
             syscalls: outcome.syscalls,
             syscalls_per_frame: round(syscalls_per_frame, 4),
+            sqes_per_frame: per_frame(outcome.sqes),
+            cqes_per_frame: per_frame(outcome.cqes),
+            interrupts_per_frame: per_frame(outcome.interrupts),
             descriptors_per_frame: round1(outcome.descriptors_per_frame),
             extents_per_frame: round1(outcome.extents_per_frame),
             irqs_per_frame: outcome.irqs_per_frame.map(|value| round(value, 3)),
         };
         let opt = |value: Option<f64>| value.map_or("null".to_string(), |v| format!("{v:.1}"));
+        let opt4 = |value: Option<f64>| value.map_or("null".to_string(), |v| format!("{v:.3}"));
         let human = format!(
             "{name}: {engine} bs={bs} iodepth={qd} batch={batch} {backing:?} offset={offset}\n  \
              {frames} frames, {gbps:.3} GB/s, {fps:.0} frames/s, drops {under} underrun + {other} other\n  \
              latency p50 {p50} us, p99 {p99} us, max {max} us (frame end to user space)\n  \
-             CPU {user:.2} s user + {sys:.2} s system + {drv:.2} s driver threads = {per_gb:.3} s/GB\n  \
-             {syscalls_per_frame:.3} system calls and {irqs} frame interrupts per frame; descriptors per frame {desc}, physically contiguous extents {ext}",
+             CPU {process:.3} s process ({user:.2} user + {sys:.2} system) + {drv:.3} s driver threads = {per_gb:.3} s/GB, {per_frame:.1} us/frame\n  \
+             per frame: {syscalls_per_frame:.3} system calls, {sqes} SQEs, {cqes} CQEs, {interrupts} interrupts ({irqs} frame interrupts by the driver's count)\n  \
+             descriptors per frame {desc}, physically contiguous extents {ext}",
             name = job.name,
             engine = job.engine.name(),
             bs = job.frame_bytes,
@@ -212,7 +229,12 @@ impl Report {
             user = cpu.user.as_secs_f64(),
             sys = cpu.system.as_secs_f64(),
             drv = cpu.driver.as_secs_f64(),
+            process = cpu.process.as_secs_f64(),
             per_gb = per_gb(cpu_total),
+            per_frame = cpu_total * 1e6 / frames,
+            sqes = opt4(per_frame(outcome.sqes)),
+            cqes = opt4(per_frame(outcome.cqes)),
+            interrupts = opt4(per_frame(outcome.interrupts)),
             desc = opt(outcome.descriptors_per_frame),
             irqs = outcome
                 .irqs_per_frame
@@ -250,6 +272,7 @@ mod tests {
             bytes: 3 << 22,
             elapsed: Duration::from_millis(7),
             syscalls: 1,
+            sqes: Some(3),
             descriptors_per_frame: Some(5.0),
             ..engines::Outcome::default()
         };
@@ -266,11 +289,15 @@ mod tests {
         assert_eq!(value["lat_p50_us"], serde_json::Value::Null);
         assert_eq!(value["descriptors_per_frame"], 5.0);
         assert_eq!(value["extents_per_frame"], serde_json::Value::Null);
+        assert_eq!(value["sqes_per_frame"], 1.0);
+        assert_eq!(value["cqes_per_frame"], serde_json::Value::Null);
         for key in [
             "drops_underrun",
             "drops_other",
             "lat_p99_us",
             "cpu_s_per_gb",
+            "cpu_us_per_frame",
+            "interrupts_per_frame",
         ] {
             assert!(value.get(key).is_some(), "{key} missing: {line}");
         }

@@ -1,5 +1,14 @@
-//! What a job measures besides bytes and time: CPU time from the kernel's accounting,
-//! completion latency, and the physical layout of the buffer.
+//! What a job measures besides bytes and time: CPU time, the card's interrupts, completion
+//! latency.
+//!
+//! CPU time comes from the scheduler's run-time clocks (`sum_exec_runtime`, nanoseconds),
+//! not from tick sampling: the process's `CLOCK_PROCESS_CPUTIME_ID` (every thread of it,
+//! io_uring's SQPOLL thread and the task work run in its context included) and the CPU
+//! clock of each of the card's interrupt threads. Hard and soft interrupt time is not in
+//! either (the kernel has no `IRQ_TIME_ACCOUNTING`); the guest-wide busy time from
+//! `/proc/stat` (ticks) includes it, coarsely. Under QEMU `-icount` these clocks count
+//! guest instructions (each takes 2^shift ns of guest time), so they do not depend on the
+//! host's load.
 
 use std::time::Duration;
 
@@ -13,6 +22,12 @@ pub struct Cpu {
     pub system: Duration,
     /// Time of the kernel threads serving the card's interrupts (`irq/N-fgrabK-*`).
     pub driver: Duration,
+    /// User plus system time of this process, from its CPU clock (exact; `user` and
+    /// `system` split it by tick sampling).
+    pub process: Duration,
+    /// Time no CPU of the guest was idle, from `/proc/stat` (clock ticks, all tasks and
+    /// interrupts).
+    pub busy: Duration,
 }
 
 impl Cpu {
@@ -31,7 +46,14 @@ impl Cpu {
             user: time(usage.ru_utime),
             system: time(usage.ru_stime),
             driver: irq_thread_time(card),
+            process: cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID),
+            busy: guest_busy(),
         }
+    }
+
+    /// Everything charged to the stream: this process and the card's interrupt threads.
+    pub fn total(&self) -> Duration {
+        self.process + self.driver
     }
 
     /// Time spent between `self` and `later`.
@@ -40,37 +62,120 @@ impl Cpu {
             user: later.user.saturating_sub(self.user),
             system: later.system.saturating_sub(self.system),
             driver: later.driver.saturating_sub(self.driver),
+            process: later.process.saturating_sub(self.process),
+            busy: later.busy.saturating_sub(self.busy),
         }
     }
 }
 
-/// utime + stime of every interrupt thread of card `card`, from /proc (clock ticks).
+/// The time on CPU clock `clock`.
+fn cpu_clock(clock: libc::clockid_t) -> Duration {
+    // SAFETY: clock_gettime fills the zeroed timespec it is given.
+    let ts = unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        if libc::clock_gettime(clock, &mut ts) != 0 {
+            return Duration::ZERO;
+        }
+        ts
+    };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Run time of every interrupt thread of card `card`, from their CPU clocks.
 fn irq_thread_time(card: u32) -> Duration {
     let marker = format!("-fgrab{card}-");
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    let mut ticks = 0u64;
+    let mut total = Duration::ZERO;
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Duration::ZERO;
     };
     for entry in dir.flatten() {
-        let path = entry.path();
-        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else {
             continue;
         };
         if !(comm.starts_with("irq/") && comm.contains(&marker)) {
             continue;
         }
-        if let Ok(stat) = std::fs::read_to_string(path.join("stat")) {
-            // Fields after the parenthesized command: state is field 3, utime 14, stime 15.
-            if let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) {
-                let fields: Vec<&str> = rest.split_whitespace().collect();
-                let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
-                ticks += field(14).unwrap_or(0) + field(15).unwrap_or(0);
-            }
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: writes the clock id of `pid`'s CPU clock into `clock`.
+        if unsafe { libc::clock_getcpuclockid(pid, &mut clock) } == 0 {
+            total += cpu_clock(clock);
         }
     }
+    total
+}
+
+/// Non-idle time of every guest CPU, from the first line of `/proc/stat`.
+fn guest_busy() -> Duration {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return Duration::ZERO;
+    };
+    let Some(line) = stat.lines().next() else {
+        return Duration::ZERO;
+    };
+    // cpu user nice system idle iowait irq softirq steal ...
+    let ticks: u64 = line
+        .split_whitespace()
+        .skip(1)
+        .enumerate()
+        .filter(|(field, _)| *field != 3 && *field != 4)
+        .filter_map(|(_, value)| value.parse::<u64>().ok())
+        .sum();
     Duration::from_nanos(ticks * 1_000_000_000 / hz)
+}
+
+/// The card's interrupts so far: the `/proc/interrupts` lines of its vectors, summed over
+/// CPUs.
+#[derive(Clone, Copy, Debug)]
+pub struct Interrupts(Option<u64>);
+
+impl Interrupts {
+    /// Now, for card `card` (the K of fgrabK).
+    pub fn now(card: u32) -> Self {
+        Self(card_interrupts(card))
+    }
+
+    /// Interrupts since `self`.
+    pub fn since(self, card: u32) -> Option<u64> {
+        Some(card_interrupts(card)?.saturating_sub(self.0?))
+    }
+}
+
+/// Sum of the per-CPU counts of the card's vectors: lines naming its PCI address (read
+/// from `/sys/class/misc/fgrabK/device`) and an `fgrab-` vector name.
+fn card_interrupts(card: u32) -> Option<u64> {
+    let device = std::fs::read_link(format!("/sys/class/misc/fgrab{card}/device")).ok()?;
+    let address = device.file_name()?.to_str()?.to_string();
+    let table = std::fs::read_to_string("/proc/interrupts").ok()?;
+    parse_interrupts(&table, &address)
+}
+
+/// The sum of the counts of the lines of `table` naming `address` and an `fgrab-` vector.
+fn parse_interrupts(table: &str, address: &str) -> Option<u64> {
+    let cpus = table.lines().next()?.split_whitespace().count();
+    let mut found = false;
+    let mut total = 0;
+    for line in table.lines().skip(1) {
+        if !(line.contains(address) && line.contains("fgrab-")) {
+            continue;
+        }
+        found = true;
+        total += line
+            .split_whitespace()
+            .skip(1)
+            .take(cpus)
+            .filter_map(|count| count.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    found.then_some(total)
 }
 
 /// Completion latencies in nanoseconds.
@@ -91,5 +196,22 @@ impl Latencies {
         self.0.sort_unstable();
         let index = ((self.0.len() - 1) as f64 * q).round() as usize;
         Some(self.0[index] as f64 / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interrupts_of_one_card() {
+        let table = "           CPU0       CPU1\n\
+             24:        100         20  PCI-MSIX-0000:01:00.0    0-edge      fgrab-frames\n\
+             25:          1          0  PCI-MSIX-0000:01:00.0    1-edge      fgrab-errors\n\
+             26:        900          9  PCI-MSIX-0000:02:00.0    0-edge      fgrab-frames\n\
+            LOC:       5000       5000   Local timer interrupts\n";
+        assert_eq!(parse_interrupts(table, "0000:01:00.0"), Some(121));
+        assert_eq!(parse_interrupts(table, "0000:02:00.0"), Some(909));
+        assert_eq!(parse_interrupts(table, "0000:03:00.0"), None);
     }
 }

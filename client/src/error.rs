@@ -49,6 +49,10 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A stream made for one thread ([`crate::Options::single_thread`]) was used from
+    /// another: its ring accepts submissions and waits from the thread that attached it only.
+    #[error("a single-thread stream was used from another thread than the one that attached it")]
+    WrongThread,
     /// The region ended (card unplugged or reset, ring failure): the stream is over.
     #[error("the stream ended: the driver gave the region back")]
     Ended,

@@ -56,3 +56,4 @@ pub use regions::{RegionFrame, RegionId, Regions, SharedRegions};
 pub use shared::AsyncFrames;
 pub use shared::{Canceler, FrameStatus, OwnedFrame, SharedStream};
 pub use stream::{Counters, Frame, FrameInfo, Geometry, Options, Stream};
+pub use uring::RingCounters;

@@ -156,8 +156,13 @@ impl<'a> Stream<'a> {
     ///
     /// # Errors
     ///
-    /// [`Error::Ring`] if the eventfds cannot be created or registered.
+    /// [`Error::Ring`] if the eventfds cannot be created or registered;
+    /// [`Error::WrongThread`] for a stream made for one thread
+    /// ([`crate::Options::single_thread`]).
     pub fn into_shared(mut self) -> Result<SharedStream<'a>> {
+        if self.is_single_thread() {
+            return Err(Error::WrongThread);
+        }
         let completions = eventfd()?;
         self.register_eventfd(completions.as_raw_fd())?;
         let features = self.shared_features();

@@ -3,7 +3,9 @@
 use crate::buffer::Buffer;
 use crate::features::Features;
 use crate::raw;
-use crate::uring::{written_frame, Completion, Uring, ATTACH, WRITE_TAG};
+use crate::uring::{
+    written_frame, Completion, RingCounters, Setup, Uring, ATTACH, RING_ENTRIES, WRITE_TAG,
+};
 use crate::{Error, Result};
 use fgrab_uapi::{FrameMeta, Stats};
 use io_uring::squeue;
@@ -112,12 +114,25 @@ pub struct Options {
     /// One frame interrupt per this many frames (`Some(0)`: the driver's choice; `None`
     /// and `Some(1)`: every frame); see [`crate::raw::Start::irq_frames`].
     pub irq_frames: Option<u32>,
+    /// Only the thread that attaches the stream uses it (no [`Stream::into_shared`]): its
+    /// ring is set up with `SINGLE_ISSUER | DEFER_TASKRUN`, so frame completions run in that
+    /// thread's waits, several per wake, instead of interrupting it one by one (the
+    /// benchmark measures the difference). Any other thread gets [`Error::WrongThread`];
+    /// a stream dropped in another thread cannot end its region and leaks its buffer.
+    /// Ignored with [`Self::sqpoll`].
+    pub single_thread: bool,
 }
 
 impl Options {
     /// Whether a kernel thread submits commands ([`Self::sqpoll`]).
     pub fn sqpoll(mut self, sqpoll: bool) -> Self {
         self.sqpoll = sqpoll;
+        self
+    }
+
+    /// Whether only the attaching thread uses the stream ([`Self::single_thread`]).
+    pub fn single_thread(mut self, single_thread: bool) -> Self {
+        self.single_thread = single_thread;
         self
     }
 
@@ -209,6 +224,8 @@ pub struct Stream<'a> {
     /// Completions of a recorder's file writes (`record.rs`), kept for it whichever wait
     /// reaped them.
     writes: Vec<Completion>,
+    /// Completions of one wait, kept allocated from wait to wait.
+    reaped: Vec<Completion>,
 }
 
 /// A failed [`Stream::attach`], with what can be given back.
@@ -231,7 +248,15 @@ impl<'a> Stream<'a> {
         use std::os::fd::AsRawFd;
         let setup = (|| {
             geometry.validate(buffer.len())?;
-            let mut ring = Uring::new(file.as_raw_fd(), options.sqpoll)?;
+            let setup = match options {
+                Options { sqpoll: true, .. } => Setup::Sqpoll,
+                Options {
+                    single_thread: true,
+                    ..
+                } => Setup::SingleThread,
+                _ => Setup::Shared,
+            };
+            let mut ring = Uring::with_setup(file.as_raw_fd(), setup, RING_ENTRIES)?;
             // CAST: validated against the buffer length.
             let span = geometry.span().unwrap_or(0) - geometry.offset;
             // SAFETY: inside the buffer (validated); the stream owns `buffer` and releases
@@ -282,6 +307,7 @@ impl<'a> Stream<'a> {
             attach_result: None,
             options,
             writes: Vec::new(),
+            reaped: Vec::new(),
         };
         match stream.attach_region(attach) {
             Ok(()) => Ok(stream),
@@ -498,7 +524,9 @@ impl<'a> Stream<'a> {
     ///
     /// # Errors
     ///
-    /// [`Error::Ring`]; [`Error::Ended`] if the region ended (card gone, ring failure).
+    /// [`Error::Ring`]; [`Error::Ended`] if the region ended (card gone, ring failure);
+    /// [`Error::WrongThread`] for a single-thread stream ([`Options::single_thread`]) used
+    /// from another thread.
     pub fn next_frame(&mut self, timeout: Option<Duration>) -> Result<Option<Frame<'_, 'a>>> {
         Ok(self
             .take_frame(timeout)?
@@ -512,6 +540,9 @@ impl<'a> Stream<'a> {
     ///
     /// As [`Self::next_frame`].
     pub fn take_frame(&mut self, timeout: Option<Duration>) -> Result<Option<FrameInfo>> {
+        // A single-thread stream hands out nothing elsewhere, not even frames already
+        // reaped: its frames come back to the ring of that thread.
+        self.ring.check_thread()?;
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
         // Frames released since the last wait are submitted with it (below); while frames
         // are ready without waiting, as soon as the card runs low.
@@ -525,7 +556,8 @@ impl<'a> Stream<'a> {
                 return Err(self.end_error());
             }
             let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
-            let completions = match left {
+            let mut reaped = std::mem::take(&mut self.reaped);
+            let result = match left {
                 Some(left) if left.is_zero() => {
                     if looked {
                         return Ok(None);
@@ -534,14 +566,17 @@ impl<'a> Stream<'a> {
                     // submits what was released and runs the task work that posts
                     // completions.
                     looked = true;
-                    self.ring.submit()?;
-                    self.ring.reap(0, Some(Duration::ZERO))?
+                    self.ring
+                        .submit()
+                        .and_then(|()| self.ring.reap_into(0, Some(Duration::ZERO), &mut reaped))
                 }
-                left => self.ring.reap(1, left)?,
+                left => self.ring.reap_into(1, left, &mut reaped),
             };
-            for completion in completions {
+            for completion in reaped.drain(..) {
                 self.handle(completion);
             }
+            self.reaped = reaped;
+            result?;
         }
     }
 
@@ -601,6 +636,16 @@ impl<'a> Stream<'a> {
     /// Library counters (delivered, dropped from sequence gaps, failed).
     pub fn counters(&self) -> Counters {
         self.counters
+    }
+
+    /// What the stream's ring did: entries submitted, completions reaped, system calls.
+    pub fn ring_counters(&self) -> RingCounters {
+        self.ring.counters()
+    }
+
+    /// Whether the stream was made for one thread ([`Options::single_thread`]).
+    pub(crate) fn is_single_thread(&self) -> bool {
+        self.ring.is_single_thread()
     }
 
     /// The driver's view of the stream.

@@ -2,6 +2,18 @@
 //!
 //! fgrab commands need 128-byte SQEs (80-byte payloads) and 32-byte CQEs (frame sequence
 //! numbers), so the ring is created with `IORING_SETUP_SQE128 | IORING_SETUP_CQE32`.
+//!
+//! A ring used by one thread only ([`Setup::SingleThread`]) adds `SINGLE_ISSUER |
+//! DEFER_TASKRUN | TASKRUN_FLAG`: the driver's frame completions (lazy task work) then run
+//! in the waiting thread when it enters the kernel to wait, not in an interrupt of whatever
+//! it was doing, and a wait for one completion wakes once for every completion pending by
+//! then. The kernel refuses (`EEXIST`) any other thread's submission or wait on such a ring,
+//! so this module refuses it first, with [`Error::WrongThread`].
+//!
+//! Reaping: every wait asks for at least one completion and takes every completion
+//! available, never a fixed batch: a batch may take long to fill when the producer is slow,
+//! and frames completed meanwhile would not go back to the card (the latency and starvation
+//! of issue 15).
 
 use crate::raw::FrameCompletion;
 use crate::{Error, Result};
@@ -11,7 +23,7 @@ use std::time::{Duration, Instant};
 use zerocopy::{FromBytes, IntoBytes};
 
 /// Entries of the submission queue (the completion queue has twice as many).
-const RING_ENTRIES: u32 = 256;
+pub(crate) const RING_ENTRIES: u32 = 256;
 
 /// `user_data` of one-shot commands (`INFO`, `START`, ...) is this bit plus a counter, so
 /// that a late answer to a command given up on is never taken for the next one's. Frames
@@ -41,11 +53,42 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// One completion, decoded as a frame's (other commands have no sequence number).
 pub(crate) type Completion = FrameCompletion;
 
+/// How a ring is set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Setup {
+    /// Any thread may submit and wait (task work runs at once, in any context).
+    Shared,
+    /// A kernel thread submits (`IORING_SETUP_SQPOLL`).
+    Sqpoll,
+    /// Only the creating thread submits and waits: task work deferred to its waits.
+    SingleThread,
+}
+
+/// What a ring did: submission entries written, completions reaped and system calls made
+/// (`io_uring_enter`), counted in user space.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingCounters {
+    /// Submission queue entries written.
+    pub sqes: u64,
+    /// Completion queue entries reaped.
+    pub cqes: u64,
+    /// `io_uring_enter` system calls (submissions and waits).
+    pub enters: u64,
+}
+
+/// The calling thread (std's id, one per kernel task, read without a system call).
+fn thread_id() -> std::thread::ThreadId {
+    std::thread::current().id()
+}
+
 /// An io_uring with big SQEs and CQEs, submitting to one device file.
 pub struct Uring {
     ring: IoUring<squeue::Entry128, cqueue::Entry32>,
     fd: RawFd,
     sqpoll: bool,
+    /// The only thread that may use a [`Setup::SingleThread`] ring.
+    owner: Option<std::thread::ThreadId>,
+    counters: RingCounters,
     /// Completions seen while waiting for another one.
     backlog: Vec<Completion>,
     /// Counter of [`COMMAND_TAG`] user data.
@@ -80,14 +123,33 @@ fn memlock_error(addr: usize, len: usize, source: &std::io::Error) -> Option<Err
 impl Uring {
     /// Creates the ring for commands on `fd`, with a kernel submission thread if `sqpoll`.
     pub(crate) fn new(fd: RawFd, sqpoll: bool) -> Result<Self> {
-        Self::with_entries(fd, sqpoll, RING_ENTRIES)
+        let setup = if sqpoll { Setup::Sqpoll } else { Setup::Shared };
+        Self::with_setup(fd, setup, RING_ENTRIES)
     }
 
     /// A ring of `entries` for one-shot commands on `fd` (the feature port's).
     pub(crate) fn with_entries(fd: RawFd, sqpoll: bool, entries: u32) -> Result<Self> {
+        let setup = if sqpoll { Setup::Sqpoll } else { Setup::Shared };
+        Self::with_setup(fd, setup, entries)
+    }
+
+    /// A ring of `entries` set up as `setup` says; a [`Setup::SingleThread`] ring belongs
+    /// to the calling thread.
+    pub(crate) fn with_setup(fd: RawFd, setup: Setup, entries: u32) -> Result<Self> {
         let mut builder = IoUring::<squeue::Entry128, cqueue::Entry32>::builder();
-        if sqpoll {
-            builder.setup_sqpoll(1000);
+        match setup {
+            Setup::Shared => {}
+            Setup::Sqpoll => {
+                builder.setup_sqpoll(1000);
+            }
+            Setup::SingleThread => {
+                // TASKRUN_FLAG: the kernel marks the ring when deferred work is pending, so
+                // that a non-waiting enter (a poll) asks for it to run (GETEVENTS).
+                builder
+                    .setup_single_issuer()
+                    .setup_defer_taskrun()
+                    .setup_taskrun_flag();
+            }
         }
         let ring = builder.build(entries).map_err(|source| Error::Ring {
             operation: "setup",
@@ -96,10 +158,30 @@ impl Uring {
         Ok(Self {
             ring,
             fd,
-            sqpoll,
+            sqpoll: setup == Setup::Sqpoll,
+            owner: (setup == Setup::SingleThread).then(thread_id),
+            counters: RingCounters::default(),
             backlog: Vec::new(),
             next_command: 0,
         })
+    }
+
+    /// [`Error::WrongThread`] unless the calling thread may enter this ring.
+    pub(crate) fn check_thread(&self) -> Result<()> {
+        match self.owner {
+            Some(owner) if owner != thread_id() => Err(Error::WrongThread),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether only one thread may use the ring ([`Setup::SingleThread`]).
+    pub(crate) fn is_single_thread(&self) -> bool {
+        self.owner.is_some()
+    }
+
+    /// What the ring did so far.
+    pub(crate) fn counters(&self) -> RingCounters {
+        self.counters
     }
 
     /// Registers `[ptr, ptr + len)` as fixed buffer 0.
@@ -205,6 +287,7 @@ impl Uring {
             // which keeps it until the command's completion is reaped (`Stream` never frees
             // its buffer while a command may use it).
             if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                self.counters.sqes += 1;
                 return Ok(());
             }
             self.submit()?;
@@ -218,10 +301,12 @@ impl Uring {
 
     /// Submits queued commands (a system call unless an awake SQPOLL thread takes them).
     pub(crate) fn submit(&mut self) -> Result<()> {
+        self.check_thread()?;
         if self.sqpoll && !self.ring.submission().need_wakeup() {
             self.ring.submission().sync();
             return Ok(());
         }
+        self.counters.enters += 1;
         self.ring
             .submit()
             .map(|_| ())
@@ -238,18 +323,36 @@ impl Uring {
         min: usize,
         timeout: Option<Duration>,
     ) -> Result<Vec<Completion>> {
+        let mut seen = Vec::new();
+        self.reap_into(min, timeout, &mut seen)?;
+        Ok(seen)
+    }
+
+    /// [`Self::reap`] into `seen` (empty on entry), whose capacity a caller reaping per
+    /// frame keeps from one wait to the next: no allocation per wait. On error, what was
+    /// reaped stays in the backlog for the next call.
+    pub(crate) fn reap_into(
+        &mut self,
+        min: usize,
+        timeout: Option<Duration>,
+        seen: &mut Vec<Completion>,
+    ) -> Result<()> {
+        self.check_thread()?;
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
-        let mut seen = std::mem::take(&mut self.backlog);
+        seen.append(&mut self.backlog);
         loop {
+            let before = seen.len();
             seen.extend(self.ring.completion().map(|cqe| Completion::from_cqe(&cqe)));
+            // CAST: a completion queue holds at most a few thousand entries.
+            self.counters.cqes += (seen.len() - before) as u64;
             if seen.len() >= min.max(1) {
-                return Ok(seen);
+                return Ok(());
             }
             let left = match deadline {
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        return Ok(seen);
+                        return Ok(());
                     }
                     left
                 }
@@ -257,6 +360,7 @@ impl Uring {
             };
             let timespec = types::Timespec::from(left.min(Duration::from_millis(500)));
             let args = types::SubmitArgs::new().timespec(&timespec);
+            self.counters.enters += 1;
             match self
                 .ring
                 .submitter()
@@ -266,7 +370,7 @@ impl Uring {
                 Err(error)
                     if matches!(error.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR)) => {}
                 Err(source) => {
-                    self.backlog = seen;
+                    self.backlog.append(seen);
                     return Err(Error::Ring {
                         operation: "wait",
                         source,

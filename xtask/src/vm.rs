@@ -102,6 +102,10 @@ pub struct VmConfig {
     /// run directory, made empty for each run and removed after it (recording tests and
     /// benchmarks write to it).
     pub disk_mib: Option<u64>,
+    /// QEMU `-icount` options (e.g. `shift=3,align=off,sleep=on`): guest time counts
+    /// instructions, so guest CPU times measure work, not the host's load. TCG then runs
+    /// every vCPU in one host thread.
+    pub icount: Option<String>,
 }
 
 impl VmConfig {
@@ -120,6 +124,7 @@ impl VmConfig {
             timeout: Duration::from_secs(1800),
             userland: None,
             disk_mib: None,
+            icount: None,
         }
     }
 }
@@ -243,6 +248,10 @@ fn qemu_script(artifacts: &Artifacts, config: &VmConfig, run: &Path, interactive
         // during early boot as a wild access (seen in do_raw_spin_lock from cpu_detect).
         "-cpu max,la57=off".into(),
         "-smp 2".into(),
+        config
+            .icount
+            .as_ref()
+            .map_or(String::new(), |icount| format!("-icount {icount}")),
         format!("-m {GUEST_MEMORY_MIB}M"),
         format!("-object memory-backend-memfd,id=mem,size={GUEST_MEMORY_MIB}M,share=on"),
         "-machine q35,memory-backend=mem".into(),

@@ -209,6 +209,7 @@ pub const ALL: &[Test] = &[
     // The libraries and tools over the paths tested above in every DMA mode.
     control("client-rust-api", client::client_rust_api),
     control("client-misuse", client::client_misuse),
+    control("client-single-thread", client::client_single_thread),
     control("client-regions", regions::client_regions),
     control(
         "client-shared-regions",
@@ -653,81 +654,102 @@ pub fn demo() {
 
 /// The benchmark matrix of `cargo xtask bench`: every frame path at several frame sizes on
 /// card 0, each job run by `/bin/fgrab-bench`; its JSON reports go to the host as
-/// `bench-json` lines.
+/// `bench-json` lines. With `fgrab_bench_mode=cost` (the run under QEMU `-icount`), the
+/// CPU-cost jobs instead: a fixed number of frames per job, since guest time then counts
+/// instructions and a timed job would measure the host.
 fn bench() -> TestResult {
     let runtime = std::env::var("fgrab_bench_runtime").unwrap_or_else(|_| "2".into());
+    let cost = std::env::var("fgrab_bench_mode").is_ok_and(|mode| mode == "cost");
+    let job = |name: String, engine: &str, bs: &str, extra: &[&str]| -> Vec<String> {
+        let mut args = vec![
+            format!("--name={name}"),
+            format!("--ioengine={engine}"),
+            format!("--bs={bs}"),
+        ];
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        args
+    };
     let mut jobs: Vec<Vec<String>> = Vec::new();
-    for bs in ["256k", "1M", "4M", "16M"] {
-        for engine in ["uring", "uring-sqpoll", "ioctl", "read"] {
-            jobs.push(
-                [
-                    format!("--name={engine}-{bs}"),
-                    format!("--ioengine={engine}"),
-                    format!("--bs={bs}"),
-                ]
-                .into(),
-            );
+    if cost {
+        // Frames per job: about 0.5-1 GB each, a few guest seconds on the copy path.
+        for (bs, frames) in [("256k", "2000"), ("1M", "1000"), ("4M", "250")] {
+            let count = format!("--number_ios={frames}");
+            for engine in ["uring", "uring-raw", "ioctl", "read"] {
+                jobs.push(job(format!("{engine}-{bs}"), engine, bs, &[&count]));
+            }
+            if bs != "4M" {
+                jobs.push(job(
+                    format!("uring-{bs}-no-defer"),
+                    "uring",
+                    bs,
+                    &[&count, "--defer_taskrun=0"],
+                ));
+            }
         }
+    } else {
+        let runtime = format!("--runtime={runtime}");
+        let timed = |mut args: Vec<String>| {
+            args.push(runtime.clone());
+            args
+        };
+        // `uring` is the fgrab library, `uring-raw` and `uring-sqpoll` the benchmark's own
+        // hand-tuned ring: the gap between them is the library's.
+        for bs in ["256k", "1M", "4M", "16M"] {
+            for engine in ["uring", "uring-raw", "uring-sqpoll", "ioctl", "read"] {
+                jobs.push(timed(job(format!("{engine}-{bs}"), engine, bs, &[])));
+            }
+        }
+        for bs in ["256k", "1M"] {
+            // Waiting for 4 completions per system call instead of 1: how a wait for a
+            // batch keeps completed frames from the card (issue 15), side by side.
+            jobs.push(timed(job(
+                format!("uring-raw-{bs}-batch4"),
+                "uring-raw",
+                bs,
+                &["--iodepth_batch=4"],
+            )));
+            // Task work run at once instead of deferred to the waiter: what a
+            // single-thread stream (DEFER_TASKRUN, lazy frame completions) saves.
+            jobs.push(timed(job(
+                format!("uring-{bs}-no-defer"),
+                "uring",
+                bs,
+                &["--defer_taskrun=0"],
+            )));
+            // Deeper queues, reaped 32 per system call: the batched mode's system call
+            // budget.
+            jobs.push(timed(job(
+                format!("uring-raw-{bs}-batch32"),
+                "uring-raw",
+                bs,
+                &["--iodepth=64", "--iodepth_batch=32"],
+            )));
+        }
+        // The deepest queue the 256 KiB target allows, and far deeper ones (64 MiB in
+        // flight): whether misses at small frames come from per-frame cost or from host
+        // stalls longer than the queued frames last.
+        for (bs, depth) in [("256k", 32), ("256k", 256), ("1M", 64)] {
+            let depth_arg = format!("--iodepth={depth}");
+            jobs.push(timed(job(
+                format!("uring-{bs}-qd{depth}"),
+                "uring",
+                bs,
+                &[&depth_arg],
+            )));
+        }
+        // The same zero-copy job on 4 KiB pages: more descriptors, as many as extents.
+        jobs.push(timed(job(
+            "uring-4M-4k-pages".into(),
+            "uring",
+            "4M",
+            &["--backing=4k"],
+        )));
     }
-    // Deeper queues, reaped 32 per system call: the batched mode's system call budget.
-    for bs in ["256k", "1M"] {
-        jobs.push(
-            [
-                format!("--name=uring-{bs}-batch32"),
-                "--ioengine=uring".into(),
-                format!("--bs={bs}"),
-                "--iodepth=64".into(),
-                "--iodepth_batch=32".into(),
-            ]
-            .into(),
-        );
-    }
-    // Far deeper queues (64 MiB in flight): whether the misses at small frames come from
-    // per-frame cost or from host stalls longer than the queued frames last.
-    for (bs, depth) in [("256k", 256), ("1M", 64)] {
-        jobs.push(
-            [
-                format!("--name=uring-{bs}-qd{depth}"),
-                "--ioengine=uring".into(),
-                format!("--bs={bs}"),
-                format!("--iodepth={depth}"),
-                "--iodepth_batch=32".into(),
-            ]
-            .into(),
-        );
-    }
-    // Task work run at once instead of deferred to the waiter: what lazy frame completions
-    // on a DEFER_TASKRUN ring save, side by side.
-    for bs in ["256k", "1M"] {
-        jobs.push(
-            [
-                format!("--name=uring-{bs}-no-defer"),
-                "--ioengine=uring".into(),
-                format!("--bs={bs}"),
-                "--defer_taskrun=0".into(),
-            ]
-            .into(),
-        );
-    }
-    // The same zero-copy job on 4 KiB pages: more descriptors, as many as extents.
-    jobs.push(
-        [
-            "--name=uring-4M-4k-pages".to_string(),
-            "--ioengine=uring".into(),
-            "--bs=4M".into(),
-            "--backing=4k".into(),
-        ]
-        .into(),
-    );
     for job in jobs {
         let output = std::process::Command::new("/bin/fgrab-bench")
-            .args(["--iodepth=8", "--iodepth_batch=4"])
+            .arg("--iodepth=8")
             .args(&job)
-            .args([
-                "--offset=0x321",
-                &format!("--runtime={runtime}"),
-                "--output-format=json",
-            ])
+            .args(["--offset=0x321", "--output-format=json"])
             .output()
             .map_err(|error| format!("fgrab-bench: {error}"))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
