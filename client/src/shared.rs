@@ -64,6 +64,19 @@ pub(crate) fn drain(fd: &OwnedFd) {
     unsafe { libc::read(fd.as_raw_fd(), (&raw mut count).cast(), 8) };
 }
 
+/// What is left of a wait for a frame until `deadline` (`None`: forever), or
+/// [`Error::Timeout`] once it passed.
+pub(crate) fn time_left(deadline: Option<Instant>) -> Result<Option<Duration>> {
+    let Some(deadline) = deadline else {
+        return Ok(None);
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(Error::Timeout { what: "a frame" });
+    }
+    Ok(Some(left))
+}
+
 /// Adds one to an eventfd's counter, making it readable.
 pub(crate) fn signal(fd: &OwnedFd) {
     let one = 1u64;
@@ -220,16 +233,7 @@ impl<'a> SharedStream<'a> {
                     return Err(Error::Stopped);
                 }
             }
-            let left = match deadline {
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(Error::Timeout { what: "a frame" });
-                    }
-                    Some(left)
-                }
-                None => None,
-            };
+            let left = time_left(deadline)?;
             if !self.shared.cancel.pending() {
                 self.sleep(left)?;
             }

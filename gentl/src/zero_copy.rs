@@ -122,14 +122,7 @@ impl ZeroCopyPath {
         }
         let target = announced.target;
         if target.size < frame_bytes as usize {
-            return fail(
-                GC_ERR_BUFFER_TOO_SMALL,
-                format!(
-                    "an announced buffer of {} bytes cannot hold a frame of PayloadSize {} \
-                     bytes: revoke it and announce one of at least PayloadSize",
-                    target.size, frame_bytes
-                ),
-            );
+            return too_small(target.size, frame_bytes);
         }
         // SAFETY: an announced buffer is `size` writable bytes at `base` that the consumer
         // keeps allocated until it is revoked (GenTL's contract for DSAnnounceBuffer; the
@@ -188,6 +181,18 @@ impl ZeroCopyPath {
             )),
         }
     }
+}
+
+/// `GC_ERR_BUFFER_TOO_SMALL` for an announced buffer of `size` bytes and frames of
+/// `frame_bytes`.
+fn too_small<T>(size: usize, frame_bytes: u32) -> Result<T> {
+    fail(
+        GC_ERR_BUFFER_TOO_SMALL,
+        format!(
+            "an announced buffer of {size} bytes cannot hold a frame of PayloadSize \
+             {frame_bytes} bytes: revoke it and announce one of at least PayloadSize"
+        ),
+    )
 }
 
 /// Why a leaked buffer cannot be revoked.
@@ -292,14 +297,7 @@ impl BufferPath for ZeroCopyPath {
             .iter()
             .find(|target| target.size < frame_bytes as usize)
         {
-            return fail(
-                GC_ERR_BUFFER_TOO_SMALL,
-                format!(
-                    "an announced buffer of {} bytes cannot hold a frame of PayloadSize {} \
-                     bytes: revoke it and announce one of at least PayloadSize",
-                    small.size, frame_bytes
-                ),
-            );
+            return too_small(small.size, frame_bytes);
         }
         let regions = self.regions()?;
         let mut buffers = self.lock();

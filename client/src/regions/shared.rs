@@ -11,7 +11,7 @@
 //! ready queue; the eventfd stays readable until a waiter looked at that queue.
 
 use super::{RegionFrame, RegionId, Regions, State};
-use crate::shared::{drain, eventfd, signal, sleep, CancelState};
+use crate::shared::{drain, eventfd, signal, sleep, time_left, CancelState};
 use crate::stream::Geometry;
 use crate::{Buffer, Canceler, Card, Error, Features, Result};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -154,16 +154,7 @@ impl<'a> SharedRegions<'a> {
                     return Err(Error::Stopped);
                 }
             }
-            let left = match deadline {
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(Error::Timeout { what: "a frame" });
-                    }
-                    Some(left)
-                }
-                None => None,
-            };
+            let left = time_left(deadline)?;
             if !self.inner.cancel.pending() {
                 sleep(&self.inner.completions, &self.inner.cancel, left)?;
             }
