@@ -30,8 +30,11 @@
 //! submissions of the other regions go back to the card, in order, before it is enabled
 //! again ([`Attached::revoke`]); a card that does not stop cleanly stops the whole stream.
 
+mod batch;
 mod copy;
 mod waiters;
+
+pub(crate) use batch::BatchRequest;
 
 use kernel::prelude::*;
 use zerocopy::IntoBytes;
@@ -41,7 +44,7 @@ use crate::{
         drop_order::DropOrder,
         log::warn_ratelimit,
         periodic::Kick,
-        uring_cmd::{PendingCmd, RingId, UringCmd, UserWriteback, USER_WRITEBACK_BYTES},
+        uring_cmd::{PendingCmd, RingId, UringCmd, UserWriteback},
     },
     domain::region::Region,
     hardware::{
@@ -104,8 +107,11 @@ enum Queued {
     /// A `QUEUE` command, with the metadata buffer it asked for.
     Command {
         cmd: PendingCmd,
-        out: Option<KBox<UserWriteback>>,
+        out: Option<UserWriteback>,
     },
+    /// Frame `position` of the `QUEUE_BATCH` command `key` of the region
+    /// ([`batch::Batches`]), which completes when its last frame does.
+    Batch { key: u64, position: u32 },
     /// A frame queued by `ioctl(QBUF)` or by the copy path: its metadata goes to the
     /// region's done list, where `ioctl(DQBUF)` or `read()` picks it up.
     Waiter,
@@ -116,12 +122,12 @@ impl Queued {
     /// record if there is one. A waiter's metadata is returned for the done list.
     fn complete(
         self,
-        region: u32,
-        frame: u32,
+        (region, frame): (u32, u32),
         res: i32,
         record: Option<&CompletionRecord>,
         clock_offset: i64,
         counters: &mut Counters,
+        batches: &mut batch::Batches,
     ) -> Option<FrameMeta> {
         let meta = meta(region, frame, res, record, clock_offset);
         counters.frames_completed += 1;
@@ -132,10 +138,14 @@ impl Queued {
                     .filter(|record| record.flags & CompletionRecord::FRAME != 0)
                     .map_or(u64::MAX, |record| record.sequence);
                 let out = out.map(|mut out| {
-                    out.bytes.copy_from_slice(meta.as_bytes());
+                    out.bytes_mut().copy_from_slice(meta.as_bytes());
                     out
                 });
                 cmd.complete_lazy(res, sequence, out);
+                None
+            }
+            Self::Batch { key, position } => {
+                batches.frame_done(key, position, res, &meta, counters);
                 None
             }
             Self::Waiter => Some(meta),
@@ -144,7 +154,9 @@ impl Queued {
 }
 
 // A frame's metadata travels in a completion's writeback.
-const _: () = assert!(core::mem::size_of::<FrameMeta>() == USER_WRITEBACK_BYTES);
+const _: () = assert!(
+    core::mem::size_of::<FrameMeta>() <= crate::abstractions::uring_cmd::MAX_WRITEBACK_BYTES
+);
 
 /// What user space learns about a frame besides the CQE. The card's timestamp is turned into
 /// `CLOCK_MONOTONIC` with `clock_offset` (measured at `START`).
@@ -222,6 +234,9 @@ struct Counters {
 struct Held {
     /// Its id in the stream, chosen by user space (`AttachCmd::region`).
     id: u32,
+    /// `QUEUE_BATCH` commands in flight; before `pinned`, so that even a plain drop
+    /// completes them before the attach command.
+    batches: batch::Batches,
     /// The region, and the attach command with its ring (frame commands must come from
     /// that ring, so that its exit, which cancels the attach command, also ends them; none
     /// for the copy path's driver-owned frames, which end when their file is released).
@@ -253,6 +268,7 @@ impl Held {
         })();
         let held = Self {
             id,
+            batches: batch::Batches::default(),
             pinned: DropOrder::new(region, attach),
             slots,
             done,
@@ -285,9 +301,14 @@ impl Held {
             if let Slot::Waiting(_) = slot {
                 if let Slot::Waiting(queued) = core::mem::replace(slot, Slot::Idle) {
                     // CAST: at most `MAX_FRAMES` slots.
-                    if let Some(meta) =
-                        queued.complete(self.id, index as u32, res, None, clock_offset, counters)
-                    {
+                    if let Some(meta) = queued.complete(
+                        (self.id, index as u32),
+                        res,
+                        None,
+                        clock_offset,
+                        counters,
+                        &mut self.batches,
+                    ) {
                         let _ = self.done.push(meta, GFP_KERNEL);
                     }
                 }
@@ -309,9 +330,14 @@ impl Held {
                 {
                     // CAST: at most `MAX_FRAMES` slots.
                     let index = index as u32;
-                    if let Some(meta) =
-                        queued.complete(self.id, index, res, None, clock_offset, counters)
-                    {
+                    if let Some(meta) = queued.complete(
+                        (self.id, index),
+                        res,
+                        None,
+                        clock_offset,
+                        counters,
+                        &mut self.batches,
+                    ) {
                         let _ = self.done.push(meta, GFP_KERNEL);
                     }
                 }
@@ -402,9 +428,14 @@ impl Held {
                 EIO.to_errno()
             }
         };
-        if let Some(meta) =
-            queued.complete(self.id, index, res, Some(record), clock_offset, counters)
-        {
+        if let Some(meta) = queued.complete(
+            (self.id, index),
+            res,
+            Some(record),
+            clock_offset,
+            counters,
+            &mut self.batches,
+        ) {
             // Capacity for every frame was reserved when the region was attached.
             let _ = self.done.push(meta, GFP_KERNEL);
         }
@@ -417,6 +448,8 @@ impl Held {
     fn end(mut self, frame_res: i32, res: i32, clock_offset: i64, counters: &mut Counters) {
         self.reclaim_on_card(frame_res, clock_offset, counters);
         self.flush_waiting(frame_res, clock_offset, counters);
+        // Every frame completed, so did every batch; none may outlive the attach command.
+        self.batches.abandon(frame_res, counters);
         // Frame commands are complete (above); now unmap, then complete the attach command.
         if let Some((_, cmd)) = self.pinned.end() {
             counters.cqes += 1;
@@ -977,12 +1010,9 @@ impl Stream {
         }
         let out = match meta_addr {
             0 => None,
-            meta_addr => Some(KBox::new(
-                UserWriteback {
-                    addr: meta_addr,
-                    bytes: [0; USER_WRITEBACK_BYTES],
-                },
-                GFP_KERNEL,
+            meta_addr => Some(UserWriteback::new(
+                meta_addr,
+                core::mem::size_of::<FrameMeta>(),
             )?),
         };
         if streaming {
