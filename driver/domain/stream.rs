@@ -1362,8 +1362,9 @@ impl Stream {
 
 #[kernel::macros::kunit_tests(fgrab_stream)]
 mod tests {
-    use super::{cookie, default_irq_frames, uncookie};
-    use crate::uapi::{MAX_FRAMES, MAX_REGIONS};
+    use super::{batch::batch_res, cookie, default_irq_frames, uncookie};
+    use crate::uapi::{MAX_BATCH_FRAMES, MAX_FRAMES, MAX_REGIONS};
+    use kernel::error::code::{ECANCELED, EIO, ENODEV};
 
     #[test]
     fn cookie_names_region_and_frame() {
@@ -1378,6 +1379,22 @@ mod tests {
     fn default_irq_frames_keeps_three_quarters_queued() {
         for (frames, expected) in [(0, 1), (1, 1), (7, 1), (8, 2), (64, 16), (MAX_FRAMES, 16)] {
             assert_eq!(default_irq_frames(frames), expected);
+        }
+    }
+
+    #[test]
+    fn batch_res_counts_filled_frames_else_first_error() {
+        let canceled = ECANCELED.to_errno();
+        for (filled, first_error, expected) in [
+            (8, 0, 8),
+            // A frame failing mid-batch does not fail the batch.
+            (7, EIO.to_errno(), 7),
+            (1, canceled, 1),
+            (0, canceled, canceled),
+            (0, ENODEV.to_errno(), ENODEV.to_errno()),
+            (MAX_BATCH_FRAMES, 0, MAX_BATCH_FRAMES as i32),
+        ] {
+            assert_eq!(batch_res(filled, first_error), expected);
         }
     }
 

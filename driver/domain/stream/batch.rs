@@ -46,15 +46,21 @@ struct Batch {
     count: u32,
 }
 
+/// A batch's result: the frames filled, or, when none was, the first frame's error
+/// (`first_error`, 0 if none failed).
+pub(super) fn batch_res(filled: u32, first_error: i32) -> i32 {
+    if filled > 0 || first_error == 0 {
+        // CAST: at most `MAX_BATCH_FRAMES`.
+        filled.min(MAX_BATCH_FRAMES) as i32
+    } else {
+        first_error
+    }
+}
+
 impl Batch {
-    /// The command's result: frames filled, or, when none was, the first frame's error.
+    /// The command's result ([`batch_res`]).
     fn res(&self) -> i32 {
-        if self.filled > 0 || self.first_error == 0 {
-            // CAST: at most `MAX_BATCH_FRAMES`.
-            self.filled as i32
-        } else {
-            self.first_error
-        }
+        batch_res(self.filled, self.first_error)
     }
 
     /// Completes the command (lazily, like `QUEUE`'s frames).
