@@ -325,11 +325,37 @@ pub fn batch_stop_detach() -> TestResult {
     // Batches in flight on the card: DETACH takes them back.
     streamer.detach()?;
     streamer.check_guards()?;
-    harness::info(&format!(
+    let mut lines = vec![format!(
         "3 stops and a detach with batches in flight: {} frames verified, {} canceled, {} \
          batch completions",
         streamer.tally.verified, streamer.tally.canceled, streamer.batches
+    )];
+    drop(streamer);
+
+    // Frames of 1 MiB (a period of about a millisecond) and STOP right after START: frames
+    // still on the card come back flagged inside their batches, beside those filled before
+    // (how many of each depends on timing; both are checked).
+    let big = Layout {
+        frame_bytes: (1 << 20) + 3,
+        stride: (1 << 20) + 3 + 61,
+        count: 8,
+        offset: 0x321,
+    };
+    let mut streamer = Streamer::attach(CARD0, big)?.batched(4);
+    for round in 0..5 {
+        streamer.queue_all()?;
+        ensure!(streamer.control(ops::START)? == 0, "START {round} failed");
+        streamer.stop()?;
+        streamer.reconcile_drops()?;
+    }
+    streamer.check_guards()?;
+    lines.push(format!(
+        "5 stops at once after START, 1 MiB frames in batches of 4: {} frames verified, {} \
+         canceled, {} batch completions",
+        streamer.tally.verified, streamer.tally.canceled, streamer.batches
     ));
+    streamer.detach()?;
+    harness::info(&lines.join("; "));
     Ok(())
 }
 
