@@ -16,6 +16,10 @@
 //! kept pinned by its own attach command. They share the card: one frame size, one submit
 //! ring (a submission's cookie names region and frame), one `START`/`STOP`.
 //!
+//! A frame is queued for a `QUEUE` command, a `QUEUE_BATCH` command ([`Queued::Batch`]: the
+//! batch, kept with its region, completes when its last frame does; see `stream/batch.rs`)
+//! or a waiter (`stream/waiters.rs`); every path that takes frames back treats them alike.
+//!
 //! A cancel call (ring exit, or `execve()` of a submitting task) holds the ring lock, and
 //! io_uring repeats it until the command completes, so it only marks the region canceled
 //! and hands it to the watchdog ([`Stream::cancel`]). Ending it (seconds for a card that
