@@ -28,7 +28,7 @@ use crate::{
     domain::{
         camera::Camera,
         region::Region,
-        stream::{StartModeration, Stream},
+        stream::{BatchRequest, StartModeration, Stream},
     },
     hardware::{definition::msix, engine::Engine, regs::Registers},
     uapi::{AttachCmd, DeviceInfo, QueueCmd, Stats, MAX_PORT_BYTES, MAX_REGIONS, STATE_IDLE},
@@ -256,6 +256,13 @@ impl Card {
             (request.region, request.frame),
             request.meta_addr,
         )
+    }
+
+    /// `QUEUE_BATCH` from file `owner`; see [`Stream::queue_batch`].
+    pub(crate) fn queue_batch(&self, owner: u64, cmd: UringCmd, request: &BatchRequest) -> Result {
+        self.stream
+            .lock()
+            .queue_batch(&self.regs, owner, cmd, request)
     }
 
     /// `START` from file `owner`, frame interrupts moderated as asked; see

@@ -14,10 +14,10 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::{
     abstractions::uring_cmd::UringCmd,
     card::Card,
-    domain::stream::StartModeration,
+    domain::stream::{BatchRequest, StartModeration},
     uapi::{
-        ops, AttachCmd, ControlCmd, CopyOutCmd, DetachCmd, PortCmd, QueueCmd, StartCmd,
-        MAX_IRQ_DELAY_US, MAX_IRQ_FRAMES, MAX_PORT_BYTES, MAX_REGIONS, START_IRQ_DELAY,
+        ops, AttachCmd, ControlCmd, CopyOutCmd, DetachCmd, PortCmd, QueueBatchCmd, QueueCmd,
+        StartCmd, MAX_IRQ_DELAY_US, MAX_IRQ_FRAMES, MAX_PORT_BYTES, MAX_REGIONS, START_IRQ_DELAY,
         START_IRQ_FRAMES,
     },
 };
@@ -64,6 +64,24 @@ fn answer(card: &Card, owner: u64, cmd: UringCmd) -> Result<i32> {
                 return Err(EINVAL);
             }
             card.queue(owner, cmd, &request)?;
+            Err(EIOCBQUEUED)
+        }
+        ops::QUEUE_BATCH => {
+            cqe32(&cmd)?;
+            let request = QueueBatchCmd::read_from_bytes(&cmd.payload()?).map_err(|_| EINVAL)?;
+            if request.flags != 0 || request.region >= MAX_REGIONS || request.reserved != [0; 7] {
+                return Err(EINVAL);
+            }
+            card.queue_batch(
+                owner,
+                cmd,
+                &BatchRequest {
+                    region: request.region,
+                    first: request.first,
+                    count: request.count,
+                    meta_addr: request.meta_addr,
+                },
+            )?;
             Err(EIOCBQUEUED)
         }
         ops::DETACH => {
@@ -131,7 +149,7 @@ fn user(request: &PortCmd, len: usize) -> Result<UserSlice> {
     Ok(UserSlice::new(UserPtr::from_addr(addr), len))
 }
 
-/// `ATTACH`, `QUEUE`: frame completions carry the sequence number in a 32-byte CQE, so a
+/// `ATTACH`, `QUEUE`, `QUEUE_BATCH`: frame completions carry the sequence number in a 32-byte CQE, so a
 /// ring without them cannot stream.
 fn cqe32(cmd: &UringCmd) -> Result {
     if cmd.has_cqe32() {

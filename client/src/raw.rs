@@ -31,8 +31,8 @@
 //! ```
 
 use fgrab_uapi::{
-    ops, AttachCmd, ControlCmd, CopyOutCmd, DetachCmd, DeviceInfo, FrameMeta, PortCmd, QueueCmd,
-    StartCmd, Stats, CMD_PAYLOAD_BYTES, START_IRQ_DELAY, START_IRQ_FRAMES,
+    ops, AttachCmd, ControlCmd, CopyOutCmd, DetachCmd, DeviceInfo, FrameMeta, PortCmd,
+    QueueBatchCmd, QueueCmd, StartCmd, Stats, CMD_PAYLOAD_BYTES, START_IRQ_DELAY, START_IRQ_FRAMES,
 };
 use io_uring::{cqueue, opcode, squeue, types};
 use std::os::fd::RawFd;
@@ -178,6 +178,51 @@ impl Queue {
     /// The submission entry.
     pub fn build(self) -> squeue::Entry128 {
         Command::new(self.fd, ops::QUEUE)
+            .payload(self.cmd.as_bytes())
+            .build()
+    }
+}
+
+/// `QUEUE_BATCH`: hands frames `first..first + count` of an attached region to the card
+/// with one submission (at most [`fgrab_uapi::MAX_BATCH_FRAMES`]; all or none are queued).
+/// It completes once, when the last of them is filled or taken back (see
+/// [`BatchCompletion`]); each frame's outcome is in its [`FrameMeta`].
+#[derive(Clone, Debug)]
+pub struct QueueBatch {
+    fd: RawFd,
+    cmd: QueueBatchCmd,
+}
+
+impl QueueBatch {
+    /// Frames `first..first + count`, without metadata.
+    pub fn new(fd: RawFd, first: u32, count: u32) -> Self {
+        Self {
+            fd,
+            cmd: QueueBatchCmd {
+                first,
+                count,
+                ..QueueBatchCmd::new_zeroed()
+            },
+        }
+    }
+
+    /// Where the driver writes the frames' metadata just before the completion: an array of
+    /// `count` [`FrameMeta`], one per frame in order. It must stay valid until the
+    /// completion is reaped.
+    pub fn meta(mut self, metas: *mut FrameMeta) -> Self {
+        self.cmd.meta_addr = metas as u64;
+        self
+    }
+
+    /// The region the frames belong to (default 0).
+    pub fn region(mut self, region: u32) -> Self {
+        self.cmd.region = region;
+        self
+    }
+
+    /// The submission entry.
+    pub fn build(self) -> squeue::Entry128 {
+        Command::new(self.fd, ops::QUEUE_BATCH)
             .payload(self.cmd.as_bytes())
             .build()
     }
@@ -454,6 +499,44 @@ impl FrameCompletion {
     }
 }
 
+/// The outcome of a `QUEUE_BATCH`: how many of its frames the card filled; which ones, and
+/// how, is in their [`FrameMeta`] (`META_FLUSHED`, `META_ERROR` for the others).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchCompletion {
+    /// `user_data` of the submission.
+    pub user_data: u64,
+    /// `res`: frames filled, or, when none was, the first frame's negative errno
+    /// (`-ECANCELED`: taken back by a stop or teardown; `-EIO`; `-ENODEV`).
+    pub res: i32,
+    /// The sequence number of the batch's last frame, if it has one.
+    pub last_sequence: Option<u64>,
+}
+
+impl BatchCompletion {
+    /// Decodes the CQE of a `QUEUE_BATCH`.
+    pub fn from_cqe(cqe: &cqueue::Entry32) -> Self {
+        Self::from_parts(cqe.user_data(), cqe.result(), cqe.big_cqe()[0])
+    }
+
+    /// Decodes the fields of a `QUEUE_BATCH` completion.
+    pub fn from_parts(user_data: u64, res: i32, extra: u64) -> Self {
+        Self {
+            user_data,
+            res,
+            last_sequence: (extra != u64::MAX).then_some(extra),
+        }
+    }
+
+    /// Frames filled, or the errno as an [`std::io::Error`] when none was.
+    ///
+    /// # Errors
+    ///
+    /// The first frame's errno, when no frame was filled.
+    pub fn frames(self) -> std::io::Result<u32> {
+        u32::try_from(self.res).map_err(|_| std::io::Error::from_raw_os_error(-self.res))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,6 +617,32 @@ mod tests {
         let entry = Queue::new(5, 2).meta(&mut meta).build();
         let cmd = QueueCmd::read_from_bytes(&sqe_bytes(&entry)[48..128]).unwrap();
         assert_eq!((cmd.frame, cmd.meta_addr), (2, &mut meta as *mut _ as u64));
+    }
+
+    #[test]
+    fn queue_batch_payload() {
+        let mut metas = [FrameMeta::default(); 8];
+        let entry = QueueBatch::new(5, 16, 8)
+            .meta(metas.as_mut_ptr())
+            .region(3)
+            .build();
+        let sqe = sqe_bytes(&entry);
+        assert_eq!(
+            u32::from_ne_bytes(sqe[8..12].try_into().unwrap()),
+            ops::QUEUE_BATCH
+        );
+        assert_eq!(u32::from_ne_bytes(sqe[28..32].try_into().unwrap()) & 1, 0);
+        let cmd = QueueBatchCmd::read_from_bytes(&sqe[48..128]).unwrap();
+        assert_eq!(
+            (cmd.first, cmd.count, cmd.region, cmd.flags, cmd.reserved),
+            (16, 8, 3, 0, [0; 7])
+        );
+        assert_eq!(cmd.meta_addr, metas.as_mut_ptr() as u64);
+        let done = BatchCompletion::from_parts(7, 8, 41);
+        assert_eq!((done.frames().unwrap(), done.last_sequence), (8, Some(41)));
+        let canceled = BatchCompletion::from_parts(7, -125, u64::MAX);
+        assert_eq!(canceled.frames().unwrap_err().raw_os_error(), Some(125));
+        assert_eq!(canceled.last_sequence, None);
     }
 
     #[test]

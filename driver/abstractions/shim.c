@@ -236,12 +236,34 @@ static void fgrab_cmd_done_tw(struct io_tw_req tw_req, io_tw_token_t tw)
 
 	if (pdu->writeback) {
 		if (!tw.cancel && copy_to_user(u64_to_user_ptr(pdu->writeback->addr),
-					       pdu->writeback->bytes,
-					       sizeof(pdu->writeback->bytes)))
+					       pdu->writeback->bytes, pdu->writeback->len))
 			pr_debug("fgrab: completion writeback not written (fault)\n");
 		kfree(pdu->writeback);
 	}
 	io_uring_cmd_done32(cmd, pdu->res, pdu->res2, IO_URING_CMD_TASK_WORK_ISSUE_FLAGS);
+}
+
+/* A writeback of @len bytes (zeroed) for user address @addr; NULL without memory. */
+struct fgrab_user_writeback *fgrab_shim_writeback_alloc(u64 addr, u32 len)
+{
+	struct fgrab_user_writeback *writeback;
+
+	writeback = kzalloc(struct_size(writeback, bytes, len), GFP_KERNEL);
+	if (writeback) {
+		writeback->addr = addr;
+		writeback->len = len;
+	}
+	return writeback;
+}
+
+u8 *fgrab_shim_writeback_bytes(struct fgrab_user_writeback *writeback)
+{
+	return writeback->bytes;
+}
+
+void fgrab_shim_writeback_free(struct fgrab_user_writeback *writeback)
+{
+	kfree(writeback);
 }
 
 /*

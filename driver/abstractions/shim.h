@@ -19,11 +19,15 @@ struct fgrab_piece {
 
 /*
  * Bytes copied to user memory by a command's completion task work, just before its CQE:
- * filled by Rust (a kmalloc'ed `UserWriteback` in uring_cmd.rs), freed by the task work.
+ * allocated by fgrab_shim_writeback_alloc, filled by Rust (`UserWriteback` in
+ * uring_cmd.rs), freed by the task work (or fgrab_shim_writeback_free if never posted).
+ * One frame's metadata (QUEUE) or a batch's (QUEUE_BATCH): len varies.
  */
 struct fgrab_user_writeback {
 	u64 addr;
-	u8 bytes[32];
+	u32 len;
+	u32 reserved;
+	u8 bytes[];
 };
 
 /* Where a chunk of a page frame is for the CPU; mirrored by `CpuRange` in page_frame.rs. */
@@ -71,6 +75,9 @@ const void *fgrab_shim_cmd_ring(struct io_uring_cmd *cmd);
 void fgrab_shim_cmd_mark_cancelable(struct io_uring_cmd *cmd, unsigned int issue_flags);
 void fgrab_shim_cmd_done_in_task(struct io_uring_cmd *cmd, s32 res, u64 res2,
 				 struct fgrab_user_writeback *writeback, bool lazy);
+struct fgrab_user_writeback *fgrab_shim_writeback_alloc(u64 addr, u32 len);
+u8 *fgrab_shim_writeback_bytes(struct fgrab_user_writeback *writeback);
+void fgrab_shim_writeback_free(struct fgrab_user_writeback *writeback);
 struct fgrab_fixed_import *fgrab_shim_fixed_import(struct io_uring_cmd *cmd,
 						   unsigned int issue_flags, u64 addr,
 						   u64 len, int *err);

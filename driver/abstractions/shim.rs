@@ -20,21 +20,13 @@ pub(crate) struct RawUringCmd {
     _opaque: [u8; 0],
 }
 
-/// Bytes copied to user memory by a command's completion, just before its CQE is posted
-/// (in the submitter's context, where the user address is valid). Layout shared with
-/// `struct fgrab_user_writeback` in `shim.h`.
+/// `struct fgrab_user_writeback`: bytes copied to user memory by a command's completion,
+/// just before its CQE is posted. Only ever handled by pointer (it ends in a flexible
+/// array); owned by `UserWriteback` in `uring_cmd.rs`.
 #[repr(C)]
-pub(crate) struct UserWriteback {
-    /// User address to write to.
-    pub(crate) addr: u64,
-    /// What is written there.
-    pub(crate) bytes: [u8; USER_WRITEBACK_BYTES],
+pub(crate) struct RawUserWriteback {
+    _opaque: [u8; 0],
 }
-
-/// Size of [`UserWriteback::bytes`].
-pub(crate) const USER_WRITEBACK_BYTES: usize = 32;
-
-const _: () = assert!(core::mem::size_of::<UserWriteback>() == 8 + USER_WRITEBACK_BYTES);
 
 /// A byte range of one bvec segment; layout shared with `struct fgrab_piece` in `shim.h`.
 #[repr(C)]
@@ -108,9 +100,12 @@ extern "C" {
         cmd: *mut RawUringCmd,
         res: i32,
         res2: u64,
-        writeback: *mut UserWriteback,
+        writeback: *mut RawUserWriteback,
         lazy: bool,
     );
+    pub(super) fn fgrab_shim_writeback_alloc(addr: u64, len: u32) -> *mut RawUserWriteback;
+    pub(super) fn fgrab_shim_writeback_bytes(writeback: *mut RawUserWriteback) -> *mut u8;
+    pub(super) fn fgrab_shim_writeback_free(writeback: *mut RawUserWriteback);
     pub(super) fn fgrab_shim_fixed_import(
         cmd: *mut RawUringCmd,
         issue_flags: c_uint,

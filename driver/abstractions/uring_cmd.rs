@@ -14,7 +14,8 @@ use core::{
 use kernel::{error::to_result, prelude::*};
 
 use super::shim;
-pub(crate) use super::shim::{RawUringCmd, UserWriteback, USER_WRITEBACK_BYTES};
+pub(crate) use super::shim::RawUringCmd;
+use super::shim::RawUserWriteback;
 
 /// Bytes of the SQE's command payload on a ring created with `IORING_SETUP_SQE128`.
 pub(crate) const PAYLOAD_BYTES: usize = 80;
@@ -186,17 +187,17 @@ impl PendingCmd {
     /// task waiting for N completions is woken once, when the N-th is ready, instead of once
     /// per completion (NVMe passthrough does the same). The command must post exactly one
     /// CQE, as lazy wake-ups require.
-    pub(crate) fn complete_lazy(self, res: i32, res2: u64, writeback: Option<KBox<UserWriteback>>) {
+    pub(crate) fn complete_lazy(self, res: i32, res2: u64, writeback: Option<UserWriteback>) {
         self.complete(res, res2, writeback, true);
     }
 
-    fn complete(self, res: i32, res2: u64, out: Option<KBox<UserWriteback>>, lazy: bool) {
+    fn complete(self, res: i32, res2: u64, out: Option<UserWriteback>, lazy: bool) {
         let raw = self.raw.as_ptr();
         core::mem::forget(self);
-        let out = out.map_or(core::ptr::null_mut(), KBox::into_raw);
+        let out = out.map_or(core::ptr::null_mut(), UserWriteback::into_raw);
         // SAFETY: `raw` is in flight and completed only here (type invariant; `self` is
-        // forgotten so `Drop` does not complete it again). `out` is null or a kmalloc'ed
-        // `UserWriteback` whose ownership passes to the shim, which kfree()s it.
+        // forgotten so `Drop` does not complete it again). `out` is null or a writeback from
+        // `fgrab_shim_writeback_alloc` whose ownership passes to the shim, which frees it.
         unsafe { shim::fgrab_shim_cmd_done_in_task(raw, res, res2, out, lazy) };
     }
 }
@@ -213,6 +214,73 @@ impl Drop for PendingCmd {
                 false,
             )
         };
+    }
+}
+
+/// Most bytes a completion writes back to user memory ([`UserWriteback`]).
+pub(crate) const MAX_WRITEBACK_BYTES: usize = 4096;
+
+/// Bytes a command's completion copies to user memory just before its CQE is posted (in the
+/// submitter's context, where the user address is valid): a frame's metadata, or a batch's.
+///
+/// # Invariants
+///
+/// `raw` comes from `fgrab_shim_writeback_alloc` with `len` bytes, owned here until passed
+/// to the shim by [`PendingCmd::complete_lazy`] or freed by `Drop`.
+pub(crate) struct UserWriteback {
+    raw: NonNull<RawUserWriteback>,
+    len: usize,
+}
+
+// SAFETY: the writeback is plain kmalloc'ed memory owned by this value.
+unsafe impl Send for UserWriteback {}
+// SAFETY: shared references give no access to the bytes.
+unsafe impl Sync for UserWriteback {}
+
+impl UserWriteback {
+    /// `len` zeroed bytes for user address `addr`.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` above [`MAX_WRITEBACK_BYTES`], `ENOMEM`.
+    pub(crate) fn new(addr: u64, len: usize) -> Result<Self> {
+        if len > MAX_WRITEBACK_BYTES {
+            return Err(EINVAL);
+        }
+        // CAST: at most `MAX_WRITEBACK_BYTES`.
+        // SAFETY: plain allocation; the result is null or `len` bytes owned by the caller.
+        let raw = unsafe { shim::fgrab_shim_writeback_alloc(addr, len as u32) };
+        // INVARIANT: allocated with `len` bytes, owned by the new value.
+        Ok(Self {
+            raw: NonNull::new(raw).ok_or(ENOMEM)?,
+            len,
+        })
+    }
+
+    /// The bytes to write.
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: the writeback has `len` bytes after its header (type invariant), owned by
+        // `self`, which this borrow borrows mutably.
+        unsafe {
+            core::slice::from_raw_parts_mut(
+                shim::fgrab_shim_writeback_bytes(self.raw.as_ptr()),
+                self.len,
+            )
+        }
+    }
+
+    /// Gives up ownership to the shim.
+    fn into_raw(self) -> *mut RawUserWriteback {
+        let raw = self.raw.as_ptr();
+        core::mem::forget(self);
+        raw
+    }
+}
+
+impl Drop for UserWriteback {
+    fn drop(&mut self) {
+        // SAFETY: owned by `self` and not passed to the shim (`into_raw` forgets `self`).
+        unsafe { shim::fgrab_shim_writeback_free(self.raw.as_ptr()) };
     }
 }
 

@@ -16,6 +16,10 @@
 //! kept pinned by its own attach command. They share the card: one frame size, one submit
 //! ring (a submission's cookie names region and frame), one `START`/`STOP`.
 //!
+//! A frame is queued for a `QUEUE` command, a `QUEUE_BATCH` command ([`Queued::Batch`]: the
+//! batch, kept with its region, completes when its last frame does; see `stream/batch.rs`)
+//! or a waiter (`stream/waiters.rs`); every path that takes frames back treats them alike.
+//!
 //! A cancel call (ring exit, or `execve()` of a submitting task) holds the ring lock, and
 //! io_uring repeats it until the command completes, so it only marks the region canceled
 //! and hands it to the watchdog ([`Stream::cancel`]). Ending it (seconds for a card that
@@ -30,8 +34,11 @@
 //! submissions of the other regions go back to the card, in order, before it is enabled
 //! again ([`Attached::revoke`]); a card that does not stop cleanly stops the whole stream.
 
+mod batch;
 mod copy;
 mod waiters;
+
+pub(crate) use batch::BatchRequest;
 
 use kernel::prelude::*;
 use zerocopy::IntoBytes;
@@ -41,7 +48,7 @@ use crate::{
         drop_order::DropOrder,
         log::warn_ratelimit,
         periodic::Kick,
-        uring_cmd::{PendingCmd, RingId, UringCmd, UserWriteback, USER_WRITEBACK_BYTES},
+        uring_cmd::{PendingCmd, RingId, UringCmd, UserWriteback},
     },
     domain::region::Region,
     hardware::{
@@ -104,8 +111,11 @@ enum Queued {
     /// A `QUEUE` command, with the metadata buffer it asked for.
     Command {
         cmd: PendingCmd,
-        out: Option<KBox<UserWriteback>>,
+        out: Option<UserWriteback>,
     },
+    /// Frame `position` of the `QUEUE_BATCH` command `key` of the region
+    /// ([`batch::Batches`]), which completes when its last frame does.
+    Batch { key: u64, position: u32 },
     /// A frame queued by `ioctl(QBUF)` or by the copy path: its metadata goes to the
     /// region's done list, where `ioctl(DQBUF)` or `read()` picks it up.
     Waiter,
@@ -116,12 +126,12 @@ impl Queued {
     /// record if there is one. A waiter's metadata is returned for the done list.
     fn complete(
         self,
-        region: u32,
-        frame: u32,
+        (region, frame): (u32, u32),
         res: i32,
         record: Option<&CompletionRecord>,
         clock_offset: i64,
         counters: &mut Counters,
+        batches: &mut batch::Batches,
     ) -> Option<FrameMeta> {
         let meta = meta(region, frame, res, record, clock_offset);
         counters.frames_completed += 1;
@@ -132,10 +142,14 @@ impl Queued {
                     .filter(|record| record.flags & CompletionRecord::FRAME != 0)
                     .map_or(u64::MAX, |record| record.sequence);
                 let out = out.map(|mut out| {
-                    out.bytes.copy_from_slice(meta.as_bytes());
+                    out.bytes_mut().copy_from_slice(meta.as_bytes());
                     out
                 });
                 cmd.complete_lazy(res, sequence, out);
+                None
+            }
+            Self::Batch { key, position } => {
+                batches.frame_done(key, position, res, &meta, counters);
                 None
             }
             Self::Waiter => Some(meta),
@@ -144,7 +158,9 @@ impl Queued {
 }
 
 // A frame's metadata travels in a completion's writeback.
-const _: () = assert!(core::mem::size_of::<FrameMeta>() == USER_WRITEBACK_BYTES);
+const _: () = assert!(
+    core::mem::size_of::<FrameMeta>() <= crate::abstractions::uring_cmd::MAX_WRITEBACK_BYTES
+);
 
 /// What user space learns about a frame besides the CQE. The card's timestamp is turned into
 /// `CLOCK_MONOTONIC` with `clock_offset` (measured at `START`).
@@ -222,6 +238,9 @@ struct Counters {
 struct Held {
     /// Its id in the stream, chosen by user space (`AttachCmd::region`).
     id: u32,
+    /// `QUEUE_BATCH` commands in flight; before `pinned`, so that even a plain drop
+    /// completes them before the attach command.
+    batches: batch::Batches,
     /// The region, and the attach command with its ring (frame commands must come from
     /// that ring, so that its exit, which cancels the attach command, also ends them; none
     /// for the copy path's driver-owned frames, which end when their file is released).
@@ -253,6 +272,7 @@ impl Held {
         })();
         let held = Self {
             id,
+            batches: batch::Batches::default(),
             pinned: DropOrder::new(region, attach),
             slots,
             done,
@@ -285,9 +305,14 @@ impl Held {
             if let Slot::Waiting(_) = slot {
                 if let Slot::Waiting(queued) = core::mem::replace(slot, Slot::Idle) {
                     // CAST: at most `MAX_FRAMES` slots.
-                    if let Some(meta) =
-                        queued.complete(self.id, index as u32, res, None, clock_offset, counters)
-                    {
+                    if let Some(meta) = queued.complete(
+                        (self.id, index as u32),
+                        res,
+                        None,
+                        clock_offset,
+                        counters,
+                        &mut self.batches,
+                    ) {
                         let _ = self.done.push(meta, GFP_KERNEL);
                     }
                 }
@@ -309,9 +334,14 @@ impl Held {
                 {
                     // CAST: at most `MAX_FRAMES` slots.
                     let index = index as u32;
-                    if let Some(meta) =
-                        queued.complete(self.id, index, res, None, clock_offset, counters)
-                    {
+                    if let Some(meta) = queued.complete(
+                        (self.id, index),
+                        res,
+                        None,
+                        clock_offset,
+                        counters,
+                        &mut self.batches,
+                    ) {
                         let _ = self.done.push(meta, GFP_KERNEL);
                     }
                 }
@@ -402,9 +432,14 @@ impl Held {
                 EIO.to_errno()
             }
         };
-        if let Some(meta) =
-            queued.complete(self.id, index, res, Some(record), clock_offset, counters)
-        {
+        if let Some(meta) = queued.complete(
+            (self.id, index),
+            res,
+            Some(record),
+            clock_offset,
+            counters,
+            &mut self.batches,
+        ) {
             // Capacity for every frame was reserved when the region was attached.
             let _ = self.done.push(meta, GFP_KERNEL);
         }
@@ -417,6 +452,8 @@ impl Held {
     fn end(mut self, frame_res: i32, res: i32, clock_offset: i64, counters: &mut Counters) {
         self.reclaim_on_card(frame_res, clock_offset, counters);
         self.flush_waiting(frame_res, clock_offset, counters);
+        // Every frame completed, so did every batch; none may outlive the attach command.
+        self.batches.abandon(frame_res, counters);
         // Frame commands are complete (above); now unmap, then complete the attach command.
         if let Some((_, cmd)) = self.pinned.end() {
             counters.cqes += 1;
@@ -977,12 +1014,9 @@ impl Stream {
         }
         let out = match meta_addr {
             0 => None,
-            meta_addr => Some(KBox::new(
-                UserWriteback {
-                    addr: meta_addr,
-                    bytes: [0; USER_WRITEBACK_BYTES],
-                },
-                GFP_KERNEL,
+            meta_addr => Some(UserWriteback::new(
+                meta_addr,
+                core::mem::size_of::<FrameMeta>(),
             )?),
         };
         if streaming {
@@ -1332,8 +1366,9 @@ impl Stream {
 
 #[kernel::macros::kunit_tests(fgrab_stream)]
 mod tests {
-    use super::{cookie, default_irq_frames, uncookie};
-    use crate::uapi::{MAX_FRAMES, MAX_REGIONS};
+    use super::{batch::batch_res, cookie, default_irq_frames, uncookie};
+    use crate::uapi::{MAX_BATCH_FRAMES, MAX_FRAMES, MAX_REGIONS};
+    use kernel::error::code::{ECANCELED, EIO, ENODEV};
 
     #[test]
     fn cookie_names_region_and_frame() {
@@ -1348,6 +1383,22 @@ mod tests {
     fn default_irq_frames_keeps_three_quarters_queued() {
         for (frames, expected) in [(0, 1), (1, 1), (7, 1), (8, 2), (64, 16), (MAX_FRAMES, 16)] {
             assert_eq!(default_irq_frames(frames), expected);
+        }
+    }
+
+    #[test]
+    fn batch_res_counts_filled_frames_else_first_error() {
+        let canceled = ECANCELED.to_errno();
+        for (filled, first_error, expected) in [
+            (8, 0, 8),
+            // A frame failing mid-batch does not fail the batch.
+            (7, EIO.to_errno(), 7),
+            (1, canceled, 1),
+            (0, canceled, canceled),
+            (0, ENODEV.to_errno(), ENODEV.to_errno()),
+            (MAX_BATCH_FRAMES, 0, MAX_BATCH_FRAMES as i32),
+        ] {
+            assert_eq!(batch_res(filled, first_error), expected);
         }
     }
 

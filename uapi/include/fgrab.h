@@ -54,6 +54,15 @@
 #define FGRAB_OP_FEATURE_READ FGRAB_OP(0x09)
 #define FGRAB_OP_FEATURE_WRITE FGRAB_OP(0x0a)
 #define FGRAB_MAX_PORT_BYTES 4096u
+/*
+ * Queue frames first..first+count-1 of a region with one SQE (struct fgrab_queue_batch_cmd,
+ * rules of QUEUE for each, all checked before any is queued). Completes once, when every
+ * frame is no longer the card's: res = frames filled (or, if none was, the first frame's
+ * -errno), big_cqe[0] = sequence number of the last frame; one struct fgrab_frame_meta
+ * per frame, in order, written to meta_addr.
+ */
+#define FGRAB_OP_QUEUE_BATCH FGRAB_OP(0x0b)
+#define FGRAB_MAX_BATCH_FRAMES 64u
 
 #define FGRAB_MAX_FRAMES 4095u
 #define FGRAB_STATE_IDLE 0u
@@ -94,6 +103,16 @@ struct fgrab_queue_cmd {
 	uint64_t meta_addr;    /* struct fgrab_frame_meta filled before completion, or 0 */
 	uint32_t region;       /* region id (0 for older programs: was reserved) */
 	uint32_t reserved0;    /* must be 0 */
+	uint64_t reserved[7];  /* must be 0 */
+};
+
+/* Payload of QUEUE_BATCH. */
+struct fgrab_queue_batch_cmd {
+	uint32_t first;        /* index of the batch's first frame in the region */
+	uint32_t count;        /* frames, 1..FGRAB_MAX_BATCH_FRAMES */
+	uint64_t meta_addr;    /* count struct fgrab_frame_meta filled before completion, or 0 */
+	uint32_t region;       /* region id */
+	uint32_t flags;        /* must be 0 */
 	uint64_t reserved[7];  /* must be 0 */
 };
 
@@ -216,6 +235,8 @@ struct fgrab_device_info {
 _Static_assert(sizeof(struct fgrab_copy_out_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "copy_out_cmd size");
 _Static_assert(sizeof(struct fgrab_attach_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "attach_cmd size");
 _Static_assert(sizeof(struct fgrab_queue_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "queue_cmd size");
+_Static_assert(sizeof(struct fgrab_queue_batch_cmd) == FGRAB_CMD_PAYLOAD_BYTES,
+	       "queue_batch_cmd size");
 _Static_assert(sizeof(struct fgrab_port_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "port_cmd size");
 _Static_assert(sizeof(struct fgrab_control_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "control_cmd size");
 _Static_assert(sizeof(struct fgrab_detach_cmd) == FGRAB_CMD_PAYLOAD_BYTES, "detach_cmd size");

@@ -77,6 +77,14 @@ pub mod ops {
     /// `size`. `-EBUSY` if another file attached the card's region, or if the write touches
     /// `Width`, `Height` or `PixelFormat` while the stream runs.
     pub const FEATURE_WRITE: u32 = super::op(0x0a);
+    /// Hands several consecutive frames of an attached region to the card with one
+    /// submission (issue 15). Payload: [`super::QueueBatchCmd`]. Rules of [`QUEUE`] for each
+    /// frame, checked for all of them before any is queued. Completes once, when every
+    /// frame of the batch is no longer the card's: `res` = frames filled (or, if none was,
+    /// the first frame's negative errno), CQE32 `big_cqe[0]` = sequence number of the
+    /// batch's last frame; each frame's [`super::FrameMeta`] goes to the array at
+    /// `meta_addr` (see `docs/abi.md`).
+    pub const QUEUE_BATCH: u32 = super::op(0x0b);
 }
 
 /// `ioctl` numbers of the per-frame blocking path, kept for applications built around
@@ -203,6 +211,31 @@ pub struct QueueCmd {
     pub region: u32,
     /// Must be zero.
     pub reserved0: u32,
+    /// Must be zero.
+    pub reserved: [u64; 7],
+}
+
+/// Most frames one [`ops::QUEUE_BATCH`] hands to the card.
+pub const MAX_BATCH_FRAMES: u32 = 64;
+
+/// Payload of [`ops::QUEUE_BATCH`]: frames `first..first + count` of region `region`.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct QueueBatchCmd {
+    /// Index of the batch's first frame in its region.
+    pub first: u32,
+    /// Frames in the batch, `1..=MAX_BATCH_FRAMES`.
+    pub count: u32,
+    /// User address of an array of `count` [`FrameMeta`], one per frame in order, that the
+    /// driver fills just before the command completes, or 0 for none. Faults writing it
+    /// are ignored: the CQE is authoritative.
+    pub meta_addr: u64,
+    /// Id of the region the frames belong to ([`AttachCmd::region`]).
+    pub region: u32,
+    /// Must be zero.
+    pub flags: u32,
     /// Must be zero.
     pub reserved: [u64; 7],
 }
@@ -475,6 +508,11 @@ const _: () = {
     assert!(offset_of!(StartCmd, irq_frames) == 8);
     assert!(offset_of!(StartCmd, reserved) == 16);
     assert!(size_of::<QueueCmd>() == CMD_PAYLOAD_BYTES);
+    assert!(size_of::<QueueBatchCmd>() == CMD_PAYLOAD_BYTES);
+    assert!(offset_of!(QueueBatchCmd, count) == 4);
+    assert!(offset_of!(QueueBatchCmd, meta_addr) == 8);
+    assert!(offset_of!(QueueBatchCmd, region) == 16);
+    assert!(offset_of!(QueueBatchCmd, reserved) == 24);
     assert!(size_of::<PortCmd>() == CMD_PAYLOAD_BYTES);
     assert!(offset_of!(PortCmd, offset) == 8);
     assert!(offset_of!(PortCmd, flags) == 16);

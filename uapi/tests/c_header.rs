@@ -2,8 +2,8 @@
 //! `include/fgrab.h` that prints every size and offset, and compare with `offset_of!`.
 
 use fgrab_uapi::{
-    AttachCmd, ControlCmd, CopyOutCmd, DetachCmd, DeviceInfo, FrameMeta, PortCmd, QueueCmd,
-    StartCmd, Stats,
+    AttachCmd, ControlCmd, CopyOutCmd, DetachCmd, DeviceInfo, FrameMeta, PortCmd, QueueBatchCmd,
+    QueueCmd, StartCmd, Stats,
 };
 use std::mem::{offset_of, size_of};
 use std::process::Command;
@@ -48,6 +48,18 @@ fn expected() -> Vec<(&'static str, usize)> {
         fields!("fgrab_queue_cmd", QueueCmd: frame, flags, meta_addr, region,
         reserved0, reserved),
     );
+    all.extend(
+        fields!("fgrab_queue_batch_cmd", QueueBatchCmd: first, count, meta_addr, region,
+        flags, reserved),
+    );
+    all.push((
+        "FGRAB_MAX_BATCH_FRAMES",
+        fgrab_uapi::MAX_BATCH_FRAMES as usize,
+    ));
+    all.push((
+        "FGRAB_OP_QUEUE_BATCH",
+        fgrab_uapi::ops::QUEUE_BATCH as usize,
+    ));
     all.extend(
         fields!("fgrab_frame_meta", FrameMeta: sequence, timestamp_ns, bytes, flags, frame,
         region),

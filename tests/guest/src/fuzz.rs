@@ -9,7 +9,9 @@ use crate::ensure;
 use crate::harness::{self, TestResult};
 use crate::streamer::{Layout, Streamer};
 use crate::uring::{attach_request, Memory, TestUring};
-use fgrab_uapi::{ops, ControlCmd, CopyOutCmd, DetachCmd, QueueCmd, MAX_REGIONS};
+use fgrab_uapi::{
+    ops, ControlCmd, CopyOutCmd, DetachCmd, QueueBatchCmd, QueueCmd, MAX_BATCH_FRAMES, MAX_REGIONS,
+};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use zerocopy::{FromZeros, IntoBytes};
@@ -85,11 +87,13 @@ fn command(rng: &mut Rng, targets: &Targets) -> (u32, [u8; 80], Option<u16>) {
         ops::QUEUE,
         ops::START,
         ops::STOP,
+        ops::QUEUE_BATCH,
     ];
+    let ops_count = valid_ops.len() as u64;
     let op = match rng.below(10) {
         0 => rng.next() as u32,
-        1 => valid_ops[rng.below(7) as usize].wrapping_add(rng.below(16) as u32),
-        _ => valid_ops[rng.below(7) as usize],
+        1 => valid_ops[rng.below(ops_count) as usize].wrapping_add(rng.below(16) as u32),
+        _ => valid_ops[rng.below(ops_count) as usize],
     };
     let mut payload = [0u8; 80];
     match op {
@@ -133,13 +137,32 @@ fn command(rng: &mut Rng, targets: &Targets) -> (u32, [u8; 80], Option<u16>) {
             };
             payload.copy_from_slice(request.as_bytes());
         }
+        ops::QUEUE_BATCH => {
+            // The metadata array (at most `MAX_BATCH_FRAMES` records, 2 KiB) stays inside
+            // `scratch` (2 MiB) wherever `write_address` puts it there.
+            let request = QueueBatchCmd {
+                first: if rng.chance(80) {
+                    rng.below(24) as u32
+                } else {
+                    rng.next() as u32
+                },
+                count: if rng.chance(80) {
+                    1 + rng.below(8) as u32
+                } else {
+                    rng.below(u64::from(MAX_BATCH_FRAMES) + 2) as u32
+                },
+                meta_addr: targets.write_address(rng),
+                ..QueueBatchCmd::new_zeroed()
+            };
+            payload.copy_from_slice(request.as_bytes());
+        }
         _ => payload.copy_from_slice(ControlCmd::new_zeroed().as_bytes()),
     }
     // Mutate: flip bytes of the payload, but never the address fields of commands that
     // make the kernel write (they were chosen above).
     if rng.chance(30) {
         let protected = match op {
-            ops::INFO | ops::STATS | ops::QUEUE => 0..16,
+            ops::INFO | ops::STATS | ops::QUEUE | ops::QUEUE_BATCH => 0..16,
             _ => 0..0,
         };
         for _ in 0..1 + rng.below(4) {

@@ -6,6 +6,7 @@
 
 mod attach;
 mod bar;
+mod batch;
 mod camera;
 mod cancel;
 mod client;
@@ -52,6 +53,10 @@ fn main() {
             attach::attach_and_wait(args.get(2).map(String::as_str).unwrap_or("/dev/fgrab0"))
         }
         Some("stream-child") => teardown::stream_child(
+            args.get(2).map(String::as_str).unwrap_or("/dev/fgrab0"),
+            args.get(3).map(String::as_str) == Some("exit"),
+        ),
+        Some("batch-child") => batch::batch_child(
             args.get(2).map(String::as_str).unwrap_or("/dev/fgrab0"),
             args.get(3).map(String::as_str) == Some("exit"),
         ),

@@ -5,7 +5,7 @@
 
 use crate::ensure;
 use crate::harness::{self, TestResult};
-use crate::streamer::{Layout, Streamer, CARD0};
+use crate::streamer::{wait_idle, Layout, Streamer, CARD0};
 use crate::uring::TestUring;
 use fgrab_uapi::{
     ops, StartCmd, Stats, MAX_IRQ_DELAY_US, MAX_IRQ_FRAMES, START_IRQ_DELAY, START_IRQ_FRAMES,
@@ -108,7 +108,10 @@ pub fn stream_irq_frames() -> TestResult {
         per_frame(stats.commands),
         per_frame(stats.cqes)
     )];
+    // Dropping the ring cancels the attach command; the watchdog ends the region shortly
+    // after. The next stream's ATTACH would find it still there (EBUSY) under load.
     drop(streamer);
+    wait_idle(CARD0)?;
 
     // Fewer frames queued than the count: only the time bound (20 ms) sends interrupts.
     let few = Layout { count: 8, ..LAYOUT };
@@ -122,6 +125,7 @@ pub fn stream_irq_frames() -> TestResult {
         streamer.tally.verified, stats.frame_irqs
     ));
     drop(streamer);
+    wait_idle(CARD0)?;
 
     rejects()?;
     harness::info(&lines.join("; "));

@@ -7,8 +7,8 @@ use crate::harness::{self, TestResult};
 use crate::pattern;
 use crate::uring::{attach_request, Completion, Memory, TestUring};
 use fgrab_uapi::{
-    ops, AttachCmd, ControlCmd, FrameMeta, QueueCmd, Stats, META_FLUSHED, META_FRAME,
-    STATE_ATTACHED, STATE_IDLE,
+    ops, AttachCmd, ControlCmd, FrameMeta, QueueBatchCmd, QueueCmd, Stats, META_ERROR,
+    META_FLUSHED, META_FRAME, STATE_ATTACHED, STATE_IDLE,
 };
 use std::time::{Duration, Instant};
 use zerocopy::{FromZeros, IntoBytes};
@@ -19,6 +19,8 @@ pub(crate) const ATTACH: u64 = 0xa77a;
 const CONTROL: u64 = 0xc0;
 /// `user_data` of frame `i`'s command is `FRAME | i`.
 pub(crate) const FRAME: u64 = 0xf_0000;
+/// `user_data` of the `QUEUE_BATCH` of batch `k` (frames `k * batch..`) is `BATCH | k`.
+pub(crate) const BATCH: u64 = 0xb_0000;
 /// Byte the test writes around and between frames; the card must never touch it.
 pub(crate) const GUARD: u8 = 0x5a;
 /// Byte the test writes into a frame before queueing it again: a frame the card did not
@@ -154,6 +156,10 @@ pub struct Streamer {
     requeue: bool,
     /// Totals so far.
     pub tally: Tally,
+    /// Frames per `QUEUE_BATCH` (0: one `QUEUE` per frame); see [`Self::batched`].
+    batch: u32,
+    /// Batch completions checked.
+    pub batches: u64,
 }
 
 impl Streamer {
@@ -182,6 +188,8 @@ impl Streamer {
             backlog: Vec::new(),
             requeue: false,
             tally: Tally::default(),
+            batch: 0,
+            batches: 0,
         };
         let request = streamer.request();
         streamer
@@ -275,8 +283,21 @@ impl Streamer {
         };
     }
 
-    /// Queues frame `index` (without entering the kernel: see [`Self::flush`]).
+    /// Recycles frames in batches of `frames` consecutive frames, one `QUEUE_BATCH` each
+    /// (`frames` must divide the region's count): queueing a frame queues its batch, and a
+    /// batch's completion is checked frame by frame from the metadata it wrote.
+    pub fn batched(mut self, frames: u32) -> Self {
+        assert!(frames > 0 && self.layout.count.is_multiple_of(frames));
+        self.batch = frames;
+        self
+    }
+
+    /// Queues frame `index` (without entering the kernel: see [`Self::flush`]); in batched
+    /// mode, its whole batch.
     pub fn queue(&mut self, index: u32) -> TestResult {
+        if let Some(k) = index.checked_div(self.batch) {
+            return self.queue_batch(k);
+        }
         self.poison(index);
         let request = QueueCmd {
             frame: index,
@@ -290,6 +311,110 @@ impl Streamer {
             FRAME | u64::from(index),
         )?;
         self.queued[index as usize] = true;
+        Ok(())
+    }
+
+    /// Queues batch `k` with one `QUEUE_BATCH`, its metadata slots poisoned (a frame whose
+    /// metadata the driver did not write fails the check).
+    fn queue_batch(&mut self, k: u32) -> TestResult {
+        let first = k * self.batch;
+        for index in first..first + self.batch {
+            ensure!(!self.queued[index as usize], "frame {index} queued twice");
+            self.poison(index);
+            self.metas[index as usize] = FrameMeta {
+                frame: u32::MAX,
+                ..FrameMeta::new_zeroed()
+            };
+        }
+        let request = QueueBatchCmd {
+            first,
+            count: self.batch,
+            meta_addr: &self.metas[first as usize] as *const FrameMeta as u64,
+            ..QueueBatchCmd::new_zeroed()
+        };
+        self.ring.push(
+            ops::QUEUE_BATCH,
+            request.as_bytes(),
+            None,
+            BATCH | u64::from(k),
+        )?;
+        for index in first..first + self.batch {
+            self.queued[index as usize] = true;
+        }
+        Ok(())
+    }
+
+    /// Checks a batch's completion: its result counts the frames filled (or, with none,
+    /// is the first frame's error), its extra word is the last frame's sequence number, and
+    /// each frame passes [`Self::check_frame`] as if its own `QUEUE` had completed with what
+    /// its metadata says. A batch the card's departure ended (`-ENODEV`) flags every frame
+    /// flushed. The batch is queued again if `requeue`.
+    fn check_batch(&mut self, completion: Completion, requeue: bool) -> TestResult {
+        // CAST: masked to 16 bits.
+        let k = (completion.user_data & 0xffff) as u32;
+        ensure!(
+            self.batch != 0 && k < self.layout.count / self.batch,
+            "unexpected batch completion {completion:?}"
+        );
+        let first = k * self.batch;
+        let frames = first..first + self.batch;
+        self.batches += 1;
+        if completion.res == -libc::ENODEV {
+            for index in frames {
+                let meta = self.metas[index as usize];
+                ensure!(
+                    self.queued[index as usize]
+                        && meta.frame == index
+                        && meta.flags & META_FLUSHED != 0,
+                    "batch {k} ended with -ENODEV: frame {index} {meta:?}"
+                );
+                self.queued[index as usize] = false;
+                self.tally.canceled += 1;
+            }
+            return Ok(());
+        }
+        let mut filled = 0;
+        let mut first_error = 0;
+        let mut last_sequence = u64::MAX;
+        for index in frames {
+            let meta = self.metas[index as usize];
+            let res = if meta.flags & META_FLUSHED != 0 {
+                -libc::ECANCELED
+            } else if meta.flags & META_ERROR != 0 {
+                -libc::EIO
+            } else {
+                meta.bytes as i32
+            };
+            let extra = if meta.flags & META_FRAME != 0 {
+                meta.sequence
+            } else {
+                u64::MAX
+            };
+            if res >= 0 {
+                filled += 1;
+            } else if first_error == 0 {
+                first_error = res;
+            }
+            last_sequence = extra;
+            self.check_frame(
+                Completion {
+                    user_data: FRAME | u64::from(index),
+                    res,
+                    extra,
+                },
+                false,
+            )?;
+        }
+        let expected = if filled > 0 { filled } else { first_error };
+        ensure!(
+            completion.res == expected && completion.extra == last_sequence,
+            "batch {k}: res {} extra {}, but its frames say {expected} and {last_sequence}",
+            completion.res,
+            completion.extra
+        );
+        if requeue {
+            self.queue_batch(k)?;
+        }
         Ok(())
     }
 
@@ -353,10 +478,19 @@ impl Streamer {
         }
     }
 
-    /// Checks one completion: a filled frame matches the pattern for its sequence number,
-    /// its metadata agrees with the CQE, the guard bytes after it are intact; a canceled one
-    /// says so. The frame is queued again if `requeue`.
+    /// Checks one completion, of a frame ([`Self::check_frame`]) or of a batch
+    /// ([`Self::check_batch`]).
     pub fn check(&mut self, completion: Completion, requeue: bool) -> TestResult {
+        if completion.user_data & !0xffff == BATCH {
+            return self.check_batch(completion, requeue);
+        }
+        self.check_frame(completion, requeue)
+    }
+
+    /// Checks one frame's completion: a filled frame matches the pattern for its sequence
+    /// number, its metadata agrees with the CQE, the guard bytes after it are intact; a
+    /// canceled one says so. The frame is queued again if `requeue`.
+    fn check_frame(&mut self, completion: Completion, requeue: bool) -> TestResult {
         if completion.user_data == ATTACH {
             return Err(format!("attach completed early with {}", completion.res));
         }
@@ -694,7 +828,7 @@ pub(crate) fn drain_until_gone(streamer: &mut Streamer, timeout: Duration) -> Re
         for completion in streamer.reap(Duration::from_millis(100))? {
             if completion.user_data == ATTACH {
                 attach_res = Some(completion.res);
-            } else if completion.res == -libc::ENODEV {
+            } else if completion.res == -libc::ENODEV && completion.user_data & !0xffff == FRAME {
                 // CAST: masked to 16 bits.
                 streamer.queued[(completion.user_data & 0xffff) as usize] = false;
             } else {

@@ -2,8 +2,8 @@
 
 use crate::harness::{self, TestResult};
 use crate::{
-    attach, camera, cancel, client, copy_path, ensure, faults, fuzz, hostile, moderation, nonroot,
-    record, regions, regions_shared, removal, shared_api, soak, stream, teardown,
+    attach, batch, camera, cancel, client, copy_path, ensure, faults, fuzz, hostile, moderation,
+    nonroot, record, regions, regions_shared, removal, shared_api, soak, stream, teardown,
 };
 use fgrab::Card;
 use fgrab_uapi::{ops, CopyOutCmd, DeviceInfo};
@@ -143,6 +143,13 @@ pub const ALL: &[Test] = &[
     // The card moderates its interrupts the same whichever way DMA goes.
     control("stream-irq-moderation", stream::stream_irq_moderation),
     control("stream-irq-frames", moderation::stream_irq_frames),
+    // Batched recycling (issue 15): one SQE and one CQE for many frames.
+    data("batch-stream", batch::batch_stream),
+    data("batch-stop-detach", batch::batch_stop_detach),
+    data("batch-ring-exit-killed", batch::batch_ring_exit_killed),
+    data("batch-unbind", batch::batch_unbind),
+    // Refused by validation before any DMA.
+    control("batch-rejects", batch::batch_rejects),
     data("stream-ioctl", stream::stream_ioctl),
     data("stream-read", stream::stream_read),
     // Memory-cgroup charging of the copy path's frames does not depend on how DMA goes.
