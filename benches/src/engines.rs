@@ -363,14 +363,30 @@ fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
     let (mut sqes, mut cqes) = (0u64, 0u64);
 
     let mut metas = vec![FrameMeta::new_zeroed(); count as usize];
-    // The recycling of one frame: one `QUEUE` entry (a batched recycling command would
-    // collect indexes here and push one entry per batch).
+    // Frames given back per submission: 1 (`QUEUE`), or `queue_batch` (`QUEUE_BATCH`: the
+    // frames `index..index + batch`, one submission and one completion for all of them).
+    let batch = match job.queue_batch {
+        0 => 1,
+        frames if job.engine == Engine::UringRaw && count.is_multiple_of(frames) => frames,
+        frames => {
+            return Err(format!(
+                "--queue_batch={frames}: the uring-raw engine only, dividing --iodepth={count}"
+            ))
+        }
+    };
+    // The recycling of frames `index..index + batch`: one submission.
     let queue = |ring: &mut Uring, metas: &mut [FrameMeta], index: u32| -> Result<(), String> {
-        let entry = raw::Queue::new(fd, index)
-            .meta(&mut metas[index as usize])
-            .build()
-            .user_data(u64::from(index));
-        push(ring, entry)
+        let first = index as usize;
+        let entry = if job.queue_batch == 0 {
+            raw::Queue::new(fd, index).meta(&mut metas[first]).build()
+        } else {
+            let metas = &mut metas[first..first + batch as usize];
+            metas.fill(FrameMeta::new_zeroed());
+            raw::QueueBatch::new(fd, index, batch)
+                .meta(metas.as_mut_ptr())
+                .build()
+        };
+        push(ring, entry.user_data(u64::from(index)))
     };
     let qbuf = |index: u32| -> Result<(), String> {
         // SAFETY: QBUF reads the `u32` the pointer points to.
@@ -380,7 +396,7 @@ fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
         }
         Ok(())
     };
-    for index in 0..count {
+    for index in (0..count).step_by(batch as usize) {
         match job.engine {
             Engine::Ioctl => qbuf(index)?,
             _ => queue(&mut ring, &mut metas, index)?,
@@ -388,7 +404,11 @@ fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
     }
     let interrupts = Interrupts::now(info.card_index);
     let cpu = Cpu::now(info.card_index);
-    let res = call(&mut ring, raw::Start::new(fd).build())?;
+    let mut start = raw::Start::new(fd);
+    if let Some(frames) = job.irq_frames {
+        start = start.irq_frames(frames);
+    }
+    let res = call(&mut ring, start.build())?;
     if res < 0 {
         return Err(format!("START: errno {}", -res));
     }
@@ -448,7 +468,19 @@ fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
                     if data >= u64::from(count) {
                         continue;
                     }
-                    if res > 0 {
+                    if job.queue_batch > 0 {
+                        // `res` frames of the batch were filled; each meta says which.
+                        if res > 0 {
+                            // CAST: below `count`.
+                            let first = data as usize;
+                            for meta in &metas[first..first + batch as usize] {
+                                if meta.bytes > 0 {
+                                    let bytes = u64::from(meta.bytes);
+                                    seen(&mut outcome, meta.timestamp_ns, meta.flags, bytes);
+                                }
+                            }
+                        }
+                    } else if res > 0 {
                         let meta = metas[data as usize];
                         seen(&mut outcome, meta.timestamp_ns, meta.flags, res as u64);
                     }

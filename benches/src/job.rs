@@ -75,6 +75,13 @@ pub struct Job {
     /// `IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN` on the io_uring engines without SQPOLL
     /// (the library's `Options::single_thread`).
     pub defer_taskrun: bool,
+    /// Frames per `QUEUE_BATCH` on the raw ring (0: one `QUEUE` per frame): the frames are
+    /// split into batches of this many, each given back to the card with one submission
+    /// and completed with one CQE.
+    pub queue_batch: u32,
+    /// One frame interrupt per this many frames (`START_IRQ_FRAMES`; `None`: the driver's
+    /// default, every frame at most half a frame period apart).
+    pub irq_frames: Option<u32>,
     /// Buffer backing.
     pub backing: Backing,
     /// Region offset in the buffer (frames are back to back from there).
@@ -99,6 +106,8 @@ impl Default for Job {
             queue_depth: 8,
             batch: 1,
             defer_taskrun: true,
+            queue_batch: 0,
+            irq_frames: None,
             backing: Backing::Huge,
             offset: 0,
             frames: None,
@@ -152,6 +161,12 @@ impl Job {
             }
             "iodepth_batch" | "batch" => {
                 self.batch = u32::try_from(number(value)?).map_err(|_| "batch")?.max(1)
+            }
+            "queue_batch" => {
+                self.queue_batch = u32::try_from(number(value)?).map_err(|_| "queue batch")?
+            }
+            "irq_frames" => {
+                self.irq_frames = Some(u32::try_from(number(value)?).map_err(|_| "irq frames")?)
             }
             "defer_taskrun" => self.defer_taskrun = matches!(value, "1" | "true" | "on"),
             "sqpoll" | "sqthread_poll" => {

@@ -685,6 +685,18 @@ fn bench() -> TestResult {
                 jobs.push(job(format!("{engine}-{bs}"), engine, bs, &[&count]));
             }
             if bs != "4M" {
+                // Batched recycling with count moderation: the per-frame kernel work left.
+                jobs.push(job(
+                    format!("uring-raw-{bs}-qb16"),
+                    "uring-raw",
+                    bs,
+                    &[
+                        &count,
+                        "--iodepth=64",
+                        "--queue_batch=16",
+                        "--irq_frames=16",
+                    ],
+                ));
                 jobs.push(job(
                     format!("uring-{bs}-no-defer"),
                     "uring",
@@ -730,6 +742,19 @@ fn bench() -> TestResult {
                 "uring-raw",
                 bs,
                 &["--iodepth=64", "--iodepth_batch=32"],
+            )));
+        }
+        // Batched recycling (`QUEUE_BATCH`: one submission and one completion per batch)
+        // with one interrupt per 16 frames (`START_IRQ_FRAMES`): 32 frames in 4 batches of
+        // 8 (the 256 KiB target's depth) and 64 in 4 batches of 16 (the 1/16 SQE target).
+        for (bs, depth, batch) in [("256k", 32, 8), ("256k", 64, 16), ("1M", 64, 16)] {
+            let depth_arg = format!("--iodepth={depth}");
+            let batch_arg = format!("--queue_batch={batch}");
+            jobs.push(timed(job(
+                format!("uring-raw-{bs}-qd{depth}-qb{batch}"),
+                "uring-raw",
+                bs,
+                &[&depth_arg, &batch_arg, "--irq_frames=16"],
             )));
         }
         // The deepest queue the 256 KiB target allows, and far deeper ones (64 MiB in
