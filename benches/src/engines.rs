@@ -408,6 +408,9 @@ fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
     if let Some(frames) = job.irq_frames {
         start = start.irq_frames(frames);
     }
+    if let Some(us) = job.irq_delay_us {
+        start = start.irq_delay_us(us);
+    }
     let res = call(&mut ring, start.build())?;
     if res < 0 {
         return Err(format!("START: errno {}", -res));

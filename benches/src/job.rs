@@ -82,6 +82,10 @@ pub struct Job {
     /// One frame interrupt per this many frames (`START_IRQ_FRAMES`; `None`: the driver's
     /// default, every frame at most half a frame period apart).
     pub irq_frames: Option<u32>,
+    /// No frame interrupt later than this many microseconds after the first frame it covers
+    /// (`START_IRQ_DELAY`; `None`: the driver's choice, `irq_frames` frame periods of the
+    /// sensor, which is short when the sensor outpaces the DMA engine).
+    pub irq_delay_us: Option<u32>,
     /// Buffer backing.
     pub backing: Backing,
     /// Region offset in the buffer (frames are back to back from there).
@@ -108,6 +112,7 @@ impl Default for Job {
             defer_taskrun: true,
             queue_batch: 0,
             irq_frames: None,
+            irq_delay_us: None,
             backing: Backing::Huge,
             offset: 0,
             frames: None,
@@ -167,6 +172,9 @@ impl Job {
             }
             "irq_frames" => {
                 self.irq_frames = Some(u32::try_from(number(value)?).map_err(|_| "irq frames")?)
+            }
+            "irq_delay_us" => {
+                self.irq_delay_us = Some(u32::try_from(number(value)?).map_err(|_| "irq delay")?)
             }
             "defer_taskrun" => self.defer_taskrun = matches!(value, "1" | "true" | "on"),
             "sqpoll" | "sqthread_poll" => {

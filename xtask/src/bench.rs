@@ -293,7 +293,7 @@ fn render(run: &Run, iommu: bool) -> String {
          commands. Every io_uring engine waits for at least one completion and reaps every \
          one available (`-batchN` jobs wait for N); `-qbN` jobs give frames back N at a time \
          with one `QUEUE_BATCH` (one submission and one completion per batch) and ask for \
-         one interrupt per 16 frames (`START_IRQ_FRAMES`). Card 0 runs with its sensor faster than \
+         one interrupt per 16 frames (`START_IRQ_FRAMES`, none later than 5 ms). Card 0 runs with its sensor faster than \
          its DMA engine, so the physical limit is the device model's own write rate into \
          guest memory during each job. Buffers start 0x321 bytes into a THP-backed mapping, \
          8 frames queued unless the name says `-qdN`, {} s per job. Latency runs from the \
