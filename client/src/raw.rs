@@ -457,8 +457,18 @@ impl CommandResult {
     ///
     /// The command's errno.
     pub fn value(self) -> std::io::Result<u32> {
-        u32::try_from(self.res).map_err(|_| std::io::Error::from_raw_os_error(-self.res))
+        count_or_errno(self.res)
     }
+}
+
+/// A completion's non-negative `res` (bytes, frames), or its negative errno as an error.
+fn count_or_errno(res: i32) -> std::io::Result<u32> {
+    u32::try_from(res).map_err(|_| std::io::Error::from_raw_os_error(-res))
+}
+
+/// The sequence number in a completion's `big_cqe[0]` (`u64::MAX`: none).
+fn sequence(extra: u64) -> Option<u64> {
+    (extra != u64::MAX).then_some(extra)
 }
 
 /// The outcome of a `QUEUE`: the frame was filled (`bytes`), or came back without data.
@@ -485,7 +495,7 @@ impl FrameCompletion {
         Self {
             user_data,
             res,
-            sequence: (extra != u64::MAX).then_some(extra),
+            sequence: sequence(extra),
         }
     }
 
@@ -495,7 +505,7 @@ impl FrameCompletion {
     ///
     /// The frame's errno.
     pub fn bytes(self) -> std::io::Result<u32> {
-        u32::try_from(self.res).map_err(|_| std::io::Error::from_raw_os_error(-self.res))
+        count_or_errno(self.res)
     }
 }
 
@@ -523,7 +533,7 @@ impl BatchCompletion {
         Self {
             user_data,
             res,
-            last_sequence: (extra != u64::MAX).then_some(extra),
+            last_sequence: sequence(extra),
         }
     }
 
@@ -533,7 +543,7 @@ impl BatchCompletion {
     ///
     /// The first frame's errno, when no frame was filled.
     pub fn frames(self) -> std::io::Result<u32> {
-        u32::try_from(self.res).map_err(|_| std::io::Error::from_raw_os_error(-self.res))
+        count_or_errno(self.res)
     }
 }
 
