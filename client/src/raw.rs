@@ -280,8 +280,8 @@ impl Start {
     /// One frame interrupt per `frames` completed frames (0: the driver's choice, a
     /// quarter of the frames attached, at most 16; 1: every frame; at most
     /// [`fgrab_uapi::MAX_IRQ_FRAMES`]). No frame waits longer than [`Self::irq_delay_us`]
-    /// for its interrupt (which must then not be 0), or than `frames` frame periods without
-    /// it.
+    /// for its interrupt (which must then not be 0), or, without it, than `frames` frame
+    /// times (the longer of the card's frame period and the frame's transfer at 500 MB/s).
     pub fn irq_frames(mut self, frames: u32) -> Self {
         self.cmd.flags |= START_IRQ_FRAMES;
         self.cmd.irq_frames = frames;

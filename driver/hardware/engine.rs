@@ -61,17 +61,29 @@ fn default_irq_delay_us(period_ns: u32) -> u32 {
 /// Ceiling of [`default_irq_delay_us`]: a millisecond of added latency at most.
 const DEFAULT_IRQ_DELAY_MAX_US: u32 = 1000;
 
-/// Time bound of moderation by count when `START` gives none: `frames` frame periods. In a
-/// steady stream the count is reached first (its last frame completes `frames - 1` periods
-/// after its first), so the bound only ends the waits a count cannot: the last frames of a
-/// stream, drops, fewer frames queued than the count. At most
-/// [`crate::uapi::MAX_IRQ_DELAY_US`], the watchdog's period (a card reporting any period is
-/// not trusted), at least 1 (0 would turn counting off).
-fn count_bound_us(period_ns: u32, frames: u32) -> u32 {
-    let us = u64::from(period_ns) * u64::from(frames) / 1000;
+/// Time bound of moderation by count when `START` gives none: `frames` times the longer
+/// of the card's frame period and the time a frame of `frame_bytes` takes at
+/// [`SLOWEST_DMA_BYTES_PER_S`]. In a steady stream the count is reached first (its last
+/// frame completes `frames - 1` frame times after its first), so the bound only ends the
+/// waits a count cannot: the last frames of a stream, drops, fewer frames queued than the
+/// count. The period alone is not enough: it is the sensor's, and a DMA engine slower than
+/// the sensor (a busy host, a narrow link, an emulated card) completes frames further
+/// apart, so `frames` periods expire before `frames` frames arrive (the benchmark saw 0.39
+/// interrupts per frame for a count of 16). At most [`crate::uapi::MAX_IRQ_DELAY_US`], the
+/// watchdog's period (a card reporting any period is not trusted), at least 1 (0 would
+/// turn counting off).
+fn count_bound_us(period_ns: u32, frame_bytes: u32, frames: u32) -> u32 {
+    let transfer_ns = u64::from(frame_bytes) * 1_000_000_000 / SLOWEST_DMA_BYTES_PER_S;
+    let us = u64::from(period_ns).max(transfer_ns) * u64::from(frames) / 1000;
     // CAST: clamped to at most `MAX_IRQ_DELAY_US`, a u32.
     us.clamp(1, u64::from(crate::uapi::MAX_IRQ_DELAY_US)) as u32
 }
+
+/// The slowest frame transfer [`count_bound_us`] waits for: half the 1 GB/s the card's
+/// stream is specified for, so that the count, not the bound, decides whenever frames move
+/// at least that fast; the price is at most 2 ns per byte of each counted frame added to
+/// the wait of a stream's last frames.
+const SLOWEST_DMA_BYTES_PER_S: u64 = 500_000_000;
 
 /// Frame-interrupt moderation, as `START` asks for it (`docs/abi.md`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -85,14 +97,14 @@ pub(crate) struct IrqModeration {
 
 impl IrqModeration {
     /// What is written to `IRQ_MODERATION_US` and `IRQ_MODERATION_FRAMES` on a card with a
-    /// frame period of `period_ns`. A card without moderation by count takes the time as
-    /// its interval, which also gives about one interrupt per `frames` frames in a steady
-    /// stream.
-    fn registers(self, period_ns: u32) -> (u32, u32) {
+    /// frame period of `period_ns` and frames of `frame_bytes`. A card without moderation
+    /// by count takes the time as its interval, which also gives about one interrupt per
+    /// `frames` frames in a steady stream.
+    fn registers(self, period_ns: u32, frame_bytes: u32) -> (u32, u32) {
         let frames = self.frames.max(1);
         let delay = match self.delay_us {
             Some(delay) => delay,
-            None if frames > 1 => count_bound_us(period_ns, frames),
+            None if frames > 1 => count_bound_us(period_ns, frame_bytes, frames),
             None => default_irq_delay_us(period_ns),
         };
         (delay, frames)
@@ -248,7 +260,7 @@ impl Engine {
             let features = bar.read(regs::FEATURES);
             if features.irq_moderation() {
                 let period_ns = bar.read(regs::FRAME_PERIOD_NS).nanoseconds().get();
-                let (delay, frames) = moderation.registers(period_ns);
+                let (delay, frames) = moderation.registers(period_ns, frame_bytes);
                 bar.write_reg(regs::IRQ_MODERATION_US::zeroed().with_microseconds(delay));
                 if features.irq_moderation_frames() {
                     bar.write_reg(regs::IRQ_MODERATION_FRAMES::zeroed().with_frames(frames));
@@ -560,29 +572,34 @@ mod tests {
     use super::IrqModeration;
     use crate::uapi::MAX_IRQ_DELAY_US;
 
-    /// (delay asked, frames asked, card's period in ns) -> (IRQ_MODERATION_US, _FRAMES).
-    type Case = (Option<u32>, u32, u32, (u32, u32));
+    /// (delay asked, frames asked, card's period in ns, frame bytes) ->
+    /// (IRQ_MODERATION_US, _FRAMES).
+    type Case = (Option<u32>, u32, u32, u32, (u32, u32));
 
     #[test]
     fn moderation_registers() {
-        let cases: [Case; 8] = [
+        let cases: [Case; 10] = [
             // The default: half a period, one interrupt per frame.
-            (None, 0, 262_144, (131, 1)),
-            (None, 1, 262_144, (131, 1)),
+            (None, 0, 262_144, 262_144, (131, 1)),
+            (None, 1, 262_144, 262_144, (131, 1)),
             // Half a period, at most a millisecond.
-            (None, 0, 100_000_000, (1000, 1)),
-            // By count, bounded by that many periods.
-            (None, 16, 262_144, (4194, 16)),
+            (None, 0, 100_000_000, 262_144, (1000, 1)),
+            // By count, bounded by that many periods of a sensor slower than 500 MB/s ...
+            (None, 16, 262_144, 1000, (4194, 16)),
+            // ... or that many frames at 500 MB/s (2 ns a byte) when the sensor is faster
+            // (a 1 us period, 256 KiB frames: 16 * 524 us).
+            (None, 16, 1000, 262_144, (8388, 16)),
             // ... at most the watchdog's period, at least 1 us.
-            (None, 16, u32::MAX, (MAX_IRQ_DELAY_US, 16)),
-            (None, 16, 0, (1, 16)),
+            (None, 16, u32::MAX, 262_144, (MAX_IRQ_DELAY_US, 16)),
+            (None, 16, 1000, u32::MAX, (MAX_IRQ_DELAY_US, 16)),
+            (None, 16, 0, 0, (1, 16)),
             // What START asked for.
-            (Some(2000), 0, 262_144, (2000, 1)),
-            (Some(5000), 8, 262_144, (5000, 8)),
+            (Some(2000), 0, 262_144, 262_144, (2000, 1)),
+            (Some(5000), 8, 262_144, 262_144, (5000, 8)),
         ];
-        for (delay_us, frames, period_ns, expected) in cases {
+        for (delay_us, frames, period_ns, frame_bytes, expected) in cases {
             let moderation = IrqModeration { delay_us, frames };
-            assert_eq!(moderation.registers(period_ns), expected);
+            assert_eq!(moderation.registers(period_ns, frame_bytes), expected);
         }
     }
 }
