@@ -432,10 +432,13 @@ impl Recorder {
     /// Starts the write of a frame just handed out.
     fn write(&mut self, stream: &mut Stream<'_>, run: &mut Run, info: FrameInfo) {
         run.taken += 1;
-        if let Some(last) = run.last_sequence {
-            run.dropped += info.sequence.saturating_sub(last + 1);
+        // Gaps between numbered frames are drops (a frame without a number counts neither).
+        if info.flags & fgrab_uapi::META_FRAME != 0 {
+            if let Some(last) = run.last_sequence {
+                run.dropped += info.sequence.saturating_sub(last.saturating_add(1));
+            }
+            run.last_sequence = Some(info.sequence);
         }
-        run.last_sequence = Some(info.sequence);
         let Some((address, slot)) = stream.held_slot(info.index) else {
             return;
         };

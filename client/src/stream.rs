@@ -4,10 +4,11 @@ use crate::buffer::Buffer;
 use crate::features::Features;
 use crate::raw;
 use crate::uring::{
-    written_frame, Completion, RingCounters, Setup, Uring, ATTACH, RING_ENTRIES, WRITE_TAG,
+    batch_first, written_frame, Completion, RingCounters, Setup, Uring, ATTACH, BATCH_TAG,
+    RING_ENTRIES, WRITE_TAG,
 };
 use crate::{Error, Result};
-use fgrab_uapi::{FrameMeta, Stats};
+use fgrab_uapi::{FrameMeta, Stats, MAX_BATCH_FRAMES, META_ERROR, META_FLUSHED, META_FRAME};
 use io_uring::squeue;
 use std::collections::VecDeque;
 use std::fs::File;
@@ -121,6 +122,16 @@ pub struct Options {
     /// a stream dropped in another thread cannot end its region and leaks its buffer.
     /// Ignored with [`Self::sqpoll`].
     pub single_thread: bool,
+    /// Frames given back to the card per submission (0 and 1: one `QUEUE` per frame). With
+    /// `n` above 1 the frames are grouped `n` by `n` from the first (the last group may be
+    /// shorter) and a group goes back to the card in one `QUEUE_BATCH` once all of its
+    /// frames were released, and completes in one CQE once all of them are filled: `1/n` of
+    /// a submission and of a completion per frame, and, with [`Self::irq_frames`] left to
+    /// the library, one interrupt per `n` frames. The price is latency: a group's first
+    /// frame is handed out when its last is filled. At most
+    /// [`fgrab_uapi::MAX_BATCH_FRAMES`] (64) and at most half the frames, so that the card
+    /// has one group while the application reads another.
+    pub batch: u32,
 }
 
 impl Options {
@@ -147,6 +158,31 @@ impl Options {
         self.irq_frames = frames;
         self
     }
+
+    /// Frames per submission and per completion ([`Self::batch`]).
+    pub fn batch(mut self, frames: u32) -> Self {
+        self.batch = frames;
+        self
+    }
+
+    /// Frames per submission: 1 unless batched.
+    fn batch_frames(&self) -> u32 {
+        self.batch.max(1)
+    }
+
+    /// Checks the batch against `count` frames.
+    fn validate(&self, count: u32) -> Result<()> {
+        let batch = self.batch_frames();
+        if batch > 1 && (batch > MAX_BATCH_FRAMES || batch > count / 2) {
+            return Err(Error::Geometry {
+                reason: format!(
+                    "a batch of {batch} frames: at most {MAX_BATCH_FRAMES}, and at most half \
+                     of the {count} frames"
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// How long [`Stream::stop`] waits for the driver to return every queued frame.
@@ -170,9 +206,10 @@ pub struct FrameInfo {
 /// Where each frame is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum State {
-    /// User space has it (not queued).
+    /// User space has it (not queued). Released while streaming only in a batched stream,
+    /// until the rest of its group is released.
     Idle,
-    /// A `QUEUE` command is in flight for it.
+    /// A `QUEUE` (or its group's `QUEUE_BATCH`) command is in flight for it.
     Queued,
     /// Filled, waiting to be handed out.
     Ready,
@@ -248,6 +285,7 @@ impl<'a> Stream<'a> {
         use std::os::fd::AsRawFd;
         let setup = (|| {
             geometry.validate(buffer.len())?;
+            options.validate(geometry.count)?;
             let setup = match options {
                 Options { sqpoll: true, .. } => Setup::Sqpoll,
                 Options {
@@ -331,9 +369,7 @@ impl<'a> Stream<'a> {
                 reason: format!("the driver attached {} frames", stats.frame_count),
             });
         }
-        for index in 0..self.geometry.count {
-            self.queue(index)?;
-        }
+        self.queue_idle()?;
         self.ring.submit()
     }
 
@@ -386,23 +422,72 @@ impl<'a> Stream<'a> {
         self.geometry
     }
 
+    /// Frames `first..end` of the group of frame `index` (one frame unless batched).
+    fn group(&self, index: u32) -> std::ops::Range<u32> {
+        let batch = self.options.batch_frames();
+        let first = index - index % batch;
+        first..(first + batch).min(self.geometry.count)
+    }
+
+    /// Gives frame `index`, which user space has, back to the card: with a `QUEUE`, or, in
+    /// a batched stream, with its group's `QUEUE_BATCH` once the whole group is idle.
     fn queue(&mut self, index: u32) -> Result<()> {
-        let entry = raw::Queue::new(self.ring.fd(), index)
-            .meta(&mut self.metas[index as usize])
+        self.states[index as usize] = State::Idle;
+        if self.options.batch_frames() == 1 {
+            let entry = raw::Queue::new(self.ring.fd(), index)
+                .meta(&mut self.metas[index as usize])
+                .build()
+                .user_data(u64::from(index));
+            return self.push_queue(entry, index..index + 1);
+        }
+        let group = self.group(index);
+        if self.states[group.start as usize..group.end as usize]
+            .iter()
+            .any(|state| *state != State::Idle)
+        {
+            return Ok(());
+        }
+        // The driver writes the group's metadata, in frame order, to its frames' entries.
+        let entry = raw::QueueBatch::new(self.ring.fd(), group.start, group.len() as u32)
+            .meta(&mut self.metas[group.start as usize])
             .build()
-            .user_data(u64::from(index));
+            .user_data(BATCH_TAG | u64::from(group.start));
+        self.push_queue(entry, group)
+    }
+
+    /// Writes the command that queues `frames` to the ring.
+    fn push_queue(&mut self, entry: squeue::Entry128, frames: std::ops::Range<u32>) -> Result<()> {
         self.ring.push(entry)?;
-        self.states[index as usize] = State::Queued;
-        self.queued += 1;
+        self.queued += frames.len();
+        for index in frames {
+            self.states[index as usize] = State::Queued;
+        }
         Ok(())
     }
 
-    /// Submits the `QUEUE` commands written since the last submission if fewer than half
-    /// the region's frames are on the card without them, so that it never runs dry behind a
-    /// batch; otherwise they wait for the next submission, with others.
+    /// Queues every idle frame (every idle group in a batched stream).
+    fn queue_idle(&mut self) -> Result<()> {
+        let batch = self.options.batch_frames();
+        for index in (0..self.geometry.count).step_by(batch as usize) {
+            let group = self.group(index);
+            for index in group {
+                if self.states[index as usize] == State::Idle {
+                    self.queue(index)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Submits the commands written since the last submission if fewer than half the
+    /// region's frames are on the card without them, so that it never runs dry behind a
+    /// batch; otherwise they wait for the next submission, with others. Every entry not
+    /// submitted counts as a whole group (a recorder's writes too): an overestimate, which
+    /// only submits sooner.
     fn submit_if_card_low(&mut self) -> Result<()> {
         let unsubmitted = self.ring.unsubmitted();
-        if unsubmitted > 0 && (self.queued - unsubmitted.min(self.queued)) * 2 < self.states.len() {
+        let frames = unsubmitted.saturating_mul(self.options.batch_frames() as usize);
+        if unsubmitted > 0 && (self.queued - frames.min(self.queued)) * 2 < self.states.len() {
             self.ring.submit()?;
         }
         Ok(())
@@ -422,18 +507,17 @@ impl<'a> Stream<'a> {
     ///
     /// [`Error::Command`] (`EALREADY` if running).
     pub fn start(&mut self) -> Result<()> {
-        for index in 0..self.geometry.count {
-            if self.states[index as usize] == State::Idle {
-                self.queue(index)?;
-            }
-        }
+        self.queue_idle()?;
         self.last_sequence = None;
         let mut start = raw::Start::new(self.ring.fd());
         if let Some(us) = self.options.irq_delay_us {
             start = start.irq_delay_us(us);
         }
-        if let Some(frames) = self.options.irq_frames {
-            start = start.irq_frames(frames);
+        match (self.options.irq_frames, self.options.batch_frames()) {
+            (Some(frames), _) => start = start.irq_frames(frames),
+            // A group completes when its last frame does: one interrupt per group.
+            (None, batch) if batch > 1 => start = start.irq_frames(batch),
+            (None, _) => {}
         }
         self.control(start.build(), "START")?;
         self.streaming = true;
@@ -482,13 +566,14 @@ impl<'a> Stream<'a> {
             self.writes.push(completion);
             return;
         }
+        if let Some(first) = batch_first(completion.user_data) {
+            self.handle_batch(first, completion.res);
+            return;
+        }
         let Ok(index) = u32::try_from(completion.user_data) else {
             return;
         };
-        let Some(state) = self.states.get_mut(index as usize) else {
-            return;
-        };
-        if *state != State::Queued {
+        if self.states.get(index as usize) != Some(&State::Queued) {
             return;
         }
         self.queued -= 1;
@@ -496,27 +581,77 @@ impl<'a> Stream<'a> {
             // The CQE is authoritative (`docs/abi.md`): its byte count, bounded by the frame
             // size, and sequence number replace what the metadata copy says. The driver
             // wrote that copy before posting the CQE and no longer touches it.
-            let sequence = completion.sequence.unwrap_or(u64::MAX);
             let meta = &mut self.metas[index as usize];
             // CAST: `res` is non-negative.
             meta.bytes = (completion.res as u32).min(self.geometry.frame_bytes);
-            meta.sequence = sequence;
-            if let Some(last) = self.last_sequence {
-                self.counters.dropped += sequence.saturating_sub(last + 1);
-            }
-            self.last_sequence = Some(sequence);
-            *state = State::Ready;
-            self.ready.push_back(index);
+            meta.sequence = completion.sequence.unwrap_or(u64::MAX);
+            self.filled(index, completion.sequence);
         } else {
-            if completion.res != -libc::ECANCELED {
-                self.counters.failed += 1;
-            }
-            *state = State::Idle;
+            self.unfilled(index, completion.res);
             if self.streaming && completion.res == -libc::EIO {
                 // A frame the card failed is simply queued again.
                 let _ = self.queue(index).and_then(|()| self.ring.submit());
             }
         }
+    }
+
+    /// Books the completion of the `QUEUE_BATCH` of the group starting at frame `first`:
+    /// each frame's metadata (written by the driver, in frame order, before the CQE) says
+    /// whether it was filled (`docs/abi.md`); when none was, `res` is the first frame's
+    /// errno.
+    fn handle_batch(&mut self, first: u32, res: i32) {
+        if first >= self.geometry.count || first % self.options.batch_frames() != 0 {
+            return;
+        }
+        let group = self.group(first);
+        for index in group.clone() {
+            if self.states[index as usize] != State::Queued {
+                continue;
+            }
+            self.queued -= 1;
+            let meta = &mut self.metas[index as usize];
+            if res >= 0 && meta.flags & (META_ERROR | META_FLUSHED) == 0 {
+                meta.bytes = meta.bytes.min(self.geometry.frame_bytes);
+                let sequence = (meta.flags & META_FRAME != 0).then_some(meta.sequence);
+                self.filled(index, sequence);
+            } else if res >= 0 {
+                let failed = if meta.flags & META_ERROR != 0 {
+                    -libc::EIO
+                } else {
+                    -libc::ECANCELED
+                };
+                self.unfilled(index, failed);
+            } else {
+                self.unfilled(index, res);
+            }
+        }
+        if self.streaming && res == -libc::EIO {
+            // A group the card failed whole is simply queued again (one with frames filled
+            // goes back when they are released).
+            let _ = self.queue(group.start).and_then(|()| self.ring.submit());
+        }
+    }
+
+    /// Frame `index` was filled (its metadata says how): ready to be handed out.
+    fn filled(&mut self, index: u32, sequence: Option<u64>) {
+        // Gaps between numbered frames are drops; a frame without a number (a card that
+        // did not start it) neither counts nor breaks the count.
+        if let Some(sequence) = sequence {
+            if let Some(last) = self.last_sequence {
+                self.counters.dropped += sequence.saturating_sub(last.saturating_add(1));
+            }
+            self.last_sequence = Some(sequence);
+        }
+        self.states[index as usize] = State::Ready;
+        self.ready.push_back(index);
+    }
+
+    /// Frame `index` came back unfilled with `res`: user space has it again.
+    fn unfilled(&mut self, index: u32, res: i32) {
+        if res != -libc::ECANCELED {
+            self.counters.failed += 1;
+        }
+        self.states[index as usize] = State::Idle;
     }
 
     /// Waits up to `timeout` (forever with `None`) for the next filled frame and hands it

@@ -47,6 +47,19 @@ pub(crate) fn written_frame(user_data: u64) -> Option<u32> {
     Some(user_data as u32)
 }
 
+/// `user_data` of a batched stream's `QUEUE_BATCH` is this bit plus the group's first
+/// frame: disjoint from frames, writes ([`WRITE_TAG`]), command tags and [`ATTACH`].
+pub(crate) const BATCH_TAG: u64 = 1 << 61;
+
+/// The first frame of a `QUEUE_BATCH` completion, `None` for any other `user_data`.
+pub(crate) fn batch_first(user_data: u64) -> Option<u32> {
+    if user_data & !(BATCH_TAG | u64::from(u32::MAX)) != 0 || user_data & BATCH_TAG == 0 {
+        return None;
+    }
+    // CAST: the mask above leaves 32 bits.
+    Some(user_data as u32)
+}
+
 /// How long a one-shot command may take before the library gives up on it.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
