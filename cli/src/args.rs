@@ -126,6 +126,16 @@ pub struct CaptureArgs {
     /// Let a kernel thread poll the submission queue (io_uring SQPOLL).
     #[arg(long)]
     pub sqpoll: bool,
+    /// Give frames back to the card N at a time, with one submission, one completion and
+    /// one interrupt per N frames (2 to 64, at most half of --queue-depth; 1: every frame).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = parse_batch,
+        allow_negative_numbers = true
+    )]
+    pub batch: u32,
 }
 
 /// A card named on the command line: an index or a device node.
@@ -202,6 +212,16 @@ fn parse_queue_depth(text: &str) -> Result<u32, String> {
     let max = fgrab::uapi::MAX_FRAMES;
     match text.parse::<u32>() {
         Ok(depth) if (1..=max).contains(&depth) => Ok(depth),
+        _ => Err(format!("expected a number of frames from 1 to {max}")),
+    }
+}
+
+/// `--batch`: 1 to [`fgrab::uapi::MAX_BATCH_FRAMES`] (the queue depth is checked when the
+/// stream is attached).
+fn parse_batch(text: &str) -> Result<u32, String> {
+    let max = fgrab::uapi::MAX_BATCH_FRAMES;
+    match text.parse::<u32>() {
+        Ok(batch) if (1..=max).contains(&batch) => Ok(batch),
         _ => Err(format!("expected a number of frames from 1 to {max}")),
     }
 }
@@ -305,6 +325,8 @@ mod tests {
             "--offset",
             "0x321",
             "--sqpoll",
+            "--batch",
+            "8",
         ])
         .unwrap()
         .command
@@ -319,6 +341,7 @@ mod tests {
         assert_eq!(capture.queue_depth, 16);
         assert_eq!(capture.offset, 0x321);
         assert!(capture.sqpoll);
+        assert_eq!(capture.batch, 8);
     }
 
     #[test]
@@ -380,6 +403,8 @@ mod tests {
             (&["capture", "--frame-bytes", "4Q"][..], "--frame-bytes"),
             (&["capture", "--queue-depth", "0"][..], "--queue-depth"),
             (&["capture", "--queue-depth", "4096"][..], "--queue-depth"),
+            (&["capture", "--batch", "0"][..], "--batch"),
+            (&["capture", "--batch", "65"][..], "--batch"),
             (&["capture", "--offset", "-1"][..], "--offset"),
         ] {
             let (kind, message) = error(args);

@@ -39,7 +39,7 @@ pub fn run(args: &CaptureArgs) -> Result<(), String> {
     let geometry = Geometry::new(frame_bytes, args.queue_depth).offset(args.offset);
     let buffer = Buffer::allocate(bytes).map_err(|error| error.to_string())?;
     let huge = buffer.is_huge();
-    let options = Options::default().sqpoll(args.sqpoll);
+    let options = Options::default().sqpoll(args.sqpoll).batch(args.batch);
     let mut stream = card
         .attach_with(buffer, geometry, options)
         .map_err(|failed| failed.error)
@@ -65,8 +65,14 @@ pub fn run(args: &CaptureArgs) -> Result<(), String> {
     record_options.index = args.index.clone();
     let mut recorder = Recorder::create(&stream, &args.output, record_options)
         .map_err(|error| error.to_string())?;
+    let batching = if args.batch > 1 {
+        format!(", given back {} at a time", args.batch)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "capturing {} frames of {frame_bytes} bytes ({} queued, {} memory) to {output_name}",
+        "capturing {} frames of {frame_bytes} bytes ({} queued{batching}, {} memory) to \
+         {output_name}",
         frame_limit.map_or("unlimited".to_string(), |n| n.to_string()),
         args.queue_depth,
         if huge { "huge page" } else { "regular" },
