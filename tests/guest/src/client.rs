@@ -210,6 +210,189 @@ pub fn client_single_thread() -> TestResult {
     Ok(())
 }
 
+/// A batched stream (`Options::batch`): frames go back to the card a group at a time with
+/// one `QUEUE_BATCH` and come back a group per CQE. Frames of an odd size with guard gaps
+/// between them, 26 in groups of 8, 8, 8 and 2; held across waits and released out of
+/// order; a stop while one is held; every byte checked, the guards intact; a fraction of
+/// a submission and of a completion per frame; batches the driver cannot take refused
+/// before anything is attached; the same through a `SharedStream` from two threads.
+pub fn client_batch() -> TestResult {
+    const COUNT: u32 = 26;
+    const BATCH: u32 = 8;
+    const GAP: u64 = 37;
+    let geometry = Geometry::new(FRAME_BYTES, COUNT)
+        .stride(u64::from(FRAME_BYTES) + GAP)
+        .offset(OFFSET);
+    let frames_end = OFFSET + ((u64::from(FRAME_BYTES) + GAP) * u64::from(COUNT)) as usize;
+    let len = frames_end + 4096;
+    let card = Card::open(CARD0).map_err(err)?;
+    // Batches the driver cannot take, or that would leave the card nothing while the
+    // application reads: refused, the card and the buffer come back.
+    let mut card = Some(card);
+    let mut memory = Some(Buffer::from_vec(vec![GUARD; len]));
+    for batch in [fgrab_uapi::MAX_BATCH_FRAMES + 1, COUNT / 2 + 1] {
+        let options = Options::default().batch(batch);
+        let taken = card.take().ok_or("no card")?;
+        let buffer = memory.take().ok_or("no buffer")?;
+        match taken.attach_with(buffer, geometry, options) {
+            Err(failed) if matches!(failed.error, Error::Geometry { .. }) => {
+                card = failed.card;
+                memory = failed.buffer;
+            }
+            other => return Err(format!("a batch of {batch}: {:?}", other.err())),
+        }
+    }
+    let mut stream = card
+        .ok_or("the card did not come back")?
+        .attach_with(
+            memory.ok_or("the buffer did not come back")?,
+            geometry,
+            Options::default().batch(BATCH),
+        )
+        .map_err(err)?;
+    let mut verified = 0u64;
+    let mut check = |stream: &fgrab::Stream<'_>, info: fgrab::FrameInfo| -> TestResult {
+        let bytes = stream
+            .frame_bytes(info.index)
+            .ok_or("a frame handed out is not held")?;
+        ensure!(
+            bytes.len() == FRAME_BYTES as usize,
+            "frame of {} bytes",
+            bytes.len()
+        );
+        pattern::verify(bytes, info.sequence, 0)
+            .map_err(|mismatch| format!("frame {}: {mismatch}", info.sequence))?;
+        verified += 1;
+        Ok(())
+    };
+    let take = |stream: &mut fgrab::Stream<'_>| -> Result<fgrab::FrameInfo, String> {
+        stream
+            .take_frame(Some(Duration::from_secs(5)))
+            .map_err(err)?
+            .ok_or_else(|| "no frame within 5 s".to_string())
+    };
+    stream.start().map_err(err)?;
+    let before = stream.ring_counters();
+    let mut streamed = 0u64;
+    for round in 0..40 {
+        // Three frames held at once (of one group or two), released newest first.
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let info = take(&mut stream)?;
+            check(&stream, info)?;
+            held.push(info.index);
+        }
+        for index in held.into_iter().rev() {
+            stream.release(index).map_err(err)?;
+        }
+        // Then frames one at a time, each released before the next wait.
+        for _ in 0..(7 + round % 5) {
+            let info = take(&mut stream)?;
+            check(&stream, info)?;
+            stream.release(info.index).map_err(err)?;
+        }
+        streamed += 3 + 7 + round % 5;
+    }
+    let ring = stream.ring_counters();
+    let sqes = ring.sqes - before.sqes;
+    let cqes = ring.cqes - before.cqes;
+    // Every group of 8 goes back with one submission and comes back with one completion
+    // (the group of 2 too): 4 of each per 26 frames, against 26 one frame at a time.
+    ensure!(
+        sqes * 6 <= streamed + 24 && cqes * 6 <= streamed + 24,
+        "{sqes} submissions and {cqes} completions for {streamed} frames in groups of {BATCH}"
+    );
+    // A stop while a frame is held: the groups on the card come back; filled frames are
+    // still handed out; the held one goes back at the next start with its group.
+    let held = take(&mut stream)?;
+    check(&stream, held)?;
+    stream.stop().map_err(err)?;
+    while let Some(info) = stream
+        .take_frame(Some(Duration::from_millis(50)))
+        .map_err(err)?
+    {
+        check(&stream, info)?;
+        stream.release(info.index).map_err(err)?;
+    }
+    stream.release(held.index).map_err(err)?;
+    stream.start().map_err(err)?;
+    for _ in 0..100 {
+        let info = take(&mut stream)?;
+        check(&stream, info)?;
+        stream.release(info.index).map_err(err)?;
+    }
+    stream.stop().map_err(err)?;
+    let stats = stream.stats().map_err(err)?;
+    let counters = stream.counters();
+    ensure!(counters.failed == 0, "{} frames failed", counters.failed);
+    let buffer = stream.detach().map_err(err)?;
+    let memory = buffer
+        .into_box()
+        .ok_or("the adopted Vec did not come back")?;
+    ensure!(
+        memory[..OFFSET].iter().all(|&b| b == GUARD)
+            && memory[frames_end - GAP as usize..]
+                .iter()
+                .all(|&b| b == GUARD),
+        "bytes before or after the frames were written"
+    );
+    for index in 0..COUNT as usize {
+        let gap = OFFSET + (u64::from(FRAME_BYTES) + GAP) as usize * index + FRAME_BYTES as usize;
+        ensure!(
+            memory[gap..gap + GAP as usize].iter().all(|&b| b == GUARD),
+            "the guard gap after frame {index} was written"
+        );
+    }
+    // The same stream shared by two threads: each releases its own frames, the groups
+    // still go back whole.
+    let shared = Card::open(CARD0)
+        .map_err(err)?
+        .attach_with(
+            Buffer::from_vec(vec![GUARD; len]),
+            geometry,
+            Options::default().batch(BATCH),
+        )
+        .map_err(err)?
+        .into_shared()
+        .map_err(err)?;
+    shared.start().map_err(err)?;
+    let shared_verified = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| -> Result<u64, String> {
+                    let mut count = 0;
+                    for _ in 0..100 {
+                        let frame = shared
+                            .next_frame(Some(Duration::from_secs(5)))
+                            .map_err(err)?;
+                        pattern::verify(&frame, frame.sequence(), 0)
+                            .map_err(|mismatch| format!("shared: {mismatch}"))?;
+                        count += 1;
+                    }
+                    Ok(count)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().map_err(|_| "a worker panicked".to_string())?)
+            .sum::<Result<u64, String>>()
+    })?;
+    shared.stop().map_err(err)?;
+    shared
+        .detach()
+        .map_err(|(error, _)| format!("shared detach: {error}"))?;
+    harness::info(&format!(
+        "batched stream: {verified} frames verified, {:.3} submissions and {:.3} completions \
+         per frame, {:.3} frame interrupts per frame; shared by two threads: \
+         {shared_verified} verified",
+        sqes as f64 / streamed as f64,
+        cqes as f64 / streamed as f64,
+        stats.frame_irqs as f64 / stats.frames_delivered.max(1) as f64
+    ));
+    Ok(())
+}
+
 /// Misuse gets typed errors and disturbs nothing.
 pub fn client_misuse() -> TestResult {
     let card = Card::open(CARD0).map_err(err)?;

@@ -189,16 +189,30 @@ fn rejects() -> TestResult {
 }
 
 /// The hostile suite's card that announces moderation by count and ignores it (one message
-/// per record, `hostile-moderation`): the driver completes every frame all the same.
+/// per record, `hostile-moderation`): the driver completes every frame all the same. The
+/// card is known by its interrupts: more than a card obeying a count of 16 could send
+/// (the bound of `stream-irq-frames`), so the test also fails if `/dev/fgrab5` is not the
+/// hostile card.
 pub fn hostile_moderation() -> TestResult {
-    let (streamer, stats, _) = stream(
+    const COUNT: u32 = 16;
+    let (streamer, stats, elapsed) = stream(
         "/dev/fgrab5",
         LAYOUT,
-        &start_cmd(16, MAX_IRQ_DELAY_US),
+        &start_cmd(COUNT, MAX_IRQ_DELAY_US),
         1000,
     )?;
+    let bound_expiries = elapsed.as_millis() as u64 / u64::from(MAX_IRQ_DELAY_US / 1000) + 1;
+    let obeying = stats.frames_completed / u64::from(COUNT) + bound_expiries + 2;
+    ensure!(
+        stats.frame_irqs > obeying,
+        "{} frame interrupts for {} frames in {elapsed:?}: a card obeying a count of {COUNT} \
+         sends at most {obeying}; is /dev/fgrab5 the hostile card?",
+        stats.frame_irqs,
+        stats.frames_completed
+    );
     harness::info(&format!(
-        "a card ignoring moderation: {} frames verified, {} frame interrupts handled",
+        "a card ignoring moderation: {} frames verified, {} frame interrupts handled (an \
+         obeying card: at most {obeying})",
         streamer.tally.verified, stats.frame_irqs
     ));
     Ok(())

@@ -26,14 +26,14 @@ fn err(error: impl std::fmt::Display) -> String {
 }
 
 /// A stream on card 0 of `FRAMES_IN_BUFFER` frames of `frame_bytes`, `offset` into a
-/// buffer the library allocates.
-fn stream(frame_bytes: u32, offset: usize) -> Result<fgrab::Stream<'static>, String> {
+/// buffer the library allocates, given back `batch` frames per submission.
+fn stream(frame_bytes: u32, offset: usize, batch: u32) -> Result<fgrab::Stream<'static>, String> {
     let geometry = Geometry::new(frame_bytes, FRAMES_IN_BUFFER).offset(offset);
     let buffer =
         Buffer::allocate(offset + (frame_bytes * FRAMES_IN_BUFFER) as usize).map_err(err)?;
     Card::open(CARD0)
         .map_err(err)?
-        .attach(buffer, geometry)
+        .attach_with(buffer, geometry, fgrab::Options::default().batch(batch))
         .map_err(|failed| err(failed.error))
 }
 
@@ -102,17 +102,18 @@ fn verify(path: &str, index_path: &str, direct: bool) -> Result<(Index, u64), St
     Ok((index, expected_offset))
 }
 
-/// Records `frames` frames of a stream to `path` and checks mode, summary, index and every
-/// byte; the stream detaches cleanly after.
+/// Records `frames` frames of a stream (given back `batch` frames per submission) to
+/// `path` and checks mode, summary, index and every byte; the stream detaches cleanly after.
 fn record_and_verify(
     path: &str,
     frame_bytes: u32,
     offset: usize,
     frames: u64,
     direct: bool,
+    batch: u32,
 ) -> TestResult {
     let index_path = format!("/tmp/record-{}.idx", path.replace('/', "_"));
-    let mut stream = stream(frame_bytes, offset)?;
+    let mut stream = stream(frame_bytes, offset, batch)?;
     let mut recorder = Recorder::create(
         &stream,
         path,
@@ -165,19 +166,25 @@ fn record_and_verify(
 /// Unaligned frames to a file on tmpfs: buffered writes, frames back to back.
 pub fn record_tmpfs_buffered() -> TestResult {
     const PATH: &str = "/tmp/record.raw";
-    let result = record_and_verify(PATH, ODD_FRAME, ODD_OFFSET, 300, false);
+    let result = record_and_verify(PATH, ODD_FRAME, ODD_OFFSET, 300, false, 1);
     let _ = std::fs::remove_file(PATH);
     result
 }
 
 /// Aligned frames to the raw virtio disk: O_DIRECT from the fixed buffer.
 pub fn record_disk_direct() -> TestResult {
-    record_and_verify(DISK, ALIGNED_FRAME, 0, 200, true)
+    record_and_verify(DISK, ALIGNED_FRAME, 0, 200, true, 1)
+}
+
+/// Aligned frames to the raw virtio disk from a batched stream (`Options::batch`: the
+/// frames go back to the card four at a time, once all four were written).
+pub fn record_disk_batched() -> TestResult {
+    record_and_verify(DISK, ALIGNED_FRAME, 0, 200, true, FRAMES_IN_BUFFER / 2)
 }
 
 /// Unaligned frames to the raw virtio disk: buffered writes through its page cache.
 pub fn record_disk_buffered() -> TestResult {
-    record_and_verify(DISK, ODD_FRAME, ODD_OFFSET, 200, false)
+    record_and_verify(DISK, ODD_FRAME, ODD_OFFSET, 200, false, 1)
 }
 
 /// Checks a recording that ended with [`Error::DiskFull`]: the index lists what it says,
@@ -231,7 +238,7 @@ pub fn record_tmpfs_full() -> TestResult {
     std::fs::create_dir_all(MOUNT).map_err(err)?;
     sys::mount_with("tmpfs", MOUNT, "tmpfs", 0, "size=1m").map_err(err)?;
     let result = (|| {
-        let mut stream = stream(ODD_FRAME, ODD_OFFSET)?;
+        let mut stream = stream(ODD_FRAME, ODD_OFFSET, 1)?;
         let mut recorder = Recorder::create(
             &stream,
             PATH,
@@ -268,7 +275,7 @@ pub fn record_disk_full() -> TestResult {
         * 512;
     let frame_bytes: u32 = 1 << 20;
     let fit = capacity / u64::from(frame_bytes);
-    let mut stream = stream(frame_bytes, 0)?;
+    let mut stream = stream(frame_bytes, 0, 1)?;
     let mut recorder = Recorder::create(
         &stream,
         DISK,
@@ -323,15 +330,27 @@ pub fn record_cli() -> TestResult {
         "{} frames indexed; output: {stderr}",
         index.entries.len()
     );
-    // The default output, /dev/null: no sync to make, no index next to it.
+    // The default output, /dev/null: no sync to make, no index next to it. Frames go back
+    // to the card 4 at a time.
     let null = Command::new("/bin/fgrab")
-        .args(["capture", "--frames", "20"])
+        .args(["capture", "--frames", "20", "--batch", "4"])
         .output()
         .map_err(err)?;
+    let null_err = String::from_utf8_lossy(&null.stderr);
     ensure!(
-        null.status.success(),
-        "fgrab capture to /dev/null: {}",
-        String::from_utf8_lossy(&null.stderr)
+        null.status.success() && null_err.contains("given back 4 at a time"),
+        "fgrab capture --batch 4 to /dev/null: {null_err}"
+    );
+    // A batch above half the queue: refused with the reason, nothing captured.
+    let refused = Command::new("/bin/fgrab")
+        .args(["capture", "--frames", "20", "--batch", "5"])
+        .output()
+        .map_err(err)?;
+    let refused_err = String::from_utf8_lossy(&refused.stderr);
+    ensure!(
+        !refused.status.success() && refused_err.contains("at most half"),
+        "fgrab capture --batch 5 of 8 frames: {} {refused_err}",
+        refused.status
     );
     ensure!(
         !std::path::Path::new("/dev/null.idx").exists(),

@@ -217,6 +217,7 @@ pub const ALL: &[Test] = &[
     control("client-rust-api", client::client_rust_api),
     control("client-misuse", client::client_misuse),
     control("client-single-thread", client::client_single_thread),
+    control("client-batch", client::client_batch),
     control("client-regions", regions::client_regions),
     control(
         "client-shared-regions",
@@ -231,6 +232,7 @@ pub const ALL: &[Test] = &[
     // fixed buffer the data-path tests cover in every DMA mode.
     control("record-tmpfs-buffered", record::record_tmpfs_buffered),
     control("record-disk-direct", record::record_disk_direct),
+    control("record-disk-batched", record::record_disk_batched),
     control("record-disk-buffered", record::record_disk_buffered),
     control("record-tmpfs-full", record::record_tmpfs_full),
     control("record-disk-full", record::record_disk_full),
