@@ -251,7 +251,9 @@ const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The library engine: `Card::attach_with` and `Stream::next_frame`, frames released by
 /// dropping them, as an application does. With `defer_taskrun` (the default) the stream is
-/// a single-thread one (`Options::single_thread`: `SINGLE_ISSUER | DEFER_TASKRUN`).
+/// a single-thread one (`Options::single_thread`: `SINGLE_ISSUER | DEFER_TASKRUN`); with
+/// `queue_batch` a batched one (`Options::batch`), moderated as the job says (by default
+/// the library's one interrupt per batch).
 fn library(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
     let frame_bytes = job.frame_bytes as usize;
     let count = job.queue_depth;
@@ -260,7 +262,11 @@ fn library(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
     // detach below confirmed the region ended, and leaked (never unmapped) otherwise.
     let buffer = unsafe { fgrab::Buffer::from_raw_parts(memory.ptr, memory.len) };
     let geometry = fgrab::Geometry::new(job.frame_bytes, count).offset(job.offset);
-    let options = fgrab::Options::default().single_thread(job.defer_taskrun);
+    let options = fgrab::Options::default()
+        .single_thread(job.defer_taskrun)
+        .batch(job.queue_batch)
+        .irq_frames(job.irq_frames)
+        .irq_delay_us(job.irq_delay_us);
     let card = fgrab::Card::open(&job.device).map_err(|error| error.to_string())?;
     let mut stream = match card.attach_with(buffer, geometry, options) {
         Ok(stream) => stream,
@@ -370,7 +376,8 @@ fn zero_copy(job: &Job, info: &DeviceInfo) -> Result<Outcome, String> {
         frames if job.engine == Engine::UringRaw && count.is_multiple_of(frames) => frames,
         frames => {
             return Err(format!(
-                "--queue_batch={frames}: the uring-raw engine only, dividing --iodepth={count}"
+                "--queue_batch={frames}: the uring (library) and uring-raw engines only, \
+                 dividing --iodepth={count} on uring-raw"
             ))
         }
     };

@@ -75,16 +75,16 @@ pub struct Job {
     /// `IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN` on the io_uring engines without SQPOLL
     /// (the library's `Options::single_thread`).
     pub defer_taskrun: bool,
-    /// Frames per `QUEUE_BATCH` on the raw ring (0: one `QUEUE` per frame): the frames are
-    /// split into batches of this many, each given back to the card with one submission
-    /// and completed with one CQE.
+    /// Frames per `QUEUE_BATCH` (0: one `QUEUE` per frame): the frames are split into
+    /// batches of this many, each given back to the card with one submission and completed
+    /// with one CQE; the library's `Options::batch` on the `uring` engine.
     pub queue_batch: u32,
     /// One frame interrupt per this many frames (`START_IRQ_FRAMES`; `None`: the driver's
     /// default, every frame at most half a frame period apart).
     pub irq_frames: Option<u32>,
     /// No frame interrupt later than this many microseconds after the first frame it covers
-    /// (`START_IRQ_DELAY`; `None`: the driver's choice, `irq_frames` frame periods of the
-    /// sensor, which is short when the sensor outpaces the DMA engine).
+    /// (`START_IRQ_DELAY`; `None`: the driver's choice, `irq_frames` frame times: the
+    /// longer of the sensor's period and the frame's transfer at 500 MB/s).
     pub irq_delay_us: Option<u32>,
     /// Buffer backing.
     pub backing: Backing,

@@ -133,19 +133,28 @@ pub fn run(job: &Job, engine: RecordEngine) -> Result<RecordFigures, String> {
     })
 }
 
-/// Bytes the target holds (a block device's size; a file's room is not known: 64 GiB).
+/// Bytes the target holds (a block device's size; a file's room, or a character device's
+/// such as `/dev/null`, is not known: 64 GiB).
 fn capacity(target: &str) -> Result<u64, String> {
+    use std::os::unix::fs::FileTypeExt;
     match File::open(target) {
-        Ok(mut file) if file.metadata().is_ok_and(|m| !m.is_file()) => file
-            .seek(SeekFrom::End(0))
-            .map_err(|error| format!("{target}: {error}")),
+        Ok(mut file)
+            if file
+                .metadata()
+                .is_ok_and(|m| m.file_type().is_block_device()) =>
+        {
+            file.seek(SeekFrom::End(0))
+                .map_err(|error| format!("{target}: {error}"))
+        }
         _ => Ok(64 << 30),
     }
 }
 
 type Outcome = (u64, u64, Option<u64>, String);
 
-/// `fgrab::Recorder` on the card's stream.
+/// `fgrab::Recorder` on the card's stream, batched as the job says (`--queue_batch`:
+/// `Options::batch`). To `/dev/null` it measures the card side alone: what the stream
+/// delivers to a recorder whose writes cost nothing.
 fn record(job: &Job, target: &str, frames: u64) -> Result<Outcome, String> {
     let geometry = Geometry::new(job.frame_bytes, job.queue_depth).offset(job.offset);
     let buffer =
@@ -153,7 +162,11 @@ fn record(job: &Job, target: &str, frames: u64) -> Result<Outcome, String> {
             .map_err(|error| error.to_string())?;
     let mut stream = Card::open(&job.device)
         .map_err(|error| error.to_string())?
-        .attach(buffer, geometry)
+        .attach_with(
+            buffer,
+            geometry,
+            fgrab::Options::default().batch(job.queue_batch),
+        )
         .map_err(|failed| failed.error.to_string())?;
     let options = RecordOptions::default()
         .frames(frames)

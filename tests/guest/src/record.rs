@@ -422,19 +422,25 @@ pub fn bench_record() -> TestResult {
             .trim()
     ));
     for bs in ["1M", "4M"] {
-        for (name, engine) in [
-            ("disk-write", "disk-write"),
-            ("record", "record"),
-            ("record-copy", "record-copy"),
-            ("disk-write-after", "disk-write"),
+        // The recorder gets 16 frames given back 4 at a time (`Options::batch`); its peer
+        // and the disk alone 8 in flight. `record-card` is the recorder writing to
+        // /dev/null: what the card side delivers, the other limit of a recording.
+        for (name, engine, target, depth) in [
+            ("disk-write", "disk-write", DISK, 8),
+            ("record", "record", DISK, 16),
+            ("record-card", "record", "/dev/null", 16),
+            ("record-copy", "record-copy", DISK, 8),
+            ("disk-write-after", "disk-write", DISK, 8),
         ] {
+            let batch = if engine == "record" { 4 } else { 0 };
             let output = Command::new("/bin/fgrab-bench")
                 .args([
                     format!("--name={name}-{bs}"),
                     format!("--ioengine={engine}"),
                     format!("--bs={bs}"),
-                    "--iodepth=8".into(),
-                    format!("--target={DISK}"),
+                    format!("--iodepth={depth}"),
+                    format!("--queue_batch={batch}"),
+                    format!("--target={target}"),
                     format!("--runtime={runtime}"),
                     "--output-format=json".into(),
                 ])
