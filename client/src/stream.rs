@@ -448,8 +448,16 @@ impl<'a> Stream<'a> {
             return Ok(());
         }
         // The driver writes the group's metadata, in frame order, to its frames' entries.
+        // Until then they read as frames given back unfilled, never as an older fill.
+        let metas = &mut self.metas[group.start as usize..group.end as usize];
+        metas.fill(FrameMeta {
+            sequence: u64::MAX,
+            flags: META_FLUSHED,
+            ..FrameMeta::new_zeroed()
+        });
+        // CAST: a group has at most `MAX_BATCH_FRAMES` frames (`Options::validate`).
         let entry = raw::QueueBatch::new(self.ring.fd(), group.start, group.len() as u32)
-            .meta(&mut self.metas[group.start as usize])
+            .meta(metas.as_mut_ptr())
             .build()
             .user_data(BATCH_TAG | u64::from(group.start));
         self.push_queue(entry, group)
