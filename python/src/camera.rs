@@ -30,6 +30,8 @@ use std::time::Duration;
 pub struct Camera {
     path: PathBuf,
     buffer_frames: u32,
+    /// Frames given back to the card per submission (`fgrab::Options::batch`).
+    batch_frames: u32,
     state: Mutex<State>,
 }
 
@@ -46,14 +48,25 @@ enum State {
 }
 
 impl Camera {
-    pub(crate) fn open(path: PathBuf, buffer_frames: u32) -> PyResult<Self> {
+    pub(crate) fn open(path: PathBuf, buffer_frames: u32, batch_frames: u32) -> PyResult<Self> {
         if buffer_frames < 2 {
             return Err(Kind::GeometryError.err("buffer_frames must be at least 2", None));
+        }
+        let most = fgrab::uapi::MAX_BATCH_FRAMES.min(buffer_frames / 2);
+        if batch_frames == 0 || (batch_frames > 1 && batch_frames > most) {
+            return Err(Kind::GeometryError.err(
+                &format!(
+                    "batch_frames must be 1 (no batching) or 2 to {most} (at most 64, at most \
+                     half of buffer_frames {buffer_frames}), not {batch_frames}"
+                ),
+                None,
+            ));
         }
         let card = Card::open(&path).py_err()?;
         Ok(Self {
             path,
             buffer_frames,
+            batch_frames,
             state: Mutex::new(State::Idle(Box::new(card))),
         })
     }
@@ -127,7 +140,8 @@ impl Camera {
         let State::Idle(card) = std::mem::replace(state, State::Closed) else {
             unreachable!("checked above");
         };
-        match card.attach(buffer, Geometry::new(payload, self.buffer_frames)) {
+        let options = fgrab::Options::default().batch(self.batch_frames);
+        match card.attach_with(buffer, Geometry::new(payload, self.buffer_frames), options) {
             Ok(stream) => {
                 *state = State::Attached {
                     stream: stream.into_shared().py_err()?,
@@ -242,6 +256,12 @@ impl Camera {
         self.buffer_frames
     }
 
+    /// Frames given back to the card per submission (1: each frame on its own).
+    #[getter]
+    fn batch_frames(&self) -> u32 {
+        self.batch_frames
+    }
+
     /// Whether the card is streaming.
     #[getter]
     fn streaming(&self) -> bool {
@@ -295,6 +315,9 @@ impl Camera {
         dict.set_item("frame_irqs", stats.frame_irqs)?;
         dict.set_item("frame_bytes", stats.frame_bytes)?;
         dict.set_item("frame_count", stats.frame_count)?;
+        dict.set_item("frames_completed", stats.frames_completed)?;
+        dict.set_item("commands", stats.commands)?;
+        dict.set_item("cqes", stats.cqes)?;
         Ok(dict)
     }
 

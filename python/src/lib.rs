@@ -25,9 +25,14 @@ fn abi_version() -> u32 {
 
 /// Opens the card at `path` (see `fgrab.open`).
 #[pyfunction]
-#[pyo3(signature = (path, buffer_frames = 8))]
-fn open_path(py: Python<'_>, path: PathBuf, buffer_frames: u32) -> PyResult<camera::Camera> {
-    py.detach(|| camera::Camera::open(path, buffer_frames))
+#[pyo3(signature = (path, buffer_frames = 8, batch_frames = 1))]
+fn open_path(
+    py: Python<'_>,
+    path: PathBuf,
+    buffer_frames: u32,
+    batch_frames: u32,
+) -> PyResult<camera::Camera> {
+    py.detach(|| camera::Camera::open(path, buffer_frames, batch_frames))
 }
 
 #[pymodule]

@@ -34,12 +34,18 @@ def cards():
     return sorted(_glob.glob("/dev/fgrab[0-9]*"), key=index)
 
 
-def open(card=0, *, buffer_frames=8):  # noqa: A001 (the natural name, as in io.open)
+def open(card=0, *, buffer_frames=8, batch_frames=1):  # noqa: A001 (as in io.open)
     """Opens a card: its index ``N`` of ``/dev/fgrabN``, or a device node path.
 
     ``buffer_frames`` frames of ``PayloadSize`` bytes make the stream's buffer, allocated
     when streaming starts. Frames you hold (and their views) are out of the card's rotation
     until released, so hold fewer than that to keep the card supplied.
+
+    ``batch_frames`` above 1 (at most 64 and half of ``buffer_frames``) gives frames back
+    to the card that many at a time: one submission, one completion and one interrupt per
+    group instead of per frame, for high frame rates. A group goes back once all of its
+    frames were released, and its first frame arrives when its last is filled, so hold
+    frames briefly and use several groups (say ``buffer_frames=32, batch_frames=8``).
     """
     if isinstance(card, int):
         if card < 0:
@@ -47,4 +53,4 @@ def open(card=0, *, buffer_frames=8):  # noqa: A001 (the natural name, as in io.
         path = f"/dev/fgrab{card}"
     else:
         path = _os.fspath(card)
-    return _open_path(path, buffer_frames)
+    return _open_path(path, buffer_frames, batch_frames)
