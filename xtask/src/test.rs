@@ -202,23 +202,34 @@ fn suites() -> Vec<Suite> {
     let mut removal = VmConfig::test("vm-removal");
     removal.iommu = true;
     removal.card_args = vec![(1, vec!["--fault".into(), "remove@300".into()])];
-    // Card 1 misbehaves on purpose (docs/hardware.md, fault injection), behind the IOMMU.
+    // Card 1 misbehaves on purpose (docs/hardware.md, fault injection), behind the IOMMU;
+    // card 2 fails two frames of a batched library stream (`fault-batched`).
     let mut faults = VmConfig::test("vm-faults");
     faults.iommu = true;
+    faults.cards = 3;
     let fault = |spec: &str| ["--fault".to_string(), spec.to_string()];
-    faults.card_args = vec![(
-        1,
-        [
-            "dma-error@100",
-            "lost-irq@200",
-            "desc-reject@300",
-            "stall@400:250ms",
-            "reset-request@10000",
-        ]
-        .into_iter()
-        .flat_map(fault)
-        .collect(),
-    )];
+    faults.card_args = vec![
+        (
+            1,
+            [
+                "dma-error@100",
+                "lost-irq@200",
+                "desc-reject@300",
+                "stall@400:250ms",
+                "reset-request@10000",
+            ]
+            .into_iter()
+            .flat_map(fault)
+            .collect(),
+        ),
+        (
+            2,
+            ["dma-error@50", "desc-reject@90"]
+                .into_iter()
+                .flat_map(fault)
+                .collect(),
+        ),
+    ];
     // Hostile cards, direct DMA (a late write shows in the buffer): card 0 claims too many
     // bytes for a frame, card 1 has invalid capabilities (refused at probe), card 2 answers
     // a stop with idle while keeping frames, card 3 ignores its first stop; cards 4 and 5

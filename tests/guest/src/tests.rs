@@ -163,6 +163,11 @@ pub const ALL: &[Test] = &[
         Scope::Suite("vm-faults"),
         faults::fault_injection,
     ),
+    test(
+        "fault-batched",
+        Scope::Suite("vm-faults"),
+        faults::fault_batched,
+    ),
     // Hostile cards (capabilities, records, a stop that keeps frames).
     test(
         "hostile-camera",
