@@ -3,7 +3,9 @@
 //!
 //! Each frame handed out by the stream gets one write (more if the kernel writes it in
 //! parts) and goes back to the card only when all of its bytes are in the file: a frame is
-//! never refilled while it is still being written. `O_DIRECT` is used when the frames'
+//! never refilled while it is still being written. A batched stream's frames (`Options::
+//! batch`) are written a group at a time where they are next to each other in the buffer:
+//! one write for the frames one `QUEUE_BATCH` gives back together. `O_DIRECT` is used when the frames'
 //! addresses and sizes meet the file's direct I/O alignment (`alignment.rs`), buffered
 //! writes otherwise; [`Recorder::mode`] says which and why.
 
@@ -172,13 +174,36 @@ pub struct RecordSummary {
     pub index_path: Option<PathBuf>,
 }
 
-/// A frame whose write is in flight: it stays held (away from the card) until done.
+/// One write: frames next to each other in the fixed buffer and in the file, of one group
+/// of a batched stream (one frame otherwise). Its frames stay held (away from the card)
+/// until every byte is written.
 struct InFlight {
-    entry: IndexEntry,
-    /// The bytes to write: the frame's slot in the fixed buffer.
+    /// The frames, in file order: index in the stream, index entry, bytes written for it.
+    frames: Vec<(u32, IndexEntry, usize)>,
+    /// The bytes to write: the frames' slots (or filled bytes) in the fixed buffer.
     address: *const u8,
     len: usize,
     written: usize,
+    /// Frames whose bytes are all in the file (and in the index), from the first.
+    done: usize,
+}
+
+impl InFlight {
+    /// Whether frame `index`, `len` bytes at `address`, continues this write: the next
+    /// frame of the same group (`batch` frames per group), starting where this write's
+    /// bytes end, the whole still one write's length (a `u32`).
+    fn continued_by(&self, index: u32, address: *const u8, len: usize, batch: u32) -> bool {
+        let Some(&(last, _, _)) = self.frames.last() else {
+            return false;
+        };
+        index == last.wrapping_add(1)
+            && index / batch == last / batch
+            && self.address.wrapping_add(self.len) == address
+            && self
+                .len
+                .checked_add(len)
+                .is_some_and(|total| u32::try_from(total).is_ok())
+    }
 }
 
 /// Records a [`Stream`] into a file: [`Recorder::create`], then [`Recorder::record`].
@@ -322,6 +347,7 @@ impl Recorder {
         }
         let mut run = Run {
             in_flight: HashMap::new(),
+            open: None,
             next_offset: 0,
             taken: 0,
             frames: 0,
@@ -351,6 +377,7 @@ impl Recorder {
                 last_activity = Instant::now();
                 self.write(stream, &mut run, info);
             }
+            self.flush(stream, &mut run);
             if wanted(&run) && !stream.is_attached() && stream.ready_frames() == 0 {
                 run.failure = Some(stream.end_error());
             }
@@ -463,69 +490,99 @@ impl Recorder {
             let _ = stream.release(info.index);
             return;
         }
-        run.in_flight.insert(
-            info.index,
-            InFlight {
-                entry,
-                address,
-                len,
-                written: 0,
-            },
-        );
-        self.submit(stream, run, info.index);
+        let batch = stream.batch_frames();
+        if let Some(open) = run.open.as_mut() {
+            if open.continued_by(info.index, address, len, batch) {
+                open.frames.push((info.index, entry, len));
+                open.len += len;
+                return;
+            }
+        }
+        self.flush(stream, run);
+        run.open = Some(InFlight {
+            frames: vec![(info.index, entry, len)],
+            address,
+            len,
+            written: 0,
+            done: 0,
+        });
     }
 
-    /// Writes what is left of frame `index`.
-    fn submit(&mut self, stream: &mut Stream<'_>, run: &mut Run, index: u32) {
-        let Some(pending) = run.in_flight.get(&index) else {
+    /// Starts the write gathered so far, if any.
+    fn flush(&mut self, stream: &mut Stream<'_>, run: &mut Run) {
+        let Some(write) = run.open.take() else {
+            return;
+        };
+        let first = write.frames[0].0;
+        run.in_flight.insert(first, write);
+        self.submit(stream, run, first);
+    }
+
+    /// Writes what is left of the write of frames from `first`.
+    fn submit(&mut self, stream: &mut Stream<'_>, run: &mut Run, first: u32) {
+        let Some(pending) = run.in_flight.get(&first) else {
             return;
         };
         let left = pending.len - pending.written;
-        // CAST: frames are at most u32::MAX bytes.
+        let offset = pending.frames[0].1.offset + pending.written as u64;
+        // CAST: at most u32::MAX bytes (`InFlight::continued_by`).
         let entry = opcode::WriteFixed::new(
             types::Fd(self.file.as_raw_fd()),
             pending.address.wrapping_add(pending.written),
             left as u32,
             0,
         )
-        .offset(pending.entry.offset + pending.written as u64)
+        .offset(offset)
         .build();
-        if let Err(error) = stream.push_write(index, entry) {
-            run.in_flight.remove(&index);
-            let _ = stream.release(index);
+        if let Err(error) = stream.push_write(first, entry) {
+            if let Some(pending) = run.in_flight.remove(&first) {
+                for (index, _, _) in pending.frames {
+                    let _ = stream.release(index);
+                }
+            }
             run.failure.get_or_insert(error);
         }
     }
 
-    /// Books the completion of a write of frame `user_data`'s.
+    /// Books the completion of a write of the frames from `user_data`'s.
     fn written(&mut self, stream: &mut Stream<'_>, run: &mut Run, user_data: u64, res: i32) {
-        let Some(index) = written_frame(user_data) else {
+        let Some(first) = written_frame(user_data) else {
             return;
         };
-        let Some(pending) = run.in_flight.get_mut(&index) else {
+        let Some(pending) = run.in_flight.get_mut(&first) else {
             return;
         };
         match res {
             // CAST: positive.
             written if written > 0 => {
                 pending.written += written as usize;
-                if pending.written < pending.len {
-                    if run.failure.is_none() {
-                        // A short write: the rest goes in another.
-                        self.submit(stream, run, index);
-                        return;
+                // Frames whose bytes are now all in the file go to the index, so that it
+                // lists them even if the rest of the write fails.
+                let mut end: usize = pending.frames[..pending.done]
+                    .iter()
+                    .map(|&(_, _, len)| len)
+                    .sum();
+                for &(_, entry, len) in &pending.frames[pending.done..] {
+                    if end + len > pending.written {
+                        break;
                     }
-                } else {
+                    end += len;
+                    pending.done += 1;
                     run.frames += 1;
-                    run.bytes += u64::from(pending.entry.bytes);
-                    self.index.entries.push(pending.entry);
+                    run.bytes += u64::from(entry.bytes);
+                    self.index.entries.push(entry);
+                }
+                if pending.written < pending.len && run.failure.is_none() {
+                    // A short write: the rest goes in another.
+                    self.submit(stream, run, first);
+                    return;
                 }
             }
             0 => {
                 run.failure.get_or_insert(self.disk_full());
             }
             error if -error == libc::EINTR || -error == libc::EAGAIN => {
-                self.submit(stream, run, index);
+                self.submit(stream, run, first);
                 return;
             }
             error if -error == libc::ENOSPC || -error == libc::EDQUOT => {
@@ -537,9 +594,12 @@ impl Recorder {
                     .get_or_insert(self.write_error("writing a frame", source));
             }
         }
-        run.in_flight.remove(&index);
-        // All of the frame's writes are over: only now may the card have it again.
-        let _ = stream.release(index);
+        // All of the frames' writes are over: only now may the card have them again.
+        if let Some(pending) = run.in_flight.remove(&first) {
+            for (index, _, _) in pending.frames {
+                let _ = stream.release(index);
+            }
+        }
     }
 
     fn disk_full(&self) -> Error {
@@ -565,8 +625,10 @@ impl Recorder {
 
 /// The state of one [`Recorder::record`].
 struct Run {
-    /// Frames being written, by index.
+    /// Writes in flight, by their first frame's index.
     in_flight: HashMap<u32, InFlight>,
+    /// The write being gathered from the frames handed out by one wait, not yet started.
+    open: Option<InFlight>,
     /// File offset of the next frame.
     next_offset: u64,
     /// Frames taken from the stream.

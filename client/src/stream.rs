@@ -786,6 +786,11 @@ impl<'a> Stream<'a> {
         self.ring.counters()
     }
 
+    /// Frames per group: 1 unless batched ([`Options::batch`]).
+    pub(crate) fn batch_frames(&self) -> u32 {
+        self.options.batch_frames()
+    }
+
     /// Whether the stream was made for one thread ([`Options::single_thread`]).
     pub(crate) fn is_single_thread(&self) -> bool {
         self.ring.is_single_thread()

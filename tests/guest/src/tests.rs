@@ -240,6 +240,10 @@ pub const ALL: &[Test] = &[
     control("record-disk-batched", record::record_disk_batched),
     control("record-disk-buffered", record::record_disk_buffered),
     control("record-tmpfs-full", record::record_tmpfs_full),
+    control(
+        "record-tmpfs-full-batched",
+        record::record_tmpfs_full_batched,
+    ),
     control("record-disk-full", record::record_disk_full),
     control("record-cli", record::record_cli),
     control("client-shared-threads", shared_api::client_shared_threads),
