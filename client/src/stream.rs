@@ -130,7 +130,10 @@ pub struct Options {
     /// the library, one interrupt per `n` frames. The price is latency: a group's first
     /// frame is handed out when its last is filled. At most
     /// [`fgrab_uapi::MAX_BATCH_FRAMES`] (64) and at most half the frames, so that the card
-    /// has one group while the application reads another.
+    /// has one group while the application reads another. With [`Self::irq_delay_us`]
+    /// `Some(0)` the card still interrupts per frame; another `irq_delay_us` bounds how long
+    /// a frame waits for its group's interrupt. Holding one frame of each group starves the
+    /// card. A frame count that `n` divides keeps the interrupts in step with the groups.
     pub batch: u32,
 }
 
@@ -431,8 +434,19 @@ impl<'a> Stream<'a> {
 
     /// Gives frame `index`, which user space has, back to the card: with a `QUEUE`, or, in
     /// a batched stream, with its group's `QUEUE_BATCH` once the whole group is idle.
+    /// On failure the frame is where it was (a failed release can be retried).
     fn queue(&mut self, index: u32) -> Result<()> {
+        let before = self.states[index as usize];
         self.states[index as usize] = State::Idle;
+        let result = self.queue_idle_frame(index);
+        if result.is_err() {
+            self.states[index as usize] = before;
+        }
+        result
+    }
+
+    /// [`Self::queue`] for frame `index`, now idle.
+    fn queue_idle_frame(&mut self, index: u32) -> Result<()> {
         if self.options.batch_frames() == 1 {
             let entry = raw::Queue::new(self.ring.fd(), index)
                 .meta(&mut self.metas[index as usize])
@@ -523,8 +537,11 @@ impl<'a> Stream<'a> {
         }
         match (self.options.irq_frames, self.options.batch_frames()) {
             (Some(frames), _) => start = start.irq_frames(frames),
-            // A group completes when its last frame does: one interrupt per group.
-            (None, batch) if batch > 1 => start = start.irq_frames(batch),
+            // A group completes when its last frame does: one interrupt per group (unless
+            // an interrupt per frame was asked for).
+            (None, batch) if batch > 1 && self.options.irq_delay_us != Some(0) => {
+                start = start.irq_frames(batch)
+            }
             (None, _) => {}
         }
         self.control(start.build(), "START")?;
@@ -621,6 +638,8 @@ impl<'a> Stream<'a> {
             if res >= 0 && meta.flags & (META_ERROR | META_FLUSHED) == 0 {
                 meta.bytes = meta.bytes.min(self.geometry.frame_bytes);
                 let sequence = (meta.flags & META_FRAME != 0).then_some(meta.sequence);
+                // A frame the card did not number reads `u64::MAX`, as unbatched.
+                meta.sequence = sequence.unwrap_or(u64::MAX);
                 self.filled(index, sequence);
             } else if res >= 0 {
                 let failed = if meta.flags & META_ERROR != 0 {
@@ -633,9 +652,14 @@ impl<'a> Stream<'a> {
                 self.unfilled(index, res);
             }
         }
-        if self.streaming && res == -libc::EIO {
-            // A group the card failed whole is simply queued again (one with frames filled
-            // goes back when they are released).
+        // A group with frames filled goes back when they are released. One with none goes
+        // back now if the card failed it (`EIO`) or if the driver's metadata did not reach
+        // it (a fault writing it is ignored: `res` counts frames the records do not show);
+        // otherwise the stream ended, stopped, or refused the batch.
+        let none_filled = self.states[group.start as usize..group.end as usize]
+            .iter()
+            .all(|state| *state == State::Idle);
+        if self.streaming && none_filled && (res == -libc::EIO || res > 0) {
             let _ = self.queue(group.start).and_then(|()| self.ring.submit());
         }
     }
@@ -720,6 +744,10 @@ impl<'a> Stream<'a> {
             }
             self.reaped = reaped;
             result?;
+            // A wait may return without entering the kernel (completions were already
+            // posted): what it completed may have left the card without the frames
+            // released before it, still unsubmitted.
+            self.submit_if_card_low()?;
         }
     }
 

@@ -54,10 +54,15 @@ impl Camera {
         }
         let most = fgrab::uapi::MAX_BATCH_FRAMES.min(buffer_frames / 2);
         if batch_frames == 0 || (batch_frames > 1 && batch_frames > most) {
+            let allowed = if most >= 2 {
+                format!("1 (no batching) or 2 to {most}")
+            } else {
+                "1 (no batching)".to_string()
+            };
             return Err(Kind::GeometryError.err(
-                &format!(
-                    "batch_frames must be 1 (no batching) or 2 to {most} (at most 64, at most \
-                     half of buffer_frames {buffer_frames}), not {batch_frames}"
+                format!(
+                    "batch_frames must be {allowed} (at most 64, at most half of buffer_frames \
+                     {buffer_frames}), not {batch_frames}"
                 ),
                 None,
             ));

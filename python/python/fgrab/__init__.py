@@ -41,11 +41,13 @@ def open(card=0, *, buffer_frames=8, batch_frames=1):  # noqa: A001 (as in io.op
     when streaming starts. Frames you hold (and their views) are out of the card's rotation
     until released, so hold fewer than that to keep the card supplied.
 
-    ``batch_frames`` above 1 (at most 64 and half of ``buffer_frames``) gives frames back
-    to the card that many at a time: one submission, one completion and one interrupt per
-    group instead of per frame, for high frame rates. A group goes back once all of its
-    frames were released, and its first frame arrives when its last is filled, so hold
-    frames briefly and use several groups (say ``buffer_frames=32, batch_frames=8``).
+    ``batch_frames`` above 1 (at most 64 and half of ``buffer_frames``; 1, the default,
+    gives each frame back on its own) gives frames back to the card that many at a time:
+    one submission, one completion and one interrupt per group instead of per frame, for
+    high frame rates. A group goes back once all of its frames were released (holding one
+    frame of every group starves the card), and its first frame arrives when its last is
+    filled, so hold frames briefly and use several groups (say ``buffer_frames=32,
+    batch_frames=8``).
     """
     if isinstance(card, int):
         if card < 0:

@@ -130,6 +130,14 @@ fn record_and_verify(
         !stream.is_running(),
         "the recording left the stream running"
     );
+    // Batched: the frames went back to the card a group per command.
+    let stats = stream.stats().map_err(err)?;
+    ensure!(
+        batch == 1 || stats.commands * u64::from(batch) <= stats.frames_completed * 2 + 16,
+        "{} commands for {} frames in groups of {batch}",
+        stats.commands,
+        stats.frames_completed
+    );
     stream.detach().map_err(err)?;
     let (index, file_bytes) = verify(path, &index_path, direct)?;
     let _ = std::fs::remove_file(&index_path);
