@@ -153,7 +153,8 @@ fn capacity(target: &str) -> Result<u64, String> {
 type Outcome = (u64, u64, Option<u64>, String);
 
 /// `fgrab::Recorder` on the card's stream, batched as the job says (`--queue_batch`:
-/// `Options::batch`). To `/dev/null` it measures the card side alone: what the stream
+/// `Options::batch`), on the single-thread ring unless `--defer_taskrun=0` (as
+/// `fgrab capture` does). To `/dev/null` it measures the card side alone: what the stream
 /// delivers to a recorder whose writes cost nothing.
 fn record(job: &Job, target: &str, frames: u64) -> Result<Outcome, String> {
     let geometry = Geometry::new(job.frame_bytes, job.queue_depth).offset(job.offset);
@@ -165,7 +166,9 @@ fn record(job: &Job, target: &str, frames: u64) -> Result<Outcome, String> {
         .attach_with(
             buffer,
             geometry,
-            fgrab::Options::default().batch(job.queue_batch),
+            fgrab::Options::default()
+                .batch(job.queue_batch)
+                .single_thread(job.defer_taskrun),
         )
         .map_err(|failed| failed.error.to_string())?;
     let options = RecordOptions::default()

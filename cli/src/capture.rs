@@ -39,7 +39,12 @@ pub fn run(args: &CaptureArgs) -> Result<(), String> {
     let geometry = Geometry::new(frame_bytes, args.queue_depth).offset(args.offset);
     let buffer = Buffer::allocate(bytes).map_err(|error| error.to_string())?;
     let huge = buffer.is_huge();
-    let options = Options::default().sqpoll(args.sqpoll).batch(args.batch);
+    // One thread drives the stream and its writes: the single-thread ring (DEFER_TASKRUN),
+    // whose completions run in this thread's waits (ignored with SQPOLL).
+    let options = Options::default()
+        .sqpoll(args.sqpoll)
+        .single_thread(true)
+        .batch(args.batch);
     let mut stream = card
         .attach_with(buffer, geometry, options)
         .map_err(|failed| failed.error)

@@ -82,7 +82,8 @@ fn render(jobs: &[Figures]) -> String {
          frame size from memory, 8 in flight), measured before and after the recordings, the \
          higher figure being the limit; `record` is `fgrab::Recorder` \
          (`IORING_OP_WRITE_FIXED` from the frame buffer on the stream's ring, no copy in user \
-         space; 16 frames given back to the card 4 at a time, `Options::batch`); \
+         space; 16 frames given back to the card 4 at a time, `Options::batch`, on the \
+         single-thread ring, as `fgrab capture` does); \
          `record-card` the same recorder writing to /dev/null, what the card side delivers; \
          `record-copy` the peer, `read()` from the driver and `write()` to the disk, 8 frames \
          queued.\n\n",
