@@ -3,11 +3,11 @@
 //!
 //! Each frame handed out by the stream gets one write (more if the kernel writes it in
 //! parts) and goes back to the card only when all of its bytes are in the file: a frame is
-//! never refilled while it is still being written. A batched stream's frames (`Options::
-//! batch`) are written a group at a time where they are next to each other in the buffer:
-//! one write for the frames one `QUEUE_BATCH` gives back together. `O_DIRECT` is used when the frames'
-//! addresses and sizes meet the file's direct I/O alignment (`alignment.rs`), buffered
-//! writes otherwise; [`Recorder::mode`] says which and why.
+//! never refilled while it is still being written. A batched stream's frames
+//! (`Options::batch`) are written a group at a time where they are next to each other in
+//! the buffer: one write for the frames one `QUEUE_BATCH` gives back together. `O_DIRECT`
+//! is used when the frames' addresses and sizes meet the file's direct I/O alignment
+//! (`alignment.rs`), buffered writes otherwise; [`Recorder::mode`] says which and why.
 
 mod alignment;
 mod index;
@@ -17,7 +17,7 @@ pub use index::{
     INDEX_VERSION,
 };
 
-use crate::stream::{FrameInfo, Stream};
+use crate::stream::{FrameInfo, SequenceGaps, Stream};
 use crate::uring::written_frame;
 use crate::{Error, Result};
 use io_uring::{opcode, types};
@@ -353,7 +353,7 @@ impl Recorder {
             frames: 0,
             bytes: 0,
             dropped: 0,
-            last_sequence: None,
+            gaps: SequenceGaps::default(),
             failure: None,
         };
         let deadline = self.options.duration.map(|duration| started + duration);
@@ -459,13 +459,8 @@ impl Recorder {
     /// Starts the write of a frame just handed out.
     fn write(&mut self, stream: &mut Stream<'_>, run: &mut Run, info: FrameInfo) {
         run.taken += 1;
-        // Gaps between numbered frames are drops (a frame without a number counts neither).
-        if info.flags & fgrab_uapi::META_FRAME != 0 {
-            if let Some(last) = run.last_sequence {
-                run.dropped += info.sequence.saturating_sub(last.saturating_add(1));
-            }
-            run.last_sequence = Some(info.sequence);
-        }
+        let numbered = info.flags & fgrab_uapi::META_FRAME != 0;
+        run.dropped += run.gaps.next(numbered.then_some(info.sequence));
         let Some((address, slot)) = stream.held_slot(info.index) else {
             return;
         };
@@ -638,7 +633,7 @@ struct Run {
     /// Bytes of frames written whole.
     bytes: u64,
     dropped: u64,
-    last_sequence: Option<u64>,
+    gaps: SequenceGaps,
     /// The first failure: no frame is taken after it.
     failure: Option<Error>,
 }

@@ -206,6 +206,28 @@ pub struct FrameInfo {
     pub flags: u32,
 }
 
+/// Frames the card dropped, from the gaps between the sequence numbers of the frames it
+/// numbered: a frame without a number (one the card did not start) neither counts nor
+/// breaks the count.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SequenceGaps {
+    last: Option<u64>,
+}
+
+impl SequenceGaps {
+    /// The frames missing before a frame numbered `sequence` (0 without a number).
+    pub(crate) fn next(&mut self, sequence: Option<u64>) -> u64 {
+        let Some(sequence) = sequence else {
+            return 0;
+        };
+        let gap = self
+            .last
+            .map_or(0, |last| sequence.saturating_sub(last.saturating_add(1)));
+        self.last = Some(sequence);
+        gap
+    }
+}
+
 /// Where each frame is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum State {
@@ -254,7 +276,7 @@ pub struct Stream<'a> {
     ready: VecDeque<u32>,
     streaming: bool,
     attached: bool,
-    last_sequence: Option<u64>,
+    gaps: SequenceGaps,
     counters: Counters,
     /// Frames in [`State::Queued`] (kept, not counted: the release path asks per frame).
     queued: usize,
@@ -342,7 +364,7 @@ impl<'a> Stream<'a> {
             ready: VecDeque::new(),
             streaming: false,
             attached: true,
-            last_sequence: None,
+            gaps: SequenceGaps::default(),
             counters: Counters::default(),
             queued: 0,
             attach_result: None,
@@ -487,15 +509,12 @@ impl<'a> Stream<'a> {
         Ok(())
     }
 
-    /// Queues every idle frame (every idle group in a batched stream).
+    /// Queues every idle frame (in a batched stream, every group whose frames are all
+    /// idle: the group goes with its first frame, its other frames are queued by then).
     fn queue_idle(&mut self) -> Result<()> {
-        let batch = self.options.batch_frames();
-        for index in (0..self.geometry.count).step_by(batch as usize) {
-            let group = self.group(index);
-            for index in group {
-                if self.states[index as usize] == State::Idle {
-                    self.queue(index)?;
-                }
+        for index in 0..self.geometry.count {
+            if self.states[index as usize] == State::Idle {
+                self.queue(index)?;
             }
         }
         Ok(())
@@ -530,7 +549,7 @@ impl<'a> Stream<'a> {
     /// [`Error::Command`] (`EALREADY` if running).
     pub fn start(&mut self) -> Result<()> {
         self.queue_idle()?;
-        self.last_sequence = None;
+        self.gaps = SequenceGaps::default();
         let mut start = raw::Start::new(self.ring.fd());
         if let Some(us) = self.options.irq_delay_us {
             start = start.irq_delay_us(us);
@@ -666,14 +685,7 @@ impl<'a> Stream<'a> {
 
     /// Frame `index` was filled (its metadata says how): ready to be handed out.
     fn filled(&mut self, index: u32, sequence: Option<u64>) {
-        // Gaps between numbered frames are drops; a frame without a number (a card that
-        // did not start it) neither counts nor breaks the count.
-        if let Some(sequence) = sequence {
-            if let Some(last) = self.last_sequence {
-                self.counters.dropped += sequence.saturating_sub(last.saturating_add(1));
-            }
-            self.last_sequence = Some(sequence);
-        }
+        self.counters.dropped += self.gaps.next(sequence);
         self.states[index as usize] = State::Ready;
         self.ready.push_back(index);
     }
@@ -1076,5 +1088,23 @@ impl std::ops::Deref for Frame<'_, '_> {
 impl Drop for Frame<'_, '_> {
     fn drop(&mut self) {
         let _ = self.stream.release(self.info.index);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SequenceGaps;
+
+    #[test]
+    fn gaps_between_numbered_frames_only() {
+        let mut gaps = SequenceGaps::default();
+        // The first frame has nothing before it; 3..5 are missing after 2; an unnumbered
+        // frame neither counts nor breaks the count; a number that goes back, or the
+        // largest, does not overflow.
+        let seen: Vec<u64> = [Some(2), Some(6), None, Some(7), Some(1), Some(u64::MAX)]
+            .into_iter()
+            .map(|sequence| gaps.next(sequence))
+            .collect();
+        assert_eq!(seen, [0, 3, 0, 0, 0, u64::MAX - 2]);
     }
 }
